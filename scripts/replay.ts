@@ -1,0 +1,87 @@
+// Replay: publishes the real well data as the wells would: one topic per well, `ts` from the
+// file, QoS 1, at a chosen speed-up. Library (used by demo, bench and tests) and CLI:
+//   npm run replay -- --url mqtt://127.0.0.1:1883 --speed 600 --per-message 1
+import mqtt from 'mqtt';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { loadWells, type WellSeries } from './wells.ts';
+
+export interface ReplayOptions {
+  readonly url: string;
+  /** Topic per well; `{site}` and `{well_id}` are filled in. */
+  readonly topicTemplate?: string;
+  readonly site?: string;
+  /** Real-time multiple (600 = ten minutes of data per second); 0 = as fast as the broker takes. */
+  readonly speed: number;
+  /** Readings per message (a gateway batching); 1 = one JSON object per message. */
+  readonly perMessage: number;
+  /** Most QoS 1 publishes awaiting PUBACK at once. */
+  readonly window?: number;
+  readonly wells?: WellSeries[];
+  readonly clientId?: string;
+  /** Extra messages published as-is at the start (e.g. a bad reading for the demo). */
+  readonly extra?: { topic: string; payload: string }[];
+}
+
+export interface ReplayResult {
+  readonly readings: number;
+  readonly messages: number;
+  readonly seconds: number;
+}
+
+/** Publishes every well concurrently; resolves when every publish was PUBACKed by the broker. */
+export async function replay(o: ReplayOptions): Promise<ReplayResult> {
+  const wells = o.wells ?? loadWells();
+  const template = o.topicTemplate ?? 'esp/{site}/{well_id}/telemetry';
+  const client = await mqtt.connectAsync(o.url, { clientId: o.clientId ?? `esp-replay-${process.pid}`, clean: true, protocolVersion: 4, reconnectPeriod: 500 });
+  const started = performance.now();
+  const window = o.window ?? 500;
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  let readings = 0;
+  let messages = 0;
+  const publish = async (topic: string, payload: string) => {
+    while (inFlight >= window) await new Promise<void>((r) => (wake = r));
+    inFlight++;
+    messages++;
+    client.publish(topic, payload, { qos: 1 }, () => {
+      inFlight--;
+      const w = wake;
+      wake = undefined;
+      w?.();
+    });
+  };
+  for (const m of o.extra ?? []) await publish(m.topic, m.payload);
+  const t0 = Math.min(...wells.map((w) => Date.parse(String(w.readings[0]?.ts))));
+  await Promise.all(
+    wells.map(async (w) => {
+      const topic = template.replace('{site}', o.site ?? '3w').replace('{well_id}', w.wellId);
+      for (let i = 0; i < w.readings.length; i += o.perMessage) {
+        const group = w.readings.slice(i, i + o.perMessage);
+        if (o.speed > 0) {
+          const due = started + (Date.parse(String(group[0]!.ts)) - t0) / o.speed;
+          const wait = due - performance.now();
+          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        }
+        await publish(topic, JSON.stringify(o.perMessage === 1 ? group[0] : group));
+        readings += group.length;
+      }
+    }),
+  );
+  while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+  await client.endAsync();
+  return { readings, messages, seconds: (performance.now() - started) / 1000 };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { values } = parseArgs({
+    options: {
+      url: { type: 'string', default: process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883' },
+      speed: { type: 'string', default: '0' },
+      'per-message': { type: 'string', default: '1' },
+      site: { type: 'string', default: '3w' },
+    },
+  });
+  const r = await replay({ url: values.url, speed: Number(values.speed), perMessage: Number(values['per-message']), site: values.site });
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}

@@ -1,0 +1,189 @@
+// Composition root: builds every component and shows the start order (database side first)
+// and the stop order (MQTT intake first, last flush under a deadline, then disconnect).
+import mqtt from 'mqtt';
+import pg from 'pg';
+import type { Config } from './config/config.ts';
+import { Batcher } from './batch/batcher.ts';
+import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
+import { toWork } from './decode/to-work.ts';
+import { EspError } from './errors.ts';
+import { Sidecar } from './http/sidecar.ts';
+import { MqttIngress } from './ingress/mqtt-ingress.ts';
+import { parseTopicTemplate } from './ingress/topic.ts';
+import type { Logger } from './log/logger.ts';
+import { createMetrics, type Metrics } from './metrics/metrics.ts';
+import { Committer, backoffMs, type MessageWork } from './sink/committer.ts';
+import { migrate } from './sink/migrate.ts';
+import { classifyDbError } from './sink/sqlstate.ts';
+import type { StorageMode } from './sink/timescale.ts';
+import { TelemetryWriter } from './sink/writer.ts';
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  readonly catalog?: readonly Channel[];
+  readonly clock?: () => number;
+  readonly connectMqtt?: typeof mqtt.connect;
+}
+
+export interface App {
+  /** Port the sidecar listens on (resolved when HTTP_PORT is 0). */
+  readonly httpPort: number;
+  readonly metrics: Metrics;
+  /**
+   * Graceful stop: intake off, last flush and its PUBACKs within SHUTDOWN_DEADLINE_MS,
+   * disconnect, close. Idempotent.
+   * @returns true when everything received was committed and acknowledged in time; false when
+   *   the deadline passed (what was not committed was not acknowledged; the broker keeps it).
+   */
+  stop(): Promise<boolean>;
+  /** Resolves when the app hits an error it cannot recover from without a person. */
+  readonly fatal: Promise<EspError>;
+}
+
+/**
+ * Starts the service. Resolves once the sidecar listens and the schema is migrated; MQTT
+ * connects in the background (see /readyz).
+ * @throws EspError on a bad catalog, or a migration the database refuses.
+ */
+export async function startApp(deps: AppDeps): Promise<App> {
+  const { config, log } = deps;
+  const clock = deps.clock ?? Date.now;
+  const metrics = deps.metrics ?? createMetrics();
+  const catalog = deps.catalog ?? DEFAULT_CATALOG;
+  const problems = catalogProblems(catalog);
+  if (problems.length > 0) throw new EspError('ESP_CATALOG_INVALID', `channel catalog invalid:\n  - ${problems.join('\n  - ')}`);
+  const topic = parseTopicTemplate(config.mqtt.topicTemplate);
+  const abort = new AbortController();
+  let fatalResolve: (e: EspError) => void = () => undefined;
+  const fatal = new Promise<EspError>((r) => (fatalResolve = r));
+
+  // State behind /readyz.
+  let dbReason: string | undefined = 'database: not checked yet';
+  let migrated = false;
+  let storage: StorageMode | undefined;
+  const setDb = (up: boolean, reason?: string) => {
+    dbReason = up ? undefined : (reason ?? 'database: unreachable');
+    metrics.dbUp.set(up ? 1 : 0);
+  };
+
+  // 1. Sidecar first, so probes answer during start-up.
+  let ingress: MqttIngress | undefined;
+  let batcher: Batcher<MessageWork> | undefined;
+  const sidecar = new Sidecar({
+    registry: metrics.registry,
+    readiness: {
+      reasons: () => {
+        const r: string[] = [];
+        if (dbReason) r.push(dbReason);
+        if (!migrated) r.push('database: schema migrations not applied yet');
+        const m = ingress?.notReadyReason ?? 'mqtt: not started';
+        if (m) r.push(m);
+        if (batcher && batcher.bufferedRows >= config.batch.bufferMaxRows) r.push(`buffer: full (${batcher.bufferedRows} rows; database too slow or down)`);
+        return r;
+      },
+      detail: () => ({ storage: storage ?? 'unknown', rowsBuffered: batcher?.bufferedRows ?? 0, unacknowledged: ingress?.heldAcks() ?? 0 }),
+    },
+  });
+  const httpPort = await sidecar.start(config.http.port, config.http.host);
+  log.info({ port: httpPort }, 'sidecar listening: /livez /readyz /metrics');
+
+  // 2. Database: pool (idle errors never crash: node-postgres #1324, #2439), then schema.
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: config.db.poolMax,
+    connectionTimeoutMillis: config.db.connectTimeoutMs,
+    statement_timeout: config.db.statementTimeoutMs,
+    lock_timeout: config.db.lockTimeoutMs,
+    idle_in_transaction_session_timeout: config.db.statementTimeoutMs * 2,
+    query_timeout: config.db.statementTimeoutMs + 5_000,
+    keepAlive: true,
+    application_name: 'esp-ingest',
+  });
+  pool.on('error', (err) => {
+    metrics.dbPoolErrors.inc();
+    log.warn({ err }, 'idle database connection failed; it was removed from the pool');
+  });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const schema = await migrate(pool, catalog, log);
+      storage = schema.storage;
+      break;
+    } catch (err) {
+      const cls = classifyDbError((err as { cause?: unknown }).cause ?? err);
+      if (err instanceof EspError && err.code === 'ESP_DB_MIGRATION_FAILED' && cls !== 'retry') {
+        await Promise.allSettled([sidecar.stop(), pool.end()]);
+        throw err;
+      }
+      setDb(false, `database: ${(err as Error).message}`);
+      const delay = backoffMs(attempt, config.retryMaxDelayMs);
+      log.warn({ err, attempt, delayMs: delay }, 'database not reachable at start-up; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  migrated = true;
+  setDb(true);
+  for (const mode of ['timescaledb_compressed', 'timescaledb_hypertable', 'postgresql_table'] as const) {
+    metrics.storageMode.set({ mode }, mode === storage ? 1 : 0);
+  }
+  log.info({ storage }, 'schema ready');
+  const health = setInterval(() => {
+    pool.query('SELECT 1').then(() => !dbReason?.startsWith('database: schema') && setDb(true), (err: Error) => setDb(false, `database: ${err.message}`));
+  }, 5_000);
+  health.unref();
+
+  // 3. Sink and batcher.
+  const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
+  const committer = new Committer({ writer, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock, onDbState: setDb });
+  const b = new Batcher<MessageWork>({
+    maxRows: config.batch.maxRows,
+    flushIntervalMs: config.batch.flushIntervalMs,
+    bufferMaxRows: config.batch.bufferMaxRows,
+    flush: (items) => committer.commit(items),
+    onBuffered: (rows) => metrics.rowsBuffered.set(rows),
+  });
+  batcher = b;
+  metrics.probes.oldestUnacknowledgedAgeSeconds = () => {
+    const oldest = b.oldestReceivedAtMs;
+    return oldest === undefined ? 0 : (clock() - oldest) / 1000;
+  };
+  metrics.probes.unacknowledgedMessages = () => ingress?.heldAcks() ?? 0;
+
+  // 4. MQTT last: messages start flowing only when everything behind them is ready.
+  const decodeOpts = { catalog, ...config.decode };
+  const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock });
+  ingress = ing;
+  ing.start((msg) => {
+    const { work, droppedFields } = toWork(msg, topic, decodeOpts);
+    if (droppedFields > 0) metrics.unknownFieldsDropped.inc(droppedFields);
+    return b.add({ rows: work.readings.length + work.rejects.length, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });
+  });
+  const fatalCheck = setInterval(() => ing.fatal && fatalResolve(ing.fatal), 250);
+  fatalCheck.unref();
+
+  let stopping: Promise<boolean> | undefined;
+  const stop = (): Promise<boolean> =>
+    (stopping ??= (async () => {
+      clearInterval(health);
+      clearInterval(fatalCheck);
+      ing.stopIntake();
+      const deadline = setTimeout(() => abort.abort(), config.shutdownDeadlineMs);
+      let clean = true;
+      try {
+        await b.drain();
+      } catch (err) {
+        clean = false;
+        log.error({ err, rowsBuffered: b.bufferedRows }, 'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them');
+      } finally {
+        clearTimeout(deadline);
+      }
+      await ing.close();
+      await sidecar.stop();
+      await pool.end().catch(() => undefined);
+      log.info({ clean }, 'stopped');
+      return clean;
+    })());
+
+  return { httpPort, metrics, stop, fatal };
+}

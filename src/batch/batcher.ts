@@ -1,0 +1,152 @@
+// Batcher: bounded buffering between decode and sink. Flushes at `maxRows` readings or
+// `flushIntervalMs` after the first pending one, whichever comes first; one flush at a time,
+// in arrival order, so acknowledgements go out in arrival order [MQTT-4.6.0-2]. Holds at most
+// `bufferMaxRows` (pending plus the batch being flushed): past that, `add` returns a promise that
+// settles when there is room, which the ingress turns into backpressure on the connection.
+
+/** One message's worth of work; `rows` counts readings plus rejections. */
+export interface BatchItem<T = unknown> {
+  readonly rows: number;
+  readonly receivedAtMs: number;
+  readonly data: T;
+  /** Called once, after `flush` committed the batch holding this item. */
+  readonly ack: () => void;
+}
+
+export interface BatcherOptions<T> {
+  readonly maxRows: number;
+  readonly flushIntervalMs: number;
+  readonly bufferMaxRows: number;
+  /** Commits the items (retrying as it sees fit); rejects only when giving up (shutdown). */
+  readonly flush: (items: readonly BatchItem<T>[]) => Promise<void>;
+  readonly onBuffered?: (rows: number) => void;
+}
+
+export class Batcher<T> {
+  readonly #o: BatcherOptions<T>;
+  #pending: BatchItem<T>[] = [];
+  #pendingRows = 0;
+  #bufferedRows = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #due = false;
+  #flushing: Promise<void> | undefined;
+  #spaceWaiters: (() => void)[] = [];
+  #failure: unknown;
+
+  constructor(options: BatcherOptions<T>) {
+    this.#o = options;
+  }
+
+  /** Readings held in memory (pending and being flushed). */
+  get bufferedRows(): number {
+    return this.#bufferedRows;
+  }
+
+  /** Receive time of the oldest item not yet committed, or undefined. */
+  get oldestReceivedAtMs(): number | undefined {
+    return this.#oldestInFlight ?? this.#pending[0]?.receivedAtMs;
+  }
+  #oldestInFlight: number | undefined;
+
+  /**
+   * Queues an item. Returns a promise when the buffer is at its cap: the caller should stop
+   * taking input until it settles. An item larger than the cap is accepted alone.
+   */
+  add(item: BatchItem<T>): Promise<void> | undefined {
+    if (this.#failure) throw this.#failure;
+    this.#pending.push(item);
+    this.#pendingRows += item.rows;
+    this.#setBuffered(this.#bufferedRows + item.rows);
+    if (this.#pending.length === 1 && this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#due = true;
+        this.#kick();
+      }, this.#o.flushIntervalMs);
+    }
+    this.#kick();
+    if (this.#bufferedRows < this.#o.bufferMaxRows) return undefined;
+    return new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
+  }
+
+  /**
+   * Flushes everything pending, then resolves. Idempotent. Rejects when a flush gave up; the
+   * items of that batch and all after it were not acknowledged.
+   */
+  async drain(): Promise<void> {
+    this.#due = true;
+    this.#kick();
+    while (this.#flushing || this.#pending.length > 0) {
+      if (this.#failure) throw this.#failure;
+      if (this.#flushing) await this.#flushing.catch(() => undefined);
+      else this.#kick();
+    }
+    if (this.#failure) throw this.#failure;
+    this.#clearTimer();
+  }
+
+  #kick(): void {
+    if (this.#flushing || this.#failure || this.#pending.length === 0) return;
+    if (!this.#due && this.#pendingRows < this.#o.maxRows) return;
+    const batch = this.#take();
+    this.#oldestInFlight = batch[0]?.receivedAtMs;
+    this.#flushing = this.#o
+      .flush(batch)
+      .then(() => {
+        let rows = 0;
+        for (const it of batch) {
+          rows += it.rows;
+          it.ack();
+        }
+        this.#setBuffered(this.#bufferedRows - rows);
+        this.#wakeWaiters();
+      })
+      .catch((err: unknown) => {
+        this.#failure = err;
+        this.#wakeWaiters();
+      })
+      .finally(() => {
+        this.#flushing = undefined;
+        this.#oldestInFlight = undefined;
+        this.#kick();
+      });
+  }
+
+  #take(): BatchItem<T>[] {
+    const batch: BatchItem<T>[] = [];
+    let rows = 0;
+    while (this.#pending.length > 0) {
+      const next = this.#pending[0]!;
+      if (batch.length > 0 && rows + next.rows > this.#o.maxRows) break;
+      batch.push(next);
+      rows += next.rows;
+      this.#pending.shift();
+    }
+    this.#pendingRows -= rows;
+    if (this.#pending.length === 0) {
+      this.#due = false;
+      this.#clearTimer();
+    } else if (this.#timer === undefined) {
+      // What is left has waited since before this flush: flush it as soon as this one is done.
+      this.#due = true;
+    }
+    return batch;
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #setBuffered(rows: number): void {
+    this.#bufferedRows = rows;
+    this.#o.onBuffered?.(rows);
+  }
+
+  #wakeWaiters(): void {
+    if (this.#bufferedRows >= this.#o.bufferMaxRows && !this.#failure) return;
+    const waiters = this.#spaceWaiters;
+    this.#spaceWaiters = [];
+    for (const w of waiters) w();
+  }
+}

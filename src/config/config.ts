@@ -1,0 +1,140 @@
+// Configuration: one zod schema over the environment, parsed once at start into a frozen object.
+// Every problem is reported at once; nothing here touches the network.
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { parseTopicTemplate } from '../ingress/topic.ts';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Environment variables with their defaults. Names carry units; `.env.example` and the README
+ * list the same table.
+ */
+const EnvSchema = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  MQTT_URL: z.string().regex(/^(mqtts?|tcp|ssl|wss?):\/\//, 'must be an mqtt:// (or mqtts://, ws://) URL').default('mqtt://127.0.0.1:1883'),
+  MQTT_TOPIC: z.string().default('esp/{site}/{well_id}/telemetry'),
+  MQTT_CLIENT_ID: z.string().min(1).max(64).regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
+  MQTT_PROTOCOL_VERSION: z.enum(['5', '4']).default('5'),
+  MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(86_400),
+  MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(4_096),
+  MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
+  MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/).default(''),
+  MQTT_USERNAME: z.string().optional(),
+  MQTT_PASSWORD: z.string().optional(),
+  HTTP_PORT: int(0, 65_535).default(9464),
+  HTTP_HOST: z.string().default('0.0.0.0'),
+  BATCH_MAX_ROWS: int(1, 1_000_000).default(5_000),
+  BATCH_FLUSH_INTERVAL_MS: int(1, 600_000).default(200),
+  BUFFER_MAX_ROWS: int(1, 10_000_000).default(50_000),
+  MESSAGE_MAX_BYTES: int(64, 16 * 1024 * 1024).default(256 * 1024),
+  UNKNOWN_FIELDS: z.enum(['keep', 'reject', 'drop']).default('keep'),
+  TS_MIN: z.iso.datetime({ offset: true }).default('2000-01-01T00:00:00Z'),
+  TS_MAX_FUTURE_S: int(0, 366 * 86_400).default(86_400),
+  DB_POOL_MAX: int(1, 100).default(4),
+  DB_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  DB_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  DB_LOCK_TIMEOUT_MS: int(100, 3_600_000).default(10_000),
+  RETRY_MAX_DELAY_MS: int(10, 600_000).default(5_000),
+  SHUTDOWN_DEADLINE_MS: int(100, 600_000).default(20_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+});
+
+/** Validated, frozen configuration; units are in the names. */
+export interface Config {
+  readonly databaseUrl: string;
+  readonly mqtt: {
+    readonly url: string;
+    readonly topicTemplate: string;
+    readonly clientId: string;
+    readonly protocolVersion: 4 | 5;
+    readonly sessionExpiryS: number;
+    readonly receiveMaximum: number;
+    readonly keepaliveS: number;
+    /** Shared-subscription group; empty means a plain subscription. */
+    readonly sharedGroup: string;
+    readonly username: string | undefined;
+    readonly password: string | undefined;
+  };
+  readonly http: { readonly port: number; readonly host: string };
+  readonly batch: { readonly maxRows: number; readonly flushIntervalMs: number; readonly bufferMaxRows: number };
+  readonly decode: {
+    readonly messageMaxBytes: number;
+    readonly unknownFields: 'keep' | 'reject' | 'drop';
+    readonly tsMinMs: number;
+    readonly tsMaxFutureMs: number;
+  };
+  readonly db: {
+    readonly poolMax: number;
+    readonly connectTimeoutMs: number;
+    readonly statementTimeoutMs: number;
+    readonly lockTimeoutMs: number;
+  };
+  readonly retryMaxDelayMs: number;
+  readonly shutdownDeadlineMs: number;
+  readonly log: { readonly level: string; readonly format: 'auto' | 'json' | 'pretty' };
+}
+
+/**
+ * Parses the environment.
+ * @throws ConfigError listing every problem (variable name: what is wrong), never the first only.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(clean);
+  const problems: string[] = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+  if (!parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
+  try {
+    parseTopicTemplate(e.MQTT_TOPIC);
+  } catch (err) {
+    problems.push(`MQTT_TOPIC: ${(err as Error).message}`);
+  }
+  if (e.BUFFER_MAX_ROWS < e.BATCH_MAX_ROWS) {
+    problems.push(`BUFFER_MAX_ROWS (${e.BUFFER_MAX_ROWS}) must be >= BATCH_MAX_ROWS (${e.BATCH_MAX_ROWS})`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze({
+    databaseUrl: e.DATABASE_URL,
+    mqtt: {
+      url: e.MQTT_URL,
+      topicTemplate: e.MQTT_TOPIC,
+      clientId: e.MQTT_CLIENT_ID,
+      protocolVersion: e.MQTT_PROTOCOL_VERSION === '5' ? 5 : 4,
+      sessionExpiryS: e.MQTT_SESSION_EXPIRY_S,
+      receiveMaximum: e.MQTT_RECEIVE_MAXIMUM,
+      keepaliveS: e.MQTT_KEEPALIVE_S,
+      sharedGroup: e.MQTT_SHARED_GROUP,
+      username: e.MQTT_USERNAME,
+      password: e.MQTT_PASSWORD,
+    },
+    http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
+    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS },
+    decode: {
+      messageMaxBytes: e.MESSAGE_MAX_BYTES,
+      unknownFields: e.UNKNOWN_FIELDS,
+      tsMinMs: Date.parse(e.TS_MIN),
+      tsMaxFutureMs: e.TS_MAX_FUTURE_S * 1000,
+    },
+    db: {
+      poolMax: e.DB_POOL_MAX,
+      connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      lockTimeoutMs: e.DB_LOCK_TIMEOUT_MS,
+    },
+    retryMaxDelayMs: e.RETRY_MAX_DELAY_MS,
+    shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_MS,
+    log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT },
+  });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

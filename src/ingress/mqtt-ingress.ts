@@ -1,0 +1,191 @@
+// Ingress: one MQTT.js client with a persistent session (stable client id, clean start off,
+// session expiry) subscribed with QoS 1 to the filter from MQTT_TOPIC. Each PUBLISH goes to
+// `onMessage` with an `ack` that releases its PUBACK after commit (see puback-gate.ts for the
+// ack design and its trade-off). Reaches Mosquitto and the embedded aedes broker the same way.
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Config } from '../config/config.ts';
+import { EspError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { PubackGate } from './puback-gate.ts';
+import type { TopicTemplate } from './topic.ts';
+
+/** One received PUBLISH. */
+export interface InboundMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1 | 2;
+  readonly receivedAtMs: number;
+  /** Sends the PUBACK (QoS 1); call once, after everything the message carries is committed. */
+  readonly ack: () => void;
+}
+
+/**
+ * Receives a message. Return a promise to apply backpressure: no further packet is processed
+ * until it settles (used only when the in-memory buffer is at its hard cap).
+ */
+export type MessageSink = (msg: InboundMessage) => void | Promise<void>;
+
+export interface IngressDeps {
+  readonly connect: (url: string, options: IClientOptions) => MqttClient;
+  readonly config: Config['mqtt'];
+  readonly topic: TopicTemplate;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly clock: () => number;
+}
+
+export class MqttIngress {
+  readonly #deps: IngressDeps;
+  #client: MqttClient | undefined;
+  #gate: PubackGate | undefined;
+  #subscribed = false;
+  #accepting = true;
+  #connects = 0;
+  #fatal: EspError | undefined;
+
+  constructor(deps: IngressDeps) {
+    this.#deps = deps;
+  }
+
+  /** True while connected with the subscription active. */
+  get ready(): boolean {
+    return this.#subscribed && this.#client?.connected === true && this.#accepting;
+  }
+
+  /** Why not ready, for /readyz. */
+  get notReadyReason(): string | undefined {
+    if (this.#fatal) return this.#fatal.message;
+    if (!this.#client?.connected) return 'mqtt: not connected to the broker';
+    if (!this.#subscribed) return 'mqtt: subscription not active';
+    if (!this.#accepting) return 'mqtt: intake stopped (shutting down)';
+    return undefined;
+  }
+
+  get fatal(): EspError | undefined {
+    return this.#fatal;
+  }
+
+  /** Connects and subscribes in the background; reconnects forever. No-op when started. */
+  start(onMessage: MessageSink): void {
+    if (this.#client) return;
+    const { config: c, log, metrics } = this.#deps;
+    const options: IClientOptions = {
+      clientId: c.clientId,
+      clean: false,
+      protocolVersion: c.protocolVersion,
+      keepalive: c.keepaliveS,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: false,
+      ...(c.username !== undefined ? { username: c.username } : {}),
+      ...(c.password !== undefined ? { password: c.password } : {}),
+      ...(c.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } }
+        : {}),
+    };
+    const client = this.#deps.connect(c.url, options);
+    this.#client = client;
+    const gate = new PubackGate(client);
+    this.#gate = gate;
+
+    client.handleMessage = (packet, callback) => {
+      const qos = packet.qos;
+      metrics.messagesReceived.inc({ qos: String(qos) });
+      const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
+      if (!this.#accepting) {
+        // Intake stopped: never PUBACK; the broker redelivers it to the next session.
+        callback();
+        return;
+      }
+      const msg: InboundMessage = {
+        topic: packet.topic,
+        payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
+        qos,
+        receivedAtMs: this.#deps.clock(),
+        ack: release
+          ? () => {
+              if (release()) metrics.messagesAcked.inc();
+              else metrics.acksDropped.inc();
+            }
+          : () => undefined,
+      };
+      const wait = onMessage(msg);
+      if (wait) wait.then(() => callback(), (err: Error) => callback(err));
+      else callback();
+    };
+
+    client.on('connect', (connack) => {
+      this.#connects++;
+      const first = this.#connects === 1;
+      log.info({ sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
+      if (!connack.sessionPresent && !first) {
+        metrics.sessionResets.inc();
+        log.warn('broker did not keep our session (sessionPresent=0): subscribing again; messages published while no session existed were not queued for us');
+      }
+      if (first || !connack.sessionPresent) this.#subscribe(client);
+      else this.#setSubscribed(true);
+    });
+    client.on('reconnect', () => metrics.mqttReconnects.inc());
+    client.on('close', () => this.#setSubscribed(false));
+    client.on('error', (err) => log.warn({ err }, 'mqtt client error'));
+    client.on('disconnect', (packet) => {
+      // MQTT 5 reason 0x8E: another client connected with our client id [MQTT-3.1.4-3].
+      if (packet.reasonCode === 0x8e) {
+        this.#fatal = new EspError(
+          'ESP_MQTT_CLIENT_ID_TAKEN',
+          `another client connected with MQTT_CLIENT_ID "${c.clientId}" and took over the session; give each instance its own id (or use MQTT_SHARED_GROUP). Not reconnecting.`,
+        );
+        log.error({ err: this.#fatal }, 'session taken over');
+        client.options.reconnectPeriod = 0;
+      } else {
+        log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT');
+      }
+    });
+  }
+
+  #subscribe(client: MqttClient): void {
+    const { config: c, topic, log } = this.#deps;
+    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${topic.filter}` : topic.filter;
+    // Retain handling 1: retained messages only for a new subscription [MQTT-3.3.1-10].
+    const opts = c.protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
+    client.subscribe(filter, opts, (err, granted) => {
+      const refused = granted?.find((g) => g.qos !== 0 && g.qos !== 1 && g.qos !== 2);
+      if (err || refused) {
+        this.#fatal = new EspError('ESP_MQTT_SUBSCRIBE_REFUSED', `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`, { cause: err });
+        log.error({ err: this.#fatal }, 'subscribe failed');
+        return;
+      }
+      if (granted?.[0] && granted[0].qos < 1) log.warn({ filter, qos: granted[0].qos }, 'broker granted QoS 0: messages can be lost; allow QoS 1');
+      log.info({ filter, qos: granted?.[0]?.qos }, 'subscribed');
+      this.#setSubscribed(true);
+    });
+  }
+
+  #setSubscribed(on: boolean): void {
+    this.#subscribed = on;
+    this.#deps.metrics.mqttUp.set(on ? 1 : 0);
+  }
+
+  /** Stops passing messages on; later ones are never PUBACKed (the broker keeps them). */
+  stopIntake(): void {
+    this.#accepting = false;
+  }
+
+  /** PUBACKs held now (received, not yet committed). */
+  heldAcks(): number {
+    return this.#gate?.stats().held ?? 0;
+  }
+
+  /**
+   * Disconnects after flushing what is queued on the socket (PUBACKs released before this call
+   * are sent). Idempotent; the persistent session stays on the broker.
+   */
+  async close(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    this.#accepting = false;
+    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    this.#setSubscribed(false);
+  }
+}

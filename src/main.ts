@@ -1,0 +1,52 @@
+// Production entry point (`npm start`): config from the environment, start, stop on
+// SIGTERM/SIGINT. Exit codes: 0 clean stop; 1 shutdown deadline passed or fatal error;
+// 2 invalid configuration.
+import { startApp } from './app.ts';
+import { loadConfig } from './config/config.ts';
+import { ConfigError, EspError } from './errors.ts';
+import { createLogger, redactUrl } from './log/logger.ts';
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`esp-ingest: ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+const log = createLogger(config.log.level, config.log.format);
+log.info(
+  { database: redactUrl(config.databaseUrl), mqtt: redactUrl(config.mqtt.url), topic: config.mqtt.topicTemplate, clientId: config.mqtt.clientId, batch: config.batch },
+  'starting esp-ingest',
+);
+
+try {
+  const app = await startApp({ config, log });
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal: sig }, 'second signal: exiting now without waiting');
+      process.exit(1);
+    }
+    log.info({ signal: sig, deadlineMs: config.shutdownDeadlineMs }, 'stopping');
+    void app.stop().then((clean) => {
+      log.flush?.();
+      process.exit(clean ? 0 : 1);
+    });
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  void app.fatal.then(async (err) => {
+    log.fatal({ err }, 'fatal: stopping');
+    await app.stop();
+    process.exit(1);
+  });
+} catch (err) {
+  log.fatal({ err, code: err instanceof EspError ? err.code : undefined }, 'start-up failed');
+  log.flush?.();
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 100).unref();
+}

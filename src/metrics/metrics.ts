@@ -1,0 +1,39 @@
+// Every metric of the service, on its own registry (never prom-client's global one). Names end
+// in _total, _seconds, _bytes; labels are bounded sets (never a raw topic or well id).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Builds the registry and metrics; one instance per service (tests build their own). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'esp_ingest_process_' });
+  const p = 'esp_ingest_';
+  /** Read at scrape time; the composition root points them at the live components. */
+  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0 };
+  return {
+    registry,
+    probes,
+    messagesReceived: new Counter({ name: `${p}messages_received_total`, help: 'MQTT PUBLISH packets received, by QoS', labelNames: ['qos'] as const, registers: [registry] }),
+    messagesAcked: new Counter({ name: `${p}messages_acknowledged_total`, help: 'PUBACKs sent after commit', registers: [registry] }),
+    acksDropped: new Counter({ name: `${p}pubacks_dropped_total`, help: 'PUBACKs not sent because the connection closed before commit (the broker redelivers)', registers: [registry] }),
+    readingsCommitted: new Counter({ name: `${p}readings_committed_total`, help: 'Readings committed to esp_telemetry as new rows', registers: [registry] }),
+    readingsRejected: new Counter({ name: `${p}readings_rejected_total`, help: 'Readings (or whole messages) committed to rejected_messages, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    duplicates: new Counter({ name: `${p}readings_duplicate_total`, help: 'Readings whose (well_id, ts) was already stored or earlier in the batch', registers: [registry] }),
+    conflicts: new Counter({ name: `${p}channel_value_conflicts_total`, help: 'Channel values of a duplicate reading that disagreed with the stored value (stored value kept)', registers: [registry] }),
+    unknownFieldsDropped: new Counter({ name: `${p}unknown_fields_dropped_total`, help: 'Fields not in the catalog dropped under UNKNOWN_FIELDS=drop', registers: [registry] }),
+    batchRows: new Histogram({ name: `${p}batch_rows`, help: 'Readings per flushed batch', buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000], registers: [registry] }),
+    flushSeconds: new Histogram({ name: `${p}flush_duration_seconds`, help: 'Time to commit one batch (COPY + merge + commit), successful attempts', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+    flushRetries: new Counter({ name: `${p}flush_retries_total`, help: 'Failed flush attempts that will be retried, by SQLSTATE or network', labelNames: ['code'] as const, registers: [registry] }),
+    rowsBuffered: new Gauge({ name: `${p}rows_buffered`, help: 'Readings held in memory, not yet committed', registers: [registry] }),
+    unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry], collect() { this.set(probes.unacknowledgedMessages()); } }),
+    oldestUnackedSeconds: new Gauge({ name: `${p}oldest_unacknowledged_age_seconds`, help: 'Age of the oldest message received and not yet committed', registers: [registry], collect() { this.set(probes.oldestUnacknowledgedAgeSeconds()); } }),
+    commitLagSeconds: new Histogram({ name: `${p}device_to_commit_lag_seconds`, help: 'Device time of the newest reading in a batch to its commit', buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400], registers: [registry] }),
+    dbUp: new Gauge({ name: `${p}database_up`, help: '1 when the last database operation succeeded', registers: [registry] }),
+    mqttUp: new Gauge({ name: `${p}mqtt_up`, help: '1 while connected to the broker with the subscription active', registers: [registry] }),
+    mqttReconnects: new Counter({ name: `${p}mqtt_reconnects_total`, help: 'Reconnect attempts to the broker', registers: [registry] }),
+    sessionResets: new Counter({ name: `${p}mqtt_session_resets_total`, help: 'CONNACKs with sessionPresent=0 after the first connect: the broker forgot our session', registers: [registry] }),
+    dbPoolErrors: new Counter({ name: `${p}database_idle_client_errors_total`, help: 'Errors on idle pooled connections (node-postgres #1324)', registers: [registry] }),
+    storageMode: new Gauge({ name: `${p}storage_mode`, help: '1 for the storage mode in use: timescaledb_compressed, timescaledb_hypertable or postgresql_table', labelNames: ['mode'] as const, registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

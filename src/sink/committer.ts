@@ -1,0 +1,134 @@
+// Committer: turns one batch into one committed transaction, whatever it takes. Transient
+// failures are retried with capped exponential backoff (abortable by shutdown); data a server
+// refuses (SQLSTATE class 22/23) is isolated message by message and moved to rejected_messages
+// with the server's error, so one poison message never blocks the ones behind it.
+import type { Reading } from '../decode/decode.ts';
+import { mergeByKey } from '../batch/merge.ts';
+import type { BatchItem } from '../batch/batcher.ts';
+import { AbortedError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
+import type { RejectRow, TelemetryWriter } from './writer.ts';
+
+/** What one message carries to the sink. */
+export interface MessageWork {
+  readonly readings: Reading[];
+  readonly rejects: RejectRow[];
+  /** The raw message, for a rejection the database makes (poison message). */
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  readonly wellId: string | null;
+}
+
+export interface CommitterDeps {
+  readonly writer: Pick<TelemetryWriter, 'write'>;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly retryMaxDelayMs: number;
+  readonly signal: AbortSignal;
+  readonly clock: () => number;
+  /** Told after every attempt: database reachable or not, and why. */
+  readonly onDbState: (up: boolean, reason?: string) => void;
+}
+
+export class Committer {
+  readonly #d: CommitterDeps;
+
+  constructor(deps: CommitterDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Commits every item's readings and rejections. Resolves once committed.
+   * @throws AbortedError when shutdown aborted the retries; nothing of the batch is committed.
+   */
+  async commit(items: readonly BatchItem<MessageWork>[]): Promise<void> {
+    const rejectedByDb = await this.#commitOrIsolate(items.map((i) => i.data));
+    if (rejectedByDb > 0) this.#d.log.warn({ messages: rejectedByDb }, 'messages refused by the database moved to rejected_messages');
+  }
+
+  /** @returns how many messages the database refused (now in rejected_messages). */
+  async #commitOrIsolate(works: readonly MessageWork[]): Promise<number> {
+    const outcome = await this.#writeWithRetry(works);
+    if (outcome === 'ok') return 0;
+    // The server refused some data: find which message by writing each one alone.
+    if (works.length === 1) {
+      await this.#writeWithRetry([asDbRejection(works[0]!, outcome.err)], true);
+      return 1;
+    }
+    let refused = 0;
+    for (const w of works) refused += await this.#commitOrIsolate([w]);
+    return refused;
+  }
+
+  async #writeWithRetry(works: readonly MessageWork[], rejectsOnly = false): Promise<'ok' | { err: unknown }> {
+    const { metrics, log, signal } = this.#d;
+    const merged = mergeByKey(works.flatMap((w) => w.readings));
+    const rejects = works.flatMap((w) => w.rejects);
+    let attempt = 0;
+    for (;;) {
+      if (signal.aborted) throw new AbortedError('batch commit');
+      const started = performance.now();
+      try {
+        const r = await this.#d.writer.write(merged.rows, rejects);
+        metrics.flushSeconds.observe((performance.now() - started) / 1000);
+        metrics.batchRows.observe(merged.rows.length + rejects.length);
+        metrics.readingsCommitted.inc(r.inserted);
+        metrics.duplicates.inc(r.duplicates + merged.duplicates);
+        metrics.conflicts.inc(r.conflicts + merged.conflicts);
+        for (const rj of rejects) metrics.readingsRejected.inc({ reason: rj.reason });
+        const newest = merged.rows.reduce((m, x) => Math.max(m, x.tsUs), -Infinity);
+        if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#d.clock() - newest / 1000) / 1000));
+        this.#d.onDbState(true);
+        return 'ok';
+      } catch (err) {
+        const cls: ErrorClass = err instanceof RangeError ? 'reject_rows' : classifyDbError(err);
+        if (cls === 'reject_rows' && !rejectsOnly) return { err };
+        attempt++;
+        metrics.flushRetries.inc({ code: errorLabel(err) });
+        const delay = cls === 'operator' ? this.#d.retryMaxDelayMs : backoffMs(attempt, this.#d.retryMaxDelayMs);
+        this.#d.onDbState(false, `database: ${(err as Error).message}`);
+        log.warn({ err, attempt, delayMs: delay, class: cls, rows: merged.rows.length }, 'batch write failed; retrying');
+        await sleep(delay, signal);
+      }
+    }
+  }
+}
+
+/** Capped exponential backoff with full jitter: 100 ms · 2^(attempt-1), at most `capMs`. */
+export function backoffMs(attempt: number, capMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(capMs, 100 * 2 ** Math.min(attempt - 1, 20));
+  return Math.max(10, Math.round(ceiling * (0.5 + random() / 2)));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function asDbRejection(w: MessageWork, err: unknown): MessageWork {
+  const e = err as { code?: string; message?: string };
+  const count = Math.max(1, w.readings.length);
+  const detail = `database refused the message: ${e.code ?? 'encoding'} ${e.message ?? String(err)}`.replace(/\u0000/g, '\uFFFD');
+  const receivedAtMs = w.rejects[0]?.receivedAtMs ?? Date.now();
+  const rows: RejectRow[] = Array.from({ length: count }, () => ({
+    receivedAtMs,
+    topic: w.topic.replace(/\u0000/g, '\uFFFD'),
+    wellId: w.wellId?.replace(/\u0000/g, '\uFFFD') ?? null,
+    reason: 'db_rejected',
+    detail,
+    index: null,
+    payload: w.payload,
+  }));
+  // Readings the decoder had already rejected keep their own rows and reasons.
+  return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic: rows[0]!.topic, wellId: rows[0]!.wellId, detail: r.detail.replace(/\u0000/g, '\uFFFD') })), ...rows] };
+}

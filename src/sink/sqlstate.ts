@@ -1,0 +1,39 @@
+// Classifies a database error by SQLSTATE: what the sink does with a failed batch. Pure.
+// Model: Telegraf outputs/postgresql `isTempError`. Codes: PostgreSQL Appendix A.
+
+/**
+ * - `retry`: transient (connection lost, server shutting down, lock or statement timeout,
+ *   serialization failure, out of resources); same batch again after a backoff.
+ * - `reject_rows`: the data is at fault (class 22 data exception, class 23 integrity); split the
+ *   batch to find the messages at fault and move them to `rejected_messages`.
+ * - `operator`: needs a person (schema changed under us, permissions, missing database); the
+ *   batch is kept and retried at the longest backoff, readiness goes 503.
+ */
+export type ErrorClass = 'retry' | 'reject_rows' | 'operator';
+
+const NODE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** @param err anything thrown by pg / pg-copy-streams / node:net. */
+export function classifyDbError(err: unknown): ErrorClass {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  if (/^[0-9A-Z]{5}$/.test(code)) {
+    const cls = code.slice(0, 2);
+    if (cls === '08' || cls === '53' || cls === '58') return 'retry';
+    if (code === '40001' || code === '40P01') return 'retry';
+    if (code === '57P01' || code === '57P02' || code === '57P03' || code === '57014') return 'retry';
+    if (code === '55P03' || code === '55006') return 'retry';
+    if (cls === '22' || cls === '23') return 'reject_rows';
+    if (code === '54000' || code === '54001') return 'reject_rows';
+    return 'operator';
+  }
+  if (NODE_NETWORK_CODES.has(code)) return 'retry';
+  // pg raises plain Errors for a dropped socket ("Connection terminated unexpectedly"),
+  // connect timeouts and query timeouts; all are transient.
+  return 'retry';
+}
+
+/** A short, bounded label for metrics: the SQLSTATE class or `network`. */
+export function errorLabel(err: unknown): string {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  return /^[0-9A-Z]{5}$/.test(code) ? code : 'network';
+}
