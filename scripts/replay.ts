@@ -37,18 +37,21 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const started = performance.now();
   const window = o.window ?? 500;
   let inFlight = 0;
-  let wake: (() => void) | undefined;
+  let waiters: (() => void)[] = [];
+  const wakeAll = () => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
   let readings = 0;
   let messages = 0;
   const publish = async (topic: string, payload: string) => {
-    while (inFlight >= window) await new Promise<void>((r) => (wake = r));
+    while (inFlight >= window) await new Promise<void>((r) => waiters.push(r));
     inFlight++;
     messages++;
     client.publish(topic, payload, { qos: 1 }, () => {
       inFlight--;
-      const w = wake;
-      wake = undefined;
-      w?.();
+      wakeAll();
     });
   };
   for (const m of o.extra ?? []) await publish(m.topic, m.payload);
@@ -68,7 +71,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       }
     }),
   );
-  while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+  while (inFlight > 0) await new Promise<void>((r) => waiters.push(r));
   await client.endAsync();
   return { readings, messages, seconds: (performance.now() - started) / 1000 };
 }
