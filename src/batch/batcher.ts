@@ -79,7 +79,12 @@ export class Batcher<T> {
     while (this.#flushing || this.#pending.length > 0) {
       if (this.#failure) throw this.#failure;
       if (this.#flushing) await this.#flushing.catch(() => undefined);
-      else this.#kick();
+      else {
+        // Items added while draining are due too; without this, `#kick` would not start a flush
+        // and this loop would spin synchronously forever.
+        this.#due = true;
+        this.#kick();
+      }
     }
     if (this.#failure) throw this.#failure;
     this.#clearTimer();

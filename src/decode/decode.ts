@@ -103,7 +103,7 @@ export function parseTimestamp(ts: string | number): TsResult {
   const [, y, mo, d, h, mi, s = '0', frac = '', zone] = m;
   if (zone === undefined) return { ok: false, reason: 'ts_without_zone', detail: `ts: ${ts} has no zone; add Z or an offset such as +02:00` };
   const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
-  const dim = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const dim = new Date(utcMs(year, month, 0, 0, 0, 0)).getUTCDate();
   if (month < 1 || month > 12 || day < 1 || day > dim || hour > 23 || minute > 59 || second > 59) {
     return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} is not a calendar date-time` };
   }
@@ -111,11 +111,22 @@ export function parseTimestamp(ts: string | number): TsResult {
   if (zone !== 'Z' && zone !== 'z') {
     const sign = zone.startsWith('-') ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
-    offsetMin = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2)));
+    const oh = Number(digits.slice(0, 2)), om = Number(digits.slice(2));
+    // RFC 3339 time-numoffset: hours 00-23, minutes 00-59.
+    if (oh > 23 || om > 59) return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} has an invalid zone offset` };
+    offsetMin = sign * (oh * 60 + om);
   }
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMin * 60_000;
+  const ms = utcMs(year, month - 1, day, hour, minute, second) - offsetMin * 60_000;
   const us = Number((frac + '000000').slice(0, 6));
   return { ok: true, us: ms * 1000 + us };
+}
+
+/** Date.UTC without its mapping of years 0-99 to 1900-1999. */
+function utcMs(year: number, monthIndex: number, day: number, hour: number, minute: number, second: number): number {
+  const d = new Date(0);
+  d.setUTCFullYear(year, monthIndex, day);
+  d.setUTCHours(hour, minute, second, 0);
+  return d.getTime();
 }
 
 /**
@@ -210,7 +221,8 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions): Read
         continue;
       }
       if (hasNul(key) || hasNul(value)) return { reason: 'invalid_text', detail: `${key.slice(0, 64)}: contains U+0000, which PostgreSQL jsonb cannot store` };
-      (extra ??= {})[key] = value;
+      // defineProperty, not assignment: a "__proto__" key would otherwise set the prototype and vanish.
+      Object.defineProperty((extra ??= {}), key, { value, enumerable: true, writable: true, configurable: true });
       continue;
     }
     if (value === null) continue;

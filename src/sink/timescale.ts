@@ -13,14 +13,19 @@ export const COMPRESS_AFTER = '7 days';
 
 /** @returns the storage mode reached; logs a warning naming what is missing and why. */
 export async function applyTimescale(client: PoolClient, log: Logger): Promise<StorageMode> {
-  const ext = await client.query<{ installed: string | null; available: string | null }>(
+  const ext = await client.query<{ installed: string | null; available: string | null; preloaded: boolean }>(
     `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS installed,
-            (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS available`,
+            (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+            current_setting('shared_preload_libraries') ~ 'timescaledb' AS preloaded`,
   );
   const row = ext.rows[0];
-  if (!row?.installed) {
-    if (!row?.available) {
-      log.warn('TimescaleDB is not available on this server: storing in a plain PostgreSQL table (no chunks, no compression)');
+  if (!row?.installed || !row.preloaded) {
+    // Without the preload, TimescaleDB refuses to load and may end the session: don't try.
+    if (!row?.available || !row.preloaded) {
+      log.warn(
+        { available: row?.available ?? null, preloaded: row?.preloaded ?? false },
+        'TimescaleDB is not available on this server (not installed, or not in shared_preload_libraries): storing in a plain PostgreSQL table (no chunks, no compression)',
+      );
       return 'postgresql_table';
     }
     try {

@@ -90,6 +90,12 @@ export class TelemetryWriter {
   async write(rows: readonly Reading[], rejects: readonly RejectRow[]): Promise<WriteResult> {
     const client = await this.#pool.connect();
     let failure: Error | undefined;
+    // A checked-out client whose backend dies emits 'error'; unhandled, that would crash the
+    // process (node-postgres #1324, #2439). The pending query fails too, which is what we act on.
+    const onClientError = (err: Error) => {
+      failure ??= err;
+    };
+    client.on('error', onClientError);
     const timer = setTimeout(() => {
       failure = new Error(`batch write exceeded ${this.#deadlineMs} ms; connection discarded`);
       // Destroying the socket fails every pending query on this client at once.
@@ -129,6 +135,8 @@ export class TelemetryWriter {
       throw failure === err ? err : Object.assign(failure, { cause: err });
     } finally {
       clearTimeout(timer);
+      // A destroyed client may still emit socket errors (EPIPE): keep listening on it.
+      if (!failure) client.off('error', onClientError);
       // A failed connection is destroyed, never returned to the pool.
       client.release(failure);
     }
