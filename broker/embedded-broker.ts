@@ -8,6 +8,8 @@ import { Aedes } from 'aedes';
 
 export interface EmbeddedBroker {
   readonly port: number;
+  /** The aedes instance (events such as `ack` show what the subscriber acknowledged). */
+  readonly aedes: Aedes;
   /** Closes the listener and every client connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -27,6 +29,7 @@ export async function startEmbeddedBroker(port: number, host = '127.0.0.1'): Pro
   let closed: Promise<void> | undefined;
   return {
     port: (server.address() as AddressInfo).port,
+    aedes,
     close: () =>
       (closed ??= new Promise<void>((resolve) => {
         server.close();

@@ -78,7 +78,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         const r: string[] = [];
         if (dbReason) r.push(dbReason);
         if (!migrated) r.push('database: schema migrations not applied yet');
-        const m = ingress?.notReadyReason ?? 'mqtt: not started';
+        const m = ingress ? ingress.notReadyReason : 'mqtt: not started';
         if (m) r.push(m);
         if (batcher && batcher.bufferedRows >= config.batch.bufferMaxRows) r.push(`buffer: full (${batcher.bufferedRows} rows; database too slow or down)`);
         return r;

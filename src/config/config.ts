@@ -86,17 +86,23 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const problems: string[] = parsed.success
     ? []
     : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
-  if (!parsed.success) throw new ConfigError(problems);
+  // The cross-field checks run on each variable's own parse, so a problem elsewhere in the
+  // environment does not hide them (every problem at once).
+  const topic = EnvSchema.shape.MQTT_TOPIC.safeParse(clean['MQTT_TOPIC']);
+  if (topic.success) {
+    try {
+      parseTopicTemplate(topic.data);
+    } catch (err) {
+      problems.push(`MQTT_TOPIC: ${(err as Error).message}`);
+    }
+  }
+  const batchMax = EnvSchema.shape.BATCH_MAX_ROWS.safeParse(clean['BATCH_MAX_ROWS']);
+  const bufferMax = EnvSchema.shape.BUFFER_MAX_ROWS.safeParse(clean['BUFFER_MAX_ROWS']);
+  if (batchMax.success && bufferMax.success && bufferMax.data < batchMax.data) {
+    problems.push(`BUFFER_MAX_ROWS (${bufferMax.data}) must be >= BATCH_MAX_ROWS (${batchMax.data})`);
+  }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
-  try {
-    parseTopicTemplate(e.MQTT_TOPIC);
-  } catch (err) {
-    problems.push(`MQTT_TOPIC: ${(err as Error).message}`);
-  }
-  if (e.BUFFER_MAX_ROWS < e.BATCH_MAX_ROWS) {
-    problems.push(`BUFFER_MAX_ROWS (${e.BUFFER_MAX_ROWS}) must be >= BATCH_MAX_ROWS (${e.BATCH_MAX_ROWS})`);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     databaseUrl: e.DATABASE_URL,
     mqtt: {

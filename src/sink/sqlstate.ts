@@ -16,6 +16,8 @@ const NODE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '
 /** @param err anything thrown by pg / pg-copy-streams / node:net. */
 export function classifyDbError(err: unknown): ErrorClass {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  // Before the SQLSTATE test: EPIPE (socket closed under a COPY) is five letters too.
+  if (NODE_NETWORK_CODES.has(code)) return 'retry';
   if (/^[0-9A-Z]{5}$/.test(code)) {
     const cls = code.slice(0, 2);
     if (cls === '08' || cls === '53' || cls === '58') return 'retry';
@@ -26,7 +28,6 @@ export function classifyDbError(err: unknown): ErrorClass {
     if (code === '54000' || code === '54001') return 'reject_rows';
     return 'operator';
   }
-  if (NODE_NETWORK_CODES.has(code)) return 'retry';
   // pg raises plain Errors for a dropped socket ("Connection terminated unexpectedly"),
   // connect timeouts and query timeouts; all are transient.
   return 'retry';
@@ -35,5 +36,5 @@ export function classifyDbError(err: unknown): ErrorClass {
 /** A short, bounded label for metrics: the SQLSTATE class or `network`. */
 export function errorLabel(err: unknown): string {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-  return /^[0-9A-Z]{5}$/.test(code) ? code : 'network';
+  return /^[0-9A-Z]{5}$/.test(code) && !NODE_NETWORK_CODES.has(code) ? code : 'network';
 }

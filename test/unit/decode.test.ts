@@ -1,0 +1,422 @@
+// Unit tests for decode: payload bytes → readings and rejections, and device timestamp parsing.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { decodeMessage, parseTimestamp, type DecodeOptions, type Decoded, type Source } from '../../src/decode/decode.ts';
+
+const RECEIVED_AT_MS = Date.parse('2024-06-01T00:00:00Z');
+const SOURCE: Source = { wellId: 'well-7', site: 'north', receivedAtMs: RECEIVED_AT_MS };
+const OPTS: DecodeOptions = {
+  catalog: DEFAULT_CATALOG,
+  unknownFields: 'keep',
+  messageMaxBytes: 4096,
+  tsMinMs: Date.parse('2000-01-01T00:00:00Z'),
+  tsMaxFutureMs: 86_400_000,
+};
+const TS = '2024-05-01T12:00:00Z';
+const TS_US = Date.parse(TS) * 1000;
+
+const col = (name: string): number => {
+  const i = DEFAULT_CATALOG.findIndex((c) => c.column === name);
+  if (i < 0) throw new Error(`no channel ${name}`);
+  return i;
+};
+const CURRENT = col('motor_current_a');
+const FREQ = col('vsd_frequency_hz');
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+const decode = (text: string, opts: Partial<DecodeOptions> = {}): Decoded => decodeMessage(bytes(text), SOURCE, { ...OPTS, ...opts });
+const reading = (fields: Record<string, unknown>): string => JSON.stringify({ ts: TS, ...fields });
+
+/** The one rejection of a single-object payload, asserting there is exactly one and no reading. */
+function onlyRejection(d: Decoded) {
+  expect(d.readings).toEqual([]);
+  expect(d.rejections).toHaveLength(1);
+  return d.rejections[0]!;
+}
+
+describe('decodeMessage: payload shapes', () => {
+  it('decodes a single object into one reading aligned with the catalog', () => {
+    const d = decode(reading({ motor_current_a: 41.5, vsd_frequency_hz: 55 }));
+    expect(d.rejections).toEqual([]);
+    expect(d.droppedFields).toBe(0);
+    expect(d.readings).toHaveLength(1);
+    const r = d.readings[0]!;
+    expect(r).toMatchObject({ wellId: 'well-7', site: 'north', tsUs: TS_US, seq: null, extra: null });
+    expect(r.values).toHaveLength(DEFAULT_CATALOG.length);
+    expect(r.values[CURRENT]).toBe(41.5);
+    expect(r.values[FREQ]).toBe(55);
+    expect(r.values.filter((v) => v !== null)).toHaveLength(2);
+  });
+
+  it('decodes an array payload into one reading per element, in order', () => {
+    const d = decode(
+      JSON.stringify([
+        { ts: '2024-05-01T12:00:00Z', seq: 1, motor_current_a: 1 },
+        { ts: '2024-05-01T12:00:01Z', seq: 2, motor_current_a: 2 },
+      ]),
+    );
+    expect(d.rejections).toEqual([]);
+    expect(d.readings.map((r) => [r.seq, r.tsUs, r.values[CURRENT]])).toEqual([
+      [1, TS_US, 1],
+      [2, TS_US + 1_000_000, 2],
+    ]);
+  });
+
+  it('passes a null site through from the source', () => {
+    const d = decodeMessage(bytes(reading({ motor_current_a: 1 })), { ...SOURCE, site: null }, OPTS);
+    expect(d.readings[0]?.site).toBeNull();
+  });
+
+  it.each([
+    ['an empty array', '[]', 'empty_batch'],
+    ['a NaN literal', '{"ts":"2024-05-01T12:00:00Z","motor_current_a":NaN}', 'invalid_json'],
+    ['an Infinity literal', '{"ts":"2024-05-01T12:00:00Z","motor_current_a":Infinity}', 'invalid_json'],
+    ['an empty payload', '', 'invalid_json'],
+    ['truncated JSON', '{"ts":"2024-05-01T12:00:00Z",', 'invalid_json'],
+    ['a number', '42', 'not_a_reading'],
+    ['a string', '"hello"', 'not_a_reading'],
+    ['null', 'null', 'not_a_reading'],
+  ] as const)('refuses %s as a whole message (%s)', (_what, text, reason) => {
+    const rj = onlyRejection(decode(text));
+    expect(rj.reason).toBe(reason);
+    expect(rj.index).toBeNull();
+    expect(rj.detail.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['a lone 0xFF byte', [0x7b, 0xff, 0x7d]],
+    ['an overlong NUL (C0 80)', [0x22, 0xc0, 0x80, 0x22]],
+    ['an encoded UTF-16 surrogate (ED A0 80)', [0x22, 0xed, 0xa0, 0x80, 0x22]],
+    ['a truncated multi-byte sequence', [0x22, 0xe2, 0x82, 0x22]],
+  ])('refuses invalid UTF-8: %s', (_what, raw) => {
+    const rj = onlyRejection(decodeMessage(new Uint8Array(raw), SOURCE, OPTS));
+    expect(rj).toMatchObject({ reason: 'invalid_utf8', index: null });
+  });
+
+  it('refuses a payload over messageMaxBytes and accepts one exactly at it', () => {
+    const text = reading({ motor_current_a: 1 });
+    const size = bytes(text).byteLength;
+    const over = onlyRejection(decode(text, { messageMaxBytes: size - 1 }));
+    expect(over.reason).toBe('payload_too_large');
+    expect(over.detail).toContain(String(size));
+    expect(decode(text, { messageMaxBytes: size }).readings).toHaveLength(1);
+  });
+
+  it('keeps good readings of an array and rejects bad ones with their index', () => {
+    const d = decode(
+      JSON.stringify([
+        { ts: '2024-05-01T12:00:00Z', motor_current_a: 1 },
+        { ts: '2024-05-01T12:00:01Z', motor_current_a: '12.5' },
+        { ts: '2024-05-01T12:00:02Z', motor_current_a: 3 },
+        { motor_current_a: 4 },
+        42,
+        { ts: '2024-05-01T12:00:05Z', motor_current_a: 5000 },
+        { ts: '2024-05-01T12:00:06Z', motor_current_a: 6 },
+      ]),
+    );
+    expect(d.readings.map((r) => r.values[CURRENT])).toEqual([1, 3, 6]);
+    expect(d.rejections.map((r) => [r.index, r.reason])).toEqual([
+      [1, 'type_mismatch'],
+      [3, 'missing_ts'],
+      [4, 'not_a_reading'],
+      [5, 'out_of_range'],
+    ]);
+  });
+
+  it('accounts for every element of an array: readings + rejections = elements', () => {
+    const items = [{ ts: TS, motor_current_a: 1 }, null, [], { ts: TS }, { ts: 'x', motor_current_a: 1 }];
+    const d = decode(JSON.stringify(items));
+    expect(d.readings.length + d.rejections.length).toBe(items.length);
+    expect(d.rejections.map((r) => r.reason)).toEqual(['not_a_reading', 'not_a_reading', 'no_channels', 'invalid_ts']);
+  });
+
+  it('accepts a UTF-8 byte-order mark before the JSON', () => {
+    const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(reading({ motor_current_a: 1 }))]);
+    expect(decodeMessage(withBom, SOURCE, OPTS).readings).toHaveLength(1);
+  });
+
+  it('decodes a payload that is a view into a larger buffer', () => {
+    const text = reading({ motor_current_a: 7 });
+    const big = new Uint8Array(bytes(`xxxx${text}yyyy`).buffer);
+    const view = big.subarray(4, 4 + bytes(text).byteLength);
+    expect(decodeMessage(view, SOURCE, OPTS).readings[0]?.values[CURRENT]).toBe(7);
+  });
+});
+
+describe('decodeMessage: ts', () => {
+  it.each([
+    ['ISO with Z', '2024-05-01T12:00:00Z', TS_US],
+    ['ISO with lower-case z', '2024-05-01T12:00:00z', TS_US],
+    ['ISO with +02:00 (same instant as Z)', '2024-05-01T14:00:00+02:00', TS_US],
+    ['ISO with +0200', '2024-05-01T14:00:00+0200', TS_US],
+    ['ISO with -04:30', '2024-05-01T07:30:00-04:30', TS_US],
+    ['ISO with +00:00', '2024-05-01T12:00:00+00:00', TS_US],
+    ['ISO with a space separator', '2024-05-01 12:00:00Z', TS_US],
+    ['ISO without seconds', '2024-05-01T12:00Z', TS_US],
+    ['ISO with milliseconds', '2024-05-01T12:00:00.123Z', TS_US + 123_000],
+    ['ISO with microseconds', '2024-05-01T12:00:00.123456Z', TS_US + 123_456],
+    ['ISO with one fraction digit', '2024-05-01T12:00:00.5Z', TS_US + 500_000],
+    ['ISO with nanoseconds (sub-µs truncated)', '2024-05-01T12:00:00.123456789Z', TS_US + 123_456],
+    ['ISO with .9999999 (truncated, not rounded up)', '2024-05-01T12:00:00.9999999Z', TS_US + 999_999],
+    ['ISO with fraction and offset', '2024-05-01T14:00:00.000001+02:00', TS_US + 1],
+    ['ISO on a leap day', '2024-02-29T00:00:00Z', Date.parse('2024-02-29T00:00:00Z') * 1000],
+    ['ISO across midnight via offset', '2024-05-02T01:00:00+13:00', TS_US],
+    ['epoch milliseconds', Date.parse(TS), TS_US],
+    ['epoch milliseconds at receive time + max future', RECEIVED_AT_MS + 86_400_000, (RECEIVED_AT_MS + 86_400_000) * 1000],
+    ['ISO exactly at tsMin', '2000-01-01T00:00:00Z', Date.parse('2000-01-01T00:00:00Z') * 1000],
+  ])('accepts %s', (_what, ts, us) => {
+    const d = decode(JSON.stringify({ ts, motor_current_a: 1 }));
+    expect(d.rejections).toEqual([]);
+    expect(d.readings[0]?.tsUs).toBe(us);
+  });
+
+  it.each([
+    ['ISO without zone', '2024-05-01T12:00:00', 'ts_without_zone'],
+    ['ISO with fraction but without zone', '2024-05-01T12:00:00.5', 'ts_without_zone'],
+    ['month 13, day 45, hour 99', '2024-13-45T99:00:00Z', 'invalid_ts'],
+    ['February 30th', '2024-02-30T00:00:00Z', 'invalid_ts'],
+    ['February 29th of a common year', '2023-02-29T00:00:00Z', 'invalid_ts'],
+    ['month 00', '2024-00-10T00:00:00Z', 'invalid_ts'],
+    ['day 00', '2024-05-00T00:00:00Z', 'invalid_ts'],
+    ['hour 24', '2024-05-01T24:00:00Z', 'invalid_ts'],
+    ['minute 60', '2024-05-01T12:60:00Z', 'invalid_ts'],
+    ['second 60 (leap second)', '2024-05-01T12:00:60Z', 'invalid_ts'],
+    ['offset hour 24', '2024-05-01T12:00:00+24:00', 'invalid_ts'],
+    ['offset minute 60', '2024-05-01T12:00:00+02:60', 'invalid_ts'],
+    ['offset +99:99', '2024-05-01T12:00:00+99:99', 'invalid_ts'],
+    ['a zone name', '2024-05-01T12:00:00 UTC', 'invalid_ts'],
+    ['a date only', '2024-05-01', 'invalid_ts'],
+    ['ten fraction digits', '2024-05-01T12:00:00.1234567890Z', 'invalid_ts'],
+    ['"yesterday"', 'yesterday', 'invalid_ts'],
+    ['an empty string', '', 'invalid_ts'],
+    ['epoch milliseconds as a string', '1714564800000', 'invalid_ts'],
+    ['RFC 2822', 'Wed, 01 May 2024 12:00:00 GMT', 'invalid_ts'],
+    ['a non-integer number', 1714564800000.5, 'invalid_ts'],
+    ['null', null, 'invalid_ts'],
+    ['a boolean', true, 'invalid_ts'],
+    ['an object', { iso: TS }, 'invalid_ts'],
+    ['epoch microseconds', Date.parse(TS) * 1000, 'ts_out_of_range'],
+    ['a negative epoch', -1, 'ts_out_of_range'],
+    ['before tsMin', '1999-12-31T23:59:59.999999Z', 'ts_out_of_range'],
+    ['past receive time + max future', RECEIVED_AT_MS + 86_400_001, 'ts_out_of_range'],
+    ['a huge integer', Number.MAX_SAFE_INTEGER, 'ts_out_of_range'],
+  ] as const)('refuses %s', (_what, ts, reason) => {
+    const rj = onlyRejection(decode(JSON.stringify({ ts, motor_current_a: 1 })));
+    expect(rj.reason).toBe(reason);
+    expect(rj.index).toBeNull();
+  });
+
+  it('refuses a missing ts as missing_ts', () => {
+    expect(onlyRejection(decode('{"motor_current_a":1}')).reason).toBe('missing_ts');
+  });
+
+  it('refuses 1e309 (parsed to Infinity) as ts', () => {
+    // The envelope schema refuses a non-finite number before parseTimestamp sees it.
+    expect(onlyRejection(decode('{"ts":1e309,"motor_current_a":1}')).reason).toBe('invalid_ts');
+  });
+
+  it('hints at epoch seconds when ts looks like seconds, and not for microseconds', () => {
+    const seconds = onlyRejection(decode(JSON.stringify({ ts: Math.floor(Date.parse(TS) / 1000), motor_current_a: 1 })));
+    expect(seconds.reason).toBe('ts_out_of_range');
+    expect(seconds.detail).toMatch(/epoch seconds/);
+    const micros = onlyRejection(decode(JSON.stringify({ ts: Date.parse(TS) * 1000, motor_current_a: 1 })));
+    expect(micros.reason).toBe('ts_out_of_range');
+    expect(micros.detail).not.toMatch(/epoch seconds/);
+  });
+
+  it('says what is missing when the zone is absent', () => {
+    expect(onlyRejection(decode(JSON.stringify({ ts: '2024-05-01T12:00:00', motor_current_a: 1 }))).detail).toMatch(/zone/);
+  });
+});
+
+describe('parseTimestamp', () => {
+  it.each([
+    ['Infinity', Number.POSITIVE_INFINITY, 'non_finite_number'],
+    ['-Infinity', Number.NEGATIVE_INFINITY, 'non_finite_number'],
+    ['NaN', Number.NaN, 'non_finite_number'],
+    ['a fraction of a millisecond', 1.5, 'invalid_ts'],
+    ['1900-02-29 (not a leap year)', '1900-02-29T00:00:00Z', 'invalid_ts'],
+  ] as const)('refuses %s', (_what, ts, reason) => {
+    const r = parseTimestamp(ts);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe(reason);
+  });
+
+  it.each([
+    ['0050-03-01T00:00:00Z'],
+    ['0000-02-29T00:00:00Z'],
+    ['0099-12-31T23:59:59Z'],
+    ['1969-12-31T23:59:59Z'],
+    ['1970-01-01T00:00:00Z'],
+    ['2000-02-29T12:34:56Z'],
+    ['9999-12-31T23:59:59Z'],
+  ])('gives the same instant as Date.parse for %s (no two-digit-year mapping)', (iso) => {
+    expect(parseTimestamp(iso)).toEqual({ ok: true, us: Date.parse(iso) * 1000 });
+  });
+
+  it('gives epoch milliseconds × 1000, including 0 and negatives (range is checked by the caller)', () => {
+    expect(parseTimestamp(0)).toEqual({ ok: true, us: 0 });
+    expect(parseTimestamp(-1)).toEqual({ ok: true, us: -1000 });
+  });
+});
+
+describe('decodeMessage: seq', () => {
+  it.each([
+    ['absent', {}, null],
+    ['null', { seq: null }, null],
+    ['zero', { seq: 0 }, 0],
+    ['a positive integer', { seq: 42 }, 42],
+    ['MAX_SAFE_INTEGER', { seq: Number.MAX_SAFE_INTEGER }, Number.MAX_SAFE_INTEGER],
+  ])('accepts seq %s', (_what, fields, seq) => {
+    const d = decode(reading({ ...fields, motor_current_a: 1 }));
+    expect(d.rejections).toEqual([]);
+    expect(d.readings[0]?.seq).toBe(seq);
+  });
+
+  it.each([
+    ['negative', '-1'],
+    ['a float', '1.5'],
+    ['a string', '"3"'],
+    ['a boolean', 'true'],
+    ['an object', '{}'],
+    ['above MAX_SAFE_INTEGER', '9007199254740993'],
+    ['1e309', '1e309'],
+  ])('refuses seq %s as invalid_seq', (_what, seqJson) => {
+    const rj = onlyRejection(decode(`{"ts":"${TS}","seq":${seqJson},"motor_current_a":1}`));
+    expect(rj.reason).toBe('invalid_seq');
+    expect(rj.detail).toMatch(/^seq: /);
+  });
+});
+
+describe('decodeMessage: channel values', () => {
+  it.each([
+    ['the string "12.5"', '"12.5"', 'type_mismatch'],
+    ['an empty string', '""', 'type_mismatch'],
+    ['a boolean', 'true', 'type_mismatch'],
+    ['an object', '{"v":1}', 'type_mismatch'],
+    ['an array', '[1]', 'type_mismatch'],
+    ['1e309 (Infinity)', '1e309', 'non_finite_number'],
+    ['-1e309 (-Infinity)', '-1e309', 'non_finite_number'],
+    ['above max', '1000.001', 'out_of_range'],
+    ['below min', '-0.5', 'out_of_range'],
+  ])('refuses %s', (_what, valueJson, reason) => {
+    const rj = onlyRejection(decode(`{"ts":"${TS}","vsd_frequency_hz":50,"motor_current_a":${valueJson}}`));
+    expect(rj.reason).toBe(reason);
+    expect(rj.detail).toMatch(/^motor_current_a: /);
+  });
+
+  it('names the type in a type_mismatch detail', () => {
+    expect(onlyRejection(decode(reading({ motor_current_a: '12.5' }))).detail).toContain('"12.5" is a string');
+  });
+
+  it.each([
+    ['min', 0],
+    ['max', 1000],
+    ['a fraction', 0.001],
+    ['exponent notation', 1e2],
+  ])('accepts a value at %s', (_what, v) => {
+    expect(decode(reading({ motor_current_a: v })).readings[0]?.values[CURRENT]).toBe(v);
+  });
+
+  it('treats null as not reported: the column stays null, never 0', () => {
+    const d = decode(reading({ motor_current_a: null, vsd_frequency_hz: 50 }));
+    expect(d.rejections).toEqual([]);
+    expect(d.readings[0]?.values[CURRENT]).toBeNull();
+    expect(d.readings[0]?.values[FREQ]).toBe(50);
+  });
+
+  it('never fabricates a 0 from "" or null', () => {
+    const fromEmpty = decode(reading({ motor_current_a: '', vsd_frequency_hz: 50 }));
+    expect(fromEmpty.readings).toEqual([]);
+    expect(fromEmpty.rejections[0]?.reason).toBe('type_mismatch');
+    const fromNull = decode(reading({ motor_current_a: null, vsd_frequency_hz: 50 }));
+    expect(fromNull.readings[0]?.values.filter((v) => v === 0)).toEqual([]);
+  });
+
+  it.each([
+    ['only ts', { }],
+    ['ts and seq', { seq: 1 }],
+    ['only null channels', { motor_current_a: null, vsd_frequency_hz: null }],
+  ])('refuses a reading with %s as no_channels', (_what, fields) => {
+    expect(onlyRejection(decode(reading(fields))).reason).toBe('no_channels');
+  });
+
+  it('uses a catalog passed in options, not only the default one', () => {
+    const catalog = [{ column: 'x_a', unit: 'A', min: -5, max: 5, description: 'test' }];
+    const d = decode(reading({ x_a: -5 }), { catalog, unknownFields: 'reject' });
+    expect(d.readings[0]?.values).toEqual([-5]);
+    expect(decode(reading({ x_a: 6 }), { catalog }).rejections[0]?.reason).toBe('out_of_range');
+    expect(decode(reading({ motor_current_a: 1 }), { catalog, unknownFields: 'reject' }).rejections[0]?.reason).toBe('unknown_field');
+  });
+});
+
+describe('decodeMessage: unknown fields', () => {
+  const fields = { motor_current_a: 1, firmware: 'v2.1', pump: { stage: 3 }, flags: [1, 'a'] };
+
+  it('keep: unknown fields go to extra, channels still decoded', () => {
+    const d = decode(reading(fields), { unknownFields: 'keep' });
+    expect(d.droppedFields).toBe(0);
+    expect(d.readings[0]?.extra).toEqual({ firmware: 'v2.1', pump: { stage: 3 }, flags: [1, 'a'] });
+    expect(d.readings[0]?.values[CURRENT]).toBe(1);
+  });
+
+  it('keep: a reading with only unknown fields is accepted with every channel null', () => {
+    const d = decode(reading({ firmware: 'v2.1' }), { unknownFields: 'keep' });
+    expect(d.readings[0]?.extra).toEqual({ firmware: 'v2.1' });
+    expect(d.readings[0]?.values.every((v) => v === null)).toBe(true);
+  });
+
+  it('keep: a "__proto__" field is kept as an own field, not turned into a prototype', () => {
+    const d = decode(`{"ts":"${TS}","motor_current_a":1,"__proto__":{"polluted":true}}`, { unknownFields: 'keep' });
+    const extra = d.readings[0]?.extra;
+    expect(extra && Object.keys(extra)).toEqual(['__proto__']);
+    expect(JSON.stringify(extra)).toBe('{"__proto__":{"polluted":true}}');
+    expect(extra && Object.getPrototypeOf(extra)).toBe(Object.prototype);
+  });
+
+  it('reject: an unknown field rejects the reading and names the field', () => {
+    const rj = onlyRejection(decode(reading(fields), { unknownFields: 'reject' }));
+    expect(rj.reason).toBe('unknown_field');
+    expect(rj.detail).toMatch(/^firmware: /);
+  });
+
+  it('drop: unknown fields are counted, not kept', () => {
+    const d = decode(reading(fields), { unknownFields: 'drop' });
+    expect(d.droppedFields).toBe(3);
+    expect(d.readings[0]?.extra).toBeNull();
+    expect(d.readings[0]?.values[CURRENT]).toBe(1);
+  });
+
+  it('drop: counts are summed over an array and exclude rejected readings', () => {
+    const d = decode(
+      JSON.stringify([
+        { ts: TS, motor_current_a: 1, a: 1 },
+        { ts: TS, motor_current_a: 2, b: 1, c: 2 },
+        { ts: TS, motor_current_a: 'x', d: 1 },
+      ]),
+      { unknownFields: 'drop' },
+    );
+    expect(d.droppedFields).toBe(3);
+    expect(d.readings).toHaveLength(2);
+  });
+
+  it('drop: a reading with only unknown fields has no channels', () => {
+    expect(onlyRejection(decode(reading({ firmware: 'v2' }), { unknownFields: 'drop' })).reason).toBe('no_channels');
+  });
+
+  it.each([
+    ['in a value', '{"note":"a\\u0000b"}'],
+    ['in a key', '{"no\\u0000te":"ab"}'],
+    ['in a nested value', '{"pump":{"tags":["ok","a\\u0000"]}}'],
+    ['in a nested key', '{"pump":{"k\\u0000":1}}'],
+  ])('keep: U+0000 %s of an extra field is invalid_text', (_what, extraJson) => {
+    const json = `{"ts":"${TS}","motor_current_a":1,${extraJson.slice(1, -1)}}`;
+    expect(onlyRejection(decode(json, { unknownFields: 'keep' })).reason).toBe('invalid_text');
+  });
+
+  it('drop: U+0000 in a dropped field does not matter', () => {
+    const d = decode(`{"ts":"${TS}","motor_current_a":1,"note":"a\\u0000b"}`, { unknownFields: 'drop' });
+    expect(d.rejections).toEqual([]);
+    expect(d.droppedFields).toBe(1);
+  });
+});

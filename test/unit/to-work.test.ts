@@ -1,0 +1,68 @@
+// Unit tests for toWork: a received message → the sink's unit of work.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import type { DecodeOptions } from '../../src/decode/decode.ts';
+import { toWork, type Received } from '../../src/decode/to-work.ts';
+import { parseTopicTemplate } from '../../src/ingress/topic.ts';
+
+const TOPIC = parseTopicTemplate('esp/{site}/{well_id}/telemetry');
+const OPTS: DecodeOptions = {
+  catalog: DEFAULT_CATALOG,
+  unknownFields: 'drop',
+  messageMaxBytes: 4096,
+  tsMinMs: Date.parse('2000-01-01T00:00:00Z'),
+  tsMaxFutureMs: 86_400_000,
+};
+const RECEIVED_AT_MS = Date.parse('2024-06-01T00:00:00Z');
+const msg = (topic: string, payload: string): Received => ({ topic, payload: new TextEncoder().encode(payload), receivedAtMs: RECEIVED_AT_MS });
+
+describe('toWork', () => {
+  it('takes well id and site from the topic and decodes the payload', () => {
+    const m = msg('esp/north/W-1/telemetry', '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3,"junk":1}');
+    const { work, droppedFields } = toWork(m, TOPIC, OPTS);
+    expect(droppedFields).toBe(1);
+    expect(work.wellId).toBe('W-1');
+    expect(work.topic).toBe(m.topic);
+    expect(work.payload).toBe(m.payload);
+    expect(work.rejects).toEqual([]);
+    expect(work.readings).toHaveLength(1);
+    expect(work.readings[0]).toMatchObject({ wellId: 'W-1', site: 'north' });
+  });
+
+  it('turns each decode rejection into a reject row carrying the raw message', () => {
+    const m = msg('esp/north/W-1/telemetry', '[{"ts":"2024-05-01T12:00:00Z","motor_current_a":3},{"ts":"x","motor_current_a":1}]');
+    const { work } = toWork(m, TOPIC, OPTS);
+    expect(work.readings).toHaveLength(1);
+    expect(work.rejects).toHaveLength(1);
+    expect(work.rejects[0]).toMatchObject({
+      reason: 'invalid_ts',
+      index: 1,
+      wellId: 'W-1',
+      topic: m.topic,
+      receivedAtMs: RECEIVED_AT_MS,
+    });
+    expect(work.rejects[0]?.payload).toBe(m.payload);
+  });
+
+  it.each([
+    ['a topic the template does not match', 'other/north/W-1/telemetry'],
+    ['an empty well level', 'esp/north//telemetry'],
+  ])('rejects %s as topic_mismatch without decoding', (_what, topic) => {
+    const m = msg(topic, '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3}');
+    const { work, droppedFields } = toWork(m, TOPIC, OPTS);
+    expect(droppedFields).toBe(0);
+    expect(work.readings).toEqual([]);
+    expect(work.wellId).toBeNull();
+    expect(work.rejects).toHaveLength(1);
+    expect(work.rejects[0]).toMatchObject({ reason: 'topic_mismatch', index: null, wellId: null, topic });
+  });
+
+  it('rejects a topic holding U+0000 and stores it with U+FFFD in the reject row', () => {
+    const m = msg('esp/north/W\u00001/telemetry', '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3}');
+    const { work } = toWork(m, TOPIC, OPTS);
+    expect(work.readings).toEqual([]);
+    expect(work.rejects[0]?.reason).toBe('topic_mismatch');
+    expect(work.rejects[0]?.topic).toBe('esp/north/W\uFFFD1/telemetry');
+    expect(work.rejects[0]?.topic).not.toContain('\u0000');
+  });
+});
