@@ -54,7 +54,10 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       wakeAll();
     });
   };
-  for (const m of o.extra ?? []) await publish(m.topic, m.payload);
+  for (const m of o.extra ?? []) {
+    await publish(m.topic, m.payload);
+    readings++;
+  }
   const t0 = Math.min(...wells.map((w) => Date.parse(String(w.readings[0]?.ts))));
   await Promise.all(
     wells.map(async (w) => {

@@ -1,7 +1,7 @@
 // Production entry point (`npm start`): config from the environment, start, stop on
 // SIGTERM/SIGINT. Exit codes: 0 clean stop; 1 shutdown deadline passed or fatal error;
 // 2 invalid configuration.
-import { startApp } from './app.ts';
+import { startApp, type App } from './app.ts';
 import { loadConfig } from './config/config.ts';
 import { ConfigError, EspError } from './errors.ts';
 import { createLogger, redactUrl } from './log/logger.ts';
@@ -22,31 +22,32 @@ log.info(
   'starting esp-ingest',
 );
 
+// Signals are handled from the start: while start-up still waits for the database, SIGTERM
+// ends the process at once (nothing has been received yet, so nothing can be lost).
+let app: App | undefined;
+let signals = 0;
+const onSignal = (sig: string) => {
+  signals++;
+  if (!app || signals > 1) {
+    log.warn({ signal: sig }, app ? 'second signal: exiting now without waiting' : 'signal during start-up: exiting');
+    process.exit(app ? 1 : 0);
+  }
+  log.info({ signal: sig, deadlineMs: config.shutdownDeadlineMs }, 'stopping');
+  void app.stop().then((clean) => process.exit(clean ? 0 : 1));
+};
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+process.on('SIGINT', () => onSignal('SIGINT'));
+
 try {
-  const app = await startApp({ config, log });
-  let signals = 0;
-  const onSignal = (sig: string) => {
-    signals++;
-    if (signals > 1) {
-      log.warn({ signal: sig }, 'second signal: exiting now without waiting');
-      process.exit(1);
-    }
-    log.info({ signal: sig, deadlineMs: config.shutdownDeadlineMs }, 'stopping');
-    void app.stop().then((clean) => {
-      log.flush?.();
-      process.exit(clean ? 0 : 1);
-    });
-  };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  void app.fatal.then(async (err) => {
+  app = await startApp({ config, log });
+  const started = app;
+  void started.fatal.then(async (err) => {
     log.fatal({ err }, 'fatal: stopping');
-    await app.stop();
+    await started.stop();
     process.exit(1);
   });
 } catch (err) {
   log.fatal({ err, code: err instanceof EspError ? err.code : undefined }, 'start-up failed');
-  log.flush?.();
   process.exitCode = 1;
   setTimeout(() => process.exit(1), 100).unref();
 }

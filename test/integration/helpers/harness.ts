@@ -1,7 +1,7 @@
 // Integration-test harness: fresh databases on the test TimescaleDB, a private Mosquitto with
 // the project's mosquitto.conf, polling, and a teardown registry. No mocks: real servers only.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -106,6 +106,8 @@ export class PrivateMosquitto {
 
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
+    // Started as root, mosquitto drops to its own user, which must be able to write here.
+    chmodSync(this.dir, 0o777);
     const conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8')
       .replace(/^listener 1883.*$/m, `listener ${this.port} 127.0.0.1`)
       .replace(/^persistence_location .*$/m, `persistence_location ${this.dir}/`)
