@@ -58,10 +58,11 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     await publish(m.topic, m.payload);
     readings++;
   }
-  const t0 = Math.min(...wells.map((w) => Date.parse(String(w.readings[0]?.ts))));
   await Promise.all(
     wells.map(async (w) => {
       const topic = template.replace('{site}', o.site ?? '3w').replace('{well_id}', w.wellId);
+      // The wells were recorded in different months: each replays from its own first reading.
+      const t0 = Date.parse(String(w.readings[0]?.ts));
       for (let i = 0; i < w.readings.length; i += o.perMessage) {
         const group = w.readings.slice(i, i + o.perMessage);
         if (o.speed > 0) {
