@@ -28,7 +28,9 @@ export class ServiceProcess {
   async start(timeoutMs = 60_000): Promise<void> {
     this.httpPort = await freePort();
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    // ESP_SERVICE_NODE_ARGS: extra node flags for the service, e.g. "--cpu-prof" when profiling.
+    const extra = (process.env.ESP_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const proc = spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
       env: { ...process.env, LOG_FORMAT: 'json', HTTP_HOST: '127.0.0.1', ...this.env, HTTP_PORT: String(this.httpPort) },
       stdio: ['ignore', 'pipe', 'pipe'],

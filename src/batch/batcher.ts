@@ -118,15 +118,15 @@ export class Batcher<T> {
   }
 
   #take(): BatchItem<T>[] {
-    const batch: BatchItem<T>[] = [];
     let rows = 0;
-    while (this.#pending.length > 0) {
-      const next = this.#pending[0]!;
-      if (batch.length > 0 && rows + next.rows > this.#o.maxRows) break;
-      batch.push(next);
+    let count = 0;
+    for (const next of this.#pending) {
+      if (count > 0 && rows + next.rows > this.#o.maxRows) break;
       rows += next.rows;
-      this.#pending.shift();
+      count++;
     }
+    // One splice per batch: shift() per item is O(n) each, quadratic on a full buffer.
+    const batch = this.#pending.splice(0, count);
     this.#pendingRows -= rows;
     if (this.#pending.length === 0) {
       this.#due = false;

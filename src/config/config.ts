@@ -17,7 +17,7 @@ const EnvSchema = z.object({
   MQTT_CLIENT_ID: z.string().min(1).max(64).regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
   MQTT_PROTOCOL_VERSION: z.enum(['5', '4']).default('5'),
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
-  MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(4_096),
+  MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
   MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/).default(''),
   MQTT_USERNAME: z.string().optional(),

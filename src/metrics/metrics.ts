@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Builds the registry and metrics; one instance per service (tests build their own). */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'esp_ingest_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'esp_ingest_' });
   const p = 'esp_ingest_';
   /** Read at scrape time; the composition root points them at the live components. */
   const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0 };

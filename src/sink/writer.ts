@@ -1,7 +1,7 @@
-// Sink: commits one batch in one transaction. Readings: COPY into a session temp table, then
-// INSERT … ON CONFLICT DO NOTHING into esp_telemetry; when some keys already existed, one more
-// statement fills channels the stored row lacks and counts disagreeing values (stored values are
-// never overwritten). Rejections: COPY into rejected_messages. Contract of pg-copy-streams:
+// Sink: commits one batch in one transaction. Readings: COPY straight into esp_telemetry (fast
+// path); when a key is already stored (23505), the batch is redone through a session temp table:
+// INSERT … ON CONFLICT DO NOTHING, then one statement fills channels the stored row lacks and
+// counts disagreeing values (stored values are never overwritten). Model: Promscale copier.go. Rejections: COPY into rejected_messages. Contract of pg-copy-streams:
 // on error destroy the stream, ROLLBACK, release(err) so the connection is discarded
 // (pg-copy-streams #115: no CopyFail is sent on error).
 import { Readable } from 'node:stream';
@@ -108,27 +108,7 @@ export class TelemetryWriter {
         );
         this.#staged.add(client);
       }
-      await client.query('BEGIN');
-      let result: WriteResult = { inserted: 0, duplicates: 0, conflicts: 0, filled: 0 };
-      if (rows.length > 0) {
-        await client.query('TRUNCATE esp_stage');
-        await pipeline(Readable.from(this.#readingLines(rows)), client.query(copyFrom(`COPY esp_stage (${this.#stageColumns}) FROM STDIN`)));
-        const ins = await client.query(this.#insertSql);
-        const inserted = ins.rowCount ?? 0;
-        result = { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
-        if (inserted < rows.length) {
-          const fill = await client.query<{ conflicts: string; filled: string }>(this.#fillSql);
-          result = { ...result, conflicts: Number(fill.rows[0]?.conflicts ?? 0), filled: Number(fill.rows[0]?.filled ?? 0) };
-        }
-      }
-      if (rejects.length > 0) {
-        await pipeline(
-          Readable.from(rejectLines(rejects)),
-          client.query(copyFrom('COPY rejected_messages (received_at, topic, well_id, reason, detail, reading_index, payload) FROM STDIN')),
-        );
-      }
-      await client.query('COMMIT');
-      return result;
+      return (rows.length > 0 && (await this.#fastPath(client, rows, rejects))) || (await this.#stagedPath(client, rows, rejects));
     } catch (err) {
       failure ??= err as Error;
       await client.query('ROLLBACK').catch(() => undefined);
@@ -140,6 +120,53 @@ export class TelemetryWriter {
       // A failed connection is destroyed, never returned to the pool.
       client.release(failure);
     }
+  }
+
+  /**
+   * Fast path: COPY straight into esp_telemetry, as fast as the server can take it. When a key
+   * is already stored (23505: a redelivery or a second device of the same well), the
+   * transaction is rolled back and undefined returned: the staged path takes over.
+   */
+  async #fastPath(client: PoolClient, rows: readonly Reading[], rejects: readonly RejectRow[]): Promise<WriteResult | undefined> {
+    await client.query('BEGIN');
+    try {
+      await pipeline(Readable.from(this.#readingLines(rows)), client.query(copyFrom(`COPY esp_telemetry (${this.#stageColumns}) FROM STDIN`)));
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+      await client.query('ROLLBACK');
+      return undefined;
+    }
+    await this.#copyRejects(client, rejects);
+    await client.query('COMMIT');
+    return { inserted: rows.length, duplicates: 0, conflicts: 0, filled: 0 };
+  }
+
+  /** Staged path: COPY into the temp table, insert what is new, fill in and count the rest. */
+  async #stagedPath(client: PoolClient, rows: readonly Reading[], rejects: readonly RejectRow[]): Promise<WriteResult> {
+    await client.query('BEGIN');
+    let result: WriteResult = { inserted: 0, duplicates: 0, conflicts: 0, filled: 0 };
+    if (rows.length > 0) {
+      await client.query('TRUNCATE esp_stage');
+      await pipeline(Readable.from(this.#readingLines(rows)), client.query(copyFrom(`COPY esp_stage (${this.#stageColumns}) FROM STDIN`)));
+      const ins = await client.query(this.#insertSql);
+      const inserted = ins.rowCount ?? 0;
+      result = { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
+      if (inserted < rows.length) {
+        const fill = await client.query<{ conflicts: string; filled: string }>(this.#fillSql);
+        result = { ...result, conflicts: Number(fill.rows[0]?.conflicts ?? 0), filled: Number(fill.rows[0]?.filled ?? 0) };
+      }
+    }
+    await this.#copyRejects(client, rejects);
+    await client.query('COMMIT');
+    return result;
+  }
+
+  async #copyRejects(client: PoolClient, rejects: readonly RejectRow[]): Promise<void> {
+    if (rejects.length === 0) return;
+    await pipeline(
+      Readable.from(rejectLines(rejects)),
+      client.query(copyFrom('COPY rejected_messages (received_at, topic, well_id, reason, detail, reading_index, payload) FROM STDIN')),
+    );
   }
 
   *#readingLines(rows: readonly Reading[]): Generator<string> {

@@ -101,7 +101,7 @@ describe('TelemetryWriter', () => {
     const many = Array.from({ length: 300_000 }, (_, i) => reading('W9', new Date(Date.parse('2024-05-01T00:00:00Z') + i * 1000).toISOString(), { vsd_frequency_hz: 50 }));
     const writing = writer.write(many, []).then(() => 'committed', (err: Error) => err);
     const killed = await waitFor('the COPY to be running, then killed', async () => {
-      const rows = await query<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'esp-ingest-test' AND state = 'active' AND query LIKE 'COPY esp_stage%'`);
+      const rows = await query<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'esp-ingest-test' AND state = 'active' AND query LIKE 'COPY esp_%'`);
       return rows[0]?.ok;
     }, 20_000, 5);
     expect(killed).toBe(true);

@@ -27,7 +27,7 @@ describe('loadConfig: defaults', () => {
         clientId: 'esp-ingest',
         protocolVersion: 5,
         sessionExpiryS: 604_800,
-        receiveMaximum: 4_096,
+        receiveMaximum: 16_384,
         keepaliveS: 30,
         sharedGroup: '',
         username: undefined,

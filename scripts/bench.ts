@@ -1,0 +1,199 @@
+// `npm run bench`: end-to-end readings/s through a real broker into TimescaleDB, side by side
+// in one run with (a) the COPY ceiling: the same rows copied straight into the same table, and
+// (b) the broker ceiling: the same messages published and received with no database.
+// Two loads: 10 readings per message (vs the COPY ceiling) and 1 per message (vs the broker
+// ceiling). Last line: one JSON object with every figure and the ratios.
+//   npm run bench -- [--copies 4]
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import mqtt from 'mqtt';
+import pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { pino } from 'pino';
+import { DEFAULT_CATALOG } from '../src/decode/catalog.ts';
+import { decodeMessage } from '../src/decode/decode.ts';
+import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../src/sink/copy-encode.ts';
+import { migrate } from '../src/sink/migrate.ts';
+import { ServiceProcess, freePort } from './service-process.ts';
+import { loadWells } from './wells.ts';
+
+const { values } = parseArgs({ options: { copies: { type: 'string', default: '4' }, log: { type: 'string', default: '/tmp/esp-ingest-bench.log' } } });
+const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+const copies = Number(values.copies);
+
+// The load: the real wells, `copies` times over under distinct well ids.
+const base = loadWells();
+const wells = Array.from({ length: copies }, (_, c) => base.map((w) => ({ wellId: `${w.wellId}-C${c}`, readings: w.readings }))).flat();
+const totalReadings = wells.reduce((n, w) => n + w.readings.length, 0);
+function messages(perMessage: number, prefix: string): { topic: string; payload: string }[] {
+  const out: { topic: string; payload: string }[] = [];
+  for (const w of wells) {
+    const topic = `${prefix}/3w/${w.wellId}/telemetry`;
+    for (let i = 0; i < w.readings.length; i += perMessage) {
+      const group = w.readings.slice(i, i + perMessage);
+      out.push({ topic, payload: JSON.stringify(perMessage === 1 ? group[0] : group) });
+    }
+  }
+  return out;
+}
+
+// Infrastructure: TimescaleDB and a private Mosquitto with the project's mosquitto.conf.
+const server = process.env.DATABASE_URL ?? execFileSync('bash', ['scripts/timescaledb.sh', 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+async function freshDb(name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(server);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+const mqDir = mkdtempSync(path.join(tmpdir(), 'esp-bench-mq-'));
+chmodSync(mqDir, 0o777);
+const mqPort = await freePort();
+writeFileSync(
+  path.join(mqDir, 'mosquitto.conf'),
+  readFileSync('mosquitto.conf', 'utf8').replace(/^listener 1883.*$/m, `listener ${mqPort} 127.0.0.1`).replace(/^persistence_location .*$/m, `persistence_location ${mqDir}/`),
+);
+const mosquitto = spawn('mosquitto', ['-c', path.join(mqDir, 'mosquitto.conf')], { stdio: 'ignore' });
+const mqttUrl = `mqtt://127.0.0.1:${mqPort}`;
+for (let i = 0; i < 100; i++) {
+  const ok = await new Promise<boolean>((resolve) => {
+    const s = connect(mqPort, '127.0.0.1', () => resolve(s.destroy() && true));
+    s.on('error', () => resolve(false));
+  });
+  if (ok) break;
+  await new Promise((r) => setTimeout(r, 100));
+}
+say(`${totalReadings} readings (${copies}× the six wells); Mosquitto on ${mqttUrl}; service log ${values.log}`);
+
+/** Polls `cond` every `everyMs` until true; throws naming `what` after `timeoutMs`. */
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 180_000, everyMs = 10): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Publishes every message QoS 1 with up to 1000 awaiting PUBACK. */
+async function publishAll(msgs: { topic: string; payload: string }[]): Promise<void> {
+  const client = await mqtt.connectAsync(mqttUrl, { clientId: `esp-bench-pub-${process.pid}`, clean: true, protocolVersion: 5 });
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  for (const m of msgs) {
+    while (inFlight >= 1000) await new Promise<void>((r) => (wake = r));
+    inFlight++;
+    client.publish(m.topic, m.payload, { qos: 1 }, () => {
+      inFlight--;
+      wake?.();
+      wake = undefined;
+    });
+  }
+  while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+  await client.endAsync();
+}
+
+/** (a) COPY ceiling: the decoded rows, COPY'd straight into esp_telemetry in one transaction. */
+async function copyCeiling(): Promise<number> {
+  const url = await freshDb('esp_bench_copy');
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
+  const opts = { catalog: DEFAULT_CATALOG, unknownFields: 'keep' as const, messageMaxBytes: 1 << 24, tsMinMs: 0, tsMaxFutureMs: 8.64e15 };
+  const rows = messages(10, 'b').flatMap((m) => decodeMessage(Buffer.from(m.payload), { wellId: m.topic.split('/')[2]!, site: '3w', receivedAtMs: Date.now() }, opts).readings);
+  const cols = ['ts', 'well_id', 'site', 'seq', 'extra', ...DEFAULT_CATALOG.map((c) => c.column)];
+  const client = await pool.connect();
+  const started = performance.now();
+  await client.query('BEGIN');
+  await pipeline(
+    Readable.from((function* () {
+      for (const r of rows) {
+        let line = `${copyTimestampUs(r.tsUs)}\t${copyText(r.wellId)}\t${copyText(r.site)}\t${copyInt(r.seq)}\t${copyJson(r.extra)}`;
+        for (const v of r.values) line += `\t${copyFloat(v)}`;
+        yield `${line}\n`;
+      }
+    })()),
+    client.query(copyStreams.from(`COPY esp_telemetry (${cols.join(', ')}) FROM STDIN`)),
+  );
+  await client.query('COMMIT');
+  const seconds = (performance.now() - started) / 1000;
+  client.release();
+  await pool.end();
+  return rows.length / seconds;
+}
+
+/** (b) Broker ceiling: a bare subscriber (separate process, as the service is) receives it all. */
+async function brokerCeiling(perMessage: number): Promise<number> {
+  const prefix = `ceil${perMessage}`;
+  const msgs = messages(perMessage, prefix);
+  const sub = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-subscriber.ts', mqttUrl, `${prefix}/+/+/telemetry`, String(totalReadings), String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  sub.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  let exit: number | null | undefined;
+  sub.once('exit', (code) => (exit = code));
+  await until('the ceiling subscriber to subscribe', () => out.includes('ready'), 30_000);
+  const started = performance.now();
+  await publishAll(msgs);
+  await until(`the ceiling subscriber to receive ${totalReadings} readings (it printed ${JSON.stringify(out)}, exit ${exit})`, () => out.includes('done'), 180_000, 5);
+  const seconds = (performance.now() - started) / 1000;
+  await until('the ceiling subscriber to exit', () => exit !== undefined, 10_000);
+  return totalReadings / seconds;
+}
+
+/** End to end: the service (child process, defaults) from the first publish to the last commit. */
+async function endToEnd(perMessage: number): Promise<{ rate: number; peakRssBytes: number }> {
+  const prefix = `e2e${perMessage}`;
+  const url = await freshDb(`esp_bench_e2e${perMessage}`);
+  const svc = new ServiceProcess({ DATABASE_URL: url, MQTT_URL: mqttUrl, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, MQTT_CLIENT_ID: `esp-bench-${perMessage}`, LOG_LEVEL: 'warn' }, values.log);
+  await svc.start();
+  const msgs = messages(perMessage, prefix);
+  let peakRssBytes = 0;
+  const started = performance.now();
+  const publishing = publishAll(msgs);
+  for (;;) {
+    const [committed, rss] = await Promise.all([svc.metric('esp_ingest_readings_committed_total'), svc.metric('esp_ingest_process_resident_memory_bytes')]);
+    peakRssBytes = Math.max(peakRssBytes, rss);
+    if (committed >= totalReadings) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await publishing;
+  await svc.stop();
+  return { rate: totalReadings / seconds, peakRssBytes };
+}
+
+const copyRate = await copyCeiling();
+say(`COPY ceiling: ${Math.round(copyRate)} readings/s`);
+const broker10 = await brokerCeiling(10);
+say(`broker ceiling, 10 readings/message: ${Math.round(broker10)} readings/s`);
+const e2e10 = await endToEnd(10);
+say(`end to end, 10 readings/message: ${Math.round(e2e10.rate)} readings/s (peak RSS ${(e2e10.peakRssBytes / 2 ** 20).toFixed(0)} MiB)`);
+const broker1 = await brokerCeiling(1);
+say(`broker ceiling, 1 reading/message: ${Math.round(broker1)} readings/s`);
+const e2e1 = await endToEnd(1);
+say(`end to end, 1 reading/message: ${Math.round(e2e1.rate)} readings/s (peak RSS ${(e2e1.peakRssBytes / 2 ** 20).toFixed(0)} MiB)`);
+mosquitto.kill('SIGTERM');
+
+const r = (x: number) => Math.round(x);
+const result = {
+  readings: totalReadings,
+  copy_ceiling_readings_per_s: r(copyRate),
+  broker_ceiling_10_per_message_readings_per_s: r(broker10),
+  broker_ceiling_1_per_message_readings_per_s: r(broker1),
+  end_to_end_10_per_message_readings_per_s: r(e2e10.rate),
+  end_to_end_1_per_message_readings_per_s: r(e2e1.rate),
+  ratio_e2e_10_to_copy_ceiling: Number((e2e10.rate / copyRate).toFixed(3)),
+  ratio_e2e_1_to_broker_ceiling: Number((e2e1.rate / broker1).toFixed(3)),
+  peak_rss_mib: r(Math.max(e2e10.peakRssBytes, e2e1.peakRssBytes) / 2 ** 20),
+  targets_met: e2e10.rate >= 0.5 * copyRate && e2e1.rate >= 0.5 * broker1,
+};
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(0);
