@@ -74,7 +74,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 // ISO-8601 date-time with a mandatory zone (Z or ±hh:mm / ±hhmm), fraction up to 9 digits.
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|z|[+-]\d{2}:?\d{2})?$/;
 
-const Envelope = z.looseObject({
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+// The reserved keys of a reading; parsed on a two-key pick so zod does not copy every channel.
+const Envelope = z.object({
   ts: z.union([z.string(), z.number()], {
     error: (iss) => (iss.input === undefined ? 'missing_ts' : 'invalid_ts'),
   }),
@@ -103,7 +106,7 @@ export function parseTimestamp(ts: string | number): TsResult {
   const [, y, mo, d, h, mi, s = '0', frac = '', zone] = m;
   if (zone === undefined) return { ok: false, reason: 'ts_without_zone', detail: `ts: ${ts} has no zone; add Z or an offset such as +02:00` };
   const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
-  const dim = new Date(utcMs(year, month, 0, 0, 0, 0)).getUTCDate();
+  const dim = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
   if (month < 1 || month > 12 || day < 1 || day > dim || hour > 23 || minute > 59 || second > 59) {
     return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} is not a calendar date-time` };
   }
@@ -116,7 +119,8 @@ export function parseTimestamp(ts: string | number): TsResult {
     if (oh > 23 || om > 59) return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} has an invalid zone offset` };
     offsetMin = sign * (oh * 60 + om);
   }
-  const ms = utcMs(year, month - 1, day, hour, minute, second) - offsetMin * 60_000;
+  // Date.UTC maps years 0-99 to 1900-1999; utcMs does not (and is slower, so only there).
+  const ms = (year >= 100 ? Date.UTC(year, month - 1, day, hour, minute, second) : utcMs(year, month - 1, day, hour, minute, second)) - offsetMin * 60_000;
   const us = Number((frac + '000000').slice(0, 6));
   return { ok: true, us: ms * 1000 + us };
 }
@@ -189,10 +193,11 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions): Read
   if (item === null || typeof item !== 'object' || Array.isArray(item)) {
     return { reason: 'not_a_reading', detail: `expected a JSON object with "ts", got ${item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item}` };
   }
-  const env = Envelope.safeParse(item);
+  const fields = item as Record<string, unknown>;
+  const env = Envelope.safeParse({ ts: fields.ts, seq: fields.seq });
   if (!env.success) {
     const issue = env.error.issues[0]!;
-    return { reason: issue.message as RejectReason, detail: `${issue.path.join('.')}: ${JSON.stringify((item as Record<string, unknown>)[String(issue.path[0])])?.slice(0, 64)} is not valid` };
+    return { reason: issue.message as RejectReason, detail: `${issue.path.join('.')}: ${JSON.stringify(fields[String(issue.path[0])])?.slice(0, 64)} is not valid` };
   }
   const ts = parseTimestamp(env.data.ts);
   if (!ts.ok) return ts;
