@@ -3,6 +3,7 @@
 import mqtt from 'mqtt';
 import pg from 'pg';
 import type { Config } from './config/config.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded-broker.ts';
 import { Batcher } from './batch/batcher.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { toWork } from './decode/to-work.ts';
@@ -30,6 +31,8 @@ export interface AppDeps {
 export interface App {
   /** Port the sidecar listens on (resolved when HTTP_PORT is 0). */
   readonly httpPort: number;
+  /** The broker the ingress connects to (the embedded one's, with BROKER=embedded). */
+  readonly mqttUrl: string;
   readonly metrics: Metrics;
   /**
    * Graceful stop: intake off, last flush and its PUBACKs within SHUTDOWN_DEADLINE_MS,
@@ -150,9 +153,18 @@ export async function startApp(deps: AppDeps): Promise<App> {
   };
   metrics.probes.unacknowledgedMessages = () => ingress?.heldAcks() ?? 0;
 
-  // 4. MQTT last: messages start flowing only when everything behind them is ready.
+  // 4. MQTT last: messages start flowing only when everything behind them is ready. The
+  // embedded broker is reached over TCP like any other: one ingestion path.
+  let mqttConfig = config.mqtt;
+  let embedded: EmbeddedBroker | undefined;
+  if (config.broker.mode === 'embedded') {
+    embedded = await startEmbeddedBroker(config.broker.port, config.broker.host);
+    const host = config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host;
+    mqttConfig = { ...config.mqtt, url: `mqtt://${host}:${embedded.port}`, protocolVersion: 4 };
+    log.info({ port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
+  }
   const decodeOpts = { catalog, ...config.decode };
-  const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock });
+  const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock });
   ingress = ing;
   ing.start((msg) => {
     const { work, droppedFields } = toWork(msg, topic, decodeOpts);
@@ -179,11 +191,12 @@ export async function startApp(deps: AppDeps): Promise<App> {
         clearTimeout(deadline);
       }
       await ing.close();
+      await embedded?.close();
       await sidecar.stop();
       await pool.end().catch(() => undefined);
       log.info({ clean }, 'stopped');
       return clean;
     })());
 
-  return { httpPort, metrics, stop, fatal };
+  return { httpPort, mqttUrl: mqttConfig.url, metrics, stop, fatal };
 }

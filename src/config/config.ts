@@ -12,6 +12,9 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
  */
 const EnvSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  BROKER: z.enum(['external', 'embedded']).default('external'),
+  BROKER_PORT: int(0, 65_535).default(1883),
+  BROKER_HOST: z.string().default('127.0.0.1'),
   MQTT_URL: z.string().regex(/^(mqtts?|tcp|ssl|wss?):\/\//, 'must be an mqtt:// (or mqtts://, ws://) URL').default('mqtt://127.0.0.1:1883'),
   MQTT_TOPIC: z.string().default('esp/{site}/{well_id}/telemetry'),
   MQTT_CLIENT_ID: z.string().min(1).max(64).regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
@@ -44,6 +47,11 @@ const EnvSchema = z.object({
 /** Validated, frozen configuration; units are in the names. */
 export interface Config {
   readonly databaseUrl: string;
+  /**
+   * `external`: connect to MQTT_URL. `embedded`: start the aedes broker in-process on
+   * BROKER_HOST:BROKER_PORT and connect to it over TCP with MQTT 3.1.1 (aedes has no MQTT 5).
+   */
+  readonly broker: { readonly mode: 'external' | 'embedded'; readonly port: number; readonly host: string };
   readonly mqtt: {
     readonly url: string;
     readonly topicTemplate: string;
@@ -105,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const e = parsed.data;
   return deepFreeze({
     databaseUrl: e.DATABASE_URL,
+    broker: { mode: e.BROKER, port: e.BROKER_PORT, host: e.BROKER_HOST },
     mqtt: {
       url: e.MQTT_URL,
       topicTemplate: e.MQTT_TOPIC,

@@ -80,6 +80,15 @@ describe.each([
   });
 });
 
+it('with BROKER=embedded, runs aedes in-process and ingests from it over TCP', async () => {
+  const { app, prefix, databaseUrl } = await start({ BROKER: 'embedded', BROKER_PORT: '0' });
+  expect(app.mqttUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
+  const pub = await publisher(app.mqttUrl);
+  await pub.publishAsync(`${prefix}/s/W-9/telemetry`, '{"ts":"2024-05-01T00:00:00Z","vsd_frequency_hz":50}', { qos: 1 });
+  await waitFor('the row', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
+  expect(await app.stop()).toBe(true);
+});
+
 describe('acknowledgement', () => {
   it('sends the PUBACK only after the reading is committed, and the connection stays alive meanwhile', async () => {
     // aedes reports each PUBACK it receives from a subscriber ('ack'), which Mosquitto cannot.

@@ -21,6 +21,7 @@ describe('loadConfig: defaults', () => {
   it('fills every default when only DATABASE_URL is given', () => {
     expect(loadConfig({ DATABASE_URL: DB })).toEqual({
       databaseUrl: DB,
+      broker: { mode: 'external', port: 1883, host: '127.0.0.1' },
       mqtt: {
         url: 'mqtt://127.0.0.1:1883',
         topicTemplate: 'esp/{site}/{well_id}/telemetry',
