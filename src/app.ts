@@ -66,9 +66,14 @@ export async function startApp(deps: AppDeps): Promise<App> {
   let dbReason: string | undefined = 'database: not checked yet';
   let migrated = false;
   let storage: StorageMode | undefined;
+  let sinkReason: string | undefined;
   const setDb = (up: boolean, reason?: string) => {
     dbReason = up ? undefined : (reason ?? 'database: unreachable');
-    metrics.dbUp.set(up ? 1 : 0);
+    metrics.dbUp.set(up && !sinkReason ? 1 : 0);
+  };
+  const onSinkState = (ok: boolean, reason?: string) => {
+    sinkReason = ok ? undefined : `sink: last batch write failed, retrying: ${reason ?? 'unknown error'}`;
+    metrics.dbUp.set(ok && !dbReason ? 1 : 0);
   };
 
   // 1. Sidecar first, so probes answer during start-up.
@@ -80,6 +85,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
       reasons: () => {
         const r: string[] = [];
         if (dbReason) r.push(dbReason);
+        if (sinkReason) r.push(sinkReason);
         if (!migrated) r.push('database: schema migrations not applied yet');
         const m = ingress ? ingress.notReadyReason : 'mqtt: not started';
         if (m) r.push(m);
@@ -131,14 +137,15 @@ export async function startApp(deps: AppDeps): Promise<App> {
     metrics.storageMode.set({ mode }, mode === storage ? 1 : 0);
   }
   log.info({ storage }, 'schema ready');
+  // Reachability between batches (the sink reports its own failures through onSinkState).
   const health = setInterval(() => {
-    pool.query('SELECT 1').then(() => !dbReason?.startsWith('database: schema') && setDb(true), (err: Error) => setDb(false, `database: ${err.message}`));
+    pool.query('SELECT 1').then(() => setDb(true), (err: Error) => setDb(false, `database: ${err.message}`));
   }, 5_000);
   health.unref();
 
   // 3. Sink and batcher.
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
-  const committer = new Committer({ writer, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock, onDbState: setDb });
+  const committer = new Committer({ writer, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock, onDbState: onSinkState });
   const b = new Batcher<MessageWork>({
     maxRows: config.batch.maxRows,
     flushIntervalMs: config.batch.flushIntervalMs,
@@ -164,21 +171,18 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log.info({ port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
   }
   const decodeOpts = { catalog, ...config.decode };
-  const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock });
+  const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal: fatalResolve });
   ingress = ing;
   ing.start((msg) => {
     const { work, droppedFields } = toWork(msg, topic, decodeOpts);
     if (droppedFields > 0) metrics.unknownFieldsDropped.inc(droppedFields);
     return b.add({ rows: work.readings.length + work.rejects.length, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });
   });
-  const fatalCheck = setInterval(() => ing.fatal && fatalResolve(ing.fatal), 250);
-  fatalCheck.unref();
 
   let stopping: Promise<boolean> | undefined;
   const stop = (): Promise<boolean> =>
     (stopping ??= (async () => {
       clearInterval(health);
-      clearInterval(fatalCheck);
       ing.stopIntake();
       const deadline = setTimeout(() => abort.abort(), config.shutdownDeadlineMs);
       let clean = true;

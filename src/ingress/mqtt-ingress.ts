@@ -33,6 +33,8 @@ export interface IngressDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly clock: () => number;
+  /** Told once when the ingress hits an error it will not recover from (it stops reconnecting). */
+  readonly onFatal: (err: EspError) => void;
 }
 
 export class MqttIngress {
@@ -62,10 +64,6 @@ export class MqttIngress {
     return undefined;
   }
 
-  get fatal(): EspError | undefined {
-    return this.#fatal;
-  }
-
   /** Connects and subscribes in the background; reconnects forever. No-op when started. */
   start(onMessage: MessageSink): void {
     if (this.#client) return;
@@ -84,6 +82,7 @@ export class MqttIngress {
         ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } }
         : {}),
     };
+    const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
     const client = this.#deps.connect(c.url, options);
     this.#client = client;
     const gate = new PubackGate(client);
@@ -91,7 +90,7 @@ export class MqttIngress {
 
     client.handleMessage = (packet, callback) => {
       const qos = packet.qos;
-      metrics.messagesReceived.inc({ qos: String(qos) });
+      received[qos]?.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
       if (!this.#accepting) {
         // Intake stopped: never PUBACK; the broker redelivers it to the next session.
@@ -138,6 +137,7 @@ export class MqttIngress {
         );
         log.error({ err: this.#fatal }, 'session taken over');
         client.options.reconnectPeriod = 0;
+        this.#deps.onFatal(this.#fatal);
       } else {
         log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT');
       }
@@ -154,6 +154,7 @@ export class MqttIngress {
       if (err || refused) {
         this.#fatal = new EspError('ESP_MQTT_SUBSCRIBE_REFUSED', `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`, { cause: err });
         log.error({ err: this.#fatal }, 'subscribe failed');
+        this.#deps.onFatal(this.#fatal);
         return;
       }
       if (granted?.[0] && granted[0].qos < 1) log.warn({ filter, qos: granted[0].qos }, 'broker granted QoS 0: messages can be lost; allow QoS 1');

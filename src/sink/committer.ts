@@ -29,7 +29,7 @@ export interface CommitterDeps {
   readonly signal: AbortSignal;
   readonly clock: () => number;
   /** Told after every attempt: database reachable or not, and why. */
-  readonly onDbState: (up: boolean, reason?: string) => void;
+  readonly onDbState: (ok: boolean, reason?: string) => void;
 }
 
 export class Committer {
@@ -88,7 +88,7 @@ export class Committer {
         attempt++;
         metrics.flushRetries.inc({ code: errorLabel(err) });
         const delay = cls === 'operator' ? this.#d.retryMaxDelayMs : backoffMs(attempt, this.#d.retryMaxDelayMs);
-        this.#d.onDbState(false, `database: ${(err as Error).message}`);
+        this.#d.onDbState(false, (err as Error).message);
         log.warn({ err, attempt, delayMs: delay, class: cls, rows: merged.rows.length }, 'batch write failed; retrying');
         await sleep(delay, signal);
       }
