@@ -4,12 +4,13 @@ import mqtt from 'mqtt';
 import pg from 'pg';
 import type { Config } from './config/config.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded-broker.ts';
+import { Admission } from './batch/admission.ts';
 import { Batcher } from './batch/batcher.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { toWork } from './decode/to-work.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
-import { MqttIngress } from './ingress/mqtt-ingress.ts';
+import { MqttIngress, type InboundMessage } from './ingress/mqtt-ingress.ts';
 import { parseTopicTemplate } from './ingress/topic.ts';
 import type { Logger } from './log/logger.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
@@ -173,11 +174,13 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const decodeOpts = { catalog, ...config.decode };
   const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal: fatalResolve });
   ingress = ing;
-  ing.start((msg) => {
+  const admission = new Admission<InboundMessage>((msg) => {
     const { work, droppedFields } = toWork(msg, topic, decodeOpts);
     if (droppedFields > 0) metrics.unknownFieldsDropped.inc(droppedFields);
     return b.add({ rows: work.readings.length + work.rejects.length, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });
-  });
+  }, config.mqtt.receiveMaximum);
+  metrics.probes.messagesWaiting = () => admission.waiting;
+  ing.start((msg) => admission.offer(msg));
 
   let stopping: Promise<boolean> | undefined;
   const stop = (): Promise<boolean> =>

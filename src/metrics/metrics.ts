@@ -8,7 +8,7 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'esp_ingest_' });
   const p = 'esp_ingest_';
   /** Read at scrape time; the composition root points them at the live components. */
-  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0 };
+  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0 };
   return {
     registry,
     probes,
@@ -24,6 +24,7 @@ export function createMetrics() {
     flushSeconds: new Histogram({ name: `${p}flush_duration_seconds`, help: 'Time to commit one batch (COPY + merge + commit), successful attempts', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     flushRetries: new Counter({ name: `${p}flush_retries_total`, help: 'Failed flush attempts that will be retried, by SQLSTATE or network', labelNames: ['code'] as const, registers: [registry] }),
     rowsBuffered: new Gauge({ name: `${p}rows_buffered`, help: 'Readings held in memory, not yet committed', registers: [registry] }),
+    messagesWaiting: new Gauge({ name: `${p}messages_waiting`, help: 'Messages received and held undecoded because the buffer is full', registers: [registry], collect() { this.set(probes.messagesWaiting()); } }),
     unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry], collect() { this.set(probes.unacknowledgedMessages()); } }),
     oldestUnackedSeconds: new Gauge({ name: `${p}oldest_unacknowledged_age_seconds`, help: 'Age of the oldest message received and not yet committed', registers: [registry], collect() { this.set(probes.oldestUnacknowledgedAgeSeconds()); } }),
     commitLagSeconds: new Histogram({ name: `${p}device_to_commit_lag_seconds`, help: 'Device time of the newest reading in a batch to its commit', buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400], registers: [registry] }),
