@@ -175,8 +175,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal: fatalResolve });
   ingress = ing;
   const admission = new Admission<InboundMessage>((msg) => {
-    const { work, droppedFields } = toWork(msg, topic, decodeOpts);
+    const { work, droppedFields, coercedValues } = toWork(msg, topic, decodeOpts);
     if (droppedFields > 0) metrics.unknownFieldsDropped.inc(droppedFields);
+    if (coercedValues > 0) metrics.valuesCoerced.inc(coercedValues);
     return b.add({ rows: work.readings.length + work.rejects.length, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });
   }, config.mqtt.receiveMaximum);
   metrics.probes.messagesWaiting = () => admission.waiting;
@@ -187,6 +188,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     (stopping ??= (async () => {
       clearInterval(health);
       ing.stopIntake();
+      // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => abort.abort(), config.shutdownDeadlineMs);
       let clean = true;
       try {
@@ -194,16 +196,22 @@ export async function startApp(deps: AppDeps): Promise<App> {
       } catch (err) {
         clean = false;
         log.error({ err, rowsBuffered: b.bufferedRows }, 'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them');
-      } finally {
-        clearTimeout(deadline);
       }
       await ing.close();
       await embedded?.close();
       await sidecar.stop();
-      await pool.end().catch(() => undefined);
+      // pool.end() waits for checked-out connections; one stuck on a hung server (a reachability
+      // probe, up to query_timeout) must not hold the exit past the deadline.
+      await Promise.race([pool.end().catch(() => undefined), aborted(abort.signal)]);
+      clearTimeout(deadline);
       log.info({ clean }, 'stopped');
       return clean;
     })());
 
   return { httpPort, mqttUrl: mqttConfig.url, metrics, stop, fatal };
+}
+
+/** Resolves when `signal` aborts (at once if it already has). */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }

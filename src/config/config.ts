@@ -33,7 +33,10 @@ const EnvSchema = z.object({
   MESSAGE_MAX_BYTES: int(64, 16 * 1024 * 1024).default(256 * 1024),
   UNKNOWN_FIELDS: z.enum(['keep', 'reject', 'drop']).default('keep'),
   TS_MIN: z.iso.datetime({ offset: true }).default('2000-01-01T00:00:00Z'),
-  TS_MAX_FUTURE_S: int(0, 366 * 86_400).default(86_400),
+  TS_MAX_FUTURE_S: int(0, 366 * 86_400).default(300),
+  TS_EPOCH_UNIT: z.enum(['s', 'ms', 'us']).default('ms'),
+  MISSING_TS: z.enum(['reject', 'stamp']).default('reject'),
+  MESSAGE_MAX_READINGS: int(1, 1_000_000).default(10_000),
   DB_POOL_MAX: int(1, 100).default(4),
   DB_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5_000),
   DB_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
@@ -72,6 +75,11 @@ export interface Config {
     readonly unknownFields: 'keep' | 'reject' | 'drop';
     readonly tsMinMs: number;
     readonly tsMaxFutureMs: number;
+    /** Unit of an integer epoch `ts`. */
+    readonly tsEpochUnit: 's' | 'ms' | 'us';
+    /** A reading without `ts`: reject it (`missing_ts`) or stamp it with the receive time (marked in `extra.ts_source`). */
+    readonly missingTs: 'reject' | 'stamp';
+    readonly maxReadings: number;
   };
   readonly db: {
     readonly poolMax: number;
@@ -133,6 +141,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       unknownFields: e.UNKNOWN_FIELDS,
       tsMinMs: Date.parse(e.TS_MIN),
       tsMaxFutureMs: e.TS_MAX_FUTURE_S * 1000,
+      tsEpochUnit: e.TS_EPOCH_UNIT,
+      missingTs: e.MISSING_TS,
+      maxReadings: e.MESSAGE_MAX_READINGS,
     },
     db: {
       poolMax: e.DB_POOL_MAX,

@@ -1,7 +1,6 @@
 // Decode: the bytes of one MQTT message → typed readings and rejections with reason codes.
 // Pure (no I/O, no clock: the receive time is passed in). Every reading in a payload ends up
 // either in `readings` or in `rejections`; nothing is dropped without a count.
-import { z } from 'zod';
 import type { Channel } from './catalog.ts';
 
 /** Why a reading or message was refused; stored in `rejected_messages.reason`. */
@@ -23,7 +22,18 @@ export type RejectReason =
   | 'invalid_text'
   | 'no_channels'
   | 'topic_mismatch'
+  | 'too_many_readings'
+  | 'invalid_well_id'
+  | 'well_id_mismatch'
   | 'db_rejected';
+
+/** Every reason code, in the order docs/payload.md lists them; the `reason` label's whole set. */
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'payload_too_large', 'invalid_utf8', 'invalid_json', 'empty_batch', 'too_many_readings', 'not_a_reading',
+  'missing_ts', 'invalid_ts', 'ts_without_zone', 'ts_out_of_range', 'invalid_seq', 'non_finite_number',
+  'type_mismatch', 'out_of_range', 'unknown_field', 'invalid_text', 'no_channels', 'topic_mismatch',
+  'invalid_well_id', 'well_id_mismatch', 'db_rejected',
+];
 
 /** One validated reading of one well at one instant. */
 export interface Reading {
@@ -51,7 +61,12 @@ export interface Decoded {
   readonly rejections: Rejection[];
   /** Unknown fields discarded under policy `drop` (counted, never silent). */
   readonly droppedFields: number;
+  /** Channel values sent as numeric strings (`"12.5"`) and stored as numbers, in stored readings. */
+  readonly coercedValues: number;
 }
+
+/** Unit of an integer epoch `ts` (TS_EPOCH_UNIT). */
+export type EpochUnit = 's' | 'ms' | 'us';
 
 export interface DecodeOptions {
   readonly catalog: readonly Channel[];
@@ -61,6 +76,12 @@ export interface DecodeOptions {
   readonly tsMinMs: number;
   /** How far past `receivedAtMs` a device time may be, ms. */
   readonly tsMaxFutureMs: number;
+  /** Unit of an integer epoch `ts`; default `ms`. */
+  readonly tsEpochUnit?: EpochUnit;
+  /** A reading without `ts`: `reject` (`missing_ts`, default) or `stamp` it with the receive time, marked `extra.ts_source = "receive_time"`. */
+  readonly missingTs?: 'reject' | 'stamp';
+  /** Most readings one message may carry; more is `too_many_readings`. Default 10,000. */
+  readonly maxReadings?: number;
 }
 
 export interface Source {
@@ -76,33 +97,34 @@ const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-// The reserved keys of a reading; parsed on a two-key pick so zod does not copy every channel.
-const Envelope = z.object({
-  ts: z.union([z.string(), z.number()], {
-    error: (iss) => (iss.input === undefined ? 'missing_ts' : 'invalid_ts'),
-  }),
-  seq: z
-    .number({ error: 'invalid_seq' })
-    .int({ error: 'invalid_seq' })
-    .min(0, { error: 'invalid_seq' })
-    .max(Number.MAX_SAFE_INTEGER, { error: 'invalid_seq' })
-    .nullish(),
-});
+// The reserved keys of a reading, checked by hand: this runs once per reading, up to
+// MESSAGE_MAX_READINGS times per message, and a zod parse per reading tripled the decode time
+// of a full-size array payload (worst-case budget: 50 ms, test/unit/decode.test.ts).
+function envelope(ts: unknown, seq: unknown): { ts: string | number; seq: number | null } | { reason: RejectReason; key: 'ts' | 'seq' } {
+  if ((typeof ts !== 'string' && typeof ts !== 'number') || ts === Infinity || ts === -Infinity) return { reason: ts === undefined ? 'missing_ts' : 'invalid_ts', key: 'ts' };
+  if (seq === undefined || seq === null) return { ts, seq: null };
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return { reason: 'invalid_seq', key: 'seq' };
+  return { ts, seq };
+}
 
 type TsResult = { ok: true; us: number } | { ok: false; reason: RejectReason; detail: string };
 
+const US_PER_UNIT: Record<EpochUnit, number> = { s: 1_000_000, ms: 1_000, us: 1 };
+const UNIT_NAME: Record<EpochUnit, string> = { s: 'seconds', ms: 'milliseconds', us: 'microseconds' };
+
 /**
- * Parses a device timestamp: ISO-8601 with `Z` or an offset, or integer epoch milliseconds.
- * Fractions below a microsecond are truncated.
+ * Parses a device timestamp: ISO-8601 with `Z` or an offset, or an integer epoch count in
+ * `unit` (TS_EPOCH_UNIT). Fractions below a microsecond are truncated. Never reads the host's
+ * time zone: every calendar computation is UTC.
  */
-export function parseTimestamp(ts: string | number): TsResult {
+export function parseTimestamp(ts: string | number, unit: EpochUnit = 'ms'): TsResult {
   if (typeof ts === 'number') {
     if (!Number.isFinite(ts)) return { ok: false, reason: 'non_finite_number', detail: `ts: ${ts} is not finite` };
-    if (!Number.isInteger(ts)) return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} is not an integer count of epoch milliseconds` };
-    return { ok: true, us: ts * 1000 };
+    if (!Number.isInteger(ts)) return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} is not an integer count of epoch ${UNIT_NAME[unit]}` };
+    return { ok: true, us: ts * US_PER_UNIT[unit] };
   }
   const m = ISO_RE.exec(ts);
-  if (!m) return { ok: false, reason: 'invalid_ts', detail: `ts: ${JSON.stringify(ts).slice(0, 64)} is not ISO-8601 date-time or epoch milliseconds` };
+  if (!m) return { ok: false, reason: 'invalid_ts', detail: `ts: ${JSON.stringify(ts).slice(0, 64)} is not an ISO-8601 date-time with a zone, nor an epoch number` };
   const [, y, mo, d, h, mi, s = '0', frac = '', zone] = m;
   if (zone === undefined) return { ok: false, reason: 'ts_without_zone', detail: `ts: ${ts} has no zone; add Z or an offset such as +02:00` };
   const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
@@ -144,6 +166,7 @@ export function decodeMessage(payload: Uint8Array, source: Source, opts: DecodeO
     readings: [],
     rejections: [{ reason, detail, index: null }],
     droppedFields: 0,
+    coercedValues: 0,
   });
   if (payload.byteLength > opts.messageMaxBytes) {
     return whole('payload_too_large', `payload is ${payload.byteLength} bytes; MESSAGE_MAX_BYTES is ${opts.messageMaxBytes}`);
@@ -154,6 +177,10 @@ export function decodeMessage(payload: Uint8Array, source: Source, opts: DecodeO
   } catch {
     return whole('invalid_utf8', 'payload is not valid UTF-8');
   }
+  // A raw NUL byte is never valid JSON text (RFC 8259 §7: control characters must be escaped);
+  // said plainly here rather than as the parser's message. An escaped \u0000 is `invalid_text`.
+  const nul = payload.indexOf(0);
+  if (nul >= 0) return whole('invalid_json', `payload contains a NUL byte (0x00) at byte ${nul}`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -162,9 +189,12 @@ export function decodeMessage(payload: Uint8Array, source: Source, opts: DecodeO
   }
   const items: unknown[] = Array.isArray(json) ? json : [json];
   if (Array.isArray(json) && json.length === 0) return whole('empty_batch', 'payload is an empty JSON array');
+  const maxReadings = opts.maxReadings ?? 10_000;
+  if (items.length > maxReadings) return whole('too_many_readings', `payload carries ${items.length} readings; MESSAGE_MAX_READINGS is ${maxReadings}`);
   const readings: Reading[] = [];
   const rejections: Rejection[] = [];
   let droppedFields = 0;
+  let coercedValues = 0;
   const index = Array.isArray(json) ? (i: number) => i : () => null;
   items.forEach((item, i) => {
     const r = decodeReading(item, source, opts);
@@ -172,9 +202,10 @@ export function decodeMessage(payload: Uint8Array, source: Source, opts: DecodeO
     else {
       readings.push(r.reading);
       droppedFields += r.droppedFields;
+      coercedValues += r.coercedValues;
     }
   });
-  return { readings, rejections, droppedFields };
+  return { readings, rejections, droppedFields, coercedValues };
 }
 
 const columnIndexCache = new WeakMap<readonly Channel[], Map<string, number>>();
@@ -187,24 +218,39 @@ function columnIndex(catalog: readonly Channel[]): Map<string, number> {
   return idx;
 }
 
-type ReadingResult = { reading: Reading; droppedFields: number } | { reason: RejectReason; detail: string };
+type ReadingResult = { reading: Reading; droppedFields: number; coercedValues: number } | { reason: RejectReason; detail: string };
+
+// A numeric string: optional minus, digits with an optional fraction (or a bare fraction), an
+// optional exponent. No spaces, no `+`, no comma decimal, no hex, no Infinity/NaN: "12,5" and
+// " 12.5 " are firmware bugs to see, not to guess at.
+const NUMERIC_STRING = /^-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** Deepest nesting accepted in an unknown field's value (jsonb and the walk below stay shallow). */
+const MAX_EXTRA_DEPTH = 32;
+
+const show = (v: unknown): string => (JSON.stringify(v) ?? String(v)).slice(0, 64);
 
 function decodeReading(item: unknown, source: Source, opts: DecodeOptions): ReadingResult {
   if (item === null || typeof item !== 'object' || Array.isArray(item)) {
     return { reason: 'not_a_reading', detail: `expected a JSON object with "ts", got ${item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item}` };
   }
   const fields = item as Record<string, unknown>;
-  const env = Envelope.safeParse({ ts: fields.ts, seq: fields.seq });
-  if (!env.success) {
-    const issue = env.error.issues[0]!;
-    return { reason: issue.message as RejectReason, detail: `${issue.path.join('.')}: ${JSON.stringify(fields[String(issue.path[0])])?.slice(0, 64)} is not valid` };
+  const stamp = fields.ts === undefined && opts.missingTs === 'stamp';
+  const env = envelope(stamp ? source.receivedAtMs : fields.ts, fields.seq);
+  if ('reason' in env) {
+    const value = fields[env.key];
+    return { reason: env.reason, detail: value === undefined ? `${env.key}: missing` : `${env.key}: ${show(value)} is not valid` };
   }
-  const ts = parseTimestamp(env.data.ts);
+  const unit = opts.tsEpochUnit ?? 'ms';
+  const ts = stamp ? { ok: true as const, us: source.receivedAtMs * 1000 } : parseTimestamp(env.ts, unit);
   if (!ts.ok) return ts;
+  if (fields.well_id !== undefined && fields.well_id !== source.wellId) {
+    return { reason: 'well_id_mismatch', detail: `well_id: ${show(fields.well_id)} disagrees with the topic's well id ${show(source.wellId)}` };
+  }
   const tsMs = ts.us / 1000;
   if (tsMs < opts.tsMinMs || tsMs > source.receivedAtMs + opts.tsMaxFutureMs) {
-    const hint = typeof env.data.ts === 'number' && env.data.ts < 1e11 ? ' (looks like epoch seconds; send milliseconds)' : '';
-    const shown = Math.abs(tsMs) <= 8.64e15 ? new Date(tsMs).toISOString() : String(env.data.ts);
+    const hint = typeof env.ts === 'number' ? epochHint(env.ts, unit) : '';
+    const shown = Math.abs(tsMs) <= 8.64e15 ? new Date(tsMs).toISOString() : String(env.ts);
     return {
       reason: 'ts_out_of_range',
       detail: `ts: ${shown} is outside [${new Date(opts.tsMinMs).toISOString()}, receive time + ${opts.tsMaxFutureMs / 1000} s]${hint}`,
@@ -213,11 +259,15 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions): Read
   const catalog = opts.catalog;
   const cols = columnIndex(catalog);
   const values: (number | null)[] = new Array<number | null>(catalog.length).fill(null);
-  let extra: Record<string, unknown> | null = null;
+  // Unknown fields to keep, as entries: Object.fromEntries defines each as an own property, so a
+  // "__proto__" key stays a field (assignment would set the prototype), and is several times
+  // faster than defineProperty per key on a reading with thousands of fields.
+  let kept: [string, unknown][] | null = stamp ? [['ts_source', 'receive_time']] : null;
   let droppedFields = 0;
+  let coercedValues = 0;
   let channels = 0;
   for (const [key, value] of Object.entries(item)) {
-    if (key === 'ts' || key === 'seq') continue;
+    if (key === 'ts' || key === 'seq' || key === 'well_id') continue;
     const ci = cols.get(key);
     if (ci === undefined) {
       if (opts.unknownFields === 'reject') return { reason: 'unknown_field', detail: `${key}: not in the channel catalog (UNKNOWN_FIELDS=reject)` };
@@ -225,32 +275,65 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions): Read
         droppedFields++;
         continue;
       }
-      if (hasNul(key) || hasNul(value)) return { reason: 'invalid_text', detail: `${key.slice(0, 64)}: contains U+0000, which PostgreSQL jsonb cannot store` };
-      // defineProperty, not assignment: a "__proto__" key would otherwise set the prototype and vanish.
-      Object.defineProperty((extra ??= {}), key, { value, enumerable: true, writable: true, configurable: true });
+      const text = textProblem(key, value);
+      if (text === 'nul') return { reason: 'invalid_text', detail: `${key.slice(0, 64)}: contains U+0000, which PostgreSQL jsonb cannot store` };
+      if (text === 'deep') return { reason: 'invalid_json', detail: `${key.slice(0, 64)}: nested deeper than ${MAX_EXTRA_DEPTH} levels` };
+      (kept ??= []).push([key, value]);
       continue;
     }
     if (value === null) continue;
-    if (typeof value !== 'number') {
-      return { reason: 'type_mismatch', detail: `${key}: ${JSON.stringify(value).slice(0, 64)} is a ${typeof value}, expected a JSON number` };
+    let n: number;
+    if (typeof value === 'number') n = value;
+    else if (typeof value === 'string' && value.length <= 64 && NUMERIC_STRING.test(value)) {
+      n = Number(value);
+      if (!Number.isFinite(n)) return { reason: 'non_finite_number', detail: `${key}: ${show(value)} is not finite` };
+      coercedValues++;
+    } else {
+      const kind = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+      return { reason: 'type_mismatch', detail: `${key}: ${show(value)} is a ${kind}, expected a JSON number or a numeric string such as "12.5"` };
     }
-    if (!Number.isFinite(value)) return { reason: 'non_finite_number', detail: `${key}: ${value} is not finite` };
+    if (!Number.isFinite(n)) return { reason: 'non_finite_number', detail: `${key}: ${n} is not finite` };
     const ch = catalog[ci]!;
-    if (value < ch.min || value > ch.max) {
-      return { reason: 'out_of_range', detail: `${key}: ${value} ${ch.unit} is outside the plausible range [${ch.min}, ${ch.max}]` };
+    if (n < ch.min || n > ch.max) {
+      return { reason: 'out_of_range', detail: `${key}: ${n} ${ch.unit} is outside the plausible range [${ch.min}, ${ch.max}]` };
     }
-    values[ci] = value;
+    values[ci] = n;
     channels++;
   }
-  if (channels === 0 && extra === null) return { reason: 'no_channels', detail: 'the reading carries no channel value' };
+  if (channels === 0 && (kept === null || (stamp && kept.length === 1))) return { reason: 'no_channels', detail: 'the reading carries no channel value' };
+  const extra = kept && Object.fromEntries(kept);
   return {
-    reading: { wellId: source.wellId, site: source.site, tsUs: ts.us, seq: env.data.seq ?? null, values, extra },
+    reading: { wellId: source.wellId, site: source.site, tsUs: ts.us, seq: env.seq ?? null, values, extra },
     droppedFields,
+    coercedValues,
   };
 }
 
-function hasNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
-  return false;
+/** Says which unit an out-of-window epoch number looks like, when it is not the configured one. */
+function epochHint(ts: number, unit: EpochUnit): string {
+  const a = Math.abs(ts);
+  // Around the present: ~1.7e9 s, ~1.7e12 ms, ~1.7e15 us.
+  const looks: EpochUnit | undefined = a >= 1e8 && a < 1e11 ? 's' : a >= 1e11 && a < 1e14 ? 'ms' : a >= 1e14 && a < 1e17 ? 'us' : undefined;
+  return looks && looks !== unit ? ` (looks like epoch ${UNIT_NAME[looks]}; TS_EPOCH_UNIT is ${unit})` : '';
+}
+
+/** `nul` if a key or string anywhere in `key: value` holds U+0000; `deep` past MAX_EXTRA_DEPTH. Iterative: no recursion on input. */
+function textProblem(key: string, value: unknown): 'nul' | 'deep' | undefined {
+  if (key.includes('\u0000')) return 'nul';
+  if (typeof value === 'string') return value.includes('\u0000') ? 'nul' : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [v, depth] = top;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return 'nul';
+    } else if (v !== null && typeof v === 'object') {
+      if (depth > MAX_EXTRA_DEPTH) return 'deep';
+      for (const [k, x] of Object.entries(v)) {
+        if (k.includes('\u0000')) return 'nul';
+        stack.push([x, depth + 1]);
+      }
+    }
+  }
+  return undefined;
 }

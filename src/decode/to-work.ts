@@ -1,6 +1,6 @@
 // From a received message to the sink's unit of work: topic → well id and site, payload →
 // readings and rejections (each rejection keeps the raw bytes). Pure.
-import type { TopicTemplate } from '../ingress/topic.ts';
+import { idProblem, type TopicTemplate } from '../ingress/topic.ts';
 import type { MessageWork } from '../sink/committer.ts';
 import type { RejectRow } from '../sink/writer.ts';
 import { decodeMessage, type DecodeOptions } from './decode.ts';
@@ -11,9 +11,14 @@ export interface Received {
   readonly receivedAtMs: number;
 }
 
-/** @returns the work and the count of unknown fields dropped (policy `drop`). */
-export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions): { work: MessageWork; droppedFields: number } {
-  const where = msg.topic.includes('\u0000') ? undefined : topic.match(msg.topic);
+/**
+ * @returns the work, the count of unknown fields dropped (policy `drop`) and of channel values
+ *   coerced from numeric strings.
+ */
+export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions): { work: MessageWork; droppedFields: number; coercedValues: number } {
+  const matched = topic.match(msg.topic);
+  const problem = matched && (idProblem(matched.wellId) ?? (matched.site === null ? undefined : idProblem(matched.site)));
+  const where = problem ? undefined : matched;
   const reject = (r: Omit<RejectRow, 'receivedAtMs' | 'topic' | 'wellId' | 'payload'>): RejectRow => ({
     ...r,
     receivedAtMs: msg.receivedAtMs,
@@ -23,12 +28,16 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
   });
   const base = { topic: msg.topic, payload: msg.payload, wellId: where?.wellId ?? null };
   if (!where) {
-    const detail = `topic "${msg.topic.slice(0, 200)}" does not match MQTT_TOPIC; no well id`;
-    return { work: { ...base, readings: [], rejects: [reject({ reason: 'topic_mismatch', detail, index: null })] }, droppedFields: 0 };
+    const detail = problem
+      ? `topic level ${idProblem(matched!.wellId) ? 'well_id' : 'site'} ${problem}`
+      : `topic "${msg.topic.slice(0, 200)}" does not match MQTT_TOPIC; no well id`;
+    const reason = problem ? 'invalid_well_id' : 'topic_mismatch';
+    return { work: { ...base, readings: [], rejects: [reject({ reason, detail, index: null })] }, droppedFields: 0, coercedValues: 0 };
   }
   const decoded = decodeMessage(msg.payload, { ...where, receivedAtMs: msg.receivedAtMs }, opts);
   return {
     work: { ...base, readings: decoded.readings, rejects: decoded.rejections.map((r) => reject(r)) },
     droppedFields: decoded.droppedFields,
+    coercedValues: decoded.coercedValues,
   };
 }

@@ -49,8 +49,28 @@ export function parseTopicTemplate(template: string): TopicTemplate {
         if (i !== wellIdx && i !== siteIdx && parts[i] !== levels[i]) return undefined;
       }
       const wellId = parts[wellIdx] ?? '';
-      if (wellId === '') return undefined;
       return { wellId, site: siteIdx >= 0 ? (parts[siteIdx] ?? null) : null };
     },
   };
+}
+
+/** Longest well id or site accepted from a topic level, in code points. */
+export const MAX_ID_CHARS = 128;
+
+// C0 and C1 controls and DEL; bidi embeddings, overrides and isolates (U+202A-E, U+2066-9, the
+// Trojan Source set, CVE-2021-42574) and the bidi marks; MQTT wildcards; U+FFFD, which is what an
+// invalid UTF-8 sequence in the topic decodes to; lone surrogates. Matched on UTF-16 code units.
+const BAD_ID_CHAR = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069+#\ufffd]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why a well id or site taken from a topic level cannot be used, or undefined when it can.
+ * Refused: empty, longer than MAX_ID_CHARS code points, control characters, bidi controls,
+ * `+` / `#`, U+FFFD (invalid UTF-8 on the wire) and lone surrogates.
+ */
+export function idProblem(id: string): string | undefined {
+  if (id === '') return 'is empty';
+  if (id.length > MAX_ID_CHARS && [...id].length > MAX_ID_CHARS) return `is longer than ${MAX_ID_CHARS} characters`;
+  const m = BAD_ID_CHAR.exec(id);
+  if (m) return `contains U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} at ${m.index}`;
+  return undefined;
 }

@@ -20,6 +20,7 @@ export function createMetrics() {
     duplicates: new Counter({ name: `${p}readings_duplicate_total`, help: 'Readings whose (well_id, ts) was already stored or earlier in the batch', registers: [registry] }),
     conflicts: new Counter({ name: `${p}channel_value_conflicts_total`, help: 'Channel values of a duplicate reading that disagreed with the stored value (stored value kept)', registers: [registry] }),
     unknownFieldsDropped: new Counter({ name: `${p}unknown_fields_dropped_total`, help: 'Fields not in the catalog dropped under UNKNOWN_FIELDS=drop', registers: [registry] }),
+    valuesCoerced: new Counter({ name: `${p}channel_values_coerced_total`, help: 'Channel values sent as numeric strings ("12.5") and stored as numbers', registers: [registry] }),
     batchRows: new Histogram({ name: `${p}batch_rows`, help: 'Readings per flushed batch', buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000], registers: [registry] }),
     flushSeconds: new Histogram({ name: `${p}flush_duration_seconds`, help: 'Time to commit one batch (COPY + merge + commit), successful attempts', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     flushRetries: new Counter({ name: `${p}flush_retries_total`, help: 'Failed flush attempts that will be retried, by SQLSTATE or network', labelNames: ['code'] as const, registers: [registry] }),

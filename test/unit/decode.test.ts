@@ -106,7 +106,7 @@ describe('decodeMessage: payload shapes', () => {
     const d = decode(
       JSON.stringify([
         { ts: '2024-05-01T12:00:00Z', motor_current_a: 1 },
-        { ts: '2024-05-01T12:00:01Z', motor_current_a: '12.5' },
+        { ts: '2024-05-01T12:00:01Z', motor_current_a: '12,5' },
         { ts: '2024-05-01T12:00:02Z', motor_current_a: 3 },
         { motor_current_a: 4 },
         42,
@@ -211,7 +211,7 @@ describe('decodeMessage: ts', () => {
   });
 
   it('refuses 1e309 (parsed to Infinity) as ts', () => {
-    // The envelope schema refuses a non-finite number before parseTimestamp sees it.
+    // The envelope check refuses a non-finite number before parseTimestamp sees it.
     expect(onlyRejection(decode('{"ts":1e309,"motor_current_a":1}')).reason).toBe('invalid_ts');
   });
 
@@ -290,7 +290,15 @@ describe('decodeMessage: seq', () => {
 
 describe('decodeMessage: channel values', () => {
   it.each([
-    ['the string "12.5"', '"12.5"', 'type_mismatch'],
+    ['the string "12,5" (comma decimal)', '"12,5"', 'type_mismatch'],
+    ['the string " 12.5 " (spaces)', '" 12.5 "', 'type_mismatch'],
+    ['the string "abc"', '"abc"', 'type_mismatch'],
+    ['a hex string', '"0x1A"', 'type_mismatch'],
+    ['the string "Infinity"', '"Infinity"', 'type_mismatch'],
+    ['the string "NaN"', '"NaN"', 'type_mismatch'],
+    ['the string "+5"', '"+5"', 'type_mismatch'],
+    ['the string "1e309" (coerces to Infinity)', '"1e309"', 'non_finite_number'],
+    ['the string "5000" (coerced, then out of range)', '"5000"', 'out_of_range'],
     ['an empty string', '""', 'type_mismatch'],
     ['a boolean', 'true', 'type_mismatch'],
     ['an object', '{"v":1}', 'type_mismatch'],
@@ -306,7 +314,34 @@ describe('decodeMessage: channel values', () => {
   });
 
   it('names the type in a type_mismatch detail', () => {
-    expect(onlyRejection(decode(reading({ motor_current_a: '12.5' }))).detail).toContain('"12.5" is a string');
+    expect(onlyRejection(decode(reading({ motor_current_a: 'abc' }))).detail).toBe('motor_current_a: "abc" is a string, expected a JSON number or a numeric string such as "12.5"');
+    expect(onlyRejection(decode(reading({ motor_current_a: true }))).detail).toContain('true is a boolean');
+    expect(onlyRejection(decode(reading({ motor_current_a: [1] }))).detail).toContain('[1] is a array');
+  });
+
+  it.each([
+    ['"12.5"', 12.5],
+    ['"-3e1"', -30],
+    ['"0"', 0],
+    ['".5"', 0.5],
+    ['"1E2"', 100],
+    ['"12.50"', 12.5],
+    ['"007"', 7],
+  ])('accepts the numeric string %s as %d and counts it as coerced', (valueJson, expected) => {
+    const d = decode(`{"ts":"${TS}","intake_temperature_degc":${valueJson}}`);
+    expect(d.rejections).toEqual([]);
+    expect(d.readings[0]?.values[col('intake_temperature_degc')]).toBe(expected);
+    expect(d.coercedValues).toBe(1);
+  });
+
+  it('counts coerced values only in stored readings', () => {
+    const d = decode(JSON.stringify([
+      { ts: TS, motor_current_a: '1', vsd_frequency_hz: '50' },
+      { ts: TS, motor_current_a: '2', vsd_frequency_hz: 'x' },
+      { ts: TS, motor_current_a: 3 },
+    ]));
+    expect(d.readings).toHaveLength(2);
+    expect(d.coercedValues).toBe(2);
   });
 
   it.each([
@@ -418,5 +453,135 @@ describe('decodeMessage: unknown fields', () => {
     const d = decode(`{"ts":"${TS}","motor_current_a":1,"note":"a\\u0000b"}`, { unknownFields: 'drop' });
     expect(d.rejections).toEqual([]);
     expect(d.droppedFields).toBe(1);
+  });
+});
+
+describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (issue 4, rule 3)', () => {
+  const SECONDS = Date.parse(TS) / 1000;
+  it.each([
+    ['s', SECONDS],
+    ['ms', SECONDS * 1000],
+    ['us', SECONDS * 1_000_000],
+  ] as const)('reads an integer epoch in %s', (unit, ts) => {
+    const d = decode(JSON.stringify({ ts, motor_current_a: 1 }), { tsEpochUnit: unit });
+    expect(d.readings[0]?.tsUs).toBe(TS_US);
+  });
+
+  it('keeps milliseconds exact: 1714521600123 ms is .123000 s', () => {
+    const d = decode('{"ts":1714521600123,"motor_current_a":1}');
+    expect(d.readings[0]?.tsUs).toBe(1_714_521_600_123_000);
+  });
+
+  it('hints at the unit an out-of-window epoch looks like', () => {
+    expect(onlyRejection(decode(JSON.stringify({ ts: SECONDS, motor_current_a: 1 }))).detail).toMatch(/looks like epoch seconds; TS_EPOCH_UNIT is ms/);
+    expect(onlyRejection(decode(JSON.stringify({ ts: SECONDS * 1000, motor_current_a: 1 }), { tsEpochUnit: 's' })).detail).toMatch(/looks like epoch milliseconds; TS_EPOCH_UNIT is s/);
+    expect(onlyRejection(decode(JSON.stringify({ ts: SECONDS * 1_000_000, motor_current_a: 1 }))).detail).toMatch(/looks like epoch microseconds/);
+  });
+
+  it('MISSING_TS=stamp: a reading without ts gets the receive time and extra.ts_source', () => {
+    const d = decode('{"motor_current_a":1,"fw":"2.1"}', { missingTs: 'stamp' });
+    expect(d.rejections).toEqual([]);
+    expect(d.readings[0]).toMatchObject({ tsUs: RECEIVED_AT_MS * 1000, extra: { ts_source: 'receive_time', fw: '2.1' } });
+  });
+
+  it('MISSING_TS=stamp: a null or bad ts is still refused, and stamping alone is no channel', () => {
+    expect(onlyRejection(decode('{"ts":null,"motor_current_a":1}', { missingTs: 'stamp' })).reason).toBe('invalid_ts');
+    expect(onlyRejection(decode('{"motor_current_a":null}', { missingTs: 'stamp' })).reason).toBe('no_channels');
+  });
+
+  it('refuses a device time past receive time + TS_MAX_FUTURE_S, accepts one at it', () => {
+    const at = new Date(RECEIVED_AT_MS + 300_000).toISOString();
+    const past = new Date(RECEIVED_AT_MS + 300_001).toISOString();
+    expect(decode(JSON.stringify({ ts: at, motor_current_a: 1 }), { tsMaxFutureMs: 300_000 }).readings).toHaveLength(1);
+    expect(onlyRejection(decode(JSON.stringify({ ts: past, motor_current_a: 1 }), { tsMaxFutureMs: 300_000 })).reason).toBe('ts_out_of_range');
+  });
+
+  it('gives the same instant whatever the host time zone (run under several TZ by scripts/test.sh)', () => {
+    const offsets = ['2024-05-01T12:00:00Z', '2024-05-01T09:00:00-03:00', '2024-05-01T15:00:00+03:00', '2024-05-01T12:00:00+00:00'];
+    for (const ts of offsets) expect(decode(JSON.stringify({ ts, motor_current_a: 1 })).readings[0]?.tsUs).toBe(TS_US);
+    // Local-time traps: a DST switch in Sao Paulo history and a zone-less string.
+    expect(decode('{"ts":"2018-11-04T00:30:00-02:00","motor_current_a":1}').readings[0]?.tsUs).toBe(Date.UTC(2018, 10, 4, 2, 30) * 1000);
+    expect(onlyRejection(decode('{"ts":"2024-05-01T12:00:00","motor_current_a":1}')).reason).toBe('ts_without_zone');
+  });
+});
+
+describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => {
+  it.each([
+    ['inside a string', '{"ts":"2024-05-01T12:00:00Z","fw":"a\u0000b"}'],
+    ['between tokens', '{"ts":"2024-05-01T12:00:00Z",\u0000"motor_current_a":1}'],
+    ['at the end', '{"ts":"2024-05-01T12:00:00Z","motor_current_a":1}\u0000'],
+  ])('refuses a raw NUL byte %s as invalid_json and says where', (_what, text) => {
+    const rj = onlyRejection(decode(text));
+    expect(rj).toMatchObject({ reason: 'invalid_json', index: null });
+    expect(rj.detail).toMatch(/^payload contains a NUL byte \(0x00\) at byte \d+$/);
+  });
+
+  it('refuses an escaped \\u0000 in a kept field as invalid_text', () => {
+    expect(onlyRejection(decode('{"ts":"2024-05-01T12:00:00Z","fw":"a\\u0000b"}')).reason).toBe('invalid_text');
+  });
+
+  it('refuses an unknown field nested deeper than 32 levels, without recursion', () => {
+    const deep = '['.repeat(40) + ']'.repeat(40);
+    expect(onlyRejection(decode(`{"ts":"${TS}","fw":${deep}}`)).detail).toMatch(/nested deeper than 32 levels/);
+    const ok = '['.repeat(30) + ']'.repeat(30);
+    expect(decode(`{"ts":"${TS}","fw":${ok}}`).readings).toHaveLength(1);
+  });
+
+  it('refuses more readings than maxReadings as one too_many_readings, and accepts exactly the limit', () => {
+    const items = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ ts: TS_US / 1000 + i, motor_current_a: 1 })));
+    expect(decode(items(5), { maxReadings: 5 }).readings).toHaveLength(5);
+    const rj = onlyRejection(decode(items(6), { maxReadings: 5 }));
+    expect(rj).toEqual({ reason: 'too_many_readings', detail: 'payload carries 6 readings; MESSAGE_MAX_READINGS is 5', index: null });
+  });
+
+  it('accepts a payload well_id equal to the topic one and does not keep it in extra', () => {
+    const d = decode(reading({ well_id: 'well-7', motor_current_a: 1 }));
+    expect(d.readings[0]?.extra).toBeNull();
+  });
+
+  it.each([
+    ['another well', '"well-8"'],
+    ['a case variant', '"WELL-7"'],
+    ['a number', '7'],
+    ['null', 'null'],
+  ])('refuses a payload well_id that disagrees with the topic (%s) as well_id_mismatch', (_what, v) => {
+    const rj = onlyRejection(decode(`{"ts":"${TS}","well_id":${v},"motor_current_a":1}`));
+    expect(rj.reason).toBe('well_id_mismatch');
+    expect(rj.detail).toBe(`well_id: ${v} disagrees with the topic's well id "well-7"`);
+  });
+
+  it('decodes a MESSAGE_MAX_BYTES payload of the worst shapes in < 50 ms (the event loop is not blocked long)', () => {
+    const max = 256 * 1024;
+    const fill = (head: string, unit: string, tail: string) => {
+      const n = Math.floor((max - head.length - tail.length) / unit.length);
+      return head + unit.repeat(n).replace(/,$/, '') + tail;
+    };
+    const shapes = {
+      manyReadings: fill('[', `{"ts":${TS_US / 1000},"motor_current_a":"12.5"},`, ']'),
+      manyUnknownFields: fill(`{"ts":"${TS}",`, '"f0000000":1,', '}').replace(/"f0000000"/g, () => `"f${Math.random().toString(36).slice(2, 9)}"`),
+      deepNesting: `{"ts":"${TS}","fw":` + '['.repeat(100_000) + ']'.repeat(100_000) + '}',
+      longString: `{"ts":"${TS}","fw":"${'\\u00e9'.repeat(40_000)}"}`,
+    };
+    // Per shape, after a warm-up (the first message of a process also pays for JIT compilation),
+    // the median of seven decodes: the figure is the payload's cost, not a GC pause or another
+    // process taking the core mid-measurement.
+    let worst = 0;
+    for (const [name, text] of Object.entries(shapes)) {
+      const b = bytes(text);
+      expect(b.byteLength, name).toBeLessThanOrEqual(max);
+      const opts = { ...OPTS, messageMaxBytes: max, maxReadings: 100_000 };
+      for (let i = 0; i < 3; i++) decodeMessage(b, SOURCE, opts);
+      const times: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const t0 = performance.now();
+        decodeMessage(b, SOURCE, opts);
+        times.push(performance.now() - t0);
+      }
+      const median = times.sort((x, y) => x - y)[3]!;
+      if (process.env.DECODE_TIMES) console.log(name, median.toFixed(1));
+      worst = Math.max(worst, median);
+    }
+    console.log(`worst-case decode of a ${max}-byte payload: ${worst.toFixed(1)} ms`);
+    expect(worst).toBeLessThan(50);
   });
 });

@@ -46,7 +46,6 @@ describe('toWork', () => {
 
   it.each([
     ['a topic the template does not match', 'other/north/W-1/telemetry'],
-    ['an empty well level', 'esp/north//telemetry'],
   ])('rejects %s as topic_mismatch without decoding', (_what, topic) => {
     const m = msg(topic, '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3}');
     const { work, droppedFields } = toWork(m, TOPIC, OPTS);
@@ -61,7 +60,8 @@ describe('toWork', () => {
     const m = msg('esp/north/W\u00001/telemetry', '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3}');
     const { work } = toWork(m, TOPIC, OPTS);
     expect(work.readings).toEqual([]);
-    expect(work.rejects[0]?.reason).toBe('topic_mismatch');
+    expect(work.rejects[0]?.reason).toBe('invalid_well_id');
+    expect(work.rejects[0]?.detail).toBe('topic level well_id contains U+0000 at 1');
     expect(work.rejects[0]?.topic).toBe('esp/north/W\uFFFD1/telemetry');
     expect(work.rejects[0]?.topic).not.toContain('\u0000');
   });

@@ -1,7 +1,7 @@
 // Unit tests for the MQTT topic template: subscription filter and well id / site extraction.
 import { describe, expect, it } from 'vitest';
 import { EspError } from '../../src/errors.ts';
-import { parseTopicTemplate } from '../../src/ingress/topic.ts';
+import { idProblem, parseTopicTemplate } from '../../src/ingress/topic.ts';
 
 const DEFAULT = 'esp/{site}/{well_id}/telemetry';
 
@@ -39,13 +39,16 @@ describe('parseTopicTemplate: match', () => {
     ['one level too many', 'esp/north/W-17/telemetry/extra'],
     ['a trailing slash', 'esp/north/W-17/telemetry/'],
     ['a leading slash', '/esp/north/W-17/telemetry'],
-    ['an empty well level', 'esp/north//telemetry'],
     ['an empty topic', ''],
   ])('does not match %s', (_what, topic) => {
     expect(t.match(topic)).toBeUndefined();
   });
 
-  it('gives an empty site level as site "" (not null); current policy', () => {
+  it('gives an empty well level as well id "" (to-work rejects it as invalid_well_id)', () => {
+    expect(t.match('esp/north//telemetry')).toEqual({ wellId: '', site: 'north' });
+  });
+
+  it('gives an empty site level as site "" (not null); to-work rejects it as invalid_well_id', () => {
     expect(t.match('esp//W-17/telemetry')).toEqual({ wellId: 'W-17', site: '' });
   });
 
@@ -81,5 +84,39 @@ describe('parseTopicTemplate: invalid templates', () => {
     expect((caught as EspError).code).toBe('ESP_TOPIC_TEMPLATE_INVALID');
     expect((caught as EspError).message).toMatch(message);
     expect((caught as EspError).message).toContain(`"${template}"`);
+  });
+});
+
+describe('idProblem (issue 4, rule 6)', () => {
+  it.each([
+    ['W-17'],
+    ['Ünïcødé-🛢-01'],
+    ['a'.repeat(128)],
+    ['🛢'.repeat(128)],
+    ['ESP"01'],
+    ['\\N'],
+  ])('accepts %j', (id) => {
+    expect(idProblem(id)).toBeUndefined();
+  });
+
+  it.each([
+    ['empty', '', 'is empty'],
+    ['129 characters', 'a'.repeat(129), 'is longer than 128 characters'],
+    ['a tab', 'ESP\t01', 'contains U+0009 at 3'],
+    ['a newline', 'ESP\n01', 'contains U+000A at 3'],
+    ['a CR', 'ESP\r01', 'contains U+000D at 3'],
+    ['NUL', 'ESP\u000001', 'contains U+0000 at 3'],
+    ['DEL', 'ESP\u007f', 'contains U+007F at 3'],
+    ['a C1 control', 'ESP\u0085', 'contains U+0085 at 3'],
+    ['RLO (Trojan Source)', 'W\u202E71', 'contains U+202E at 1'],
+    ['LRE', 'W\u202A', 'contains U+202A at 1'],
+    ['RLI', 'W\u2067', 'contains U+2067 at 1'],
+    ['PDI', 'W\u2069', 'contains U+2069 at 1'],
+    ['+', 'W+1', 'contains U+002B at 1'],
+    ['#', 'W#1', 'contains U+0023 at 1'],
+    ['U+FFFD (invalid UTF-8 on the wire)', 'W\uFFFD', 'contains U+FFFD at 1'],
+    ['a lone surrogate', 'W\uD83D', 'contains U+D83D at 1'],
+  ])('refuses %s', (_what, id, why) => {
+    expect(idProblem(id)).toBe(why);
   });
 });
