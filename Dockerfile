@@ -28,7 +28,6 @@ EXPOSE 9464
 # main.ts's exit code (0 clean, 1 deadline/fatal, 2 bad config) is the container's. `npm start`
 # would put npm, a shell and the tsx CLI in between, each a process the signal must cross
 # within the grace period, and npm reports a non-zero exit as its own error.
-# Run with an init process (compose `init: true`, `docker run --init`): main.ts installs its
-# SIGTERM handler only once start-up has finished, and node as PID 1 ignores SIGTERM while it has
-# no handler, so a stop during start-up (e.g. waiting for the database) would wait for SIGKILL.
+# An init process (compose `init: true`, `docker run --init`) still helps: it reaps zombies and
+# forwards signals; main.ts handles SIGTERM from its first line on.
 CMD ["node", "--import", "tsx", "src/main.ts"]

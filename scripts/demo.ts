@@ -16,7 +16,7 @@ const { values } = parseArgs({
     speed: { type: 'string', default: '0' },
     'per-message': { type: 'string', default: '1' },
     crash: { type: 'boolean', default: false },
-    log: { type: 'string', default: '/tmp/esp-ingest-demo.log' },
+    log: { type: 'string', default: `/tmp/esp-ingest-demo-${process.pid}.log` },
   },
 });
 const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
@@ -46,7 +46,7 @@ const counts = async () => {
 const broker = await startEmbeddedBroker(0);
 const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
 say(`embedded broker on ${mqttUrl}; service log in ${values.log}`);
-const service = new ServiceProcess({ DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: 'esp-ingest-demo' }, values.log);
+const service = new ServiceProcess({ DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: `esp-ingest-demo-${process.pid}` }, values.log);
 await service.start();
 const before = await counts();
 

@@ -174,8 +174,21 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const decodeOpts = { catalog, ...config.decode };
   const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal: fatalResolve });
   ingress = ing;
+  // Decoding is pure and should not throw; if it ever does (a payload shape nobody foresaw), the
+  // message is rejected with the error rather than crashing the process on every redelivery.
+  const decodeOrReject = (msg: InboundMessage): ReturnType<typeof toWork> => {
+    try {
+      return toWork(msg, topic, decodeOpts);
+    } catch (err) {
+      log.error({ err, topic: msg.topic, bytes: msg.payload.byteLength }, 'payload could not be decoded; rejected');
+      const detail = `payload could not be decoded: ${(err as Error).message}`.slice(0, 500);
+      const safeTopic = msg.topic.replace(/\u0000/g, '\uFFFD');
+      const reject = { receivedAtMs: msg.receivedAtMs, topic: safeTopic, wellId: null, reason: 'invalid_json' as const, detail, index: null, payload: msg.payload };
+      return { work: { readings: [], rejects: [reject], topic: safeTopic, payload: msg.payload, wellId: null }, droppedFields: 0, coercedValues: 0 };
+    }
+  };
   const admission = new Admission<InboundMessage>((msg) => {
-    const { work, droppedFields, coercedValues } = toWork(msg, topic, decodeOpts);
+    const { work, droppedFields, coercedValues } = decodeOrReject(msg);
     if (droppedFields > 0) metrics.unknownFieldsDropped.inc(droppedFields);
     if (coercedValues > 0) metrics.valuesCoerced.inc(coercedValues);
     return b.add({ rows: work.readings.length + work.rejects.length, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });

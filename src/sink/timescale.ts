@@ -52,8 +52,9 @@ export async function applyTimescale(client: PoolClient, log: Logger): Promise<S
   } catch (err) {
     const code = (err as { code?: string }).code;
     const license = await client.query<{ l: string }>(`SELECT current_setting('timescaledb.license', true) AS l`).catch(() => undefined);
+    // Expected on the Apache-only build: one line, no stack trace.
     log.warn(
-      { err, sqlstate: code, license: license?.rows[0]?.l },
+      { sqlstate: code, error: (err as Error).message, license: license?.rows[0]?.l },
       'TimescaleDB compression is not available (Apache-only build?): hypertable without compression',
     );
     return 'timescaledb_hypertable';
