@@ -8,6 +8,7 @@ import { EspError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { PubackGate } from './puback-gate.ts';
+import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
 import type { TopicTemplate } from './topic.ts';
 
 /** One received PUBLISH. */
@@ -45,6 +46,8 @@ export class MqttIngress {
   #accepting = true;
   #connects = 0;
   #fatal: EspError | undefined;
+  #closing = false;
+  readonly #takeover = new TakeoverDetector();
 
   constructor(deps: IngressDeps) {
     this.#deps = deps;
@@ -114,7 +117,21 @@ export class MqttIngress {
       else callback();
     };
 
+    // Per connection: did the broker accept it, and did its end come with a reason (a DISCONNECT
+    // packet, a socket error, our own keepalive timeout)? A silent end counts towards takeover.
+    let accepted = false;
+    let explained = false;
+    // Before MQTT.js's own 'close' listener schedules the reconnect, so a takeover stops it.
+    client.prependListener('close', () => {
+      const silent = accepted && !explained && !this.#closing && !this.#fatal;
+      accepted = false;
+      explained = false;
+      if (silent && this.#takeover.silentClose(this.#deps.clock())) {
+        this.#takenOver(client, `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason`);
+      }
+    });
     client.on('connect', (connack) => {
+      accepted = true;
       this.#connects++;
       const first = this.#connects === 1;
       log.info({ sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
@@ -127,21 +144,31 @@ export class MqttIngress {
     });
     client.on('reconnect', () => metrics.mqttReconnects.inc());
     client.on('close', () => this.#setSubscribed(false));
-    client.on('error', (err) => log.warn({ err }, 'mqtt client error'));
-    client.on('disconnect', (packet) => {
-      // MQTT 5 reason 0x8E: another client connected with our client id [MQTT-3.1.4-3].
-      if (packet.reasonCode === 0x8e) {
-        this.#fatal = new EspError(
-          'ESP_MQTT_CLIENT_ID_TAKEN',
-          `another client connected with MQTT_CLIENT_ID "${c.clientId}" and took over the session; give each instance its own id (or use MQTT_SHARED_GROUP). Not reconnecting.`,
-        );
-        log.error({ err: this.#fatal }, 'session taken over');
-        client.options.reconnectPeriod = 0;
-        this.#deps.onFatal(this.#fatal);
-      } else {
-        log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT');
-      }
+    client.on('error', (err) => {
+      explained = true;
+      log.warn({ err }, 'mqtt client error');
     });
+    client.on('disconnect', (packet) => {
+      explained = true;
+      // MQTT 5 reason 0x8E: another client connected with our client id [MQTT-3.1.4-3].
+      if (packet.reasonCode === 0x8e) this.#takenOver(client, 'the broker sent DISCONNECT 0x8E (session taken over)');
+      else log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT');
+    });
+  }
+
+  /**
+   * Another connection uses our client id. Reconnecting would kick it out and start a storm, so
+   * this instance stops reconnecting and reports a fatal error; the other one keeps the session.
+   */
+  #takenOver(client: MqttClient, how: string): void {
+    const c = this.#deps.config;
+    this.#fatal = new EspError(
+      'ESP_MQTT_CLIENT_ID_TAKEN',
+      `${how}: another client connected with MQTT_CLIENT_ID "${c.clientId}" and took over the session; give each instance its own id (or use MQTT_SHARED_GROUP). Not reconnecting.`,
+    );
+    this.#deps.log.error({ err: this.#fatal }, 'session taken over');
+    client.options.reconnectPeriod = 0;
+    this.#deps.onFatal(this.#fatal);
   }
 
   #subscribe(client: MqttClient): void {
@@ -186,6 +213,7 @@ export class MqttIngress {
     const client = this.#client;
     if (!client) return;
     this.#accepting = false;
+    this.#closing = true;
     await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
     this.#setSubscribed(false);
   }

@@ -71,7 +71,7 @@ export class Committer {
       if (signal.aborted) throw new AbortedError('batch commit');
       const started = performance.now();
       try {
-        const r = await this.#d.writer.write(merged.rows, rejects);
+        const r = await this.#d.writer.write(merged.rows, rejects, signal);
         metrics.flushSeconds.observe((performance.now() - started) / 1000);
         metrics.batchRows.observe(merged.rows.length + rejects.length);
         metrics.readingsCommitted.inc(r.inserted);
@@ -83,6 +83,9 @@ export class Committer {
         this.#d.onDbState(true);
         return 'ok';
       } catch (err) {
+        // Shutdown's deadline gave up the write: not a database failure, and nothing to retry.
+        // The batch stays unacknowledged; the broker redelivers it to the next session.
+        if (signal.aborted) throw new AbortedError('batch commit');
         const cls: ErrorClass = err instanceof RangeError ? 'reject_rows' : classifyDbError(err);
         if (cls === 'reject_rows' && !rejectsOnly) return { err };
         attempt++;

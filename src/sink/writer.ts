@@ -10,6 +10,7 @@ import type { Pool, PoolClient } from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading, RejectReason } from '../decode/decode.ts';
+import { AbortedError } from '../errors.ts';
 import { copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from './copy-encode.ts';
 
 const { from: copyFrom } = copyStreams;
@@ -85,10 +86,13 @@ export class TelemetryWriter {
 
   /**
    * Commits `rows` (unique on (well_id, ts); see mergeByKey) and `rejects` in one transaction.
-   * @throws the pg / network error; the transaction is rolled back and the connection discarded.
+   * @param signal shutdown's deadline: on abort the write is given up at once (connection
+   *   destroyed, whatever the server is doing), so a blocked or hung server cannot hold the stop.
+   * @throws the pg / network error, or AbortedError; the transaction is rolled back (or dies with
+   *   its connection) and the connection is discarded.
    */
-  async write(rows: readonly Reading[], rejects: readonly RejectRow[]): Promise<WriteResult> {
-    const client = await this.#pool.connect();
+  async write(rows: readonly Reading[], rejects: readonly RejectRow[], signal?: AbortSignal): Promise<WriteResult> {
+    const client = await connect(this.#pool, signal);
     let failure: Error | undefined;
     // A checked-out client whose backend dies emits 'error'; unhandled, that would crash the
     // process (node-postgres #1324, #2439). The pending query fails too, which is what we act on.
@@ -96,11 +100,14 @@ export class TelemetryWriter {
       failure ??= err;
     };
     client.on('error', onClientError);
-    const timer = setTimeout(() => {
-      failure = new Error(`batch write exceeded ${this.#deadlineMs} ms; connection discarded`);
+    const discard = (why: Error) => {
+      failure ??= why;
       // Destroying the socket fails every pending query on this client at once.
-      (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream?.destroy(failure);
-    }, this.#deadlineMs);
+      (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream?.destroy(why);
+    };
+    const timer = setTimeout(() => discard(new Error(`batch write exceeded ${this.#deadlineMs} ms; connection discarded`)), this.#deadlineMs);
+    const onAbort = () => discard(new AbortedError('batch write'));
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (!this.#staged.has(client)) {
         await client.query(
@@ -115,6 +122,7 @@ export class TelemetryWriter {
       throw failure === err ? err : Object.assign(failure, { cause: err });
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       // A destroyed client may still emit socket errors (EPIPE): keep listening on it.
       if (!failure) client.off('error', onClientError);
       // A failed connection is destroyed, never returned to the pool.
@@ -182,6 +190,30 @@ export class TelemetryWriter {
       }
     }
     if (chunk) yield chunk;
+  }
+}
+
+/**
+ * `pool.connect()` that gives up when `signal` aborts (a dead server makes it wait up to
+ * DB_CONNECT_TIMEOUT_MS). A connection that arrives after giving up goes back to the pool.
+ * @throws AbortedError, or the connect error.
+ */
+async function connect(pool: Pool, signal: AbortSignal | undefined): Promise<PoolClient> {
+  if (!signal) return pool.connect();
+  if (signal.aborted) throw new AbortedError('database connect');
+  const pending = pool.connect();
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new AbortedError('database connect'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([pending, aborted]);
+  } catch (err) {
+    if (signal.aborted) pending.then((c) => c.release(), () => undefined);
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -1,0 +1,76 @@
+// Issue 3, scenario "database restart" (BC-13): the PostgreSQL server stops (pg_ctl stop -m
+// fast) under load and comes back after OUTAGE_MS. Idle pooled connections die with 57P01 and
+// must not crash the process (node-postgres #1324, #2439); /readyz says 503 naming the database
+// meanwhile; afterwards every reading the wells published is stored exactly once.
+import { afterAll, expect, it } from 'vitest';
+import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from './helpers/harness.ts';
+import { privatePostgres } from './helpers/private-postgres.ts';
+import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+
+/** How long the server stays down (the issue's 30 s, shortened to keep CI time down). */
+const OUTAGE_MS = 10_000;
+
+const t = new Teardown();
+afterAll(() => t.run());
+
+it(`survives a ${OUTAGE_MS / 1000} s database restart under load and stores every reading once`, async () => {
+  const db = await privatePostgres(t);
+  const broker = new PrivateMosquitto();
+  await broker.start();
+  t.add(() => broker.stop());
+  const svc = await startService({
+    DATABASE_URL: db.url,
+    MQTT_URL: broker.url,
+    MQTT_CLIENT_ID: 'esp-ingest-db-restart',
+    BATCH_FLUSH_INTERVAL_MS: '100',
+    DB_CONNECT_TIMEOUT_MS: '1000',
+    RETRY_MAX_DELAY_MS: '1000',
+  });
+  t.add(() => svc.proc.kill('SIGKILL'));
+  const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
+  await load.start();
+  t.add(() => load.stop(1_000).catch(() => undefined));
+  await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+
+  await db.stop();
+  const down = performance.now();
+  // The first failed write makes the service not ready at once ("sink: …"); the reachability
+  // probe, every 5 s, names the database itself.
+  await waitFor('/readyz 503', async () => (await readyz(svc.httpPort)).status === 503, 5_000);
+  const notReadyAfterS = (performance.now() - down) / 1000;
+  const reason = await waitFor('/readyz naming the database', async () => {
+    const r = await readyz(svc.httpPort);
+    return r.status === 503 ? r.body.reasons.find((x) => x.startsWith('database:')) : undefined;
+  }, OUTAGE_MS - 1_000);
+  const namedAfterS = (performance.now() - down) / 1000;
+  // The outage itself is a timed fault, not a synchronisation.
+  await new Promise((r) => setTimeout(r, OUTAGE_MS - (performance.now() - down)));
+  expect(svc.proc.exitCode).toBeNull();
+  const retriesDuringOutage = await metric(svc.httpPort, 'esp_ingest_flush_retries_total');
+
+  await db.start();
+  const up = performance.now();
+  await waitFor('ready again', async () => (await readyz(svc.httpPort)).status === 200, 20_000, 100);
+  const readyAfterS = (performance.now() - up) / 1000;
+  const sent = await load.stop();
+  expect(sent.acked).toBe(sent.published);
+  const check = await waitStored(db.url, load.allKeys());
+  const drainedAfterS = (performance.now() - up) / 1000;
+  expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+
+  // Same process throughout: no crash on the dead idle connections.
+  expect(svc.proc.exitCode).toBeNull();
+  expect(svc.output()).not.toMatch(/uncaught|unhandled/i);
+  expect(retriesDuringOutage).toBeGreaterThan(0);
+  const rss = peakRssMb(svc.proc.pid!);
+  expect(rss).toBeLessThan(RSS_BOUND_MB);
+  console.log(
+    `database restart: ${sent.published} readings; 503 after ${notReadyAfterS.toFixed(2)} s, naming the database after ${namedAfterS.toFixed(2)} s ("${reason}"); ` +
+      `ready ${readyAfterS.toFixed(2)} s and all stored ${drainedAfterS.toFixed(2)} s after the server was back; ` +
+      `${retriesDuringOutage} retried flushes, ${await metric(svc.httpPort, 'esp_ingest_database_idle_client_errors_total')} idle-client errors; peak RSS ${rss.toFixed(0)} MiB`,
+  );
+  expect(notReadyAfterS).toBeLessThan(5);
+  expect(readyAfterS).toBeLessThan(10);
+  svc.proc.kill('SIGTERM');
+  expect(await svc.exited).toBe(0);
+});

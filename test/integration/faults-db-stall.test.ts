@@ -1,0 +1,103 @@
+// Issue 3, scenario "database stall" (BC-18, BC-19): the server hangs instead of refusing, under
+// load. (1) Another session holds ACCESS EXCLUSIVE on esp_telemetry: every write waits
+// lock_timeout, fails 55P03 and is retried. (2) Every server process is SIGSTOPped (what `docker
+// pause` does): nothing answers, so only the client side can bound the wait (connect timeout,
+// the writer's whole-transaction deadline); the stuck connection is discarded. Either way ingest
+// resumes when the stall clears, the MQTT connection never drops, and every reading is stored once.
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess } from './helpers/harness.ts';
+import { privatePostgres } from './helpers/private-postgres.ts';
+import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+
+/** How long the database hangs. */
+const STALL_MS = 5_000;
+
+const t = new Teardown();
+afterAll(() => t.run());
+
+/** Broker, service on `databaseUrl` with short timeouts, and three wells at 50 Hz each. */
+async function underLoad(databaseUrl: string, clientId: string): Promise<{ svc: ServiceProcess; load: WellLoad }> {
+  const broker = new PrivateMosquitto();
+  await broker.start();
+  t.add(() => broker.stop());
+  const svc = await startService({
+    DATABASE_URL: databaseUrl,
+    MQTT_URL: broker.url,
+    MQTT_CLIENT_ID: clientId,
+    BATCH_FLUSH_INTERVAL_MS: '100',
+    DB_LOCK_TIMEOUT_MS: '300',
+    DB_STATEMENT_TIMEOUT_MS: '1000',
+    DB_CONNECT_TIMEOUT_MS: '1000',
+    RETRY_MAX_DELAY_MS: '500',
+  });
+  t.add(() => svc.proc.kill('SIGKILL'));
+  const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
+  await load.start();
+  t.add(() => load.stop(1_000).catch(() => undefined));
+  await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+  return { svc, load };
+}
+
+/** After the stall: ready again, every reading stored once, no MQTT reconnect, bounded memory. */
+async function recovers(what: string, svc: ServiceProcess, load: WellLoad, databaseUrl: string, clearedAt: number): Promise<void> {
+  await waitFor('ready again', async () => (await readyz(svc.httpPort)).status === 200, 20_000, 100);
+  const readyAfterS = (performance.now() - clearedAt) / 1000;
+  const sent = await load.stop();
+  expect(sent.acked).toBe(sent.published);
+  const check = await waitStored(databaseUrl, load.allKeys());
+  const drainedAfterS = (performance.now() - clearedAt) / 1000;
+  expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+  // A stalled database never starves the MQTT keepalive (MQTT.js #1935).
+  expect(await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')).toBe(0);
+  // No connection left stuck in an aborted transaction (BC-15).
+  await waitFor('no esp-ingest session idle in transaction', async () => {
+    const [r] = await query<{ n: number }>(databaseUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'esp-ingest' AND state LIKE 'idle in transaction%'`);
+    return r!.n === 0;
+  }, 10_000);
+  const rss = peakRssMb(svc.proc.pid!);
+  expect(rss).toBeLessThan(RSS_BOUND_MB);
+  console.log(
+    `${what}: ${sent.published} readings; ${await metric(svc.httpPort, 'esp_ingest_flush_retries_total')} retried flushes; ` +
+      `ready ${readyAfterS.toFixed(2)} s and all stored ${drainedAfterS.toFixed(2)} s after the stall cleared; peak RSS ${rss.toFixed(0)} MiB`,
+  );
+  svc.proc.kill('SIGTERM');
+  expect(await svc.exited).toBe(0);
+}
+
+describe('database stall under load', () => {
+  it(`an exclusive lock held ${STALL_MS / 1000} s: writes time out (55P03), are retried, ingest resumes`, async () => {
+    const databaseUrl = await freshDatabase(t);
+    const { svc, load } = await underLoad(databaseUrl, 'esp-ingest-stall-lock');
+    const locker = new pg.Client({ connectionString: databaseUrl });
+    await locker.connect();
+    t.add(() => locker.end());
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE esp_telemetry IN ACCESS EXCLUSIVE MODE');
+    const locked = performance.now();
+    // Each wait is bounded by lock_timeout, so the retries keep coming while the lock is held.
+    await waitFor('three lock timeouts', async () => (await metric(svc.httpPort, 'esp_ingest_flush_retries_total{code="55P03"}')) >= 3, STALL_MS);
+    await new Promise((r) => setTimeout(r, STALL_MS - (performance.now() - locked)));
+    expect(await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')).toBeGreaterThan(0);
+    await locker.query('COMMIT');
+    await recovers('exclusive lock', svc, load, databaseUrl, performance.now());
+  });
+
+  it(`every server process SIGSTOPped ${STALL_MS / 1000} s: client-side deadlines discard the stuck connection, ingest resumes`, async () => {
+    const db = await privatePostgres(t);
+    const { svc, load } = await underLoad(db.url, 'esp-ingest-stall-freeze');
+    db.freeze();
+    t.add(() => db.thaw());
+    const frozen = performance.now();
+    // The first failed write (bounded by the writer's deadline) or the reachability probe says so.
+    const reason = await waitFor('/readyz 503 naming the database or the sink', async () => {
+      const r = await readyz(svc.httpPort);
+      return r.status === 503 ? r.body.reasons.find((x) => /^(database|sink):/.test(x)) : undefined;
+    }, STALL_MS);
+    console.log(`frozen database: not ready after ${((performance.now() - frozen) / 1000).toFixed(2)} s ("${reason}")`);
+    await new Promise((r) => setTimeout(r, STALL_MS - (performance.now() - frozen)));
+    expect(svc.proc.exitCode).toBeNull();
+    db.thaw();
+    await recovers('frozen database', svc, load, db.url, performance.now());
+  });
+});

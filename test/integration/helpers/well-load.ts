@@ -1,0 +1,138 @@
+// Steady load for fault tests: wells publishing QoS 1 readings with sequence numbers at a fixed
+// rate, through a publisher that reconnects and keeps unacknowledged publishes to resend (as a
+// device would), recording which readings the broker PUBACKed. Plus the exactly-once check
+// against esp_telemetry and the service's peak RSS.
+import { readFileSync } from 'node:fs';
+import mqtt from 'mqtt';
+import { query, waitFor } from './harness.ts';
+
+export interface WellLoadOptions {
+  readonly url: string;
+  readonly wells: readonly string[];
+  /** Messages per second per well; one reading per message. */
+  readonly ratePerWellHz: number;
+  /** Topic of a well; the default matches the service's default MQTT_TOPIC. */
+  readonly topic?: (wellId: string) => string;
+  readonly clientId?: string;
+  readonly protocolVersion?: 4 | 5;
+  /** Most publishes awaiting PUBACK at once; past it the wells wait (a device's buffer). */
+  readonly window?: number;
+}
+
+interface Sent {
+  readonly key: string;
+  readonly publishedAtMs: number;
+  acked: boolean;
+}
+
+/** Reading key as stored: `${well_id}#${seq}`. */
+export type Key = string;
+
+export class WellLoad {
+  readonly #o: Required<WellLoadOptions>;
+  readonly #sent: Sent[] = [];
+  #client: mqtt.MqttClient | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #inFlight = 0;
+  #failed = 0;
+  /** Device time of seq 0: 12 h ago, so a minute at any test rate stays in the past. */
+  readonly baseTsMs = Math.floor(Date.now() / 1000) * 1000 - 12 * 3600_000;
+
+  constructor(o: WellLoadOptions) {
+    this.#o = {
+      topic: (w) => `esp/fault/${w}/telemetry`,
+      clientId: `well-load-${Math.random().toString(36).slice(2, 8)}`,
+      protocolVersion: 4,
+      window: 5_000,
+      ...o,
+    };
+  }
+
+  get published(): number {
+    return this.#sent.length;
+  }
+
+  get acked(): number {
+    return this.#sent.length - this.#inFlight - this.#failed;
+  }
+
+  /** Connects, then publishes every well at the configured rate until `stop`. */
+  async start(): Promise<void> {
+    const o = this.#o;
+    const client = mqtt.connect(o.url, { clientId: o.clientId, clean: true, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000 });
+    client.on('error', () => undefined); // reconnects on its own; errors show up as missing PUBACKs
+    this.#client = client;
+    await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+    const started = performance.now();
+    const next = o.wells.map(() => 1);
+    this.#timer = setInterval(() => {
+      const due = Math.floor(((performance.now() - started) / 1000) * o.ratePerWellHz);
+      o.wells.forEach((well, i) => {
+        while (next[i]! <= due && this.#inFlight < o.window) this.#publish(well, next[i]!++);
+      });
+    }, 10);
+  }
+
+  #publish(well: string, seq: number): void {
+    const sent: Sent = { key: `${well}#${seq}`, publishedAtMs: Date.now(), acked: false };
+    this.#sent.push(sent);
+    this.#inFlight++;
+    const payload = JSON.stringify({ ts: this.baseTsMs + seq * 1000, seq, motor_current_a: 40 + (seq % 10), intake_pressure_kpa: 8000 + (seq % 100) });
+    // Publishes made while disconnected are queued by MQTT.js and sent on reconnect; unacknowledged
+    // ones are resent from its outgoing store, so the callback means "the broker PUBACKed it".
+    this.#client!.publish(this.#o.topic(well), payload, { qos: 1 }, (err) => {
+      this.#inFlight--;
+      if (err) this.#failed++;
+      else sent.acked = true;
+    });
+  }
+
+  /** Stops publishing, waits for outstanding PUBACKs (up to `timeoutMs`), disconnects. */
+  async stop(timeoutMs = 30_000): Promise<{ published: number; acked: number }> {
+    clearInterval(this.#timer);
+    await waitFor('publisher PUBACKs', () => this.#inFlight === 0, timeoutMs);
+    await this.#client?.endAsync();
+    return { published: this.published, acked: this.acked };
+  }
+
+  /** Keys the broker PUBACKed; with `since`, only those first published at or after it (ms). */
+  ackedKeys(since = 0): Set<Key> {
+    return new Set(this.#sent.filter((s) => s.acked && s.publishedAtMs >= since).map((s) => s.key));
+  }
+
+  allKeys(): Set<Key> {
+    return new Set(this.#sent.map((s) => s.key));
+  }
+}
+
+export interface StoredCheck {
+  /** Distinct (well_id, ts) stored. */
+  readonly stored: number;
+  /** Rows minus distinct keys: must be 0. */
+  readonly duplicateRows: number;
+  /** Expected keys not stored. */
+  readonly missing: Key[];
+}
+
+/** Compares esp_telemetry with the keys expected there (`well#seq`; ts follows from seq). */
+export async function checkStored(databaseUrl: string, expected: Set<Key>): Promise<StoredCheck> {
+  const rows = await query<{ k: string; n: number }>(databaseUrl, `SELECT well_id || '#' || seq AS k, count(*)::int AS n FROM esp_telemetry GROUP BY well_id, seq, ts`);
+  const stored = new Set(rows.map((r) => r.k));
+  const duplicateRows = rows.reduce((s, r) => s + r.n - 1, 0) + (rows.length - stored.size);
+  return { stored: stored.size, duplicateRows, missing: [...expected].filter((k) => !stored.has(k)) };
+}
+
+/** Waits until every expected key is stored; returns the final check. */
+export async function waitStored(databaseUrl: string, expected: Set<Key>, timeoutMs = 60_000): Promise<StoredCheck> {
+  await waitFor(`${expected.size} readings stored`, async () => (await checkStored(databaseUrl, expected)).missing.length === 0, timeoutMs, 250);
+  return checkStored(databaseUrl, expected);
+}
+
+/** Peak resident set size of a live process (VmHWM), in MiB. */
+export function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** The memory bound the issue documents for the service (RSS), in MiB. */
+export const RSS_BOUND_MB = 256;
