@@ -289,8 +289,8 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions): Read
       if (!Number.isFinite(n)) return { reason: 'non_finite_number', detail: `${key}: ${show(value)} is not finite` };
       coercedValues++;
     } else {
-      const kind = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-      return { reason: 'type_mismatch', detail: `${key}: ${show(value)} is a ${kind}, expected a JSON number or a numeric string such as "12.5"` };
+      const kind = Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+      return { reason: 'type_mismatch', detail: `${key}: ${show(value)} is ${kind}, expected a JSON number or a numeric string such as "12.5"` };
     }
     if (!Number.isFinite(n)) return { reason: 'non_finite_number', detail: `${key}: ${n} is not finite` };
     const ch = catalog[ci]!;

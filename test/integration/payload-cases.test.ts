@@ -195,9 +195,9 @@ describe('payload cases', () => {
   it('BC-20: 10,000 readings in one message stored; more is too_many_readings; 5 MB is payload_too_large; 200 kB of "[" is invalid_json; no reconnect', async () => {
     const r = await start({ MESSAGE_MAX_BYTES: '1048576' });
     const t0 = Date.parse('2024-05-01T00:00:00Z');
-    const readings = (n: number, well: string) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ ts: t0 + i, vsd_frequency_hz: 50 })));
-    await r.send('ESP-008', readings(10_000, 'ESP-008'));
-    await r.send('ESP-009', readings(10_001, 'ESP-009'));
+    const readings = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ ts: t0 + i, vsd_frequency_hz: 50 })));
+    await r.send('ESP-008', readings(10_000));
+    await r.send('ESP-009', readings(10_001));
     await r.send('ESP-010', Buffer.alloc(5 * 1024 * 1024, 0x20));
     await r.send('ESP-011', '['.repeat(200_000));
     await r.send('ESP-012', '{"ts":"2024-05-01T00:00:00Z","vsd_frequency_hz":50}');

@@ -316,7 +316,7 @@ describe('decodeMessage: channel values', () => {
   it('names the type in a type_mismatch detail', () => {
     expect(onlyRejection(decode(reading({ motor_current_a: 'abc' }))).detail).toBe('motor_current_a: "abc" is a string, expected a JSON number or a numeric string such as "12.5"');
     expect(onlyRejection(decode(reading({ motor_current_a: true }))).detail).toContain('true is a boolean');
-    expect(onlyRejection(decode(reading({ motor_current_a: [1] }))).detail).toContain('[1] is a array');
+    expect(onlyRejection(decode(reading({ motor_current_a: [1] }))).detail).toContain('[1] is an array');
   });
 
   it.each([
