@@ -73,8 +73,10 @@ export async function startApp(deps: AppDeps): Promise<App> {
     metrics.dbUp.set(up && !sinkReason ? 1 : 0);
   };
   const onSinkState = (ok: boolean, reason?: string) => {
-    sinkReason = ok ? undefined : `sink: last batch write failed, retrying: ${reason ?? 'unknown error'}`;
-    metrics.dbUp.set(ok && !dbReason ? 1 : 0);
+    sinkReason = ok ? undefined : `database: batch write failed, retrying: ${reason ?? 'unknown error'}`;
+    // A commit proves the database reachable: readiness need not wait for the next probe.
+    if (ok) setDb(true);
+    else metrics.dbUp.set(0);
   };
 
   // 1. Sidecar first, so probes answer during start-up.

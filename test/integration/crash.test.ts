@@ -13,7 +13,7 @@ afterAll(() => t.run());
 it('stores every reading exactly once across repeated kill -9 and restart', async () => {
   const broker = new PrivateMosquitto();
   await broker.start();
-  t.add(() => broker.stop());
+  t.add(() => broker.destroy());
   const databaseUrl = await freshDatabase(t);
   const env = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-crash', BATCH_FLUSH_INTERVAL_MS: '100', BATCH_MAX_ROWS: '500' };
   let svc: ServiceProcess = await startService(env);

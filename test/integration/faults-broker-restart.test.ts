@@ -19,7 +19,7 @@ describe('broker restart under load', () => {
   it('Mosquitto (persistence, MQTT 5): the session survives; every reading the broker acknowledged is stored once', async () => {
     const broker = new PrivateMosquitto();
     await broker.start();
-    t.add(() => broker.stop());
+    t.add(() => broker.destroy());
     const databaseUrl = await freshDatabase(t);
     const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-broker-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
     t.add(() => svc.proc.kill('SIGKILL'));

@@ -20,7 +20,7 @@ afterAll(() => t.run());
 it('the instance whose session is taken over exits non-zero with ESP_MQTT_CLIENT_ID_TAKEN; no storm, nothing lost', async () => {
   const broker = new PrivateMosquitto();
   await broker.start();
-  t.add(() => broker.stop());
+  t.add(() => broker.destroy());
   const databaseUrl = await freshDatabase(t);
   const env = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: CLIENT_ID, BATCH_FLUSH_INTERVAL_MS: '100' };
   const first = await startService(env);

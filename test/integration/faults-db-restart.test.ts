@@ -17,7 +17,7 @@ it(`survives a ${OUTAGE_MS / 1000} s database restart under load and stores ever
   const db = await privatePostgres(t);
   const broker = new PrivateMosquitto();
   await broker.start();
-  t.add(() => broker.stop());
+  t.add(() => broker.destroy());
   const svc = await startService({
     DATABASE_URL: db.url,
     MQTT_URL: broker.url,

@@ -20,7 +20,7 @@ afterAll(() => t.run());
 async function underLoad(databaseUrl: string, clientId: string): Promise<{ svc: ServiceProcess; load: WellLoad }> {
   const broker = new PrivateMosquitto();
   await broker.start();
-  t.add(() => broker.stop());
+  t.add(() => broker.destroy());
   const svc = await startService({
     DATABASE_URL: databaseUrl,
     MQTT_URL: broker.url,

@@ -18,7 +18,7 @@ const reading = (s: number, fields: Record<string, number> = { motor_current_a: 
 it('stores each (well_id, ts) once, counts every duplicate, and fails no batch', async () => {
   const broker = new PrivateMosquitto();
   await broker.start();
-  t.add(() => broker.stop());
+  t.add(() => broker.destroy());
   const databaseUrl = await freshDatabase(t);
   // Batches of exactly 10 rows (readings + rejections), flushed when full: the test decides
   // which copies share a batch.

@@ -20,7 +20,7 @@ it(`keeps memory bounded and the connection alive through a ${OUTAGE_S} s databa
   const db = await privatePostgres(t);
   const broker = new PrivateMosquitto();
   await broker.start();
-  t.add(() => broker.stop());
+  t.add(() => broker.destroy());
   const svc = await startService({
     DATABASE_URL: db.url,
     MQTT_URL: broker.url,

@@ -18,7 +18,7 @@ afterAll(() => t.run());
 it('moves a message the database refuses to rejected_messages, PUBACKs it, and stores everything behind it', async () => {
   const broker = new PrivateMosquitto();
   await broker.start();
-  t.add(() => broker.stop());
+  t.add(() => broker.destroy());
   const databaseUrl = await freshDatabase(t);
   const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-poison', BATCH_FLUSH_INTERVAL_MS: '100' });
   t.add(() => svc.proc.kill('SIGKILL'));

@@ -30,7 +30,7 @@ describe('SIGTERM under load', () => {
     const deadlineMs = 10_000;
     const broker = new PrivateMosquitto();
     await broker.start();
-    t.add(() => broker.stop());
+    t.add(() => broker.destroy());
     const databaseUrl = await freshDatabase(t);
     const base = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
     // A flush interval far beyond the test: rows stay buffered until the shutdown flushes them.
@@ -67,7 +67,7 @@ describe('SIGTERM under load', () => {
     const deadlineMs = 1_000;
     const broker = new PrivateMosquitto();
     await broker.start();
-    t.add(() => broker.stop());
+    t.add(() => broker.destroy());
     const databaseUrl = await freshDatabase(t);
     // lock_timeout (default 10 s) is far longer than the shutdown deadline: the write in progress
     // when SIGTERM arrives is still waiting on the lock when the deadline passes.
@@ -113,7 +113,7 @@ describe('SIGTERM under load', () => {
     const db = await privatePostgres(t);
     const broker = new PrivateMosquitto();
     await broker.start();
-    t.add(() => broker.stop());
+    t.add(() => broker.destroy());
     // Default statement timeout (30 s; the writer's own deadline is twice that): only the shutdown
     // deadline can end the write in progress, and no pooled connection may hold the exit.
     const base = { DATABASE_URL: db.url, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-hung', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };

@@ -1,12 +1,12 @@
 // Integration-test harness: fresh databases on the test TimescaleDB, a private Mosquitto with
 // the project's mosquitto.conf, polling, and a teardown registry. No mocks: real servers only.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freePort } from '../../../scripts/service-process.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -84,14 +84,7 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
   }
 }
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel with port 0). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort };
 
 /** A Mosquitto started with the project's mosquitto.conf on a free port, persistence in a temp dir. */
 export class PrivateMosquitto {
@@ -131,7 +124,7 @@ export class PrivateMosquitto {
     }, 10_000);
   }
 
-  /** SIGTERM: Mosquitto saves its persistence file and exits. */
+  /** SIGTERM: Mosquitto saves its persistence file and exits. The directory is kept (restarts). */
   async stop(): Promise<void> {
     const p = this.#proc;
     this.#proc = undefined;
@@ -139,6 +132,12 @@ export class PrivateMosquitto {
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGTERM');
     await exited;
+  }
+
+  /** Stops the broker and deletes its directory. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
