@@ -148,7 +148,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
 
   // 3. Sink and batcher.
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
-  const committer = new Committer({ writer, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock, onDbState: onSinkState });
+  const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock, onDbState: onSinkState });
   const b = new Batcher<MessageWork>({
     maxRows: config.batch.maxRows,
     flushIntervalMs: config.batch.flushIntervalMs,

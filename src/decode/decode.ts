@@ -54,6 +54,8 @@ export interface Rejection {
   /** What was wrong and where, for a person: e.g. `motor_current_a: "12.5" is a string`. */
   readonly detail: string;
   readonly index: number | null;
+  /** The refused element of an array payload, as parsed (absent for a whole message). */
+  readonly item?: unknown;
 }
 
 export interface Decoded {
@@ -198,7 +200,10 @@ export function decodeMessage(payload: Uint8Array, source: Source, opts: DecodeO
   const index = Array.isArray(json) ? (i: number) => i : () => null;
   items.forEach((item, i) => {
     const r = decodeReading(item, source, opts);
-    if ('reason' in r) rejections.push({ reason: r.reason, detail: r.detail, index: index(i) });
+    if ('reason' in r) {
+      const at = index(i);
+      rejections.push(at === null ? { reason: r.reason, detail: r.detail, index: null } : { reason: r.reason, detail: r.detail, index: at, item });
+    }
     else {
       readings.push(r.reading);
       droppedFields += r.droppedFields;
@@ -228,7 +233,12 @@ const NUMERIC_STRING = /^-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 /** Deepest nesting accepted in an unknown field's value (jsonb and the walk below stay shallow). */
 const MAX_EXTRA_DEPTH = 32;
 
-const show = (v: unknown): string => (JSON.stringify(v) ?? String(v)).slice(0, 64);
+/** A value for a detail, at most 64 characters; never walks into objects (they may be deep). */
+const show = (v: unknown): string => {
+  if (v === null || typeof v !== 'object') return (JSON.stringify(v) ?? String(v)).slice(0, 64);
+  const flat = Object.values(v).length <= 8 && Object.values(v).every((x) => x === null || typeof x !== 'object');
+  return flat ? JSON.stringify(v).slice(0, 64) : Array.isArray(v) ? `an array of ${v.length}` : 'an object';
+};
 
 function decodeReading(item: unknown, source: Source, opts: DecodeOptions): ReadingResult {
   if (item === null || typeof item !== 'object' || Array.isArray(item)) {

@@ -19,12 +19,16 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
   const matched = topic.match(msg.topic);
   const problem = matched && (idProblem(matched.wellId) ?? (matched.site === null ? undefined : idProblem(matched.site)));
   const where = problem ? undefined : matched;
-  const reject = (r: Omit<RejectRow, 'receivedAtMs' | 'topic' | 'wellId' | 'payload'>): RejectRow => ({
-    ...r,
+  const reject = (r: Omit<RejectRow, 'receivedAtMs' | 'topic' | 'wellId' | 'payload'> & { item?: unknown }): RejectRow => ({
+    reason: r.reason,
+    detail: r.detail,
+    index: r.index,
     receivedAtMs: msg.receivedAtMs,
     topic: msg.topic.replace(/\u0000/g, '\uFFFD'),
     wellId: where?.wellId ?? null,
-    payload: msg.payload,
+    // A refused element of an array keeps its own JSON, not the whole message: storing the whole
+    // payload once per refused element would grow with the square of the message size.
+    payload: r.index === null ? msg.payload : (elementBytes(r.item) ?? msg.payload),
   });
   const base = { topic: msg.topic, payload: msg.payload, wellId: where?.wellId ?? null };
   if (!where) {
@@ -40,4 +44,14 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
     droppedFields: decoded.droppedFields,
     coercedValues: decoded.coercedValues,
   };
+}
+
+/** The element re-serialised as JSON, or undefined when it cannot be (too deeply nested). */
+function elementBytes(item: unknown): Uint8Array | undefined {
+  try {
+    const text = JSON.stringify(item);
+    return text === undefined ? undefined : Buffer.from(text);
+  } catch {
+    return undefined;
+  }
 }

@@ -2,6 +2,7 @@
 // failures are retried with capped exponential backoff (abortable by shutdown); data a server
 // refuses (SQLSTATE class 22/23) is isolated message by message and moved to rejected_messages
 // with the server's error, so one poison message never blocks the ones behind it.
+import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import { mergeByKey } from '../batch/merge.ts';
 import type { BatchItem } from '../batch/batcher.ts';
@@ -23,6 +24,8 @@ export interface MessageWork {
 
 export interface CommitterDeps {
   readonly writer: Pick<TelemetryWriter, 'write'>;
+  /** To write a refused reading back as JSON in rejected_messages. */
+  readonly catalog: readonly Channel[];
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly retryMaxDelayMs: number;
@@ -54,7 +57,7 @@ export class Committer {
     if (outcome === 'ok') return 0;
     // The server refused some data: find which message by writing each one alone.
     if (works.length === 1) {
-      await this.#writeWithRetry([asDbRejection(works[0]!, outcome.err)], true);
+      await this.#writeWithRetry([asDbRejection(works[0]!, outcome.err, this.#d.catalog)], true);
       return 1;
     }
     let refused = 0;
@@ -118,20 +121,30 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function asDbRejection(w: MessageWork, err: unknown): MessageWork {
+function asDbRejection(w: MessageWork, err: unknown, catalog: readonly Channel[]): MessageWork {
   const e = err as { code?: string; message?: string };
-  const count = Math.max(1, w.readings.length);
   const detail = `database refused the message: ${e.code ?? 'encoding'} ${e.message ?? String(err)}`.replace(/\u0000/g, '\uFFFD');
   const receivedAtMs = w.rejects[0]?.receivedAtMs ?? Date.now();
-  const rows: RejectRow[] = Array.from({ length: count }, () => ({
-    receivedAtMs,
-    topic: w.topic.replace(/\u0000/g, '\uFFFD'),
-    wellId: w.wellId?.replace(/\u0000/g, '\uFFFD') ?? null,
-    reason: 'db_rejected',
-    detail,
-    index: null,
-    payload: w.payload,
-  }));
+  const topic = w.topic.replace(/\u0000/g, '\uFFFD');
+  const wellId = w.wellId?.replace(/\u0000/g, '\uFFFD') ?? null;
+  const row = (payload: Uint8Array): RejectRow => ({ receivedAtMs, topic, wellId, reason: 'db_rejected', detail, index: null, payload });
+  // One row per refused reading. A message of one reading keeps its raw bytes; the readings of
+  // an array keep their own JSON, so the rows stay as large as the message, not its square.
+  const rows =
+    w.readings.length <= 1
+      ? [row(w.payload)]
+      : w.readings.map((r) => row(Buffer.from(JSON.stringify(readingJson(r, catalog)))));
   // Readings the decoder had already rejected keep their own rows and reasons.
-  return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic: rows[0]!.topic, wellId: rows[0]!.wellId, detail: r.detail.replace(/\u0000/g, '\uFFFD') })), ...rows] };
+  return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic, wellId, detail: r.detail.replace(/\u0000/g, '\uFFFD') })), ...rows] };
+}
+
+/** A decoded reading back in payload form: `ts` (ISO-8601 Z), `seq`, channels, extra fields. */
+function readingJson(r: Reading, catalog: readonly Channel[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { ts: new Date(Math.floor(r.tsUs / 1000)).toISOString() };
+  if (r.seq !== null) out.seq = r.seq;
+  catalog.forEach((c, i) => {
+    const v = r.values[i];
+    if (v !== null && v !== undefined) out[c.column] = v;
+  });
+  return { ...out, ...r.extra };
 }
