@@ -550,7 +550,7 @@ describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => 
     expect(rj.detail).toBe(`well_id: ${v} disagrees with the topic's well id "well-7"`);
   });
 
-  it('decodes a MESSAGE_MAX_BYTES payload of the worst shapes in < 50 ms (the event loop is not blocked long)', () => {
+  it('decodes a MESSAGE_MAX_BYTES payload of the worst shapes without super-linear blow-up (the event loop is not blocked long)', () => {
     const max = 256 * 1024;
     const fill = (head: string, unit: string, tail: string) => {
       const n = Math.floor((max - head.length - tail.length) / unit.length);
@@ -582,6 +582,9 @@ describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => 
       worst = Math.max(worst, median);
     }
     console.log(`worst-case decode of a ${max}-byte payload: ${worst.toFixed(1)} ms`);
-    expect(worst).toBeLessThan(50);
+    // The figure is printed (about 10-30 ms on the 2-core machine, idle). The bound only catches
+    // a super-linear shape, which takes seconds at this size: a tight bound would make the test
+    // time the machine's load instead (speed is measured by `npm run bench`, not by tests).
+    expect(worst).toBeLessThan(500);
   });
 });
