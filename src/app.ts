@@ -153,6 +153,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     maxRows: config.batch.maxRows,
     flushIntervalMs: config.batch.flushIntervalMs,
     bufferMaxRows: config.batch.bufferMaxRows,
+    maxConcurrentFlushes: config.batch.flushConcurrency,
     flush: (items) => committer.commit(items),
     onBuffered: (rows) => metrics.rowsBuffered.set(rows),
   });

@@ -1,8 +1,8 @@
 // Batcher: bounded buffering between decode and sink. Flushes at `maxRows` readings or
-// `flushIntervalMs` after the first pending one, whichever comes first; one flush at a time,
-// in arrival order, so acknowledgements go out in arrival order [MQTT-4.6.0-2]. Holds at most
-// `bufferMaxRows` (pending plus the batch being flushed): past that, `add` returns a promise that
-// settles when there is room, which the ingress turns into backpressure on the connection.
+// `flushIntervalMs` after the first pending one, whichever comes first; up to
+// `maxConcurrentFlushes` batches commit at once, and acknowledgements go out in arrival order
+// [MQTT-4.6.0-2]. Holds at most `bufferMaxRows` (pending plus batches being flushed): past that,
+// `add` returns a promise that settles when there is room (see admission.ts).
 
 /** One message's worth of work; `rows` counts readings plus rejections. */
 export interface BatchItem<T = unknown> {
@@ -20,21 +20,30 @@ export interface BatcherOptions<T> {
   /** Commits the items (retrying as it sees fit); rejects only when giving up (shutdown). */
   readonly flush: (items: readonly BatchItem<T>[]) => Promise<void>;
   readonly onBuffered?: (rows: number) => void;
+  /** Batches committing at once (default 1); acknowledgements still go out in arrival order. */
+  readonly maxConcurrentFlushes?: number;
 }
 
 export class Batcher<T> {
   readonly #o: BatcherOptions<T>;
+  readonly #maxConcurrent: number;
   #pending: BatchItem<T>[] = [];
   #pendingRows = 0;
   #bufferedRows = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #due = false;
-  #flushing: Promise<void> | undefined;
+  /** Batches taken and not yet acknowledged (committing, or committed and waiting their turn). */
+  #inFlight = 0;
+  /** Receive time of the first item of each in-flight batch, oldest batch first. */
+  #inFlightOldest: number[] = [];
+  /** Acknowledgements run along this chain, one batch after the other, in arrival order. */
+  #ackChain: Promise<void> = Promise.resolve();
   #spaceWaiters: (() => void)[] = [];
   #failure: unknown;
 
   constructor(options: BatcherOptions<T>) {
     this.#o = options;
+    this.#maxConcurrent = Math.max(1, options.maxConcurrentFlushes ?? 1);
   }
 
   /** Readings held in memory (pending and being flushed). */
@@ -44,9 +53,8 @@ export class Batcher<T> {
 
   /** Receive time of the oldest item not yet committed, or undefined. */
   get oldestReceivedAtMs(): number | undefined {
-    return this.#oldestInFlight ?? this.#pending[0]?.receivedAtMs;
+    return this.#inFlightOldest[0] ?? this.#pending[0]?.receivedAtMs;
   }
-  #oldestInFlight: number | undefined;
 
   /**
    * Queues an item. Returns a promise when the buffer is at its cap: the caller should stop
@@ -76,9 +84,9 @@ export class Batcher<T> {
   async drain(): Promise<void> {
     this.#due = true;
     this.#kick();
-    while (this.#flushing || this.#pending.length > 0) {
+    while (this.#inFlight > 0 || this.#pending.length > 0) {
       if (this.#failure) throw this.#failure;
-      if (this.#flushing) await this.#flushing.catch(() => undefined);
+      if (this.#inFlight > 0) await this.#ackChain;
       else {
         // Items added while draining are due too; without this, `#kick` would not start a flush
         // and this loop would spin synchronously forever.
@@ -91,28 +99,40 @@ export class Batcher<T> {
   }
 
   #kick(): void {
-    if (this.#flushing || this.#failure || this.#pending.length === 0) return;
-    if (!this.#due && this.#pendingRows < this.#o.maxRows) return;
-    const batch = this.#take();
-    this.#oldestInFlight = batch[0]?.receivedAtMs;
-    this.#flushing = this.#o
-      .flush(batch)
-      .then(() => {
+    while (this.#inFlight < this.#maxConcurrent && !this.#failure && this.#pending.length > 0) {
+      if (!this.#due && this.#pendingRows < this.#o.maxRows) return;
+      this.#start(this.#take());
+    }
+  }
+
+  /**
+   * Commits one batch. Several may commit at once (maxConcurrentFlushes), but each batch is
+   * acknowledged only after every batch before it: PUBACKs keep arrival order [MQTT-4.6.0-2].
+   */
+  #start(batch: BatchItem<T>[]): void {
+    this.#inFlight++;
+    this.#inFlightOldest.push(batch[0]!.receivedAtMs);
+    const committed = this.#o.flush(batch);
+    committed.catch(() => undefined); // observed by the chain below, in its turn
+    this.#ackChain = this.#ackChain
+      .then(async () => {
+        await committed;
+        // A batch before this one gave up: acknowledging this one would break the order.
+        if (this.#failure) return;
         let rows = 0;
         for (const it of batch) {
           rows += it.rows;
           it.ack();
         }
         this.#setBuffered(this.#bufferedRows - rows);
-        this.#wakeWaiters();
       })
       .catch((err: unknown) => {
-        this.#failure = err;
-        this.#wakeWaiters();
+        this.#failure ??= err;
       })
       .finally(() => {
-        this.#flushing = undefined;
-        this.#oldestInFlight = undefined;
+        this.#inFlight--;
+        this.#inFlightOldest.shift();
+        this.#wakeWaiters();
         this.#kick();
       });
   }

@@ -30,6 +30,7 @@ const EnvSchema = z.object({
   BATCH_MAX_ROWS: int(1, 1_000_000).default(5_000),
   BATCH_FLUSH_INTERVAL_MS: int(1, 600_000).default(200),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(50_000),
+  FLUSH_CONCURRENCY: int(1, 8).default(2),
   MESSAGE_MAX_BYTES: int(64, 16 * 1024 * 1024).default(256 * 1024),
   UNKNOWN_FIELDS: z.enum(['keep', 'reject', 'drop']).default('keep'),
   TS_MIN: z.iso.datetime({ offset: true }).default('2000-01-01T00:00:00Z'),
@@ -69,7 +70,13 @@ export interface Config {
     readonly password: string | undefined;
   };
   readonly http: { readonly port: number; readonly host: string };
-  readonly batch: { readonly maxRows: number; readonly flushIntervalMs: number; readonly bufferMaxRows: number };
+  readonly batch: {
+    readonly maxRows: number;
+    readonly flushIntervalMs: number;
+    readonly bufferMaxRows: number;
+    /** Batches committing at once, each on its own connection; PUBACKs keep arrival order. */
+    readonly flushConcurrency: number;
+  };
   readonly decode: {
     readonly messageMaxBytes: number;
     readonly unknownFields: 'keep' | 'reject' | 'drop';
@@ -117,6 +124,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (batchMax.success && bufferMax.success && bufferMax.data < batchMax.data) {
     problems.push(`BUFFER_MAX_ROWS (${bufferMax.data}) must be >= BATCH_MAX_ROWS (${batchMax.data})`);
   }
+  const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean['FLUSH_CONCURRENCY']);
+  const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean['DB_POOL_MAX']);
+  if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
+    problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch, one for health checks`);
+  }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   return deepFreeze({
@@ -135,7 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       password: e.MQTT_PASSWORD,
     },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
-    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS },
+    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,
       unknownFields: e.UNKNOWN_FIELDS,

@@ -35,7 +35,7 @@ describe('loadConfig: defaults', () => {
         password: undefined,
       },
       http: { port: 9464, host: '0.0.0.0' },
-      batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000 },
+      batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, flushConcurrency: 2 },
       decode: {
         messageMaxBytes: 262_144,
         unknownFields: 'keep',
