@@ -3,13 +3,11 @@
 // service and real TimescaleDB. Each test asserts the exact rows stored and rejected, their
 // reason codes, and that esp_ingest_readings_rejected_total matches the rejects table.
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startApp, type App } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/config.ts';
+import type { App } from '../../src/app.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { REJECT_REASONS } from '../../src/decode/decode.ts';
-import { Teardown, freshDatabase, metric, query, readyz, waitFor } from './helpers/harness.ts';
+import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from './helpers/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -29,19 +27,7 @@ interface Run {
 async function start(env: Record<string, string> = {}): Promise<Run> {
   const db = await freshDatabase(t);
   const prefix = `p${Math.random().toString(36).slice(2, 10)}`;
-  const config = loadConfig({
-    DATABASE_URL: db,
-    MQTT_URL: BROKER,
-    MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`,
-    MQTT_CLIENT_ID: `esp-ingest-${prefix}`,
-    HTTP_PORT: '0',
-    HTTP_HOST: '127.0.0.1',
-    BATCH_FLUSH_INTERVAL_MS: '50',
-    ...env,
-  });
-  const app = await startApp({ config, log: pino({ level: 'silent' }) });
-  t.add(() => app.stop());
-  await waitFor('ready', async () => (await readyz(app.httpPort)).status === 200, 20_000);
+  const app = await startInProcess(t, prefix, { DATABASE_URL: db, MQTT_URL: BROKER, ...env });
   const pub = await mqtt.connectAsync(BROKER, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });
   t.add(() => pub.endAsync());
   let sent = 0;

@@ -10,32 +10,17 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker } from '../../broker/embedded-broker.ts';
-import { startApp, type App } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/config.ts';
+import type { App } from '../../src/app.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/sink/migrate.ts';
 import { formatTable, listRejects, replayRejects } from '../../scripts/rejects.ts';
-import { ROOT, Teardown, freshDatabase, query, readyz, waitFor } from './helpers/harness.ts';
+import { ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from './helpers/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
 
-async function startService(databaseUrl: string, mqttUrl: string, prefix: string, env: Record<string, string>): Promise<App> {
-  const config = loadConfig({
-    DATABASE_URL: databaseUrl,
-    MQTT_URL: mqttUrl,
-    MQTT_PROTOCOL_VERSION: '4',
-    MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`,
-    MQTT_CLIENT_ID: `esp-ingest-${prefix}`,
-    HTTP_PORT: '0',
-    HTTP_HOST: '127.0.0.1',
-    BATCH_FLUSH_INTERVAL_MS: '50',
-    ...env,
-  });
-  const app = await startApp({ config, log: pino({ level: 'silent' }) });
-  t.add(() => app.stop());
-  await waitFor('ready', async () => (await readyz(app.httpPort)).status === 200, 20_000);
-  return app;
+function startService(databaseUrl: string, mqttUrl: string, prefix: string, env: Record<string, string>): Promise<App> {
+  return startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', ...env });
 }
 
 describe('rejects command', () => {

@@ -4,11 +4,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import pg from 'pg';
-import { pino } from 'pino';
-import { startApp, type App } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/config.ts';
+import type { App } from '../../src/app.ts';
 import { startEmbeddedBroker } from '../../broker/embedded-broker.ts';
-import { Teardown, freshDatabase, metric, query, readyz, waitFor } from './helpers/harness.ts';
+import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from './helpers/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -17,18 +15,7 @@ const MACHINE_MOSQUITTO = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 async function start(env: Record<string, string>): Promise<{ app: App; prefix: string; databaseUrl: string }> {
   const databaseUrl = await freshDatabase(t);
   const prefix = `t${Math.random().toString(36).slice(2, 10)}`;
-  const config = loadConfig({
-    DATABASE_URL: databaseUrl,
-    MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`,
-    MQTT_CLIENT_ID: `esp-ingest-${prefix}`,
-    HTTP_PORT: '0',
-    HTTP_HOST: '127.0.0.1',
-    BATCH_FLUSH_INTERVAL_MS: '50',
-    ...env,
-  });
-  const app = await startApp({ config, log: pino({ level: 'silent' }) });
-  t.add(() => app.stop());
-  await waitFor('ready', async () => (await readyz(app.httpPort)).status === 200, 20_000);
+  const app = await startInProcess(t, prefix, { DATABASE_URL: databaseUrl, ...env });
   return { app, prefix, databaseUrl };
 }
 

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { pino } from 'pino';
+import { startApp, type App } from '../../../src/app.ts';
+import { loadConfig } from '../../../src/config/config.ts';
 import { freePort } from '../../../scripts/service-process.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -184,4 +187,24 @@ export async function metric(port: number, name: string): Promise<number> {
     if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/**
+ * The service in-process (startApp, silent log) on topics `<prefix>/{site}/{well_id}/telemetry`
+ * with client id `esp-ingest-<prefix>`, HTTP on an ephemeral port and 50 ms flushes; `env`
+ * overrides (it must give DATABASE_URL). Resolves once /readyz is 200; stopped at teardown.
+ */
+export async function startInProcess(t: Teardown, prefix: string, env: Record<string, string>): Promise<App> {
+  const config = loadConfig({
+    MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`,
+    MQTT_CLIENT_ID: `esp-ingest-${prefix}`,
+    HTTP_PORT: '0',
+    HTTP_HOST: '127.0.0.1',
+    BATCH_FLUSH_INTERVAL_MS: '50',
+    ...env,
+  });
+  const app = await startApp({ config, log: pino({ level: 'silent' }) });
+  t.add(() => app.stop());
+  await waitFor('ready', async () => (await readyz(app.httpPort)).status === 200, 20_000);
+  return app;
 }
