@@ -15,6 +15,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * Sum of the samples of one metric on a service's /metrics (all label sets unless `name`
+ * includes them, e.g. `x_total{reason="a"}`); 0 when absent.
+ */
+export async function scrapeMetric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
 export class ServiceProcess {
   #proc: ChildProcess | undefined;
   httpPort = 0;
@@ -49,11 +62,8 @@ export class ServiceProcess {
   }
 
   /** Sum of a metric's samples, or 0 when absent. */
-  async metric(name: string): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${this.httpPort}/metrics`)).text();
-    let sum = 0;
-    for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    return sum;
+  metric(name: string): Promise<number> {
+    return scrapeMetric(this.httpPort, name);
   }
 
   /** Sends `signal` and resolves with the exit code. */

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { startApp, type App } from '../../../src/app.ts';
 import { loadConfig } from '../../../src/config/config.ts';
-import { freePort } from '../../../scripts/service-process.ts';
+import { freePort, scrapeMetric } from '../../../scripts/service-process.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -179,15 +179,8 @@ export async function readyz(port: number): Promise<{ status: number; body: { re
   return { status: res.status, body: (await res.json()) as { ready: boolean; reasons: string[] } };
 }
 
-/** Value of one sample in the service's /metrics (sum over label sets when `labels` omitted). */
-export async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+/** Sum of one metric's samples on a service's /metrics (see scrapeMetric). */
+export const metric = scrapeMetric;
 
 /**
  * The service in-process (startApp, silent log) on topics `<prefix>/{site}/{well_id}/telemetry`
