@@ -61,7 +61,7 @@ describe('README Metrics table and the registry', () => {
 
   it('gives each named metric its registered type and labels', async () => {
     const registry = createMetrics().registry;
-    const byName = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, m.type as string]));
+    const byName = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
     for (const row of rows.filter((r) => !r.name.endsWith('*'))) {
       const labelNames = (registry.getSingleMetric(row.name) as unknown as { labelNames: readonly string[] }).labelNames;
       expect({ name: row.name, type: row.type, labels: row.labels }).toEqual({ name: row.name, type: byName.get(row.name), labels: [...labelNames] });
@@ -84,7 +84,7 @@ describe('README Metrics table and the registry', () => {
 describe('naming', () => {
   it('ends counters, and only counters, in _total', async () => {
     const registered = await createMetrics().registry.getMetricsAsJSON();
-    const wrong = registered.filter((m) => (m.type === 'counter') !== m.name.endsWith('_total')).map((m) => `${m.name} (${m.type})`);
+    const wrong = registered.filter((m) => (String(m.type) === 'counter') !== m.name.endsWith('_total')).map((m) => `${m.name} (${m.type})`);
     expect(wrong).toEqual([]);
   });
 });
