@@ -54,7 +54,7 @@ export interface App {
 export async function startApp(deps: AppDeps): Promise<App> {
   const { config, log } = deps;
   const clock = deps.clock ?? Date.now;
-  const metrics = deps.metrics ?? createMetrics();
+  const metrics = deps.metrics ?? createMetrics({ wellsMax: config.metrics.wellsMax, clock });
   const catalog = deps.catalog ?? DEFAULT_CATALOG;
   const problems = catalogProblems(catalog);
   if (problems.length > 0) throw new EspError('ESP_CATALOG_INVALID', `channel catalog invalid:\n  - ${problems.join('\n  - ')}`);
@@ -82,19 +82,21 @@ export async function startApp(deps: AppDeps): Promise<App> {
   // 1. Sidecar first, so probes answer during start-up.
   let ingress: MqttIngress | undefined;
   let batcher: Batcher<MessageWork> | undefined;
+  const notReadyReasons = (): string[] => {
+    const r: string[] = [];
+    if (dbReason) r.push(dbReason);
+    if (sinkReason) r.push(sinkReason);
+    if (!migrated) r.push('database: schema migrations not applied yet');
+    const m = ingress ? ingress.notReadyReason : 'mqtt: not started';
+    if (m) r.push(m);
+    if (batcher && batcher.bufferedRows >= config.batch.bufferMaxRows) r.push(`buffer: full (${batcher.bufferedRows} rows; database too slow or down)`);
+    return r;
+  };
+  metrics.probes.ready = () => (notReadyReasons().length === 0 ? 1 : 0);
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
-      reasons: () => {
-        const r: string[] = [];
-        if (dbReason) r.push(dbReason);
-        if (sinkReason) r.push(sinkReason);
-        if (!migrated) r.push('database: schema migrations not applied yet');
-        const m = ingress ? ingress.notReadyReason : 'mqtt: not started';
-        if (m) r.push(m);
-        if (batcher && batcher.bufferedRows >= config.batch.bufferMaxRows) r.push(`buffer: full (${batcher.bufferedRows} rows; database too slow or down)`);
-        return r;
-      },
+      reasons: notReadyReasons,
       detail: () => ({ storage: storage ?? 'unknown', rowsBuffered: batcher?.bufferedRows ?? 0, unacknowledged: ingress?.heldAcks() ?? 0 }),
     },
   });
@@ -154,7 +156,14 @@ export async function startApp(deps: AppDeps): Promise<App> {
     flushIntervalMs: config.batch.flushIntervalMs,
     bufferMaxRows: config.batch.bufferMaxRows,
     maxConcurrentFlushes: config.batch.flushConcurrency,
-    flush: (items) => committer.commit(items),
+    flush: async (items) => {
+      await committer.commit(items);
+      // Freshness per well: every reading of a message is of its topic's well.
+      for (const { data, receivedAtMs } of items) {
+        const first = data.readings[0];
+        if (first) metrics.wellCommitted(first.wellId, receivedAtMs, data.readings.length);
+      }
+    },
     onBuffered: (rows) => metrics.rowsBuffered.set(rows),
   });
   batcher = b;

@@ -27,6 +27,7 @@ const EnvSchema = z.object({
   MQTT_PASSWORD: z.string().optional(),
   HTTP_PORT: int(0, 65_535).default(9464),
   HTTP_HOST: z.string().default('0.0.0.0'),
+  METRICS_WELLS_MAX: int(0, 100_000).default(1_000),
   BATCH_MAX_ROWS: int(1, 1_000_000).default(5_000),
   BATCH_FLUSH_INTERVAL_MS: int(1, 600_000).default(200),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(50_000),
@@ -70,6 +71,8 @@ export interface Config {
     readonly password: string | undefined;
   };
   readonly http: { readonly port: number; readonly host: string };
+  /** Wells given an `esp_ingest_well_last_reading_age_seconds` series (bounds the label set). */
+  readonly metrics: { readonly wellsMax: number };
   readonly batch: {
     readonly maxRows: number;
     readonly flushIntervalMs: number;
@@ -147,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       password: e.MQTT_PASSWORD,
     },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
+    metrics: { wellsMax: e.METRICS_WELLS_MAX },
     batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,

@@ -1,17 +1,67 @@
 // Every metric of the service, on its own registry (never prom-client's global one). Names end
-// in _total, _seconds, _bytes; labels are bounded sets (never a raw topic or well id).
+// in _total, _seconds, _bytes; labels are bounded sets (never a raw topic; well ids only up to
+// METRICS_WELLS_MAX). The README's Metrics table lists each one (test/unit/metrics-contract.test.ts).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+export interface MetricsOptions {
+  /** Wells given a freshness series (METRICS_WELLS_MAX, default 1000); later wells are counted, not tracked. */
+  readonly wellsMax?: number;
+  /** "Now" for the freshness gauge, milliseconds since the Unix epoch (default Date.now). */
+  readonly clock?: () => number;
+}
+
+/**
+ * prom-client's default gauges that end in `_total`, which Prometheus reserves for counters
+ * (`promtool check metrics` refuses them). Each is the sum of the per-type gauge of the same name
+ * without `_total` (`sum(esp_ingest_nodejs_active_handles)`), so nothing is lost.
+ */
+const DEFAULT_GAUGES_NAMED_TOTAL = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /** Builds the registry and metrics; one instance per service (tests build their own). */
-export function createMetrics() {
+export function createMetrics(options: MetricsOptions = {}) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'esp_ingest_' });
   const p = 'esp_ingest_';
+  collectDefaultMetrics({ register: registry, prefix: p });
+  for (const name of DEFAULT_GAUGES_NAMED_TOTAL) registry.removeSingleMetric(p + name);
+  const clock = options.clock ?? Date.now;
+  const wellsMax = options.wellsMax ?? 1000;
   /** Read at scrape time; the composition root points them at the live components. */
-  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0 };
+  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0, ready: () => 0 };
+  /** Well id → receive time (ms) of its newest committed reading; never shrinks (a silent well must stay visible). */
+  const wellLastReceivedMs = new Map<string, number>();
+  const untrackedWellReadings = new Counter({ name: `${p}untracked_well_readings_total`, help: 'Committed readings of wells beyond METRICS_WELLS_MAX, which have no freshness series', registers: [registry] });
   return {
     registry,
     probes,
+    /**
+     * Records that `readings` readings of `wellId`, received at `receivedAtMs` (ms since the
+     * epoch), were committed (as new rows or duplicates). The first METRICS_WELLS_MAX wells seen
+     * get a freshness series; the readings of any other well are counted in
+     * esp_ingest_untracked_well_readings_total.
+     */
+    wellCommitted(wellId: string, receivedAtMs: number, readings: number): void {
+      const last = wellLastReceivedMs.get(wellId);
+      if (last !== undefined) {
+        if (receivedAtMs > last) wellLastReceivedMs.set(wellId, receivedAtMs);
+      } else if (wellLastReceivedMs.size < wellsMax) {
+        wellLastReceivedMs.set(wellId, receivedAtMs);
+      } else {
+        untrackedWellReadings.inc(readings);
+      }
+    },
+    wellAgeSeconds: new Gauge({
+      name: `${p}well_last_reading_age_seconds`,
+      help: 'Seconds since esp-ingest received the newest committed reading of the well (service clock, computed at scrape)',
+      labelNames: ['well_id'] as const,
+      registers: [registry],
+      collect() {
+        const now = clock();
+        for (const [wellId, at] of wellLastReceivedMs) this.set({ well_id: wellId }, Math.max(0, (now - at) / 1000));
+      },
+    }),
+    wellsTracked: new Gauge({ name: `${p}wells_tracked`, help: 'Wells with a freshness series (at most METRICS_WELLS_MAX)', registers: [registry], collect() { this.set(wellLastReceivedMs.size); } }),
+    untrackedWellReadings,
+    ready: new Gauge({ name: `${p}ready`, help: '1 when GET /readyz would answer 200', registers: [registry], collect() { this.set(probes.ready()); } }),
     messagesReceived: new Counter({ name: `${p}messages_received_total`, help: 'MQTT PUBLISH packets received, by QoS', labelNames: ['qos'] as const, registers: [registry] }),
     messagesAcked: new Counter({ name: `${p}messages_acknowledged_total`, help: 'PUBACKs sent after commit', registers: [registry] }),
     acksDropped: new Counter({ name: `${p}pubacks_dropped_total`, help: 'PUBACKs not sent because the connection closed before commit (the broker redelivers)', registers: [registry] }),

@@ -35,6 +35,7 @@ describe('loadConfig: defaults', () => {
         password: undefined,
       },
       http: { port: 9464, host: '0.0.0.0' },
+      metrics: { wellsMax: 1_000 },
       batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, flushConcurrency: 2 },
       decode: {
         messageMaxBytes: 262_144,
