@@ -173,12 +173,16 @@ export function customValues(d: Dashboard, name: string): string[] {
 }
 
 /**
- * Parses a YAML file with Python's yaml module (PyYAML: docker-compose's own dependency, which
- * .ci/run installs), so the tests need no YAML package of their own.
+ * Parses YAML with Python's yaml module (PyYAML: docker-compose's own dependency, which .ci/run
+ * installs), so the tests need no YAML package of their own.
  */
-export function readYaml(file: string): unknown {
-  const out = execFileSync('python3', ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)', file], { encoding: 'utf8' });
+export function parseYaml(text: string): unknown {
+  const out = execFileSync('python3', ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], { input: text, encoding: 'utf8' });
   return JSON.parse(out);
+}
+
+export function readYaml(file: string): unknown {
+  return parseYaml(readFileSync(file, 'utf8'));
 }
 
 /** Provisioned data sources (ops/grafana/provisioning/datasources/*.yml): uid and type. */

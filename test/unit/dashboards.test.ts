@@ -16,7 +16,8 @@ async function exportedSeries(): Promise<Set<string>> {
   const { registry } = createMetrics();
   const names = new Set<string>();
   for (const m of await registry.getMetricsAsJSON()) {
-    if (m.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${m.name}${s}`);
+    // prom-client's typings say a numeric enum; the JSON holds the type's name.
+    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${m.name}${s}`);
     else names.add(m.name);
   }
   return names;
