@@ -49,6 +49,9 @@ const EnvSchema = z.object({
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
 });
 
+/** Every environment variable the service reads (the schema's keys), for consistency checks. */
+export const ENV_VARIABLE_NAMES: readonly string[] = Object.freeze(Object.keys(EnvSchema.shape));
+
 /** Validated, frozen configuration; units are in the names. */
 export interface Config {
   readonly databaseUrl: string;
