@@ -35,6 +35,13 @@ describe('alert rules', () => {
     expect(r.status).toBe(0);
   });
 
+  it('are loaded by the compose stack\'s Prometheus config (ops/prometheus/prometheus.yml), which promtool accepts', () => {
+    const r = promtool('check', 'config', 'ops/prometheus/prometheus.yml');
+    expect(r.out).toContain('SUCCESS: 1 rule files found');
+    expect(r.out).toContain(`SUCCESS: ${alerts.length} rules found`);
+    expect(r.status).toBe(0);
+  });
+
   it('each have for:, a severity label and summary and description annotations', () => {
     expect(alerts.map((a) => a.name)).toEqual(expect.arrayContaining(['EspIngestDown', 'EspIngestStalled', 'EspIngestCommitLagHigh', 'EspIngestRejectRateHigh', 'EspIngestDatabaseDown', 'EspIngestWellSilent']));
     for (const { name, block } of alerts) {
