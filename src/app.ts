@@ -258,7 +258,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
       readiness.shuttingDown();
       summary.stop();
       clearInterval(readyWatch);
-      dbProbe.stop();
+      const probeStopped = dbProbe.stop();
       ing.stopIntake();
       // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => abort.abort(), config.shutdownDeadlineMs);
@@ -275,6 +275,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
       // pool.end() waits for checked-out connections; one stuck on a hung server (a reachability
       // probe, up to query_timeout) must not hold the exit past the deadline.
       await Promise.race([pool.end().catch(() => undefined), aborted(abort.signal)]);
+      await probeStopped;
       clearTimeout(deadline);
       watchdog.stop();
       log.info({ event: 'stopped', clean }, 'stopped');

@@ -75,10 +75,20 @@ export class DbProbe {
     (client as unknown as { connection?: { stream?: { destroy(): void } } } | undefined)?.connection?.stream?.destroy();
   }
 
-  /** Stops checking and closes the connection; results of a check in flight are ignored. Idempotent. */
-  stop(): void {
+  /**
+   * Stops checking and closes the connection (a polite Terminate when idle, so the server logs no
+   * broken connection; dropped after the check timeout otherwise). Results of a check in flight
+   * are ignored. Idempotent.
+   */
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#drop();
+    const client = this.#client;
+    if (client && !this.#running) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([client.end().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, this.#d.timeoutMs ?? DB_CHECK_TIMEOUT_MS)))]);
+      clearTimeout(timer);
+    }
+    if (this.#client === client) this.#drop();
   }
 }
