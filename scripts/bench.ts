@@ -4,6 +4,7 @@
 // Two loads: 10 readings per message (vs the COPY ceiling) and 1 per message (vs the broker
 // ceiling). Last line: one JSON object with every figure and the ratios.
 //   npm run bench -- [--copies 2] [--rounds 3]   (figures are medians over the rounds)
+// On a terminal each load shows progress on stderr (done/total, rate, ETA); none when piped.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -21,6 +22,7 @@ import { DEFAULT_CATALOG } from '../src/decode/catalog.ts';
 import { decodeMessage } from '../src/decode/decode.ts';
 import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../src/sink/copy-encode.ts';
 import { migrate } from '../src/sink/migrate.ts';
+import { Progress } from './progress.ts';
 import { ServiceProcess, freePort } from './service-process.ts';
 import { loadWells } from './wells.ts';
 
@@ -84,16 +86,18 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
   }
 }
 
-/** Publishes every message QoS 1 with up to 1000 awaiting PUBACK. */
-async function publishAll(msgs: { topic: string; payload: string }[]): Promise<void> {
+/** Publishes every message QoS 1 with up to 1000 awaiting PUBACK; `progress` counts the PUBACKs. */
+async function publishAll(msgs: { topic: string; payload: string }[], progress?: Progress): Promise<void> {
   const client = await mqtt.connectAsync(mqttUrl, { clientId: `esp-bench-pub-${process.pid}`, clean: true, protocolVersion: 5 });
   let inFlight = 0;
+  let acked = 0;
   let wake: (() => void) | undefined;
   for (const m of msgs) {
     while (inFlight >= 1000) await new Promise<void>((r) => (wake = r));
     inFlight++;
     client.publish(m.topic, m.payload, { qos: 1 }, () => {
       inFlight--;
+      progress?.update(++acked);
       wake?.();
       wake = undefined;
     });
@@ -141,7 +145,9 @@ async function brokerCeiling(perMessage: number): Promise<number> {
   sub.once('exit', (code) => (exit = code));
   await until('the ceiling subscriber to subscribe', () => out.includes('ready'), 30_000);
   const started = performance.now();
-  await publishAll(msgs);
+  const progress = new Progress({ label: `  broker ceiling, ${perMessage}/message, published`, unit: 'messages', total: msgs.length });
+  await publishAll(msgs, progress);
+  progress.end();
   await until(`the ceiling subscriber to receive ${totalReadings} readings (it printed ${JSON.stringify(out)}, exit ${exit})`, () => out.includes('done'), 180_000, 5);
   const seconds = (performance.now() - started) / 1000;
   await until('the ceiling subscriber to exit', () => exit !== undefined, 10_000);
@@ -157,13 +163,16 @@ async function endToEnd(perMessage: number): Promise<{ rate: number; peakRssByte
   const msgs = messages(perMessage, prefix);
   let peakRssBytes = 0;
   const started = performance.now();
+  const progress = new Progress({ label: `  end to end, ${perMessage}/message, committed`, unit: 'readings', total: totalReadings });
   const publishing = publishAll(msgs);
   for (;;) {
     const [committed, rss] = await Promise.all([svc.metric('esp_ingest_readings_committed_total'), svc.metric('esp_ingest_process_resident_memory_bytes')]);
     peakRssBytes = Math.max(peakRssBytes, rss);
+    progress.update(committed);
     if (committed >= totalReadings) break;
     await new Promise((r) => setTimeout(r, 10));
   }
+  progress.end();
   const seconds = (performance.now() - started) / 1000;
   const [batches, flushSeconds] = await Promise.all([svc.metric('esp_ingest_batch_rows_count'), svc.metric('esp_ingest_flush_duration_seconds_sum')]);
   say(`  ${batches} batches, mean ${Math.round(totalReadings / batches)} readings, mean commit ${((flushSeconds / batches) * 1000).toFixed(1)} ms, database busy ${((flushSeconds / seconds) * 100).toFixed(0)}% of the run`);

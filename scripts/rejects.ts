@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { loadConfig } from '../src/config/config.ts';
+import { Progress } from './progress.ts';
 
 export interface RejectFilter {
   /** A reason code (docs/payload.md); undefined = every reason. */
@@ -70,7 +71,10 @@ export async function replayRejects(db: pg.Pool | pg.Client, publisher: Publishe
   let published = 0;
   let rowsDeleted = 0;
   const failed: { topic: string; error: string }[] = [];
+  // On a terminal: messages done / total, rate, ETA on stderr (silent when piped).
+  const progress = new Progress({ label: 'rejects replay', unit: 'messages', total: messages.length });
   for (const m of messages) {
+    progress.update(published + failed.length);
     // Payloads one at a time: up to MESSAGE_MAX_BYTES each, never all in memory.
     const { rows } = await db.query<{ payload: Buffer }>('SELECT payload FROM rejected_messages WHERE id = $1', [m.ids[0]]);
     const payload = rows[0]?.payload;
@@ -85,6 +89,7 @@ export async function replayRejects(db: pg.Pool | pg.Client, publisher: Publishe
     const del = await db.query('DELETE FROM rejected_messages WHERE id = ANY($1::bigint[])', [m.ids]);
     rowsDeleted += del.rowCount ?? 0;
   }
+  progress.end();
   return { messages: messages.length, published, rowsDeleted, failed };
 }
 

@@ -1,9 +1,11 @@
 // Replay: publishes the real well data as the wells would: one topic per well, `ts` from the
 // file, QoS 1, at a chosen speed-up. Library (used by demo, bench and tests) and CLI:
 //   npm run replay -- --url mqtt://127.0.0.1:1883 --speed 600 --per-message 1
+// On a terminal the CLI shows progress on stderr (readings acknowledged by the broker, rate, ETA).
 import mqtt from 'mqtt';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { Progress } from './progress.ts';
 import { loadWells, type WellSeries } from './wells.ts';
 
 export interface ReplayOptions {
@@ -21,6 +23,8 @@ export interface ReplayOptions {
   readonly clientId?: string;
   /** Extra messages published as-is at the start (e.g. a bad reading for the demo). */
   readonly extra?: { topic: string; payload: string }[];
+  /** Progress line on stderr while it runs, when stderr is a terminal. Default false. */
+  readonly progress?: boolean;
 }
 
 export interface ReplayResult {
@@ -45,17 +49,24 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   };
   let readings = 0;
   let messages = 0;
-  const publish = async (topic: string, payload: string) => {
+  const extra = o.extra ?? [];
+  const progress = o.progress
+    ? new Progress({ label: 'replay', unit: 'readings', total: extra.length + wells.reduce((n, w) => n + w.readings.length, 0) })
+    : undefined;
+  let acked = 0;
+  const publish = async (topic: string, payload: string, count: number) => {
     while (inFlight >= window) await new Promise<void>((r) => waiters.push(r));
     inFlight++;
     messages++;
     client.publish(topic, payload, { qos: 1 }, () => {
       inFlight--;
+      acked += count;
+      progress?.update(acked);
       wakeAll();
     });
   };
-  for (const m of o.extra ?? []) {
-    await publish(m.topic, m.payload);
+  for (const m of extra) {
+    await publish(m.topic, m.payload, 1);
     readings++;
   }
   await Promise.all(
@@ -70,13 +81,14 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
           const wait = due - performance.now();
           if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         }
-        await publish(topic, JSON.stringify(o.perMessage === 1 ? group[0] : group));
+        await publish(topic, JSON.stringify(o.perMessage === 1 ? group[0] : group), group.length);
         readings += group.length;
       }
     }),
   );
   while (inFlight > 0) await new Promise<void>((r) => waiters.push(r));
   await client.endAsync();
+  progress?.end(true);
   return { readings, messages, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -89,6 +101,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       site: { type: 'string', default: '3w' },
     },
   });
-  const r = await replay({ url: values.url, speed: Number(values.speed), perMessage: Number(values['per-message']), site: values.site });
+  const r = await replay({ url: values.url, speed: Number(values.speed), perMessage: Number(values['per-message']), site: values.site, progress: true });
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }

@@ -12,7 +12,11 @@ import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { MqttIngress, type InboundMessage } from './ingress/mqtt-ingress.ts';
 import { parseTopicTemplate } from './ingress/topic.ts';
-import type { Logger } from './log/logger.ts';
+import { DbProbe } from './lifecycle/db-probe.ts';
+import { EventLoopWatchdog } from './lifecycle/liveness.ts';
+import { ReadinessState } from './lifecycle/readiness.ts';
+import { SummaryLog } from './lifecycle/summary.ts';
+import { redactUrl, type Logger } from './log/logger.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Committer, backoffMs, type MessageWork } from './sink/committer.ts';
 import { migrate } from './sink/migrate.ts';
@@ -63,45 +67,44 @@ export async function startApp(deps: AppDeps): Promise<App> {
   let fatalResolve: (e: EspError) => void = () => undefined;
   const fatal = new Promise<EspError>((r) => (fatalResolve = r));
 
-  // State behind /readyz.
-  let dbReason: string | undefined = 'database: not checked yet';
-  let migrated = false;
-  let storage: StorageMode | undefined;
-  let sinkReason: string | undefined;
-  const setDb = (up: boolean, reason?: string) => {
-    dbReason = up ? undefined : (reason ?? 'database: unreachable');
-    metrics.dbUp.set(up && !sinkReason ? 1 : 0);
-  };
-  const onSinkState = (ok: boolean, reason?: string) => {
-    sinkReason = ok ? undefined : `database: batch write failed, retrying: ${reason ?? 'unknown error'}`;
-    // A commit proves the database reachable: readiness need not wait for the next probe.
-    if (ok) setDb(true);
-    else metrics.dbUp.set(0);
-  };
-
-  // 1. Sidecar first, so probes answer during start-up.
+  // State behind /readyz and /startupz (debounce rules in lifecycle/readiness.ts).
   let ingress: MqttIngress | undefined;
   let batcher: Batcher<MessageWork> | undefined;
-  const notReadyReasons = (): string[] => {
-    const r: string[] = [];
-    if (dbReason) r.push(dbReason);
-    if (sinkReason) r.push(sinkReason);
-    if (!migrated) r.push('database: schema migrations not applied yet');
-    const m = ingress ? ingress.notReadyReason : 'mqtt: not started';
-    if (m) r.push(m);
-    if (batcher && batcher.bufferedRows >= config.batch.bufferMaxRows) r.push(`buffer: full (${batcher.bufferedRows} rows; database too slow or down)`);
-    return r;
+  let storage: StorageMode | undefined;
+  const readiness = new ReadinessState({
+    bufferMaxRows: config.batch.bufferMaxRows,
+    bufferHighWaterRatio: config.probes.readyBufferHighWaterRatio,
+    clock: () => performance.now(),
+    mqttNotActive: () => (!ingress ? 'mqtt: not started' : ingress.ready ? undefined : (ingress.notReadyReason ?? 'mqtt: not ready')),
+  });
+  const onDbCheck = (ok: boolean, detail?: string) => {
+    readiness.databaseCheck(ok, detail);
+    metrics.dbUp.set(ok ? 1 : 0);
   };
-  metrics.probes.ready = () => (notReadyReasons().length === 0 ? 1 : 0);
+  const onSinkState = (ok: boolean, reason?: string) => {
+    readiness.commit(ok, reason);
+    metrics.dbUp.set(ok ? 1 : 0);
+  };
+
+  metrics.probes.ready = () => (readiness.reasons().length === 0 ? 1 : 0);
+
+  // 1. Sidecar first, so probes answer during start-up.
+  const watchdog = new EventLoopWatchdog(config.probes.livezMaxEventLoopBlockMs);
+  watchdog.start();
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
-      reasons: notReadyReasons,
+      reasons: () => readiness.reasons(),
+      startupPending: () => readiness.startupPending(),
       detail: () => ({ storage: storage ?? 'unknown', rowsBuffered: batcher?.bufferedRows ?? 0, unacknowledged: ingress?.heldAcks() ?? 0 }),
     },
+    liveness: { maxBlockMs: config.probes.livezMaxEventLoopBlockMs, blocked: () => watchdog.tracker.blocked() },
   });
-  const httpPort = await sidecar.start(config.http.port, config.http.host);
-  log.info({ port: httpPort }, 'sidecar listening: /livez /readyz /metrics');
+  const httpPort = await sidecar.start(config.http.port, config.http.host).catch((err: unknown) => {
+    watchdog.stop();
+    throw err;
+  });
+  log.info({ event: 'sidecar_listening', port: httpPort }, 'sidecar listening: /livez /readyz /startupz /metrics');
 
   // 2. Database: pool (idle errors never crash: node-postgres #1324, #2439), then schema.
   const pool = new pg.Pool({
@@ -119,34 +122,44 @@ export async function startApp(deps: AppDeps): Promise<App> {
     metrics.dbPoolErrors.inc();
     log.warn({ err }, 'idle database connection failed; it was removed from the pool');
   });
+  let connected = false;
   for (let attempt = 1; ; attempt++) {
     try {
+      if (!connected) {
+        const { rows } = await pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+        connected = true;
+        log.info({ event: 'database_connected', database: redactUrl(config.databaseUrl), serverVersion: rows[0]?.v }, 'database connected');
+      }
       const schema = await migrate(pool, catalog, log);
       storage = schema.storage;
+      log.info({ event: 'migrations_applied', applied: schema.applied }, `schema up to date (${schema.applied.length} migrations applied now)`);
       break;
     } catch (err) {
       const cls = classifyDbError((err as { cause?: unknown }).cause ?? err);
       if (err instanceof EspError && err.code === 'ESP_DB_MIGRATION_FAILED' && cls !== 'retry') {
+        watchdog.stop();
         await Promise.allSettled([sidecar.stop(), pool.end()]);
         throw err;
       }
-      setDb(false, `database: ${(err as Error).message}`);
+      onDbCheck(false, `database: ${(err as Error).message}`);
       const delay = backoffMs(attempt, config.retryMaxDelayMs);
-      log.warn({ err, attempt, delayMs: delay }, 'database not reachable at start-up; retrying');
+      log.warn({ event: 'database_unavailable', err, attempt, delayMs: delay }, 'database not reachable at start-up; retrying');
       await new Promise((r) => setTimeout(r, delay));
     }
   }
-  migrated = true;
-  setDb(true);
+  readiness.migrationsApplied();
+  onDbCheck(true);
   for (const mode of ['timescaledb_compressed', 'timescaledb_hypertable', 'postgresql_table'] as const) {
     metrics.storageMode.set({ mode }, mode === storage ? 1 : 0);
   }
-  log.info({ storage }, 'schema ready');
-  // Reachability between batches (the sink reports its own failures through onSinkState).
-  const health = setInterval(() => {
-    pool.query('SELECT 1').then(() => setDb(true), (err: Error) => setDb(false, `database: ${err.message}`));
-  }, 5_000);
-  health.unref();
+  log.info({ event: 'storage_mode', storage }, `storage mode: ${storage}`);
+  // Reachability between batches, on a connection of its own (the sink reports its own failures
+  // through onSinkState).
+  const dbProbe = new DbProbe({
+    newClient: () => new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.db.connectTimeoutMs, keepAlive: true, application_name: 'esp-ingest-probe' }),
+    onResult: onDbCheck,
+  });
+  dbProbe.start();
 
   // 3. Sink and batcher.
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
@@ -164,7 +177,10 @@ export async function startApp(deps: AppDeps): Promise<App> {
         if (first) metrics.wellCommitted(first.wellId, receivedAtMs, data.readings.length);
       }
     },
-    onBuffered: (rows) => metrics.rowsBuffered.set(rows),
+    onBuffered: (rows) => {
+      metrics.rowsBuffered.set(rows);
+      readiness.buffered(rows);
+    },
   });
   batcher = b;
   metrics.probes.oldestUnacknowledgedAgeSeconds = () => {
@@ -181,7 +197,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     embedded = await startEmbeddedBroker(config.broker.port, config.broker.host);
     const host = config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host;
     mqttConfig = { ...config.mqtt, url: `mqtt://${host}:${embedded.port}`, protocolVersion: 4 };
-    log.info({ port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
+    log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
   }
   const decodeOpts = { catalog, ...config.decode };
   const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal: fatalResolve });
@@ -208,10 +224,50 @@ export async function startApp(deps: AppDeps): Promise<App> {
   metrics.probes.messagesWaiting = () => admission.waiting;
   ing.start((msg) => admission.offer(msg));
 
+  // Readiness changes are logged as they happen (checked every 250 ms); the summary line counts.
+  let lastCodes: string | undefined;
+  const readyWatch = setInterval(() => {
+    const reasons = readiness.reasons();
+    const codes = reasons.map((r) => r.code).join(',');
+    if (codes === lastCodes || (!readiness.started && lastCodes === undefined && codes !== '')) return;
+    lastCodes = codes;
+    if (codes === '') log.info({ event: 'ready' }, 'ready');
+    else log.warn({ event: 'not_ready', reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, r.detail])) }, `not ready: ${codes}`);
+  }, 250);
+  readyWatch.unref();
+  const summary = new SummaryLog({
+    log,
+    intervalS: config.log.summaryIntervalS,
+    totals: async () => {
+      const sum = async (m: { get(): Promise<{ values: { value: number; metricName?: string }[] }> }, name?: string) =>
+        (await m.get()).values.filter((v) => name === undefined || v.metricName === name).reduce((n, v) => n + v.value, 0);
+      return {
+        messagesReceived: await sum(metrics.messagesReceived),
+        readingsCommitted: await sum(metrics.readingsCommitted),
+        readingsRejected: await sum(metrics.readingsRejected),
+        duplicates: await sum(metrics.duplicates),
+        flushRetries: await sum(metrics.flushRetries),
+        lagSecondsSum: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_sum'),
+        lagBatches: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_count'),
+      };
+    },
+    gauges: () => ({
+      rowsBuffered: b.bufferedRows,
+      unacknowledged: ing.heldAcks(),
+      oldestUnacknowledgedAgeS: metrics.probes.oldestUnacknowledgedAgeSeconds(),
+      notReady: readiness.reasons().map((r) => r.code),
+    }),
+  });
+  await summary.start();
+
   let stopping: Promise<boolean> | undefined;
   const stop = (): Promise<boolean> =>
     (stopping ??= (async () => {
-      clearInterval(health);
+      log.info({ event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: b.bufferedRows, unacknowledged: ing.heldAcks() }, 'stopping');
+      readiness.shuttingDown();
+      summary.stop();
+      clearInterval(readyWatch);
+      const probeStopped = dbProbe.stop();
       ing.stopIntake();
       // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => abort.abort(), config.shutdownDeadlineMs);
@@ -228,8 +284,10 @@ export async function startApp(deps: AppDeps): Promise<App> {
       // pool.end() waits for checked-out connections; one stuck on a hung server (a reachability
       // probe, up to query_timeout) must not hold the exit past the deadline.
       await Promise.race([pool.end().catch(() => undefined), aborted(abort.signal)]);
+      await probeStopped;
       clearTimeout(deadline);
-      log.info({ clean }, 'stopped');
+      watchdog.stop();
+      log.info({ event: 'stopped', clean }, 'stopped');
       return clean;
     })());
 

@@ -4,7 +4,7 @@
 import { startApp, type App } from './app.ts';
 import { loadConfig } from './config/config.ts';
 import { ConfigError, EspError } from './errors.ts';
-import { createLogger, redactUrl } from './log/logger.ts';
+import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
 
 let config;
 try {
@@ -18,9 +18,10 @@ try {
 }
 const log = createLogger(config.log.level, config.log.format);
 log.info(
-  { database: redactUrl(config.databaseUrl), mqtt: redactUrl(config.mqtt.url), topic: config.mqtt.topicTemplate, clientId: config.mqtt.clientId, batch: config.batch },
+  { event: 'starting', pid: process.pid, node: process.version, database: redactUrl(config.databaseUrl), mqtt: redactUrl(config.mqtt.url), topic: config.mqtt.topicTemplate, clientId: config.mqtt.clientId },
   'starting esp-ingest',
 );
+log.info({ event: 'config_loaded', config: redactConfig(config) }, 'configuration loaded');
 
 // Signals are handled from the start: while start-up still waits for the database, SIGTERM
 // ends the process at once (nothing has been received yet, so nothing can be lost).
@@ -29,10 +30,10 @@ let signals = 0;
 const onSignal = (sig: string) => {
   signals++;
   if (!app || signals > 1) {
-    log.warn({ signal: sig }, app ? 'second signal: exiting now without waiting' : 'signal during start-up: exiting');
+    log.warn({ event: 'signal', signal: sig }, app ? 'second signal: exiting now without waiting' : 'signal during start-up: exiting');
     process.exit(app ? 1 : 0);
   }
-  log.info({ signal: sig, deadlineMs: config.shutdownDeadlineMs }, 'stopping');
+  log.info({ event: 'signal', signal: sig }, `${sig}: stopping`);
   void app.stop().then((clean) => process.exit(clean ? 0 : 1));
 };
 process.on('SIGTERM', () => onSignal('SIGTERM'));
@@ -42,12 +43,12 @@ try {
   app = await startApp({ config, log });
   const started = app;
   void started.fatal.then(async (err) => {
-    log.fatal({ err }, 'fatal: stopping');
+    log.fatal({ event: 'fatal', err }, 'fatal: stopping');
     await started.stop();
     process.exit(1);
   });
 } catch (err) {
-  log.fatal({ err, code: err instanceof EspError ? err.code : undefined }, 'start-up failed');
+  log.fatal({ event: 'start_failed', err, code: err instanceof EspError ? err.code : undefined }, 'start-up failed');
   process.exitCode = 1;
   setTimeout(() => process.exit(1), 100).unref();
 }

@@ -47,6 +47,9 @@ const EnvSchema = z.object({
   SHUTDOWN_DEADLINE_MS: int(100, 600_000).default(20_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  LOG_SUMMARY_INTERVAL_S: int(0, 86_400).default(60),
+  LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: int(50, 600_000).default(10_000),
+  READY_BUFFER_HIGH_WATER_RATIO: z.coerce.number().gt(0).max(1).default(0.9),
 });
 
 /** Every environment variable the service reads (the schema's keys), for consistency checks. */
@@ -102,7 +105,18 @@ export interface Config {
   };
   readonly retryMaxDelayMs: number;
   readonly shutdownDeadlineMs: number;
-  readonly log: { readonly level: string; readonly format: 'auto' | 'json' | 'pretty' };
+  readonly log: {
+    readonly level: string;
+    readonly format: 'auto' | 'json' | 'pretty';
+    /** Seconds between summary lines; 0 = none. */
+    readonly summaryIntervalS: number;
+  };
+  readonly probes: {
+    /** /livez fails once the event loop is blocked longer than this. */
+    readonly livezMaxEventLoopBlockMs: number;
+    /** /readyz fails once the buffer holds this share of BUFFER_MAX_ROWS (ready again below half of that). */
+    readonly readyBufferHighWaterRatio: number;
+  };
 }
 
 /**
@@ -172,7 +186,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     retryMaxDelayMs: e.RETRY_MAX_DELAY_MS,
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_MS,
-    log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT },
+    log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, summaryIntervalS: e.LOG_SUMMARY_INTERVAL_S },
+    probes: { livezMaxEventLoopBlockMs: e.LIVEZ_MAX_EVENT_LOOP_BLOCK_MS, readyBufferHighWaterRatio: e.READY_BUFFER_HIGH_WATER_RATIO },
   });
 }
 

@@ -1,23 +1,41 @@
-// HTTP sidecar: /livez, /readyz and /metrics on HTTP_PORT (node:http; nothing else listens).
+// HTTP sidecar: /livez, /readyz, /startupz and /metrics on HTTP_PORT (node:http; nothing else
+// listens). The decisions live in lifecycle/readiness.ts and lifecycle/liveness.ts; this file
+// only turns them into status codes and JSON bodies.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { LoopBlocked } from '../lifecycle/liveness.ts';
+import type { NotReady } from '../lifecycle/readiness.ts';
 
 export interface Readiness {
   /** Reasons the service is not ready; empty when ready. */
-  reasons(): string[];
-  /** Extra facts for the body (storage mode, buffered rows). */
+  reasons(): NotReady[];
+  /** Reasons start-up is not complete; empty once it is (and from then on). */
+  startupPending(): NotReady[];
+  /** Extra facts for the /readyz body (storage mode, buffered rows). */
   detail(): Record<string, unknown>;
+}
+
+export interface Liveness {
+  /** LIVEZ_MAX_EVENT_LOOP_BLOCK_MS. */
+  readonly maxBlockMs: number;
+  /** The event-loop block to report now, if any. */
+  blocked(): LoopBlocked | undefined;
 }
 
 export interface SidecarDeps {
   readonly registry: Registry;
   readonly readiness: Readiness;
+  readonly liveness: Liveness;
 }
 
 /**
- * - `GET /livez`: 200 while the process serves requests.
- * - `GET /readyz`: 200 `{"ready":true,…}`, or 503 `{"ready":false,"reasons":[…],…}`.
+ * - `GET /livez`: 200 `{"live":true}`; 503 `{"live":false,"reasons":["event_loop_blocked"],…}`
+ *   only while the event loop is (or just was) blocked past LIVEZ_MAX_EVENT_LOOP_BLOCK_MS.
+ * - `GET /readyz`: 200 `{"ready":true,"reasons":[],…}`, or 503 `{"ready":false,"reasons":[codes],
+ *   "details":{code: text},…}` with the fields of `readiness.detail()`.
+ * - `GET /startupz`: 503 `{"started":false,"reasons":[…]}` until migrations are applied and the
+ *   subscription was active once; then 200 `{"started":true}` for the life of the process.
  * - `GET /metrics`: Prometheus text format from the service's own registry.
  */
 export class Sidecar {
@@ -50,16 +68,22 @@ export class Sidecar {
       return;
     }
     if (url === '/livez') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      const blocked = this.#deps.liveness.blocked();
+      const body = blocked
+        ? { live: false, reasons: ['event_loop_blocked'], eventLoopBlockedMs: Math.round(blocked.blockedMs), ongoing: blocked.ongoing, maxEventLoopBlockMs: this.#deps.liveness.maxBlockMs }
+        : { live: true };
+      json(res, blocked ? 503 : 200, body);
     } else if (url === '/readyz') {
       const reasons = this.#deps.readiness.reasons();
-      const body = JSON.stringify({ ready: reasons.length === 0, reasons, ...this.#deps.readiness.detail() });
-      res.writeHead(reasons.length === 0 ? 200 : 503, { 'content-type': 'application/json' }).end(body + '\n');
+      json(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, ...codes(reasons), ...this.#deps.readiness.detail() });
+    } else if (url === '/startupz') {
+      const pending = this.#deps.readiness.startupPending();
+      json(res, pending.length === 0 ? 200 : 503, { started: pending.length === 0, ...codes(pending) });
     } else if (url === '/metrics') {
       const text = await this.#deps.registry.metrics();
       res.writeHead(200, { 'content-type': this.#deps.registry.contentType }).end(text);
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /livez, /readyz, /metrics\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /livez, /readyz, /startupz, /metrics\n');
     }
   }
 
@@ -71,4 +95,15 @@ export class Sidecar {
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' }).end(text);
+}
+
+/** `reasons` as the list of codes and `details` keyed by code. */
+function codes(reasons: readonly NotReady[]): { reasons: string[]; details?: Record<string, string> } {
+  if (reasons.length === 0) return { reasons: [] };
+  return { reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, r.detail])) };
 }

@@ -134,7 +134,7 @@ export class MqttIngress {
       accepted = true;
       this.#connects++;
       const first = this.#connects === 1;
-      log.info({ sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
+      log.info({ event: 'mqtt_connected', sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
       if (!connack.sessionPresent && !first) {
         metrics.sessionResets.inc();
         log.warn('broker did not keep our session (sessionPresent=0): subscribing again; messages published while no session existed were not queued for us');
@@ -185,7 +185,7 @@ export class MqttIngress {
         return;
       }
       if (granted?.[0] && granted[0].qos < 1) log.warn({ filter, qos: granted[0].qos }, 'broker granted QoS 0: messages can be lost; allow QoS 1');
-      log.info({ filter, qos: granted?.[0]?.qos }, 'subscribed');
+      log.info({ event: 'subscribed', filter, qos: granted?.[0]?.qos }, 'subscribed');
       this.#setSubscribed(true);
     });
   }

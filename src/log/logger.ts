@@ -1,10 +1,39 @@
-// pino logger: JSON in production, pretty on a terminal; secrets redacted.
+// pino logger: JSON in production, pretty on a terminal; secrets redacted. Lifecycle lines carry
+// a fixed `event` code (LIFECYCLE_EVENTS) so that log queries need not parse messages.
 import { pino, type Logger } from 'pino';
+import type { Config } from '../config/config.ts';
 
 export type { Logger };
 
 /** Paths never logged in clear: passwords in config and connection strings. */
 const REDACT = ['password', '*.password', '*.*.password', 'databaseUrl', '*.databaseUrl', 'config.databaseUrl', 'mqtt.password'];
+
+/**
+ * Values of the `event` field, one per lifecycle step, in the order a healthy run logs them
+ * (`summary` every LOG_SUMMARY_INTERVAL_S between `ready` and `stopping`). Stable: queries and
+ * alerts match on them.
+ */
+export const LIFECYCLE_EVENTS = [
+  'starting',
+  'config_loaded',
+  'sidecar_listening',
+  'database_unavailable',
+  'database_connected',
+  'migrations_applied',
+  'storage_mode',
+  'embedded_broker_listening',
+  'mqtt_connected',
+  'subscribed',
+  'ready',
+  'not_ready',
+  'summary',
+  'signal',
+  'stopping',
+  'stopped',
+  'start_failed',
+  'fatal',
+] as const;
+export type LifecycleEvent = (typeof LIFECYCLE_EVENTS)[number];
 
 /**
  * @param format `auto` is pretty when stdout is a TTY, else JSON (one object per line).
@@ -30,4 +59,17 @@ export function redactUrl(url: string): string {
   } catch {
     return '[unparseable url]';
   }
+}
+
+/**
+ * The configuration as logged at start (`config_loaded`): `database` and `mqtt.url` without
+ * passwords (pino's redaction would hide a `databaseUrl` key whole), the MQTT password hidden.
+ */
+export function redactConfig(config: Config): Record<string, unknown> {
+  const { databaseUrl, ...rest } = config;
+  return {
+    database: redactUrl(databaseUrl),
+    ...rest,
+    mqtt: { ...config.mqtt, url: redactUrl(config.mqtt.url), password: config.mqtt.password === undefined ? undefined : '[redacted]' },
+  };
 }

@@ -34,13 +34,13 @@ it(`survives a ${OUTAGE_MS / 1000} s database restart under load and stores ever
 
   await db.stop();
   const down = performance.now();
-  // The first failed write makes the service not ready at once ("sink: …"); the reachability
-  // probe, every 5 s, names the database itself.
+  // Two failed reachability checks (one a second) make it database_unreachable; three failed
+  // writes over 2 s, database_writes_failing (src/lifecycle/readiness.ts).
   await waitFor('/readyz 503', async () => (await readyz(svc.httpPort)).status === 503, 5_000);
   const notReadyAfterS = (performance.now() - down) / 1000;
   const reason = await waitFor('/readyz naming the database', async () => {
     const r = await readyz(svc.httpPort);
-    return r.status === 503 ? r.body.reasons.find((x) => x.startsWith('database:')) : undefined;
+    return r.status === 503 ? r.body.reasons.find((x) => x === 'database_unreachable') : undefined;
   }, OUTAGE_MS - 1_000);
   const namedAfterS = (performance.now() - down) / 1000;
   // The outage itself is a timed fault, not a synchronisation.

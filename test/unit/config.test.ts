@@ -49,7 +49,8 @@ describe('loadConfig: defaults', () => {
       db: { poolMax: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000 },
       retryMaxDelayMs: 5_000,
       shutdownDeadlineMs: 20_000,
-      log: { level: 'info', format: 'auto' },
+      log: { level: 'info', format: 'auto', summaryIntervalS: 60 },
+      probes: { livezMaxEventLoopBlockMs: 10_000, readyBufferHighWaterRatio: 0.9 },
     });
   });
 
