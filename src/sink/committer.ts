@@ -70,7 +70,12 @@ export class Committer {
   async #writeWithRetry(works: readonly MessageWork[], rejectsOnly = false): Promise<'ok' | { err: unknown }> {
     const merged = mergeByKey(works.flatMap((w) => w.readings));
     const rejects = works.flatMap((w) => w.rejects);
-    const outcome = await this.#writeInParts(merged.rows, rejects, rejectsOnly);
+    const tally = { splits: 0, lifted: 0 };
+    const outcome = await this.#writeInParts(merged.rows, rejects, rejectsOnly, tally);
+    // One line per batch, however many parts it took.
+    if (tally.splits > 0 || tally.lifted > 0) {
+      this.#d.log.info({ rows: merged.rows.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
+    }
     if (outcome === 'ok') {
       const { metrics } = this.#d;
       metrics.duplicates.inc(merged.duplicates);
@@ -90,22 +95,26 @@ export class Committer {
    * the bound lifted for that one transaction (LIFT_DECOMPRESSION_LIMIT): it decompresses at most
    * the compressed batches holding its own key, so the cost stays bounded.
    */
-  async #writeInParts(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean): Promise<'ok' | { err: unknown }> {
+  async #writeInParts(
+    rows: readonly Reading[],
+    rejects: readonly RejectRow[],
+    rejectsOnly: boolean,
+    tally: { splits: number; lifted: number },
+  ): Promise<'ok' | { err: unknown }> {
     const outcome = await this.#attempt(rows, rejects, rejectsOnly, false);
     if (outcome !== 'split') return outcome;
-    const { metrics, log } = this.#d;
+    const { metrics } = this.#d;
     if (rows.length <= 1) {
       metrics.decompressionLimit.inc({ action: 'lifted' });
-      log.warn({ rows: rows.length }, 'one reading exceeds the decompression limit (53400): writing it with the limit lifted for its transaction');
-      const lifted = await this.#attempt(rows, rejects, rejectsOnly, true);
-      return lifted === 'split' ? { err: new Error('unreachable: 53400 with the decompression limit lifted') } : lifted;
+      tally.lifted++;
+      return this.#attempt(rows, rejects, rejectsOnly, true);
     }
     metrics.decompressionLimit.inc({ action: 'split' });
-    log.info({ rows: rows.length }, 'batch exceeds the decompression limit (53400): writing it in two transactions');
+    tally.splits++;
     const [first, second] = splitByKey(rows);
-    const a = await this.#writeInParts(first, [], rejectsOnly);
+    const a = await this.#writeInParts(first, [], rejectsOnly, tally);
     if (a !== 'ok') return a;
-    return this.#writeInParts(second, rejects, rejectsOnly);
+    return this.#writeInParts(second, rejects, rejectsOnly, tally);
   }
 
   /**
@@ -113,6 +122,8 @@ export class Committer {
    * already lifted, where it is retried like any transient error) and `{ err }` when the data is
    * refused (reject_rows).
    */
+  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: true): Promise<'ok' | { err: unknown }>;
+  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: false): Promise<'ok' | 'split' | { err: unknown }>;
   async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: boolean): Promise<'ok' | 'split' | { err: unknown }> {
     const { metrics, log, signal } = this.#d;
     let attempt = 0;
