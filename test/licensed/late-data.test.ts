@@ -194,6 +194,24 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
       );
       expect(rows[0]).toEqual({ h9: 49, h10: 50, h10g: 2.1e7 });
     });
+
+    it('after the columnstore policy recompresses the chunk (late rows merged in), A, B, C, D again changes nothing', async () => {
+      const partial = () =>
+        db.query<{ partial: boolean }>(
+          `SELECT (c.status & 8) <> 0 AS partial FROM _timescaledb_catalog.chunk c JOIN timescaledb_information.chunks i ON i.chunk_name = c.table_name
+           WHERE i.hypertable_name = 'esp_telemetry' AND i.range_start = $1::timestamptz`,
+          [new Date(day / 1000).toISOString()],
+        );
+      // The late rows sit uncompressed beside the compressed batches until the policy runs.
+      expect((await partial()).rows[0]?.partial).toBe(true);
+      await db.query(`CALL add_columnstore_policy('esp_telemetry', after => INTERVAL '7 days', if_not_exists => true)`);
+      const job = await db.query<{ job_id: number }>(`SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'esp_telemetry' AND proc_name = 'policy_compression'`);
+      await db.query(`CALL run_job(${job.rows[0]!.job_id})`);
+      expect((await partial()).rows[0]?.partial).toBe(false);
+      const batchAbcd = [0, 1, 2, 3].map((m) => reading('ESP-006', at(5, m), pump(5)));
+      expect(await write(batchAbcd)).toEqual({ inserted: 0, duplicates: 4, conflicts: 0, filled: 0 });
+      expect(await keyCounts('ESP-006', day, day + DAY_US)).toEqual({ keys: 24 + 3 + 2 + 3 + 1, rows: 24 + 3 + 2 + 3 + 1 });
+    });
   });
 
   describe('53400: the decompression limit', () => {
