@@ -74,6 +74,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     batchRows: new Histogram({ name: `${p}batch_rows`, help: 'Readings per flushed batch', buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000], registers: [registry] }),
     flushSeconds: new Histogram({ name: `${p}flush_duration_seconds`, help: 'Time to commit one batch (COPY + merge + commit), successful attempts', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     flushRetries: new Counter({ name: `${p}flush_retries_total`, help: 'Failed flush attempts that will be retried, by SQLSTATE or network', labelNames: ['code'] as const, registers: [registry] }),
+    decompressionLimit: new Counter({ name: `${p}decompression_limit_total`, help: 'Batch parts that hit TimescaleDB\'s decompression limit (SQLSTATE 53400): split in two, or (one reading) written with the limit lifted', labelNames: ['action'] as const, registers: [registry] }),
     rowsBuffered: new Gauge({ name: `${p}rows_buffered`, help: 'Readings held in memory, not yet committed', registers: [registry] }),
     messagesWaiting: new Gauge({ name: `${p}messages_waiting`, help: 'Messages received and held undecoded because the buffer is full', registers: [registry], collect() { this.set(probes.messagesWaiting()); } }),
     unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry], collect() { this.set(probes.unacknowledgedMessages()); } }),

@@ -1,7 +1,9 @@
-// Committer: turns one batch into one committed transaction, whatever it takes. Transient
-// failures are retried with capped exponential backoff (abortable by shutdown); data a server
+// Committer: turns one batch into committed transactions, whatever it takes. Transient
+// failures are retried with capped exponential backoff (abortable by shutdown); a batch too large
+// for a server bound (SQLSTATE 53400) is written in parts, each its own transaction; data a server
 // refuses (SQLSTATE class 22/23) is isolated message by message and moved to rejected_messages
-// with the server's error, so one poison message never blocks the ones behind it.
+// with the server's error, so one poison message never blocks the ones behind it. The batch
+// counts as committed (and is acknowledged) only when every part is.
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import { mergeByKey } from '../batch/merge.ts';
@@ -66,22 +68,76 @@ export class Committer {
   }
 
   async #writeWithRetry(works: readonly MessageWork[], rejectsOnly = false): Promise<'ok' | { err: unknown }> {
-    const { metrics, log, signal } = this.#d;
     const merged = mergeByKey(works.flatMap((w) => w.readings));
     const rejects = works.flatMap((w) => w.rejects);
+    const tally = { splits: 0, lifted: 0 };
+    const outcome = await this.#writeInParts(merged.rows, rejects, rejectsOnly, tally);
+    // One line per batch, however many parts it took.
+    if (tally.splits > 0 || tally.lifted > 0) {
+      this.#d.log.info({ rows: merged.rows.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
+    }
+    if (outcome === 'ok') {
+      const { metrics } = this.#d;
+      metrics.duplicates.inc(merged.duplicates);
+      metrics.conflicts.inc(merged.conflicts);
+      for (const rj of rejects) metrics.readingsRejected.inc({ reason: rj.reason });
+    }
+    return outcome;
+  }
+
+  /**
+   * Writes `rows` and `rejects`; when the server's decompression bound refuses the transaction
+   * (53400), writes the rows in two parts (splitByKey), each its own transaction, recursively.
+   * Rejections go with the last part, so they are stored once, after every reading, and never
+   * by a part that a later refusal makes the caller redo. A part that committed and is written
+   * again (a later part refused its data, and the caller isolates messages) only finds its keys
+   * stored: the staged path deduplicates. One reading that still exceeds the bound is written with
+   * the bound lifted for that one transaction (LIFT_DECOMPRESSION_LIMIT): it decompresses at most
+   * the compressed batches holding its own key, so the cost stays bounded.
+   */
+  async #writeInParts(
+    rows: readonly Reading[],
+    rejects: readonly RejectRow[],
+    rejectsOnly: boolean,
+    tally: { splits: number; lifted: number },
+  ): Promise<'ok' | { err: unknown }> {
+    const outcome = await this.#attempt(rows, rejects, rejectsOnly, false);
+    if (outcome !== 'split') return outcome;
+    const { metrics } = this.#d;
+    if (rows.length <= 1) {
+      metrics.decompressionLimit.inc({ action: 'lifted' });
+      tally.lifted++;
+      return this.#attempt(rows, rejects, rejectsOnly, true);
+    }
+    metrics.decompressionLimit.inc({ action: 'split' });
+    tally.splits++;
+    const [first, second] = splitByKey(rows);
+    const a = await this.#writeInParts(first, [], rejectsOnly, tally);
+    if (a !== 'ok') return a;
+    return this.#writeInParts(second, rejects, rejectsOnly, tally);
+  }
+
+  /**
+   * One transaction, retried until it commits. Returns `'split'` on 53400 (unless the limit is
+   * already lifted, where it is retried like any transient error) and `{ err }` when the data is
+   * refused (reject_rows).
+   */
+  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: true): Promise<'ok' | { err: unknown }>;
+  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: false): Promise<'ok' | 'split' | { err: unknown }>;
+  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: boolean): Promise<'ok' | 'split' | { err: unknown }> {
+    const { metrics, log, signal } = this.#d;
     let attempt = 0;
     for (;;) {
       if (signal.aborted) throw new AbortedError('batch commit');
       const started = performance.now();
       try {
-        const r = await this.#d.writer.write(merged.rows, rejects, signal);
+        const r = await this.#d.writer.write(rows, rejects, signal, liftDecompressionLimit ? { liftDecompressionLimit } : {});
         metrics.flushSeconds.observe((performance.now() - started) / 1000);
-        metrics.batchRows.observe(merged.rows.length + rejects.length);
+        metrics.batchRows.observe(rows.length + rejects.length);
         metrics.readingsCommitted.inc(r.inserted);
-        metrics.duplicates.inc(r.duplicates + merged.duplicates);
-        metrics.conflicts.inc(r.conflicts + merged.conflicts);
-        for (const rj of rejects) metrics.readingsRejected.inc({ reason: rj.reason });
-        const newest = merged.rows.reduce((m, x) => Math.max(m, x.tsUs), -Infinity);
+        metrics.duplicates.inc(r.duplicates);
+        metrics.conflicts.inc(r.conflicts);
+        const newest = rows.reduce((m, x) => Math.max(m, x.tsUs), -Infinity);
         if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#d.clock() - newest / 1000) / 1000));
         this.#d.onDbState(true);
         return 'ok';
@@ -91,15 +147,29 @@ export class Committer {
         if (signal.aborted) throw new AbortedError('batch commit');
         const cls: ErrorClass = err instanceof RangeError ? 'reject_rows' : classifyDbError(err);
         if (cls === 'reject_rows' && !rejectsOnly) return { err };
+        if (cls === 'split' && !liftDecompressionLimit) return 'split';
         attempt++;
         metrics.flushRetries.inc({ code: errorLabel(err) });
         const delay = cls === 'operator' ? this.#d.retryMaxDelayMs : backoffMs(attempt, this.#d.retryMaxDelayMs);
         this.#d.onDbState(false, (err as Error).message);
-        log.warn({ err, attempt, delayMs: delay, class: cls, rows: merged.rows.length }, 'batch write failed; retrying');
+        log.warn({ err, attempt, delayMs: delay, class: cls, rows: rows.length }, 'batch write failed; retrying');
         await sleep(delay, signal);
       }
     }
   }
+}
+
+/**
+ * Halves readings for separate transactions: sorted by (well_id, ts) and cut in the middle, so
+ * each half covers one contiguous key range (fewer wells, a shorter time span: fewer compressed
+ * batches to decompress) and the halves together touch at most one batch more than the whole.
+ * @param rows at least 2 readings.
+ * @returns two non-empty parts holding every reading once.
+ */
+export function splitByKey(rows: readonly Reading[]): [Reading[], Reading[]] {
+  const sorted = [...rows].sort((a, b) => (a.wellId < b.wellId ? -1 : a.wellId > b.wellId ? 1 : a.tsUs - b.tsUs));
+  const mid = Math.ceil(sorted.length / 2);
+  return [sorted.slice(0, mid), sorted.slice(mid)];
 }
 
 /** Capped exponential backoff with full jitter: 100 ms · 2^(attempt-1), at most `capMs`. */

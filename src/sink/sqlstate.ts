@@ -3,13 +3,18 @@
 
 /**
  * - `retry`: transient (connection lost, server shutting down, lock or statement timeout,
- *   serialization failure, out of resources); same batch again after a backoff.
+ *   deadlock, serialization failure, out of resources, a concurrent writer or recompression);
+ *   same batch again after a backoff.
+ * - `split`: the batch is too large for a server bound that the same batch would hit again
+ *   (53400 configuration_limit_exceeded: TimescaleDB's
+ *   `max_tuples_decompressed_per_dml_transaction`, PostgreSQL's `temp_file_limit`); the committer
+ *   writes it in smaller parts, each in its own transaction.
  * - `reject_rows`: the data is at fault (class 22 data exception, class 23 integrity); split the
  *   batch to find the messages at fault and move them to `rejected_messages`.
  * - `operator`: needs a person (schema changed under us, permissions, missing database); the
  *   batch is kept and retried at the longest backoff, readiness goes 503.
  */
-export type ErrorClass = 'retry' | 'reject_rows' | 'operator';
+export type ErrorClass = 'retry' | 'split' | 'reject_rows' | 'operator';
 
 const NODE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
@@ -20,7 +25,17 @@ export function classifyDbError(err: unknown): ErrorClass {
   if (NODE_NETWORK_CODES.has(code)) return 'retry';
   if (/^[0-9A-Z]{5}$/.test(code)) {
     const cls = code.slice(0, 2);
+    // Unlike the rest of class 53 (disk full, out of memory, too many connections: they pass),
+    // a configured limit fails the same statement every time: retrying it would loop forever.
+    if (code === '53400') return 'split';
     if (cls === '08' || cls === '53' || cls === '58') return 'retry';
+    // The only unique key is (well_id, ts), which the writer deduplicates (fast path → staged
+    // path, ON CONFLICT DO NOTHING). A 23505 that escapes is a concurrent writer inserting the
+    // same key on a compressed chunk (timescaledb #5448): never the data's fault.
+    if (code === '23505') return 'retry';
+    // TimescaleDB raises 42704 "chunk not found" when a chunk is recompressed or dropped under a
+    // statement (timescaledb #5471, #3400); any other 42704 is a schema problem.
+    if (code === '42704' && /^chunk not found/.test(messageOf(err))) return 'retry';
     if (code === '40001' || code === '40P01') return 'retry';
     if (code === '57P01' || code === '57P02' || code === '57P03' || code === '57014') return 'retry';
     if (code === '55P03' || code === '55006') return 'retry';
@@ -37,4 +52,8 @@ export function classifyDbError(err: unknown): ErrorClass {
 export function errorLabel(err: unknown): string {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
   return /^[0-9A-Z]{5}$/.test(code) && !NODE_NETWORK_CODES.has(code) ? code : 'network';
+}
+
+function messageOf(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'message' in err ? String((err as { message: unknown }).message) : '';
 }

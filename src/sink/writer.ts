@@ -1,30 +1,23 @@
 // Sink: commits one batch in one transaction. Readings: COPY straight into esp_telemetry (fast
 // path); when a key is already stored (23505), the batch is redone through a session temp table:
-// INSERT … ON CONFLICT DO NOTHING, then one statement fills channels the stored row lacks and
-// counts disagreeing values (stored values are never overwritten). Model: Promscale copier.go. Rejections: COPY into rejected_messages. Contract of pg-copy-streams:
-// on error destroy the stream, ROLLBACK, release(err) so the connection is discarded
-// (pg-copy-streams #115: no CopyFail is sent on error).
+// insert what is new, then fill channels the stored row lacks and count disagreeing values (stored
+// values are never overwritten). Model: Promscale copier.go. Rejections: COPY into
+// rejected_messages. The statements are in writer-sql.ts. Contract of pg-copy-streams: on error
+// destroy the stream, ROLLBACK, release(err) so the connection is discarded (pg-copy-streams #115:
+// no CopyFail is sent on error).
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Pool, PoolClient } from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { Channel } from '../decode/catalog.ts';
-import type { Reading, RejectReason } from '../decode/decode.ts';
+import type { Reading } from '../decode/decode.ts';
 import { AbortedError } from '../errors.ts';
-import { copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from './copy-encode.ts';
+import { copyTimestampUs } from './copy-encode.ts';
+import { LIFT_DECOMPRESSION_LIMIT, keyBounds, readingLines, rejectLines, writerSql, type RejectRow, type WriterSql } from './writer-sql.ts';
+
+export type { RejectRow } from './writer-sql.ts';
 
 const { from: copyFrom } = copyStreams;
-
-/** A rejection ready to store: where it came from and the raw bytes. */
-export interface RejectRow {
-  readonly receivedAtMs: number;
-  readonly topic: string;
-  readonly wellId: string | null;
-  readonly reason: RejectReason;
-  readonly detail: string;
-  readonly index: number | null;
-  readonly payload: Uint8Array;
-}
 
 export interface WriteResult {
   /** New rows in esp_telemetry. */
@@ -37,14 +30,30 @@ export interface WriteResult {
   readonly filled: number;
 }
 
+export interface WriteOptions {
+  /**
+   * Lift TimescaleDB's decompression bound for this one transaction (LIFT_DECOMPRESSION_LIMIT):
+   * the committer's fallback for a single reading that still raises SQLSTATE 53400.
+   */
+  readonly liftDecompressionLimit?: boolean;
+}
+
+/**
+ * What one batch transaction needs from a connection: node-postgres here; the licensed-TimescaleDB
+ * tests give PGlite the same shape, so they run this file's transaction as the service does.
+ */
+export interface SqlSession {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
+  /** `COPY <target> FROM STDIN` fed with COPY text. */
+  copyIn(target: string, text: Iterable<string>): Promise<void>;
+}
+
 /** Writes batches; stateless apart from which pooled connections already have the temp table. */
 export class TelemetryWriter {
   readonly #pool: Pool;
   readonly #catalog: readonly Channel[];
+  readonly #sql: WriterSql;
   readonly #staged = new WeakSet<PoolClient>();
-  readonly #stageColumns: string;
-  readonly #insertSql: string;
-  readonly #fillSql: string;
   readonly #deadlineMs: number;
 
   /**
@@ -55,33 +64,7 @@ export class TelemetryWriter {
     this.#pool = pool;
     this.#catalog = catalog;
     this.#deadlineMs = deadlineMs;
-    const channelCols = catalog.map((c) => c.column);
-    const cols = ['ts', 'well_id', 'site', 'seq', 'extra', ...channelCols];
-    this.#stageColumns = cols.join(', ');
-    this.#insertSql = `INSERT INTO esp_telemetry (${this.#stageColumns})
-      SELECT ${this.#stageColumns} FROM esp_stage ORDER BY well_id, ts
-      ON CONFLICT (well_id, ts) DO NOTHING`;
-    const conflictExpr = channelCols.map((c) => `COALESCE((s.${c} <> t.${c})::int, 0)`).join(' + ') || '0';
-    const fillable = [
-      ...channelCols.map((c) => `(t.${c} IS NULL AND s.${c} IS NOT NULL)`),
-      `(t.seq IS NULL AND s.seq IS NOT NULL)`,
-      `(s.extra IS NOT NULL AND (t.extra IS NULL OR NOT t.extra ?& ARRAY(SELECT jsonb_object_keys(s.extra))))`,
-    ].join(' OR ');
-    const sets = [
-      ...channelCols.map((c) => `${c} = COALESCE(t.${c}, s.${c})`),
-      'seq = COALESCE(t.seq, s.seq)',
-      'site = COALESCE(t.site, s.site)',
-      `extra = CASE WHEN s.extra IS NULL THEN t.extra ELSE s.extra || COALESCE(t.extra, '{}'::jsonb) END`,
-    ].join(', ');
-    this.#fillSql = `WITH cmp AS (
-        SELECT COALESCE(sum(${conflictExpr}), 0)::bigint AS conflicts
-        FROM esp_stage s JOIN esp_telemetry t ON t.well_id = s.well_id AND t.ts = s.ts
-      ), upd AS (
-        UPDATE esp_telemetry t SET ${sets}
-        FROM esp_stage s WHERE t.well_id = s.well_id AND t.ts = s.ts AND (${fillable})
-        RETURNING 1
-      )
-      SELECT (SELECT conflicts FROM cmp) AS conflicts, (SELECT count(*) FROM upd)::bigint AS filled`;
+    this.#sql = writerSql(catalog);
   }
 
   /**
@@ -91,7 +74,7 @@ export class TelemetryWriter {
    * @throws the pg / network error, or AbortedError; the transaction is rolled back (or dies with
    *   its connection) and the connection is discarded.
    */
-  async write(rows: readonly Reading[], rejects: readonly RejectRow[], signal?: AbortSignal): Promise<WriteResult> {
+  async write(rows: readonly Reading[], rejects: readonly RejectRow[], signal?: AbortSignal, options: WriteOptions = {}): Promise<WriteResult> {
     const client = await connect(this.#pool, signal);
     let failure: Error | undefined;
     // A checked-out client whose backend dies emits 'error'; unhandled, that would crash the
@@ -109,16 +92,14 @@ export class TelemetryWriter {
     const onAbort = () => discard(new AbortedError('batch write'));
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      const session = pgSession(client);
       if (!this.#staged.has(client)) {
-        await client.query(
-          `CREATE TEMP TABLE IF NOT EXISTS esp_stage AS SELECT ${this.#stageColumns} FROM esp_telemetry WITH NO DATA`,
-        );
+        await session.query(this.#sql.createStage);
         this.#staged.add(client);
       }
-      return (rows.length > 0 && (await this.#fastPath(client, rows, rejects))) || (await this.#stagedPath(client, rows, rejects));
+      return await commitBatch(session, this.#sql, this.#catalog.length, rows, rejects, options);
     } catch (err) {
       failure ??= err as Error;
-      await client.query('ROLLBACK').catch(() => undefined);
       throw failure === err ? err : Object.assign(failure, { cause: err });
     } finally {
       clearTimeout(timer);
@@ -129,68 +110,114 @@ export class TelemetryWriter {
       client.release(failure);
     }
   }
+}
 
-  /**
-   * Fast path: COPY straight into esp_telemetry, as fast as the server can take it. When a key
-   * is already stored (23505: a redelivery or a second device of the same well), the
-   * transaction is rolled back and undefined returned: the staged path takes over.
-   */
-  async #fastPath(client: PoolClient, rows: readonly Reading[], rejects: readonly RejectRow[]): Promise<WriteResult | undefined> {
-    await client.query('BEGIN');
-    try {
-      await pipeline(Readable.from(this.#readingLines(rows)), client.query(copyFrom(`COPY esp_telemetry (${this.#stageColumns}) FROM STDIN`)));
-    } catch (err) {
-      if ((err as { code?: string }).code !== '23505') throw err;
-      await client.query('ROLLBACK');
-      return undefined;
-    }
-    await this.#copyRejects(client, rejects);
-    await client.query('COMMIT');
-    return { inserted: rows.length, duplicates: 0, conflicts: 0, filled: 0 };
+/** node-postgres as a SqlSession; COPY through pg-copy-streams. */
+function pgSession(client: PoolClient): SqlSession {
+  return {
+    query: async <R>(text: string, params?: unknown[]) => {
+      const res = await client.query(text, params);
+      return { rows: res.rows as R[], rowCount: res.rowCount };
+    },
+    copyIn: (target, text) => pipeline(Readable.from(text), client.query(copyFrom(`COPY ${target} FROM STDIN`))),
+  };
+}
+
+/**
+ * One batch, one transaction, on a session that already has the stage table (`sql.createStage`).
+ * Fast path: COPY into esp_telemetry. On 23505 (a key already stored: a redelivery, a second
+ * device of the well, late data landing on a compressed row) the fast path is rolled back and the
+ * staged path runs. Rolls back on any error.
+ * @param channelCount catalog length (values per reading).
+ * @throws the server's error (SQLSTATE in `code`) or a RangeError from the COPY encoders.
+ */
+export async function commitBatch(
+  session: SqlSession,
+  sql: WriterSql,
+  channelCount: number,
+  rows: readonly Reading[],
+  rejects: readonly RejectRow[],
+  options: WriteOptions = {},
+): Promise<WriteResult> {
+  try {
+    return (rows.length > 0 && (await fastPath(session, sql, channelCount, rows, rejects, options))) || (await stagedPath(session, sql, channelCount, rows, rejects, options));
+  } catch (err) {
+    await session.query('ROLLBACK').catch(() => undefined);
+    throw err;
   }
+}
 
-  /** Staged path: COPY into the temp table, insert what is new, fill in and count the rest. */
-  async #stagedPath(client: PoolClient, rows: readonly Reading[], rejects: readonly RejectRow[]): Promise<WriteResult> {
-    await client.query('BEGIN');
-    let result: WriteResult = { inserted: 0, duplicates: 0, conflicts: 0, filled: 0 };
-    if (rows.length > 0) {
-      await client.query('TRUNCATE esp_stage');
-      await pipeline(Readable.from(this.#readingLines(rows)), client.query(copyFrom(`COPY esp_stage (${this.#stageColumns}) FROM STDIN`)));
-      const ins = await client.query(this.#insertSql);
-      const inserted = ins.rowCount ?? 0;
-      result = { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
-      if (inserted < rows.length) {
-        const fill = await client.query<{ conflicts: string; filled: string }>(this.#fillSql);
-        result = { ...result, conflicts: Number(fill.rows[0]?.conflicts ?? 0), filled: Number(fill.rows[0]?.filled ?? 0) };
+async function begin(session: SqlSession, options: WriteOptions): Promise<void> {
+  await session.query('BEGIN');
+  if (options.liftDecompressionLimit) await session.query(LIFT_DECOMPRESSION_LIMIT);
+}
+
+/** COPY straight into esp_telemetry; undefined (rolled back) when a key is already stored. */
+async function fastPath(
+  session: SqlSession,
+  sql: WriterSql,
+  channelCount: number,
+  rows: readonly Reading[],
+  rejects: readonly RejectRow[],
+  options: WriteOptions,
+): Promise<WriteResult | undefined> {
+  await begin(session, options);
+  try {
+    await session.copyIn(sql.telemetryCopyTarget, readingLines(rows, channelCount));
+  } catch (err) {
+    if ((err as { code?: string }).code !== '23505') throw err;
+    await session.query('ROLLBACK');
+    return undefined;
+  }
+  if (rejects.length > 0) await session.copyIn(sql.rejectCopyTarget, rejectLines(rejects));
+  await session.query('COMMIT');
+  return { inserted: rows.length, duplicates: 0, conflicts: 0, filled: 0 };
+}
+
+/**
+ * COPY into the stage table, insert the keys not yet stored, then compare the rest with what is
+ * stored and fill what the stored rows lack. The fill (an UPDATE, which on a compressed chunk
+ * decompresses what it touches) runs only when something is missing, bounded to those rows.
+ * A 23505 here comes from a concurrent writer of the same key (timescaledb #5448): the committer
+ * retries the batch, which then finds the key stored.
+ */
+async function stagedPath(
+  session: SqlSession,
+  sql: WriterSql,
+  channelCount: number,
+  rows: readonly Reading[],
+  rejects: readonly RejectRow[],
+  options: WriteOptions,
+): Promise<WriteResult> {
+  await begin(session, options);
+  let result: WriteResult = { inserted: 0, duplicates: 0, conflicts: 0, filled: 0 };
+  if (rows.length > 0) {
+    const bounds = keyBounds(rows);
+    await session.query(sql.truncateStage);
+    await session.copyIn(sql.stageCopyTarget, readingLines(rows, channelCount));
+    const inserted = (await session.query(sql.insertFromStage, bounds)).rowCount ?? 0;
+    result = { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
+    if (inserted < rows.length) {
+      const cmp = (await session.query<CompareRow>(sql.compareStage, bounds)).rows[0];
+      let filled = 0;
+      if (cmp && Number(cmp.fillable) > 0 && cmp.fill_wells && cmp.fill_from_us !== null && cmp.fill_to_us !== null) {
+        const fillBounds = [cmp.fill_wells, copyTimestampUs(Number(cmp.fill_from_us)), copyTimestampUs(Number(cmp.fill_to_us))];
+        filled = (await session.query(sql.fillFromStage, fillBounds)).rowCount ?? 0;
       }
+      result = { ...result, conflicts: Number(cmp?.conflicts ?? 0), filled };
     }
-    await this.#copyRejects(client, rejects);
-    await client.query('COMMIT');
-    return result;
   }
+  if (rejects.length > 0) await session.copyIn(sql.rejectCopyTarget, rejectLines(rejects));
+  await session.query('COMMIT');
+  return result;
+}
 
-  async #copyRejects(client: PoolClient, rejects: readonly RejectRow[]): Promise<void> {
-    if (rejects.length === 0) return;
-    await pipeline(
-      Readable.from(rejectLines(rejects)),
-      client.query(copyFrom('COPY rejected_messages (received_at, topic, well_id, reason, detail, reading_index, payload) FROM STDIN')),
-    );
-  }
-
-  *#readingLines(rows: readonly Reading[]): Generator<string> {
-    const n = this.#catalog.length;
-    let chunk = '';
-    for (const r of rows) {
-      let line = `${copyTimestampUs(r.tsUs)}\t${copyText(r.wellId)}\t${copyText(r.site)}\t${copyInt(r.seq)}\t${copyJson(r.extra)}`;
-      for (let i = 0; i < n; i++) line += `\t${copyFloat(r.values[i] ?? null)}`;
-      chunk += `${line}\n`;
-      if (chunk.length > 64 * 1024) {
-        yield chunk;
-        chunk = '';
-      }
-    }
-    if (chunk) yield chunk;
-  }
+interface CompareRow {
+  conflicts: string;
+  fillable: string;
+  fill_wells: string[] | null;
+  fill_from_us: string | null;
+  fill_to_us: string | null;
 }
 
 /**
@@ -214,19 +241,5 @@ async function connect(pool: Pool, signal: AbortSignal | undefined): Promise<Poo
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
-  }
-}
-
-function* rejectLines(rejects: readonly RejectRow[]): Generator<string> {
-  for (const r of rejects) {
-    yield [
-      copyTimestampUs(r.receivedAtMs * 1000),
-      copyText(r.topic),
-      copyText(r.wellId),
-      copyText(r.reason),
-      copyText(r.detail),
-      copyInt(r.index),
-      copyBytea(r.payload),
-    ].join('\t') + '\n';
   }
 }

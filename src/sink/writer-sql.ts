@@ -1,0 +1,155 @@
+// The sink's SQL and COPY text, pure: every statement one batch transaction runs (writer.ts), built
+// once per channel catalog. Exported so the licensed-TimescaleDB tests (PGlite) run exactly the
+// statements and bytes the service sends.
+import type { Channel } from '../decode/catalog.ts';
+import type { Reading, RejectReason } from '../decode/decode.ts';
+import { copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from './copy-encode.ts';
+
+/** A rejection ready to store: where it came from and the raw bytes. */
+export interface RejectRow {
+  readonly receivedAtMs: number;
+  readonly topic: string;
+  readonly wellId: string | null;
+  readonly reason: RejectReason;
+  readonly detail: string;
+  readonly index: number | null;
+  readonly payload: Uint8Array;
+}
+
+/**
+ * TimescaleDB's bound on tuples one DML statement may decompress (default 100000; past it SQLSTATE
+ * 53400). `SET LOCAL` lifts it for one transaction only: the committer's fallback for a single
+ * reading that still exceeds it after splitting (see committer.ts). A placeholder setting, harmless
+ * on a server without TimescaleDB.
+ */
+export const LIFT_DECOMPRESSION_LIMIT = 'SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0';
+
+/**
+ * Every statement of a batch transaction. `$1` (text[] of well ids), `$2`, `$3` (timestamptz,
+ * inclusive) bound the keys a statement may touch in esp_telemetry: constants TimescaleDB uses to
+ * exclude chunks and to decompress only the compressed batches of those wells that overlap that
+ * time range (a join condition alone decompresses every batch of the chunk).
+ */
+export interface WriterSql {
+  /** `ts, well_id, site, seq, extra, <channel columns>`: the COPY and stage column order. */
+  readonly columns: string;
+  /** Session temp table, same columns as esp_telemetry's COPY columns; created once per connection. */
+  readonly createStage: string;
+  readonly truncateStage: string;
+  /** COPY targets (`<table> (<columns>)`), for `COPY <target> FROM STDIN`. */
+  readonly telemetryCopyTarget: string;
+  readonly stageCopyTarget: string;
+  readonly rejectCopyTarget: string;
+  /**
+   * Inserts staged keys not yet stored. The anti-join leaves ON CONFLICT only a concurrent writer
+   * to absorb, so no row depends on how a server handles the first conflict of a statement
+   * (timescaledb #7672: rows after it were skipped on compressed chunks before 2.18.1).
+   * Params: batch bounds. Row count = new rows.
+   */
+  readonly insertFromStage: string;
+  /**
+   * Read-only comparison of staged rows with the stored rows of the same key. One row:
+   * `conflicts` (channel values that disagree), `fillable` (stored rows missing something the
+   * staged row has), `fill_wells` (text[] or NULL), `fill_from_us` / `fill_to_us` (their time range,
+   * µs since the epoch, as text). Params: batch bounds.
+   */
+  readonly compareStage: string;
+  /**
+   * Fills channels, seq, extra keys the stored row lacks; never overwrites a stored value.
+   * Params: the bounds of the fillable rows from compareStage. Row count = rows filled.
+   */
+  readonly fillFromStage: string;
+}
+
+/** Builds the statements for `catalog` (column names validated by catalogProblems). */
+export function writerSql(catalog: readonly Channel[]): WriterSql {
+  const channelCols = catalog.map((c) => c.column);
+  const columns = ['ts', 'well_id', 'site', 'seq', 'extra', ...channelCols].join(', ');
+  const bounds = (alias: string) => `${alias}.well_id = ANY($1::text[]) AND ${alias}.ts >= $2::timestamptz AND ${alias}.ts <= $3::timestamptz`;
+  const conflictExpr = channelCols.map((c) => `COALESCE((s.${c} <> t.${c})::int, 0)`).join(' + ') || '0';
+  const fillable = [
+    ...channelCols.map((c) => `(t.${c} IS NULL AND s.${c} IS NOT NULL)`),
+    `(t.seq IS NULL AND s.seq IS NOT NULL)`,
+    `(s.extra IS NOT NULL AND (t.extra IS NULL OR NOT t.extra ?& ARRAY(SELECT jsonb_object_keys(s.extra))))`,
+  ].join(' OR ');
+  const sets = [
+    ...channelCols.map((c) => `${c} = COALESCE(t.${c}, s.${c})`),
+    'seq = COALESCE(t.seq, s.seq)',
+    'site = COALESCE(t.site, s.site)',
+    `extra = CASE WHEN s.extra IS NULL THEN t.extra ELSE s.extra || COALESCE(t.extra, '{}'::jsonb) END`,
+  ].join(', ');
+  const epochUs = (agg: string) => `(extract(epoch FROM ${agg}(c.ts) FILTER (WHERE c.fillable)) * 1000000)::bigint::text`;
+  return {
+    columns,
+    createStage: `CREATE TEMP TABLE IF NOT EXISTS esp_stage AS SELECT ${columns} FROM esp_telemetry WITH NO DATA`,
+    truncateStage: 'TRUNCATE esp_stage',
+    telemetryCopyTarget: `esp_telemetry (${columns})`,
+    stageCopyTarget: `esp_stage (${columns})`,
+    rejectCopyTarget: 'rejected_messages (received_at, topic, well_id, reason, detail, reading_index, payload)',
+    insertFromStage: `INSERT INTO esp_telemetry (${columns})
+      SELECT ${columns} FROM esp_stage s
+      WHERE NOT EXISTS (SELECT 1 FROM esp_telemetry t WHERE t.well_id = s.well_id AND t.ts = s.ts AND ${bounds('t')})
+      ORDER BY well_id, ts
+      ON CONFLICT (well_id, ts) DO NOTHING`,
+    compareStage: `SELECT COALESCE(sum(c.conflicts), 0)::bigint::text AS conflicts,
+        count(*) FILTER (WHERE c.fillable)::bigint::text AS fillable,
+        array_agg(DISTINCT c.well_id) FILTER (WHERE c.fillable) AS fill_wells,
+        ${epochUs('min')} AS fill_from_us, ${epochUs('max')} AS fill_to_us
+      FROM (SELECT s.well_id, s.ts, (${conflictExpr}) AS conflicts, (${fillable}) AS fillable
+            FROM esp_stage s JOIN esp_telemetry t ON t.well_id = s.well_id AND t.ts = s.ts
+            WHERE ${bounds('t')}) c`,
+    fillFromStage: `UPDATE esp_telemetry t SET ${sets}
+      FROM esp_stage s
+      WHERE t.well_id = s.well_id AND t.ts = s.ts AND (${fillable}) AND ${bounds('t')}`,
+  };
+}
+
+/** Parameters `$1..$3` of the bounded statements: the wells and the inclusive time range. */
+export type KeyBounds = [wells: string[], fromTs: string, toTs: string];
+
+/** @returns the bounds of `rows` (non-empty), timestamps as ISO-8601 UTC with microseconds. */
+export function keyBounds(rows: readonly Pick<Reading, 'wellId' | 'tsUs'>[]): KeyBounds {
+  const wells = new Set<string>();
+  let from = Infinity;
+  let to = -Infinity;
+  for (const r of rows) {
+    wells.add(r.wellId);
+    if (r.tsUs < from) from = r.tsUs;
+    if (r.tsUs > to) to = r.tsUs;
+  }
+  if (wells.size === 0) throw new RangeError('keyBounds of no rows');
+  return [[...wells].sort(), copyTimestampUs(from), copyTimestampUs(to)];
+}
+
+/**
+ * COPY text of readings in `columns` order, in pieces of about 64 KiB.
+ * @throws RangeError from the encoders (U+0000 in text, a non-finite number).
+ */
+export function* readingLines(rows: readonly Reading[], channelCount: number): Generator<string> {
+  let chunk = '';
+  for (const r of rows) {
+    let line = `${copyTimestampUs(r.tsUs)}\t${copyText(r.wellId)}\t${copyText(r.site)}\t${copyInt(r.seq)}\t${copyJson(r.extra)}`;
+    for (let i = 0; i < channelCount; i++) line += `\t${copyFloat(r.values[i] ?? null)}`;
+    chunk += `${line}\n`;
+    if (chunk.length > 64 * 1024) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk) yield chunk;
+}
+
+/** COPY text of rejections, one line each, in `rejectCopyTarget` column order. */
+export function* rejectLines(rejects: readonly RejectRow[]): Generator<string> {
+  for (const r of rejects) {
+    yield [
+      copyTimestampUs(r.receivedAtMs * 1000),
+      copyText(r.topic),
+      copyText(r.wellId),
+      copyText(r.reason),
+      copyText(r.detail),
+      copyInt(r.index),
+      copyBytea(r.payload),
+    ].join('\t') + '\n';
+  }
+}

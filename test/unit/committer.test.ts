@@ -1,0 +1,219 @@
+// Unit tests for the committer's handling of database errors, against a test double of our own
+// writer interface (a keyed store that deduplicates like the staged path; no PostgreSQL mock):
+// transient errors (23505 from a concurrent writer, "chunk not found", 40P01, 55P03) are retried
+// and never reach rejected_messages; 53400 splits the batch into transactions that together
+// store every reading once; the batch resolves only after every part committed.
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { BatchItem } from '../../src/batch/batcher.ts';
+import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import type { Reading } from '../../src/decode/decode.ts';
+import { AbortedError } from '../../src/errors.ts';
+import { createMetrics } from '../../src/metrics/metrics.ts';
+import { Committer, splitByKey, type MessageWork } from '../../src/sink/committer.ts';
+import type { RejectRow, WriteOptions, WriteResult } from '../../src/sink/writer.ts';
+
+const pgError = (code: string, message = `pg error ${code}`) => Object.assign(new Error(message), { code });
+
+function reading(wellId: string, tsUs: number): Reading {
+  return { wellId, site: null, tsUs, seq: null, values: DEFAULT_CATALOG.map((_, i) => (i === 0 ? tsUs % 1000 : null)), extra: null };
+}
+
+function message(readings: Reading[], rejects: RejectRow[] = []): BatchItem<MessageWork> {
+  const wellId = readings[0]?.wellId ?? 'ESP-001';
+  return {
+    rows: readings.length,
+    receivedAtMs: 0,
+    ack: () => undefined,
+    data: { readings, rejects, topic: `wells/${wellId}/telemetry`, payload: Buffer.from('{}'), wellId },
+  };
+}
+
+const decoderReject: RejectRow = { receivedAtMs: 0, topic: 'wells/ESP-001/telemetry', wellId: 'ESP-001', reason: 'out_of_range', detail: 'x', index: 1, payload: Buffer.from('{}') };
+
+interface Call {
+  readonly rows: readonly Reading[];
+  readonly rejects: number;
+  readonly lifted: boolean;
+  readonly error: string | null;
+}
+
+/** Our writer's contract, kept in memory: one Map per committed store, deduplicating by key. */
+class KeyedStore {
+  readonly stored = new Map<string, Reading>();
+  readonly rejects: RejectRow[] = [];
+  readonly calls: Call[] = [];
+  /** Decides the outcome of each transaction before it "commits". */
+  constructor(readonly failure: (rows: readonly Reading[], call: number, options: WriteOptions) => Error | undefined = () => undefined) {}
+
+  async write(rows: readonly Reading[], rejects: readonly RejectRow[], _signal?: AbortSignal, options: WriteOptions = {}): Promise<WriteResult> {
+    await Promise.resolve();
+    const err = this.failure(rows, this.calls.length, options);
+    this.calls.push({ rows, rejects: rejects.length, lifted: options.liftDecompressionLimit === true, error: err ? ((err as { code?: string }).code ?? 'error') : null });
+    if (err) throw err;
+    let inserted = 0;
+    for (const r of rows) {
+      const key = `${r.wellId}|${r.tsUs}`;
+      if (!this.stored.has(key)) {
+        this.stored.set(key, r);
+        inserted++;
+      }
+    }
+    this.rejects.push(...rejects);
+    return { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
+  }
+}
+
+function committer(store: KeyedStore, signal = new AbortController().signal) {
+  const metrics = createMetrics();
+  const states: boolean[] = [];
+  const c = new Committer({
+    writer: store,
+    catalog: DEFAULT_CATALOG,
+    metrics,
+    log: pino({ level: 'silent' }),
+    retryMaxDelayMs: 20,
+    signal,
+    clock: () => 0,
+    onDbState: (ok) => states.push(ok),
+  });
+  return { c, metrics, states };
+}
+
+async function counter(metrics: ReturnType<typeof createMetrics>, name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = (m?.values ?? []).find((x) => Object.entries(labels).every(([k, l]) => (x.labels as Record<string, unknown>)[k] === l));
+  return Number(v?.value ?? 0);
+}
+
+const day = (n: number, well = 'ESP-006') => Array.from({ length: n }, (_, i) => reading(well, 1_700_000_000_000_000 + i * 1_000_000));
+
+describe('Committer: transient errors are retried, never moved to rejected_messages', () => {
+  it.each([
+    ['23505 from a concurrent writer on the staged path (timescaledb #5448)', pgError('23505', 'duplicate key value violates unique constraint "1_1_esp_telemetry_well_ts_key"')],
+    ['42704 "chunk not found" during recompression (timescaledb #5471, #3400)', pgError('42704', 'chunk not found')],
+    ['40P01 deadlock at a chunk boundary (BC-18)', pgError('40P01', 'deadlock detected')],
+    ['55P03 lock_timeout while the compression job holds the chunk (BC-18)', pgError('55P03', 'canceling statement due to lock timeout')],
+    ['57014 statement_timeout', pgError('57014', 'canceling statement due to statement timeout')],
+  ])('%s', async (_what, err) => {
+    const store = new KeyedStore((_rows, call) => (call < 3 ? err : undefined));
+    const { c, metrics, states } = committer(store);
+    const readings = day(10);
+    await c.commit([message(readings.slice(0, 5), [decoderReject]), message(readings.slice(5))]);
+    expect(store.calls.map((x) => x.error)).toEqual([err.code, err.code, err.code, null]);
+    expect(store.stored.size).toBe(10);
+    expect(store.rejects.map((r) => r.reason)).toEqual(['out_of_range']);
+    expect(await counter(metrics, 'esp_ingest_flush_retries_total', { code: err.code })).toBe(3);
+    expect(states).toEqual([false, false, false, true]);
+  });
+
+  it('a "42704" that is not "chunk not found" is a schema problem: retried at the longest backoff, readiness down', async () => {
+    const store = new KeyedStore((_rows, call) => (call < 1 ? pgError('42704', 'type "foo" does not exist') : undefined));
+    const { c, states } = committer(store);
+    await c.commit([message(day(2))]);
+    expect(states).toEqual([false, true]);
+    expect(store.rejects).toEqual([]);
+  });
+});
+
+describe('Committer: 53400 (decompression limit) splits the batch', () => {
+  /** The limit as the double sees it: a transaction of more than `limit` readings is refused. */
+  const limitOf = (limit: number) => (rows: readonly Reading[], _call: number, options: WriteOptions) =>
+    rows.length > limit && !options.liftDecompressionLimit ? pgError('53400', 'tuple decompression limit exceeded by operation') : undefined;
+
+  it('writes a large backfill in parts of at most the limit, every reading once, rejections once with the last part', async () => {
+    const store = new KeyedStore(limitOf(1000));
+    const { c, metrics } = committer(store);
+    const readings = [...day(3000, 'ESP-006'), ...day(600, 'ESP-007')];
+    await c.commit([message(readings.slice(0, 1800), [decoderReject]), message(readings.slice(1800))]);
+    expect(store.stored.size).toBe(3600);
+    const committed = store.calls.filter((x) => x.error === null);
+    expect(committed.every((x) => x.rows.length <= 1000)).toBe(true);
+    expect(committed.reduce((n, x) => n + x.rows.length, 0)).toBe(3600);
+    // Rejections travel with the last part only, and are stored once.
+    expect(committed.map((x) => x.rejects)).toEqual([...committed.slice(1).map(() => 0), 1]);
+    expect(store.rejects).toHaveLength(1);
+    expect(store.calls.some((x) => x.lifted)).toBe(false);
+    expect(await counter(metrics, 'esp_ingest_decompression_limit_total', { action: 'split' })).toBe(store.calls.filter((x) => x.error === '53400').length);
+    expect(await counter(metrics, 'esp_ingest_flush_retries_total', { code: '53400' })).toBe(0);
+    expect(await counter(metrics, 'esp_ingest_readings_committed_total', {})).toBe(3600);
+  });
+
+  it('parts follow (well_id, ts): a part never mixes wells once the halves can separate them', async () => {
+    const store = new KeyedStore(limitOf(500));
+    const { c } = committer(store);
+    await c.commit([message([...day(400, 'ESP-002'), ...day(400, 'ESP-001')])]);
+    const committed = store.calls.filter((x) => x.error === null);
+    expect(committed.map((x) => new Set(x.rows.map((r) => r.wellId)).size)).toEqual([1, 1]);
+    expect(committed.map((x) => x.rows[0]?.wellId)).toEqual(['ESP-001', 'ESP-002']);
+  });
+
+  it('one reading that still exceeds the limit is written with the limit lifted for its transaction', async () => {
+    // A limit below one reading's cost: every transaction is refused unless the limit is lifted.
+    const store = new KeyedStore(limitOf(0));
+    const { c, metrics } = committer(store);
+    await c.commit([message(day(4))]);
+    expect(store.stored.size).toBe(4);
+    expect(store.calls.filter((x) => x.error === null).map((x) => [x.rows.length, x.lifted])).toEqual([
+      [1, true],
+      [1, true],
+      [1, true],
+      [1, true],
+    ]);
+    expect(await counter(metrics, 'esp_ingest_decompression_limit_total', { action: 'lifted' })).toBe(4);
+  });
+
+  it('a poison message inside a split batch goes to rejected_messages once; the rest is stored once', async () => {
+    const poison = reading('ESP-006', 1_700_000_000_000_000 + 5 * 1_000_000 + 1);
+    const store = new KeyedStore((rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(poison) ? pgError('22003', 'value out of range') : undefined));
+    const { c } = committer(store);
+    const readings = day(8);
+    await c.commit([message(readings.slice(0, 4)), message([poison], [decoderReject]), message(readings.slice(4))]);
+    expect(store.stored.size).toBe(8);
+    expect([...store.stored.values()]).not.toContain(poison);
+    expect(store.rejects.map((r) => r.reason).sort()).toEqual(['db_rejected', 'out_of_range']);
+  });
+
+  it('resolves only after every part committed: a part that never commits leaves the batch unresolved (not acknowledged)', async () => {
+    const abort = new AbortController();
+    let refusals = 0;
+    const store = new KeyedStore((rows, call, options) => {
+      const limit = limitOf(5)(rows, call, options);
+      if (limit) return limit;
+      // The second part hits a server that keeps failing; shutdown ends the wait.
+      if (rows.some((r) => r.wellId === 'ESP-009')) {
+        if (++refusals === 3) abort.abort();
+        return pgError('08006', 'connection failure');
+      }
+      return undefined;
+    });
+    const { c } = committer(store, abort.signal);
+    let resolved = false;
+    const commit = c.commit([message(day(5, 'ESP-001')), message(day(5, 'ESP-009'))]).then(() => {
+      resolved = true;
+    });
+    await expect(commit).rejects.toBeInstanceOf(AbortedError);
+    expect(resolved).toBe(false);
+    // The first part is stored; writing the whole batch again stores nothing twice.
+    expect(store.stored.size).toBe(5);
+    const again = new KeyedStore(limitOf(5));
+    for (const [k, v] of store.stored) again.stored.set(k, v);
+    await committer(again).c.commit([message(day(5, 'ESP-001')), message(day(5, 'ESP-009'))]);
+    expect(again.stored.size).toBe(10);
+  });
+});
+
+describe('splitByKey', () => {
+  it('sorts by (well_id, ts) and halves; every reading once, both halves non-empty', () => {
+    const rows = [reading('B', 3), reading('A', 2), reading('B', 1), reading('A', 9), reading('C', 0)];
+    const [a, b] = splitByKey(rows);
+    expect(a.map((r) => `${r.wellId}${r.tsUs}`)).toEqual(['A2', 'A9', 'B1']);
+    expect(b.map((r) => `${r.wellId}${r.tsUs}`)).toEqual(['B3', 'C0']);
+  });
+
+  it.each([2, 3, 1000, 1001])('%i readings: halves of ceil/floor size', (n) => {
+    const [a, b] = splitByKey(day(n));
+    expect([a.length, b.length]).toEqual([Math.ceil(n / 2), Math.floor(n / 2)]);
+    expect(new Set([...a, ...b]).size).toBe(n);
+  });
+});
