@@ -17,7 +17,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Committer, backoffMs, type MessageWork } from './sink/committer.ts';
 import { migrate } from './sink/migrate.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
-import type { StorageMode } from './sink/timescale.ts';
+import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './sink/storage/report.ts';
 import { TelemetryWriter } from './sink/writer.ts';
 
 export interface AppDeps {
@@ -66,7 +66,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   // State behind /readyz.
   let dbReason: string | undefined = 'database: not checked yet';
   let migrated = false;
-  let storage: StorageMode | undefined;
+  let storage: StorageReport | undefined;
   let sinkReason: string | undefined;
   const setDb = (up: boolean, reason?: string) => {
     dbReason = up ? undefined : (reason ?? 'database: unreachable');
@@ -95,7 +95,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         if (batcher && batcher.bufferedRows >= config.batch.bufferMaxRows) r.push(`buffer: full (${batcher.bufferedRows} rows; database too slow or down)`);
         return r;
       },
-      detail: () => ({ storage: storage ?? 'unknown', rowsBuffered: batcher?.bufferedRows ?? 0, unacknowledged: ingress?.heldAcks() ?? 0 }),
+      detail: () => ({ storage: storage ?? null, rowsBuffered: batcher?.bufferedRows ?? 0, unacknowledged: ingress?.heldAcks() ?? 0 }),
     },
   });
   const httpPort = await sidecar.start(config.http.port, config.http.host);
@@ -119,7 +119,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   });
   for (let attempt = 1; ; attempt++) {
     try {
-      const schema = await migrate(pool, catalog, log);
+      const schema = await migrate(pool, catalog, log, config.storage);
       storage = schema.storage;
       break;
     } catch (err) {
@@ -136,10 +136,11 @@ export async function startApp(deps: AppDeps): Promise<App> {
   }
   migrated = true;
   setDb(true);
-  for (const mode of ['timescaledb_compressed', 'timescaledb_hypertable', 'postgresql_table'] as const) {
-    metrics.storageMode.set({ mode }, mode === storage ? 1 : 0);
+  for (const mode of STORAGE_MODES) metrics.storageMode.set({ mode }, mode === storage?.mode ? 1 : 0);
+  for (const feature of FEATURES) {
+    for (const state of FEATURE_STATES) metrics.storageFeature.set({ feature, state }, storage?.features[feature].state === state ? 1 : 0);
   }
-  log.info({ storage }, 'schema ready');
+  log.info({ storageMode: storage?.mode }, 'schema ready');
   // Reachability between batches (the sink reports its own failures through onSinkState).
   const health = setInterval(() => {
     pool.query('SELECT 1').then(() => setDb(true), (err: Error) => setDb(false, `database: ${err.message}`));

@@ -3,8 +3,22 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { parseTopicTemplate } from '../ingress/topic.ts';
+import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../sink/storage/settings.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A duration such as `7 days` (sink/storage/settings.ts) within [minS, maxS], in seconds. */
+const duration = (fallback: string, minS: number, maxS: number) =>
+  z.string().default(fallback).transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
+/** The same, or `off` (null). */
+const durationOrOff = (fallback: string, minS: number, maxS: number) =>
+  z.string().default(fallback).transform((text, ctx) => (text.trim().toLowerCase() === 'off' ? null : durationS(text, minS, maxS, ctx, ', or "off"')));
+function durationS(text: string, minS: number, maxS: number, ctx: z.RefinementCtx, hint: string): number {
+  const s = parseDurationS(text);
+  if (typeof s === 'string') ctx.addIssue({ code: 'custom', message: `${s}${hint}` });
+  else if (s < minS || s > maxS) ctx.addIssue({ code: 'custom', message: `"${text}" must be between ${formatInterval(minS)} and ${formatInterval(maxS)}${hint}` });
+  else return s;
+  return z.NEVER;
+}
 
 /**
  * Environment variables with their defaults. Names carry units; `.env.example` and the README
@@ -46,6 +60,15 @@ const EnvSchema = z.object({
   SHUTDOWN_DEADLINE_MS: int(100, 600_000).default(20_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  STORAGE_CHUNK_INTERVAL: duration('1 day', 3_600, 366 * 86_400),
+  STORAGE_COMPRESS_AFTER: durationOrOff('7 days', 3_600, 100 * 366 * 86_400),
+  STORAGE_RETENTION: durationOrOff('off', 86_400, 100 * 366 * 86_400),
+  STORAGE_ROLLUPS: z.string().default('1m,1h').transform((text, ctx) => {
+    const r = parseRollups(text);
+    if (typeof r !== 'string') return r;
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }),
 });
 
 /** Validated, frozen configuration; units are in the names. */
@@ -97,6 +120,8 @@ export interface Config {
   readonly retryMaxDelayMs: number;
   readonly shutdownDeadlineMs: number;
   readonly log: { readonly level: string; readonly format: 'auto' | 'json' | 'pretty' };
+  /** TimescaleDB lifecycle, applied at every start (README "Storage"). */
+  readonly storage: StorageSettings;
 }
 
 /**
@@ -128,6 +153,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean['DB_POOL_MAX']);
   if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
     problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch, one for health checks`);
+  }
+  const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean['STORAGE_COMPRESS_AFTER']);
+  const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean['STORAGE_RETENTION']);
+  if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
+    problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
@@ -166,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     retryMaxDelayMs: e.RETRY_MAX_DELAY_MS,
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_MS,
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT },
+    storage: { chunkIntervalS: e.STORAGE_CHUNK_INTERVAL, compressAfterS: e.STORAGE_COMPRESS_AFTER, retentionS: e.STORAGE_RETENTION, rollups: e.STORAGE_ROLLUPS },
   });
 }
 

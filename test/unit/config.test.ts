@@ -49,6 +49,7 @@ describe('loadConfig: defaults', () => {
       retryMaxDelayMs: 5_000,
       shutdownDeadlineMs: 20_000,
       log: { level: 'info', format: 'auto' },
+      storage: { chunkIntervalS: 86_400, compressAfterS: 604_800, retentionS: null, rollups: ['1m', '1h'] },
     });
   });
 
