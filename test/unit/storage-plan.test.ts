@@ -22,8 +22,8 @@ const SETTLED: Observed = {
   compressionPolicy: { afterS: 604_800 },
   retentionPolicy: null,
   generations: [
-    { rollup: '1m', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 60, scheduleS: 300 } },
-    { rollup: '1h', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 3_600, scheduleS: 1_800 } },
+    { rollup: '1m', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 60, scheduleS: 300, bucketsPerBatch: 1_440 } },
+    { rollup: '1h', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 3_600, scheduleS: 1_800, bucketsPerBatch: 168 } },
   ],
   viewColumns: { '1m': rollupColumns(['a_kpa', 'b_hz']), '1h': rollupColumns(['a_kpa', 'b_hz']) },
 };
@@ -109,7 +109,14 @@ describe('planStorage', () => {
     expect(sql.compression_policy).toEqual(["CALL add_columnstore_policy('esp_telemetry', after => INTERVAL '7 days')"]);
     expect(sql.retention_policy).toEqual([]);
     expect(sql.rollups).toHaveLength(6);
+    expect(sql.rollups![1]).toBe("SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes', buckets_per_batch => 1440)");
+  });
+
+  it('leaves refresh batching to the server before 2.19, which lacks buckets_per_batch', () => {
+    const sql = sqlOf({ version: '2.18.2', license: 'timescale' }, EMPTY);
     expect(sql.rollups![1]).toBe("SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes')");
+    // A policy that carries a batch size differs from the wanted one there: it is replaced.
+    expect(sqlOf({ version: '2.18.2', license: 'timescale' }, SETTLED).rollups).toHaveLength(4);
   });
 
   it('uses the compression names before 2.18 and the old create_hypertable form before 2.13', () => {
@@ -135,9 +142,9 @@ describe('planStorage', () => {
     // The refresh windows start at the retention age now.
     expect(sql.rollups).toEqual([
       "SELECT remove_continuous_aggregate_policy('esp_telemetry_1m_g1', if_exists => true)",
-      "SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => INTERVAL '90 days', end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes')",
+      "SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => INTERVAL '90 days', end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes', buckets_per_batch => 1440)",
       "SELECT remove_continuous_aggregate_policy('esp_telemetry_1h_g1', if_exists => true)",
-      "SELECT add_continuous_aggregate_policy('esp_telemetry_1h_g1', start_offset => INTERVAL '90 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes')",
+      "SELECT add_continuous_aggregate_policy('esp_telemetry_1h_g1', start_offset => INTERVAL '90 days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', buckets_per_batch => 168)",
     ]);
   });
 

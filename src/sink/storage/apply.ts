@@ -114,12 +114,13 @@ export async function observe(client: SqlClient): Promise<Observed> {
               WHERE d.hypertable_schema = h.hypertable_schema AND d.hypertable_name = h.hypertable_name AND d.column_name = 'ts') AS chunk_interval_s
        FROM timescaledb_information.hypertables h
       WHERE h.hypertable_schema = current_schema() AND h.hypertable_name = $1`, [TABLE]);
-  const jobs = await rows<{ proc_name: string; view_name: string | null; after_s: number | null; start_s: number | null; end_s: number | null; schedule_s: number }>(client,
+  const jobs = await rows<{ proc_name: string; view_name: string | null; after_s: number | null; start_s: number | null; end_s: number | null; schedule_s: number; batch: number | null }>(client,
     `SELECT j.proc_name, c.view_name,
             EXTRACT(epoch FROM COALESCE(j.config->>'compress_after', j.config->>'drop_after')::interval)::float8 AS after_s,
             EXTRACT(epoch FROM (j.config->>'start_offset')::interval)::float8 AS start_s,
             EXTRACT(epoch FROM (j.config->>'end_offset')::interval)::float8 AS end_s,
-            EXTRACT(epoch FROM j.schedule_interval)::float8 AS schedule_s
+            EXTRACT(epoch FROM j.schedule_interval)::float8 AS schedule_s,
+            (j.config->>'buckets_per_batch')::int AS batch
        FROM timescaledb_information.jobs j
        LEFT JOIN timescaledb_information.continuous_aggregates c
          ON j.proc_name = 'policy_refresh_continuous_aggregate'
@@ -147,7 +148,7 @@ export async function observe(client: SqlClient): Promise<Observed> {
       ...g,
       channels: channelsOfColumns(c.columns),
       materializedOnly: c.materialized_only,
-      policy: j ? { startOffsetS: j.start_s, endOffsetS: j.end_s, scheduleS: j.schedule_s } : null,
+      policy: j ? { startOffsetS: j.start_s, endOffsetS: j.end_s, scheduleS: j.schedule_s, bucketsPerBatch: j.batch } : null,
     });
   }
   const viewColumns: Partial<Record<RollupName, string[]>> = {};

@@ -23,6 +23,8 @@ export interface RefreshPolicy {
   readonly startOffsetS: number | null;
   readonly endOffsetS: number | null;
   readonly scheduleS: number;
+  /** Buckets refreshed per transaction (TimescaleDB 2.19+); null = the server's default. */
+  readonly bucketsPerBatch: number | null;
 }
 
 export interface ObservedGeneration {
@@ -75,18 +77,22 @@ export function usesColumnstoreApi(server: ServerFacts): boolean {
  * bucket ago (real-time aggregation answers for the rest). The window starts at the retention
  * age, or is open (NULL) without retention: a refresh only recomputes buckets whose raw rows
  * changed, so late data of any age reaches the rollup, and buckets whose raw chunks retention
- * dropped are never recomputed from nothing.
+ * dropped are never recomputed from nothing. From 2.19 a refresh runs in batches, by default
+ * of one bucket each, one transaction per batch: over a year of 1-minute buckets that took 80 s
+ * for 30,000 rows in the licensed test build; one day (1m) or one week (1h) per batch, 1 s.
  */
-export function refreshPolicy(rollup: RollupName, settings: StorageSettings): RefreshPolicy {
+export function refreshPolicy(rollup: RollupName, settings: StorageSettings, server: ServerFacts): RefreshPolicy {
   return {
     startOffsetS: settings.retentionS,
     endOffsetS: ROLLUPS[rollup].bucketS,
     scheduleS: rollup === '1m' ? 300 : 1_800,
+    bucketsPerBatch: versionNumber(server.version) >= 219 ? (rollup === '1m' ? 1_440 : 168) : null,
   };
 }
 
 const interval = (s: number | null) => (s === null ? 'NULL' : `INTERVAL '${formatInterval(s)}'`);
-const samePolicy = (a: RefreshPolicy, b: RefreshPolicy) => a.startOffsetS === b.startOffsetS && a.endOffsetS === b.endOffsetS && a.scheduleS === b.scheduleS;
+const samePolicy = (a: RefreshPolicy, b: RefreshPolicy) =>
+  a.startOffsetS === b.startOffsetS && a.endOffsetS === b.endOffsetS && a.scheduleS === b.scheduleS && a.bucketsPerBatch === b.bucketsPerBatch;
 
 /** Plans every feature, in FEATURES order; `catalog` gives the channels the rollups must cover. */
 export function planStorage(server: ServerFacts, observed: Observed, settings: StorageSettings, catalog: readonly Channel[]): FeaturePlan[] {
@@ -96,7 +102,7 @@ export function planStorage(server: ServerFacts, observed: Observed, settings: S
     planCompression(columnstore, observed, settings),
     planCompressionPolicy(columnstore, observed, settings),
     planRetention(observed, settings),
-    planRollups(observed, settings, catalog),
+    planRollups(server, observed, settings, catalog),
   ];
 }
 
@@ -161,7 +167,7 @@ function planRetention(observed: Observed, settings: StorageSettings): FeaturePl
   return { feature: 'retention_policy', target: { kind: 'apply', detail: `chunks older than ${formatInterval(want)} dropped` }, steps };
 }
 
-function planRollups(observed: Observed, settings: StorageSettings, catalog: readonly Channel[]): FeaturePlan {
+function planRollups(server: ServerFacts, observed: Observed, settings: StorageSettings, catalog: readonly Channel[]): FeaturePlan {
   const steps: Step[] = [];
   const details: string[] = [];
   for (const rollup of ROLLUP_NAMES) {
@@ -186,14 +192,14 @@ function planRollups(observed: Observed, settings: StorageSettings, catalog: rea
       steps.push({ sql: createGenerationSql(rollup, n, missing), note: `rollup ${generationName(rollup, n)} created for ${missing.length} channel(s): ${missing.join(', ')}` });
       all.push({ n, channels: missing, materializedOnly: false, policy: null });
     }
-    const want = refreshPolicy(rollup, settings);
+    const want = refreshPolicy(rollup, settings, server);
     for (const g of all) {
       const name = generationName(rollup, g.n);
       if (g.materializedOnly) steps.push({ sql: `ALTER MATERIALIZED VIEW ${name} SET (timescaledb.materialized_only = false)`, note: `${name}: real-time aggregation on` });
       if (g.policy && samePolicy(g.policy, want)) continue;
       if (g.policy) steps.push(removePolicy(g));
       steps.push({
-        sql: `SELECT add_continuous_aggregate_policy('${name}', start_offset => ${interval(want.startOffsetS)}, end_offset => ${interval(want.endOffsetS)}, schedule_interval => ${interval(want.scheduleS)})`,
+        sql: `SELECT add_continuous_aggregate_policy('${name}', start_offset => ${interval(want.startOffsetS)}, end_offset => ${interval(want.endOffsetS)}, schedule_interval => ${interval(want.scheduleS)}${want.bucketsPerBatch === null ? '' : `, buckets_per_batch => ${want.bucketsPerBatch}`})`,
         note: `refresh policy of ${name}: every ${formatInterval(want.scheduleS)}, from ${want.startOffsetS === null ? 'the start' : `${formatInterval(want.startOffsetS)} ago`} to ${formatInterval(want.endOffsetS ?? 0)} ago`,
       });
     }
