@@ -97,7 +97,7 @@ export async function detectTimescale(client: SqlClient): Promise<ServerFacts | 
     try {
       await client.query('CREATE EXTENSION IF NOT EXISTS timescaledb');
     } catch (err) {
-      if (classifyDbError(err) === 'retry' && sqlstateOf(err) === null) throw err;
+      if (classifyDbError(err) === 'retry') throw err;
       return { reason: `CREATE EXTENSION timescaledb failed: ${(err as Error).message}`, sqlstate: sqlstateOf(err) };
     }
     row = await probe();
