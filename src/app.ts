@@ -21,7 +21,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Committer, backoffMs, type MessageWork } from './sink/committer.ts';
 import { migrate } from './sink/migrate.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
-import type { StorageMode } from './sink/timescale.ts';
+import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './sink/storage/report.ts';
 import { TelemetryWriter } from './sink/writer.ts';
 
 export interface AppDeps {
@@ -70,7 +70,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   // State behind /readyz and /startupz (debounce rules in lifecycle/readiness.ts).
   let ingress: MqttIngress | undefined;
   let batcher: Batcher<MessageWork> | undefined;
-  let storage: StorageMode | undefined;
+  let storage: StorageReport | undefined;
   const readiness = new ReadinessState({
     bufferMaxRows: config.batch.bufferMaxRows,
     bufferHighWaterRatio: config.probes.readyBufferHighWaterRatio,
@@ -96,7 +96,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     readiness: {
       reasons: () => readiness.reasons(),
       startupPending: () => readiness.startupPending(),
-      detail: () => ({ storage: storage ?? 'unknown', rowsBuffered: batcher?.bufferedRows ?? 0, unacknowledged: ingress?.heldAcks() ?? 0 }),
+      detail: () => ({ storage: storage ?? null, rowsBuffered: batcher?.bufferedRows ?? 0, unacknowledged: ingress?.heldAcks() ?? 0 }),
     },
     liveness: { maxBlockMs: config.probes.livezMaxEventLoopBlockMs, blocked: () => watchdog.tracker.blocked() },
   });
@@ -130,7 +130,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         connected = true;
         log.info({ event: 'database_connected', database: redactUrl(config.databaseUrl), serverVersion: rows[0]?.v }, 'database connected');
       }
-      const schema = await migrate(pool, catalog, log);
+      const schema = await migrate(pool, catalog, log, config.storage);
       storage = schema.storage;
       log.info({ event: 'migrations_applied', applied: schema.applied }, `schema up to date (${schema.applied.length} migrations applied now)`);
       break;
@@ -149,10 +149,11 @@ export async function startApp(deps: AppDeps): Promise<App> {
   }
   readiness.migrationsApplied();
   onDbCheck(true);
-  for (const mode of ['timescaledb_compressed', 'timescaledb_hypertable', 'postgresql_table'] as const) {
-    metrics.storageMode.set({ mode }, mode === storage ? 1 : 0);
+  for (const mode of STORAGE_MODES) metrics.storageMode.set({ mode }, mode === storage?.mode ? 1 : 0);
+  for (const feature of FEATURES) {
+    for (const state of FEATURE_STATES) metrics.storageFeature.set({ feature, state }, storage?.features[feature].state === state ? 1 : 0);
   }
-  log.info({ event: 'storage_mode', storage }, `storage mode: ${storage}`);
+  log.info({ event: 'storage_mode', storageMode: storage?.mode }, `storage mode: ${storage?.mode}`);
   // Reachability between batches, on a connection of its own (the sink reports its own failures
   // through onSinkState).
   const dbProbe = new DbProbe({

@@ -3,8 +3,22 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { parseTopicTemplate } from '../ingress/topic.ts';
+import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../sink/storage/settings.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A duration such as `7 days` (sink/storage/settings.ts) within [minS, maxS], in seconds. */
+const duration = (fallback: string, minS: number, maxS: number) =>
+  z.string().default(fallback).transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
+/** The same, or `off` (null). */
+const durationOrOff = (fallback: string, minS: number, maxS: number) =>
+  z.string().default(fallback).transform((text, ctx) => (text.trim().toLowerCase() === 'off' ? null : durationS(text, minS, maxS, ctx, ', or "off"')));
+function durationS(text: string, minS: number, maxS: number, ctx: z.RefinementCtx, hint: string): number {
+  const s = parseDurationS(text);
+  if (typeof s === 'string') ctx.addIssue({ code: 'custom', message: `${s}${hint}` });
+  else if (s < minS || s > maxS) ctx.addIssue({ code: 'custom', message: `"${text}" must be between ${formatInterval(minS)} and ${formatInterval(maxS)}${hint}` });
+  else return s;
+  return z.NEVER;
+}
 
 /**
  * Environment variables with their defaults. Names carry units; `.env.example` and the README
@@ -50,6 +64,15 @@ const EnvSchema = z.object({
   LOG_SUMMARY_INTERVAL_S: int(0, 86_400).default(60),
   LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: int(50, 600_000).default(10_000),
   READY_BUFFER_HIGH_WATER_RATIO: z.coerce.number().gt(0).max(1).default(0.9),
+  STORAGE_CHUNK_INTERVAL: duration('1 day', 3_600, 366 * 86_400),
+  STORAGE_COMPRESS_AFTER: durationOrOff('7 days', 3_600, 100 * 366 * 86_400),
+  STORAGE_RETENTION: durationOrOff('off', 86_400, 100 * 366 * 86_400),
+  STORAGE_ROLLUPS: z.string().default('1m,1h').transform((text, ctx) => {
+    const r = parseRollups(text);
+    if (typeof r !== 'string') return r;
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }),
 });
 
 /** Every environment variable the service reads (the schema's keys), for consistency checks. */
@@ -117,6 +140,8 @@ export interface Config {
     /** /readyz fails once the buffer holds this share of BUFFER_MAX_ROWS (ready again below half of that). */
     readonly readyBufferHighWaterRatio: number;
   };
+  /** TimescaleDB lifecycle, applied at every start (README "Storage"). */
+  readonly storage: StorageSettings;
 }
 
 /**
@@ -148,6 +173,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean['DB_POOL_MAX']);
   if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
     problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch, one for health checks`);
+  }
+  const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean['STORAGE_COMPRESS_AFTER']);
+  const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean['STORAGE_RETENTION']);
+  if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
+    problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
@@ -188,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_MS,
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, summaryIntervalS: e.LOG_SUMMARY_INTERVAL_S },
     probes: { livezMaxEventLoopBlockMs: e.LIVEZ_MAX_EVENT_LOOP_BLOCK_MS, readyBufferHighWaterRatio: e.READY_BUFFER_HIGH_WATER_RATIO },
+    storage: { chunkIntervalS: e.STORAGE_CHUNK_INTERVAL, compressAfterS: e.STORAGE_COMPRESS_AFTER, retentionS: e.STORAGE_RETENTION, rollups: e.STORAGE_ROLLUPS },
   });
 }
 

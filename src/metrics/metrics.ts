@@ -86,6 +86,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     sessionResets: new Counter({ name: `${p}mqtt_session_resets_total`, help: 'CONNACKs with sessionPresent=0 after the first connect: the broker forgot our session', registers: [registry] }),
     dbPoolErrors: new Counter({ name: `${p}database_idle_client_errors_total`, help: 'Errors on idle pooled connections (node-postgres #1324)', registers: [registry] }),
     storageMode: new Gauge({ name: `${p}storage_mode`, help: '1 for the storage mode in use: timescaledb_compressed, timescaledb_hypertable or postgresql_table', labelNames: ['mode'] as const, registers: [registry] }),
+    storageFeature: new Gauge({ name: `${p}storage_feature`, help: '1 for the state of each storage feature (hypertable, compression, compression_policy, retention_policy, rollups): applied, unsupported, disabled or failed', labelNames: ['feature', 'state'] as const, registers: [registry] }),
   };
 }
 

@@ -33,14 +33,14 @@ async function setup(baseUrl?: string) {
 describe('schema', () => {
   it('makes esp_telemetry a hypertable with 1-day chunks on the Apache-only TimescaleDB build', async () => {
     const { url, schema } = await setup();
-    expect(schema.storage).toBe('timescaledb_hypertable');
+    expect(schema.storage.mode).toBe('timescaledb_hypertable');
     const [h] = await query<{ n: string }>(url, `SELECT count(*) AS n FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry' AND column_name = 'ts' AND time_interval = interval '1 day'`);
     expect(Number(h!.n)).toBe(1);
   });
 
   it('falls back to a plain table where TimescaleDB is missing, and never fails on that', async () => {
     const { url, schema } = await setup(PLAIN_PG_URL);
-    expect(schema.storage).toBe('postgresql_table');
+    expect(schema.storage.mode).toBe('postgresql_table');
     const rows = await query<{ c: string }>(url, `SELECT count(*) AS c FROM information_schema.columns WHERE table_name = 'esp_telemetry' AND column_name = 'vsd_frequency_hz'`);
     expect(Number(rows[0]!.c)).toBe(1);
   });

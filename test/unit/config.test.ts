@@ -51,6 +51,7 @@ describe('loadConfig: defaults', () => {
       shutdownDeadlineMs: 20_000,
       log: { level: 'info', format: 'auto', summaryIntervalS: 60 },
       probes: { livezMaxEventLoopBlockMs: 10_000, readyBufferHighWaterRatio: 0.9 },
+      storage: { chunkIntervalS: 86_400, compressAfterS: 604_800, retentionS: null, rollups: ['1m', '1h'] },
     });
   });
 
