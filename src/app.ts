@@ -153,7 +153,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   for (const feature of FEATURES) {
     for (const state of FEATURE_STATES) metrics.storageFeature.set({ feature, state }, storage?.features[feature].state === state ? 1 : 0);
   }
-  log.info({ event: 'storage_mode', storageMode: storage?.mode }, `storage mode: ${storage?.mode}`);
+  log.info({ event: 'storage_mode', storage: storage?.mode }, `storage mode: ${storage?.mode}`);
   // Reachability between batches, on a connection of its own (the sink reports its own failures
   // through onSinkState).
   const dbProbe = new DbProbe({

@@ -69,7 +69,7 @@ describe('probes of the running service (child process)', () => {
     await waitFor('/startupz 200', async () => (await probe(svc.httpPort, '/startupz')).status === 200, 30_000, 50);
     const ready = await reasonsBecome(svc.httpPort, '/readyz', []);
     expect(ready.status).toBe(200);
-    expect(ready.body).toMatchObject({ ready: true, reasons: [], storage: expect.stringMatching(/^timescaledb_|^postgresql_table$/), rowsBuffered: 0, unacknowledged: 0 });
+    expect(ready.body).toMatchObject({ ready: true, reasons: [], storage: { mode: expect.stringMatching(/^timescaledb_|^postgresql_table$/) }, rowsBuffered: 0, unacknowledged: 0 });
     expect(ready.body.details).toBeUndefined();
     expect((await probe(svc.httpPort, '/startupz')).body).toEqual({ started: true, reasons: [] });
 

@@ -49,7 +49,7 @@ export async function applyStorage(client: SqlClient, settings: StorageSettings,
     report = { timescaledb: server.version, license: server.license, api: usesColumnstoreApi(server) ? 'columnstore' : 'compression', mode: storageMode(features), features };
   }
   const failed = FEATURES.some((f) => report.features[f].state === 'failed');
-  log[failed ? 'warn' : 'info']({ storage: report }, summarize(report));
+  log[failed ? 'warn' : 'info']({ event: 'storage_features', storage: report }, summarize(report));
   return report;
 }
 
