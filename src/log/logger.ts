@@ -20,6 +20,7 @@ export const LIFECYCLE_EVENTS = [
   'database_unavailable',
   'database_connected',
   'migrations_applied',
+  'storage_features',
   'storage_mode',
   'embedded_broker_listening',
   'mqtt_connected',

@@ -84,6 +84,7 @@ it('lifecycle events in order, summary lines with stable keys, no line per messa
     'config_loaded',
     'sidecar_listening',
     'database_connected',
+    'storage_features',
     'migrations_applied',
     'storage_mode',
     'mqtt_connected',
