@@ -27,7 +27,7 @@ export interface RollupColumn {
 }
 
 /** Every rollup column in order: `well_id`, `bucket`, `readings`, then `<col>_<agg>` per channel. */
-export function rollupColumns(catalog: readonly Channel[]): RollupColumn[] {
+export function rollupColumns(catalog: readonly Pick<Channel, 'column'>[]): RollupColumn[] {
   const columns: RollupColumn[] = [
     { name: 'well_id', kind: 'key' },
     { name: 'bucket', kind: 'key' },
@@ -40,7 +40,7 @@ export function rollupColumns(catalog: readonly Channel[]): RollupColumn[] {
 }
 
 /** Names of `rollupColumns(catalog)`, in order. */
-export function rollupColumnNames(catalog: readonly Channel[]): string[] {
+export function rollupColumnNames(catalog: readonly Pick<Channel, 'column'>[]): string[] {
   return rollupColumns(catalog).map((c) => c.name);
 }
 
@@ -52,7 +52,7 @@ const MAX_IDENTIFIER_BYTES = 63;
  * valid in `esp_telemetry` but `<col>_count` may not be.
  * @returns one problem per line; empty when every name fits.
  */
-export function rollupColumnProblems(catalog: readonly Channel[]): string[] {
+export function rollupColumnProblems(catalog: readonly Pick<Channel, 'column'>[]): string[] {
   return rollupColumnNames(catalog)
     .filter((name) => Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES)
     .map((name) => `rollup column "${name}" is longer than ${MAX_IDENTIFIER_BYTES} bytes: shorten the channel's column name`);

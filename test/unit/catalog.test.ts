@@ -19,7 +19,7 @@ describe('DEFAULT_CATALOG', () => {
 describe('catalogProblems', () => {
   it.each([
     ['a valid single channel', [ch('motor_current_a')], []],
-    ['a 63-character name', [ch('a'.repeat(63))], []],
+    ['a 57-character name (its rollup column `_count` has 63)', [ch('a'.repeat(57))], []],
     ['min equal to max', [ch('x_a', 5, 5)], []],
     ['an empty catalog', [], []],
   ])('accepts %s', (_what, catalog, problems) => {
@@ -33,6 +33,7 @@ describe('catalogProblems', () => {
     ['a quote (SQL injection)', [ch('a"; drop table x; --')], /must match/],
     ['an empty name', [ch('')], /must match/],
     ['a 64-character name', [ch('a'.repeat(64))], /must match/],
+    ['a 58-character name (rollup column over 63 bytes)', [ch('a'.repeat(58))], /rollup column .* longer than 63 bytes/],
     ['a reserved name', [ch('ts')], /reserved/],
     ['another reserved name', [ch('extra')], /reserved/],
     ['a duplicate', [ch('x_a'), ch('x_a')], /declared twice/],

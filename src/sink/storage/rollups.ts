@@ -3,9 +3,7 @@
 // channels added to the catalog later get a new generation (README "Storage").
 import { ROLLUPS, type RollupName } from './settings.ts';
 import { formatInterval } from './settings.ts';
-
-/** Aggregates per channel, in column order: `<channel>_<aggregate>`. */
-export const ROLLUP_AGGREGATES = ['min', 'max', 'avg', 'last', 'count'] as const;
+import { ROLLUP_AGGREGATES, rollupColumnNames } from '../rollup-columns.ts';
 
 /** The view dashboards query: `esp_telemetry_1m`, `esp_telemetry_1h`. */
 export function rollupViewName(rollup: RollupName): string {
@@ -20,13 +18,9 @@ export function generationName(rollup: RollupName, n: number): string {
 /** Pattern of generation names, for reading them back from the catalog. */
 export const GENERATION_RE = /^esp_telemetry_(1m|1h)_g([1-9][0-9]*)$/;
 
-/**
- * Columns of the rollup view, in order: `well_id`, `bucket` (timestamptz), `readings` (bigint,
- * rows in the bucket), then per channel `<c>_min`, `<c>_max`, `<c>_avg`, `<c>_last` (double
- * precision; `last(c, ts)`), `<c>_count` (bigint, non-null values).
- */
+/** Columns of the rollup view over these channel columns: the contract of `../rollup-columns.ts`. */
 export function rollupColumns(channels: readonly string[]): string[] {
-  return ['well_id', 'bucket', 'readings', ...channels.flatMap((c) => ROLLUP_AGGREGATES.map((a) => `${c}_${a}`))];
+  return rollupColumnNames(channels.map((column) => ({ column })));
 }
 
 /** The channels a generation holds, from its column names (each channel has one `_avg`). */
