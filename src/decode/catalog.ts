@@ -63,6 +63,6 @@ export function catalogProblems(catalog: readonly Channel[]): string[] {
     seen.add(c.column);
   }
   // A column name valid here can still be too long as a rollup column (`<column>_count`).
-  problems.push(...rollupColumnProblems(catalog));
+  problems.push(...rollupColumnProblems(catalog.filter((c) => COLUMN_RE.test(c.column))));
   return problems;
 }
