@@ -31,9 +31,9 @@ async function setup(baseUrl?: string) {
 }
 
 describe('schema', () => {
-  it('makes esp_telemetry a hypertable with 1-day chunks on the Apache-only TimescaleDB build', async () => {
+  it('makes esp_telemetry a hypertable with 1-day chunks (compressed only where the license allows)', async () => {
     const { url, schema } = await setup();
-    expect(schema.storage.mode).toBe('timescaledb_hypertable');
+    expect(schema.storage.mode).toBe(schema.storage.license === 'timescale' ? 'timescaledb_compressed' : 'timescaledb_hypertable');
     const [h] = await query<{ n: string }>(url, `SELECT count(*) AS n FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry' AND column_name = 'ts' AND time_interval = interval '1 day'`);
     expect(Number(h!.n)).toBe(1);
   });
