@@ -213,12 +213,16 @@ describe('payload cases', () => {
     await expectCountedLikeTable(r);
   });
 
-  it('BC-24: after garbage from 300 wells, /metrics parses, has only known reasons, no well id, and a series count independent of the wells', async () => {
+  it('BC-24: after garbage from 300 wells, /metrics parses, has only known reasons, well ids only in the capped freshness gauge, and a series count otherwise independent of the wells', async () => {
     const r = await start();
-    const seriesLines = async () => {
+    const FRESHNESS = 'esp_ingest_well_last_reading_age_seconds{';
+    const allLines = async () => {
       const text = await (await fetch(`http://127.0.0.1:${r.app.httpPort}/metrics`)).text();
       return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
     };
+    // Per-well freshness is the one per-well family (issue 6), capped by METRICS_WELLS_MAX and
+    // tested in metrics-cardinality.test.ts; everything else must not grow with the wells.
+    const seriesLines = async () => (await allLines()).filter((l) => !l.startsWith(FRESHNESS));
     await r.send('W-0', '{"ts":"2024-05-01T00:00:00Z","intake_pressure_kpa":1}');
     await r.settled();
     const baseline = (await seriesLines()).filter((l) => !/^esp_ingest_(process|nodejs)_/.test(l) && !l.startsWith('esp_ingest_readings_rejected_total')).length;
@@ -230,6 +234,9 @@ describe('payload cases', () => {
     }
     for (let i = 1; i <= 300; i++) await r.send(`W-${i}`, '{"ts":"2024-05-01T00:00:00Z","intake_pressure_kpa":1}');
     await r.settled();
+    const freshness = (await allLines()).filter((l) => l.startsWith(FRESHNESS));
+    // Wells whose readings were committed: W-0 and W-1..W-300 (the garbage was all rejected).
+    expect(freshness).toHaveLength(301);
     const lines = await seriesLines();
     // Every sample line is well-formed exposition text (values as Go's ParseFloat reads them:
     // prom-client writes a NaN event-loop mean as "Nan" before the first sample).
