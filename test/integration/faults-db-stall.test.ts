@@ -4,9 +4,8 @@
 // pause` does): nothing answers, so only the client side can bound the wait (connect timeout,
 // the writer's whole-transaction deadline); the stuck connection is discarded. Either way ingest
 // resumes when the stall clears, the MQTT connection never drops, and every reading is stored once.
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess } from './helpers/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from './helpers/harness.ts';
 import { privatePostgres } from './helpers/private-postgres.ts';
 import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
 
@@ -69,17 +68,13 @@ describe('database stall under load', () => {
   it(`an exclusive lock held ${STALL_MS / 1000} s: writes time out (55P03), are retried, ingest resumes`, async () => {
     const databaseUrl = await freshDatabase(t);
     const { svc, load } = await underLoad(databaseUrl, 'esp-ingest-stall-lock');
-    const locker = new pg.Client({ connectionString: databaseUrl });
-    await locker.connect();
-    t.add(() => locker.end());
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE esp_telemetry IN ACCESS EXCLUSIVE MODE');
+    const locker = await lockTelemetryTable(t, databaseUrl);
     const locked = performance.now();
     // Each wait is bounded by lock_timeout, so the retries keep coming while the lock is held.
     await waitFor('three lock timeouts', async () => (await metric(svc.httpPort, 'esp_ingest_flush_retries_total{code="55P03"}')) >= 3, STALL_MS);
     await new Promise((r) => setTimeout(r, STALL_MS - (performance.now() - locked)));
     expect(await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')).toBeGreaterThan(0);
-    await locker.query('COMMIT');
+    await locker.release();
     await recovers('exclusive lock', svc, load, databaseUrl, performance.now());
   });
 

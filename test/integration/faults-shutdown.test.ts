@@ -5,9 +5,8 @@
 // blocked write would have timed out), nothing uncommitted was PUBACKed, so the broker redelivers
 // it to the next instance and it is stored once. (3) The same with a hung server (SIGSTOP): no
 // write, connect or pooled connection may hold the exit past the deadline.
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess } from './helpers/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from './helpers/harness.ts';
 import { privatePostgres } from './helpers/private-postgres.ts';
 import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
 
@@ -74,11 +73,7 @@ describe('SIGTERM under load', () => {
     const base = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-blocked', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
     const svc = await startService(base);
     t.add(() => svc.proc.kill('SIGKILL'));
-    const locker = new pg.Client({ connectionString: databaseUrl });
-    await locker.connect();
-    t.add(() => locker.end());
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE esp_telemetry IN ACCESS EXCLUSIVE MODE');
+    const locker = await lockTelemetryTable(t, databaseUrl);
     const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
     await load.start();
     t.add(() => load.stop(1_000).catch(() => undefined));
@@ -90,7 +85,7 @@ describe('SIGTERM under load', () => {
     expect(stop.seconds).toBeLessThan(deadlineMs / 1000 + 2);
     expect(svc.output()).toContain('shutdown deadline passed');
 
-    await locker.query('COMMIT');
+    await locker.release();
     const released = performance.now();
     const next = await startService({ ...base, SHUTDOWN_DEADLINE_MS: '10000' });
     t.add(() => next.proc.kill('SIGKILL'));

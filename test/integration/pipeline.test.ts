@@ -3,10 +3,9 @@
 // graceful stop.
 import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import pg from 'pg';
 import type { App } from '../../src/app.ts';
 import { startEmbeddedBroker } from '../../broker/embedded-broker.ts';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from './helpers/harness.ts';
+import { Teardown, freshDatabase, metric, query, startInProcess, waitFor, lockTelemetryTable } from './helpers/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -88,11 +87,7 @@ describe('acknowledgement', () => {
       if (client?.id.startsWith('esp-ingest-') && packet && 'payload' in packet) pubacks.push(String(packet.payload));
     });
     // Another session holds the hypertable: every write waits, times out and is retried.
-    const locker = new pg.Client({ connectionString: databaseUrl });
-    await locker.connect();
-    t.add(() => locker.end());
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE esp_telemetry IN ACCESS EXCLUSIVE MODE');
+    const locker = await lockTelemetryTable(t, databaseUrl);
     const pub = await publisher(url);
     const first = '{"ts":"2024-05-01T00:00:00Z","motor_current_a":40}';
     await pub.publishAsync(`${prefix}/s/W-1/telemetry`, first, { qos: 1 });
@@ -104,7 +99,7 @@ describe('acknowledgement', () => {
     await pub.publishAsync(`${prefix}/s/W-1/telemetry`, second, { qos: 1 });
     await waitFor('second message received', async () => (await metric(app.httpPort, 'esp_ingest_messages_received_total')) === 2);
     expect(pubacks).toEqual([]);
-    await locker.query('COMMIT');
+    await locker.release();
     await waitFor('both PUBACKs', () => pubacks.length === 2);
     expect(pubacks).toEqual([first, second]);
     expect(await query(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry')).toEqual([{ n: 2 }]);

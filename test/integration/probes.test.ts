@@ -5,12 +5,11 @@
 // and in-process a busy-wait).
 import { connect } from 'node:net';
 import mqtt from 'mqtt';
-import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sidecar } from '../../src/http/sidecar.ts';
 import { EventLoopWatchdog } from '../../src/lifecycle/liveness.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor } from './helpers/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from './helpers/harness.ts';
 import { privatePostgres } from './helpers/private-postgres.ts';
 
 const t = new Teardown();
@@ -125,11 +124,7 @@ describe('probes of the running service (child process)', () => {
       DB_STATEMENT_TIMEOUT_MS: '120000',
     });
     t.add(() => svc.proc.kill('SIGKILL'));
-    const locker = new pg.Client({ connectionString: databaseUrl });
-    await locker.connect();
-    t.add(() => locker.end());
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE esp_telemetry IN ACCESS EXCLUSIVE MODE');
+    const locker = await lockTelemetryTable(t, databaseUrl);
 
     // 7 messages of 100 readings: 700 rows held, above the mark of 500 (0.5 × 1000).
     const pub = await mqtt.connectAsync(mq.url, { clientId: 'esp-probes-pub', protocolVersion: 5 });
@@ -145,7 +140,7 @@ describe('probes of the running service (child process)', () => {
     expect(high.body.details?.['buffer_above_high_water']).toMatch(/700 rows buffered \(high water 500, ready again below 250\)/);
     expect(await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')).toBe(7);
 
-    await locker.query('COMMIT');
+    await locker.release();
     await reasonsBecome(svc.httpPort, '/readyz', []);
     await waitFor('700 committed and acknowledged', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) === 700 && (await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')) === 0);
     svc.proc.kill('SIGTERM');

@@ -20,6 +20,20 @@ export function serverUrl(): string {
   return url;
 }
 
+/**
+ * Holds an ACCESS EXCLUSIVE lock on esp_telemetry from another session, so every write waits
+ * (and times out at lock_timeout). `release()` commits, letting writes through; the session is
+ * closed at teardown.
+ */
+export async function lockTelemetryTable(t: Teardown, databaseUrl: string): Promise<{ release(): Promise<void> }> {
+  const locker = new pg.Client({ connectionString: databaseUrl });
+  await locker.connect();
+  t.add(() => locker.end());
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE esp_telemetry IN ACCESS EXCLUSIVE MODE');
+  return { release: async () => void (await locker.query('COMMIT')) };
+}
+
 /** Plain PostgreSQL (no TimescaleDB) for the fallback path: the machine's own server. */
 export const PLAIN_PG_URL = process.env.TEST_PLAIN_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
