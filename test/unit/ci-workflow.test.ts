@@ -77,12 +77,16 @@ describe('.github/workflows/ci.yml', () => {
     for (const v of read) expect(set, `${v} is read by the tests`).toContain(v);
   });
 
-  it('installs the PostgreSQL major scripts/timescaledb.sh builds against, mosquitto and prometheus, before the tests', () => {
+  it('installs the PostgreSQL major scripts/timescaledb.sh builds against and every package .ci/run installs, before the tests', () => {
     const major = /^PG_MAJOR=(\d+)$/m.exec(readFileSync(path.join(ROOT, 'scripts/timescaledb.sh'), 'utf8'))?.[1];
     expect(major).toBeDefined();
     const apt = stepIndex((s) => /apt-get install[^\n]*postgresql-\d+/.test(s.run ?? ''), 'apt-get install');
     const packages = (steps[apt]!.run ?? '').split('\n').filter((l) => l.includes('apt-get install')).join(' ');
-    for (const p of [`postgresql-${major}`, `postgresql-client-${major}`, 'mosquitto', 'prometheus', 'git']) expect(packages.split(/\s+/)).toContain(p);
+    // What .ci/run installs on the project's own CI machine, the workflow installs too.
+    const ciRun = readFileSync(path.join(ROOT, '.ci/run'), 'utf8');
+    const ciPackages = [...ciRun.matchAll(/apt-get install ([^\n&|;]*)/g)].flatMap((m) => m[1]!.split(/\s+/).filter((w) => w !== '' && !w.startsWith('-')));
+    expect(ciPackages).toEqual(expect.arrayContaining(['mosquitto', 'prometheus', 'docker-compose']));
+    for (const p of [`postgresql-${major}`, `postgresql-client-${major}`, 'git', ...ciPackages]) expect(packages.split(/\s+/)).toContain(p);
     expect(apt).toBeLessThan(stepIndex((s) => s.run === 'npm test', 'npm test'));
   });
 
