@@ -195,7 +195,13 @@ export async function startApp(deps: AppDeps): Promise<App> {
   let mqttConfig = config.mqtt;
   let embedded: EmbeddedBroker | undefined;
   if (config.broker.mode === 'embedded') {
-    embedded = await startEmbeddedBroker(config.broker.port, config.broker.host);
+    const brokerLog = log.child({ component: 'embedded-broker' });
+    embedded = await startEmbeddedBroker(config.broker.port, config.broker.host, {
+      onPublishRefused: (reason, refusedTopic, clientId) => {
+        metrics.embeddedBrokerPublishesRefused.inc({ reason });
+        brokerLog.warn({ event: 'publish_refused', reason, topic: refusedTopic, clientId }, 'embedded broker refused a PUBLISH and closed the publisher\'s connection (it keeps the message unacknowledged)');
+      },
+    });
     const host = config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host;
     mqttConfig = { ...config.mqtt, url: `mqtt://${host}:${embedded.port}`, protocolVersion: 4 };
     log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');

@@ -84,6 +84,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     mqttUp: new Gauge({ name: `${p}mqtt_up`, help: '1 while connected to the broker with the subscription active', registers: [registry] }),
     mqttReconnects: new Counter({ name: `${p}mqtt_reconnects_total`, help: 'Reconnect attempts to the broker', registers: [registry] }),
     sessionResets: new Counter({ name: `${p}mqtt_session_resets_total`, help: 'CONNACKs with sessionPresent=0 after the first connect: the broker forgot our session', registers: [registry] }),
+    embeddedBrokerPublishesRefused: new Counter({ name: `${p}embedded_broker_publishes_refused_total`, help: 'PUBLISH packets the embedded broker (BROKER=embedded) refused before acknowledging them, by reason', labelNames: ['reason'] as const, registers: [registry] }),
     dbPoolErrors: new Counter({ name: `${p}database_idle_client_errors_total`, help: 'Errors on idle pooled connections (node-postgres #1324)', registers: [registry] }),
     storageMode: new Gauge({ name: `${p}storage_mode`, help: '1 for the storage mode in use: timescaledb_compressed, timescaledb_hypertable or postgresql_table', labelNames: ['mode'] as const, registers: [registry] }),
     storageFeature: new Gauge({ name: `${p}storage_feature`, help: '1 for the state of each storage feature (hypertable, compression, compression_policy, retention_policy, rollups): applied, unsupported, disabled or failed', labelNames: ['feature', 'state'] as const, registers: [registry] }),

@@ -75,6 +75,27 @@ it('with BROKER=embedded, runs aedes in-process and ingests from it over TCP', a
   expect(await app.stop()).toBe(true);
 });
 
+it('with BROKER=embedded, a PUBLISH with an empty topic level or under $SYS is refused at the broker; the subscription survives', async () => {
+  const { app, prefix, databaseUrl } = await start({ BROKER: 'embedded', BROKER_PORT: '0' });
+  // Unrefused, aedes 1.2 would close the service's persistent session over `esp//W-1/…`
+  // ("no such packet") and lose the message: see refusedPublishReason.
+  for (const topic of [`${prefix}//W-1/telemetry`, `${prefix}/s//telemetry`, `$SYS/fake/new/clients`]) {
+    const bad = await mqtt.connectAsync(app.mqttUrl, { clientId: `bad-${Math.random().toString(36).slice(2, 8)}`, protocolVersion: 4, reconnectPeriod: 0 });
+    const closed = new Promise<void>((resolve) => bad.once('close', () => resolve()));
+    bad.publish(topic, '{"ts":"2024-05-01T00:00:00Z","vsd_frequency_hz":50}', { qos: 1 });
+    await closed;
+    bad.end(true);
+  }
+  const pub = await publisher(app.mqttUrl);
+  await pub.publishAsync(`${prefix}/s/W-9/telemetry`, '{"ts":"2024-05-01T00:00:00Z","vsd_frequency_hz":50}', { qos: 1 });
+  await waitFor('the good row', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
+  expect(await metric(app.httpPort, 'esp_ingest_embedded_broker_publishes_refused_total{reason="empty_topic_level"}')).toBe(2);
+  expect(await metric(app.httpPort, 'esp_ingest_embedded_broker_publishes_refused_total{reason="sys_topic"}')).toBe(1);
+  expect(await metric(app.httpPort, 'esp_ingest_mqtt_reconnects_total')).toBe(0);
+  expect(await metric(app.httpPort, 'esp_ingest_pubacks_dropped_total')).toBe(0);
+  expect(await app.stop()).toBe(true);
+});
+
 describe('acknowledgement', () => {
   it('sends the PUBACK only after the reading is committed, and the connection stays alive meanwhile', async () => {
     // aedes reports each PUBACK it receives from a subscriber ('ack'), which Mosquitto cannot.
