@@ -47,6 +47,9 @@ function install(): void {
         process.exit(code);
       }
       stopping = true;
+      // The script's own work now fails as its children go (refused connections): not news.
+      process.on('uncaughtException', () => {});
+      process.on('unhandledRejection', () => {});
       if (live.size > 0) process.stderr.write(`${signal}: stopping ${live.size} child process(es)\n`);
       void Promise.all([...live].map((p) => stopChild(p))).finally(() => process.exit(code));
     });
