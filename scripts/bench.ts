@@ -3,7 +3,7 @@
 // (b) the broker ceiling: the same messages published and received with no database.
 // Two loads: 10 readings per message (vs the COPY ceiling) and 1 per message (vs the broker
 // ceiling). Last line: one JSON object with every figure and the ratios.
-//   npm run bench -- [--copies 2] [--rounds 3]   (figures are medians over the rounds)
+//   npm run bench -- [--copies 2] [--rounds 3]   (figures are medians over the rounds; --help)
 // On a terminal each load shows progress on stderr (done/total, rate, ETA); none when piped.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
@@ -22,13 +21,25 @@ import { DEFAULT_CATALOG } from '../src/decode/catalog.ts';
 import { decodeMessage } from '../src/decode/decode.ts';
 import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../src/sink/copy-encode.ts';
 import { migrate } from '../src/sink/migrate.ts';
+import { adopt, stopChild } from './children.ts';
+import { parseCliOrExit } from './cli.ts';
 import { Progress } from './progress.ts';
 import { ServiceProcess, freePort } from './service-process.ts';
 import { loadWells } from './wells.ts';
 
-const { values } = parseArgs({ options: { copies: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' }, log: { type: 'string', default: '/tmp/esp-ingest-bench.log' } } });
+const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
+  name: 'bench',
+  usage: `usage: npm run bench -- [--copies N] [--rounds N] [--log FILE]
+  --copies N   the six wells N times over under distinct well ids, an integer ≥ 1 (default 2)
+  --rounds N   rounds; figures are medians over them, an integer ≥ 1 (default 3)
+  --log FILE   the service's JSON log (default /tmp/esp-ingest-bench.log)
+DATABASE_URL: a server where the bench may drop and create esp_bench_* databases; unset = the
+local TimescaleDB that scripts/timescaledb.sh provisions. Needs mosquitto on the PATH.`,
+  options: { copies: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' }, log: { type: 'string', default: '/tmp/esp-ingest-bench.log' } },
+  numbers: { copies: { min: 1, integer: true }, rounds: { min: 1, integer: true } },
+});
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
-const copies = Number(values.copies);
+const copies = numbers.copies;
 
 // The load: the real wells, `copies` times over under distinct well ids.
 const base = loadWells();
@@ -65,7 +76,7 @@ writeFileSync(
   path.join(mqDir, 'mosquitto.conf'),
   readFileSync('mosquitto.conf', 'utf8').replace(/^listener 1883.*$/m, `listener ${mqPort} 127.0.0.1`).replace(/^persistence_location .*$/m, `persistence_location ${mqDir}/`),
 );
-const mosquitto = spawn('mosquitto', ['-c', path.join(mqDir, 'mosquitto.conf')], { stdio: 'ignore' });
+const mosquitto = adopt(spawn('mosquitto', ['-c', path.join(mqDir, 'mosquitto.conf')], { stdio: 'ignore' }));
 const mqttUrl = `mqtt://127.0.0.1:${mqPort}`;
 for (let i = 0; i < 100; i++) {
   const ok = await new Promise<boolean>((resolve) => {
@@ -138,7 +149,7 @@ async function copyCeiling(): Promise<number> {
 async function brokerCeiling(perMessage: number): Promise<number> {
   const prefix = `ceil${perMessage}`;
   const msgs = messages(perMessage, prefix);
-  const sub = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-subscriber.ts', mqttUrl, `${prefix}/+/+/telemetry`, String(totalReadings), String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const sub = adopt(spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-subscriber.ts', mqttUrl, `${prefix}/+/+/telemetry`, String(totalReadings), String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] }));
   let out = '';
   sub.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   let exit: number | null | undefined;
@@ -182,7 +193,7 @@ async function endToEnd(perMessage: number): Promise<{ rate: number; peakRssByte
 }
 
 // Rounds interleave the five measurements so that machine noise hits each alike; medians.
-const rounds = Number(values.rounds);
+const rounds = numbers.rounds;
 const runs = { copy: [] as number[], broker10: [] as number[], e2e10: [] as number[], broker1: [] as number[], e2e1: [] as number[], rss: [] as number[] };
 for (let round = 1; round <= rounds; round++) {
   say(`round ${round}/${rounds}`);
@@ -206,7 +217,7 @@ const broker10 = median(runs.broker10);
 const broker1 = median(runs.broker1);
 const e2e10 = { rate: median(runs.e2e10) };
 const e2e1 = { rate: median(runs.e2e1) };
-mosquitto.kill('SIGTERM');
+await stopChild(mosquitto);
 
 const r = (x: number) => Math.round(x);
 const result = {

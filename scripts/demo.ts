@@ -1,25 +1,35 @@
 // The main job, end to end on real data (`npm run demo`): TimescaleDB (DATABASE_URL, or the
 // local one scripts/timescaledb.sh provisions, in a fresh database), the embedded broker, the
 // service as a child process, and the replay of all six wells. Last line: one JSON object.
-// Exits 0 only if committed + rejected = published.
-//   npm run demo -- [--speed 0] [--per-message 1] [--crash]
-//   --crash: kill -9 the service while the replay runs, restart it, and check nothing was lost.
+// Exits 0 only if committed + rejected = published; 2 on bad options or a database that already
+// holds readings or rejections (the counts must start at zero). `npm run demo -- --help` for options.
 import { execFileSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startEmbeddedBroker } from '../broker/embedded-broker.ts';
+import { parseCliOrExit } from './cli.ts';
 import { replay } from './replay.ts';
 import { ServiceProcess } from './service-process.ts';
 
-const { values } = parseArgs({
+const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
+  name: 'demo',
+  usage: `usage: npm run demo -- [--speed N] [--per-message N] [--crash] [--log FILE]
+  --speed N         N× real time; 0 = as fast as the broker takes (default 0)
+  --per-message N   readings per MQTT message, an integer ≥ 1 (default 1)
+  --crash           kill -9 the service mid-replay, restart it, check nothing was lost
+  --log FILE        the service's JSON log (default /tmp/esp-ingest-demo-<pid>.log)
+DATABASE_URL: an empty database (the demo checks exact counts); unset = a fresh one on the
+local TimescaleDB that scripts/timescaledb.sh provisions.`,
   options: {
     speed: { type: 'string', default: '0' },
     'per-message': { type: 'string', default: '1' },
     crash: { type: 'boolean', default: false },
     log: { type: 'string', default: `/tmp/esp-ingest-demo-${process.pid}.log` },
   },
+  numbers: { speed: { min: 0 }, 'per-message': { min: 1, integer: true } },
 });
 const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
+/** After the replay, how long the counts may stand still before the demo gives up, ms. */
+const STALL_MS = 30_000;
 
 let databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) {
@@ -36,24 +46,34 @@ if (!databaseUrl) {
 }
 const db = new pg.Client({ connectionString: databaseUrl });
 await db.connect();
-const counts = async () => {
-  const r = await db.query<{ t: string | null; r: string | null }>(
-    `SELECT (SELECT count(*) FROM esp_telemetry) AS t, (SELECT count(*) FROM rejected_messages) AS r`,
-  ).catch(() => ({ rows: [{ t: '0', r: '0' }] }));
-  return { telemetry: Number(r.rows[0]?.t ?? 0), rejected: Number(r.rows[0]?.r ?? 0) };
+/** Rows of a table; 0 while the service has not created it yet. */
+const rows = async (table: 'esp_telemetry' | 'rejected_messages'): Promise<number> => {
+  const { rows: r } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
+  if (!r[0]?.present) return 0;
+  return Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]?.n ?? 0);
 };
+const counts = async () => ({ telemetry: await rows('esp_telemetry'), rejected: await rows('rejected_messages') });
+
+const before = await counts();
+if (before.telemetry > 0 || before.rejected > 0) {
+  say(
+    `${new URL(databaseUrl).pathname.slice(1) || 'the database'} already holds ${before.telemetry} row(s) in esp_telemetry and ${before.rejected} in rejected_messages; ` +
+      'the demo checks exact counts: point DATABASE_URL at an empty database, or unset it to use a fresh one',
+  );
+  await db.end();
+  process.exit(2);
+}
 
 const broker = await startEmbeddedBroker(0);
 const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
 say(`embedded broker on ${mqttUrl}; service log in ${values.log}`);
 const service = new ServiceProcess({ DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: `esp-ingest-demo-${process.pid}` }, values.log);
 await service.start();
-const before = await counts();
 
 const bad = { topic: 'esp/3w/WELL-00003/telemetry', payload: '{"ts":"yesterday","intake_pressure_kpa":1}' };
 say('replaying six wells (29,718 readings) plus one invalid reading');
 const started = performance.now();
-const replaying = replay({ url: mqttUrl, speed: Number(values.speed), perMessage: Number(values['per-message']), extra: [bad] });
+const replaying = replay({ url: mqttUrl, speed: numbers.speed, perMessage: numbers['per-message'], extra: [bad] });
 let recoverySeconds: number | undefined;
 if (values.crash) {
   await new Promise((r) => setTimeout(r, 1500));
@@ -66,19 +86,26 @@ if (values.crash) {
 }
 const published = await replaying;
 const expected = published.readings;
-const deadline = Date.now() + 120_000;
+// Wait for every reading to be committed or rejected; give up once nothing moved for STALL_MS.
 let now = await counts();
-while (now.telemetry - before.telemetry + now.rejected - before.rejected < expected && Date.now() < deadline) {
+let lastChangeMs = Date.now();
+while (now.telemetry + now.rejected < expected) {
+  if (Date.now() - lastChangeMs > STALL_MS) {
+    say(`gave up: no new rows for ${STALL_MS / 1000} s with ${now.telemetry} committed + ${now.rejected} rejected of ${expected} published; see ${values.log}`);
+    break;
+  }
   await new Promise((r) => setTimeout(r, 100));
-  now = await counts();
+  const next = await counts();
+  if (next.telemetry !== now.telemetry || next.rejected !== now.rejected) lastChangeMs = Date.now();
+  now = next;
 }
 const seconds = (performance.now() - started) / 1000;
 const duplicates = await service.metric('esp_ingest_readings_duplicate_total');
 const exitCode = await service.stop('SIGTERM');
 now = await counts();
 await broker.close();
-const committed = now.telemetry - before.telemetry;
-const rejected = now.rejected - before.rejected;
+const committed = now.telemetry;
+const rejected = now.rejected;
 const reasons = (await db.query<{ reason: string; n: string }>('SELECT reason, count(*) AS n FROM rejected_messages GROUP BY 1 ORDER BY 1')).rows;
 await db.end();
 const ok = committed + rejected === expected && exitCode === 0;

@@ -4,11 +4,13 @@
 // catalog change, a wider range) decodes them anew; each message's rows are deleted only after
 // the broker's PUBACK. A replayed message that is still bad comes back as a new rejection.
 // Configured like the service (DATABASE_URL, MQTT_URL, MQTT_USERNAME/PASSWORD; see README).
-import { parseArgs } from 'node:util';
+// --reason must be a known reason code (REJECT_REASONS); unknown ones exit 2 with the list.
 import { pathToFileURL } from 'node:url';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { loadConfig } from '../src/config/config.ts';
+import { REJECT_REASONS } from '../src/decode/decode.ts';
+import { parseCli, usageError } from './cli.ts';
 import { Progress } from './progress.ts';
 
 export interface RejectFilter {
@@ -100,26 +102,38 @@ export function formatTable(rows: readonly ReasonSummary[]): string {
   return cells.map((c) => c.map((x, i) => (i === 1 ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
 
+/** The command line of `npm run rejects`. */
+export const REJECTS_CLI = {
+  name: 'rejects',
+  usage: `usage: npm run rejects -- list [--reason X] [--since ISO]
+       npm run rejects -- replay --reason X [--since ISO] [--dry-run]
+  --reason X    one reason code: ${REJECT_REASONS.join(', ')}
+  --since ISO   only rejections received at or after this ISO-8601 date-time
+  --dry-run     replay: count the messages, publish nothing`,
+  options: { reason: { type: 'string' }, since: { type: 'string' }, 'dry-run': { type: 'boolean', default: false } },
+  allowPositionals: true,
+  choices: { reason: REJECT_REASONS },
+} as const;
+
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { reason: { type: 'string' }, since: { type: 'string' }, 'dry-run': { type: 'boolean', default: false } },
-  });
+  const parsed = parseCli(argv, REJECTS_CLI);
+  if (parsed.kind === 'help') {
+    console.log(parsed.text);
+    return 0;
+  }
+  if (parsed.kind === 'error') {
+    console.error(parsed.text);
+    return 2;
+  }
+  const { positionals, values } = parsed;
   const command = positionals[0];
-  const since = values.since === undefined ? undefined : new Date(values.since);
-  if (since && Number.isNaN(since.getTime())) {
-    console.error(`--since: "${values.since}" is not an ISO-8601 date-time`);
-    return 2;
-  }
   if (command !== 'list' && command !== 'replay') {
-    console.error('usage: npm run rejects -- list [--reason X] [--since ISO]\n       npm run rejects -- replay --reason X [--since ISO] [--dry-run]');
-    return 2;
+    return usageError(REJECTS_CLI, command === undefined ? 'say list or replay' : `unknown command ${JSON.stringify(command)}; say list or replay`);
   }
-  if (command === 'replay' && !values.reason) {
-    console.error('replay: --reason is required (see `npm run rejects -- list`)');
-    return 2;
-  }
+  if (positionals.length > 1) return usageError(REJECTS_CLI, `unexpected argument ${JSON.stringify(positionals[1])}`);
+  const since = values.since === undefined ? undefined : new Date(values.since);
+  if (since && Number.isNaN(since.getTime())) return usageError(REJECTS_CLI, `--since must be an ISO-8601 date-time, got ${JSON.stringify(values.since)}`);
+  if (command === 'replay' && !values.reason) return usageError(REJECTS_CLI, 'replay needs --reason (see `npm run rejects -- list`)');
   const config = loadConfig(process.env);
   const db = new pg.Client({ connectionString: config.databaseUrl, application_name: 'esp-ingest-rejects' });
   await db.connect();

@@ -1,10 +1,10 @@
 // Replay: publishes the real well data as the wells would: one topic per well, `ts` from the
 // file, QoS 1, at a chosen speed-up. Library (used by demo, bench and tests) and CLI:
-//   npm run replay -- --url mqtt://127.0.0.1:1883 --speed 600 --per-message 1
+//   npm run replay -- --url mqtt://127.0.0.1:1883 --speed 600 --per-message 1   (--help for all)
 // On a terminal the CLI shows progress on stderr (readings acknowledged by the broker, rate, ETA).
 import mqtt from 'mqtt';
-import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { parseCliOrExit } from './cli.ts';
 import { Progress } from './progress.ts';
 import { loadWells, type WellSeries } from './wells.ts';
 
@@ -33,8 +33,15 @@ export interface ReplayResult {
   readonly seconds: number;
 }
 
-/** Publishes every well concurrently; resolves when every publish was PUBACKed by the broker. */
+/**
+ * Publishes every well concurrently; resolves when every publish was PUBACKed by the broker.
+ * Throws a RangeError, before connecting, for a `speed` below 0 or a `perMessage` or `window`
+ * that is not an integer ≥ 1.
+ */
 export async function replay(o: ReplayOptions): Promise<ReplayResult> {
+  if (!(o.speed >= 0) || !Number.isFinite(o.speed)) throw new RangeError(`replay: speed must be a number ≥ 0, got ${o.speed}`);
+  if (!Number.isInteger(o.perMessage) || o.perMessage < 1) throw new RangeError(`replay: perMessage must be an integer ≥ 1, got ${o.perMessage}`);
+  if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 1)) throw new RangeError(`replay: window must be an integer ≥ 1, got ${o.window}`);
   const wells = o.wells ?? loadWells();
   const template = o.topicTemplate ?? 'esp/{site}/{well_id}/telemetry';
   const client = await mqtt.connectAsync(o.url, { clientId: o.clientId ?? `esp-replay-${process.pid}`, clean: true, protocolVersion: 4, reconnectPeriod: 500 });
@@ -93,14 +100,21 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({
+  const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
+    name: 'replay',
+    usage: `usage: npm run replay -- [--url URL] [--speed N] [--per-message N] [--site NAME]
+  --url URL         the broker (default MQTT_URL, else mqtt://127.0.0.1:1883)
+  --speed N         N× real time (600 = ten minutes of data per second); 0 = as fast as the broker takes (default 0)
+  --per-message N   readings per MQTT message, an integer ≥ 1 (default 1)
+  --site NAME       the {site} of the topic esp/{site}/{well_id}/telemetry (default 3w)`,
     options: {
       url: { type: 'string', default: process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883' },
       speed: { type: 'string', default: '0' },
       'per-message': { type: 'string', default: '1' },
       site: { type: 'string', default: '3w' },
     },
+    numbers: { speed: { min: 0 }, 'per-message': { min: 1, integer: true } },
   });
-  const r = await replay({ url: values.url, speed: Number(values.speed), perMessage: Number(values['per-message']), site: values.site, progress: true });
+  const r = await replay({ url: values.url, speed: numbers.speed, perMessage: numbers['per-message'], site: values.site, progress: true });
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }

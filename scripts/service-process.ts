@@ -1,9 +1,11 @@
 // Runs the service (the `npm start` entry point) as a child process, for the demo and the
 // benchmark: start, wait until /readyz is 200, read its metrics, stop with SIGTERM or SIGKILL.
+// The child ends with the script (scripts/children.ts), also on SIGINT/SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { adopt, stopChild } from './children.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
@@ -43,11 +45,11 @@ export class ServiceProcess {
     const log = createWriteStream(this.logFile, { flags: 'a' });
     // ESP_SERVICE_NODE_ARGS: extra node flags for the service, e.g. "--cpu-prof" when profiling.
     const extra = (process.env.ESP_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const proc = spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
+    const proc = adopt(spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
       env: { ...process.env, LOG_FORMAT: 'json', HTTP_HOST: '127.0.0.1', ...this.env, HTTP_PORT: String(this.httpPort) },
       stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    }));
     proc.stdout!.pipe(log);
     proc.stderr!.pipe(log);
     this.#proc = proc;
@@ -56,7 +58,10 @@ export class ServiceProcess {
       if (proc.exitCode !== null) throw new Error(`esp-ingest exited with ${proc.exitCode} during start-up; see ${this.logFile}`);
       const status = await fetch(`http://127.0.0.1:${this.httpPort}/readyz`).then((r) => r.status, () => 0);
       if (status === 200) return;
-      if (Date.now() > end) throw new Error(`esp-ingest not ready after ${timeoutMs} ms; see ${this.logFile}`);
+      if (Date.now() > end) {
+        await stopChild(proc);
+        throw new Error(`esp-ingest not ready after ${timeoutMs} ms; see ${this.logFile}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -66,12 +71,9 @@ export class ServiceProcess {
     return scrapeMetric(this.httpPort, name);
   }
 
-  /** Sends `signal` and resolves with the exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  /** Sends `signal` (SIGKILL after `killAfterMs` if still running) and resolves with the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', killAfterMs?: number): Promise<number | null> {
     const p = this.#proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-    p.kill(signal);
-    return exited;
+    return p ? stopChild(p, signal, killAfterMs) : null;
   }
 }
