@@ -17,6 +17,7 @@ import { EventLoopWatchdog } from './lifecycle/liveness.ts';
 import { ReadinessState } from './lifecycle/readiness.ts';
 import { SummaryLog } from './lifecycle/summary.ts';
 import { redactUrl, type Logger } from './log/logger.ts';
+import { ErrorLogThrottle } from './log/throttle.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Committer, backoffMs, type MessageWork } from './sink/committer.ts';
 import { migrate } from './sink/migrate.ts';
@@ -123,6 +124,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log.warn({ err }, 'idle database connection failed; it was removed from the pool');
   });
   let connected = false;
+  const unavailable = new ErrorLogThrottle(undefined, clock);
   for (let attempt = 1; ; attempt++) {
     try {
       if (!connected) {
@@ -143,7 +145,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
       }
       onDbCheck(false, `database: ${(err as Error).message}`);
       const delay = backoffMs(attempt, config.retryMaxDelayMs);
-      log.warn({ event: 'database_unavailable', err, attempt, delayMs: delay }, 'database not reachable at start-up; retrying');
+      const verdict = unavailable.error();
+      if (verdict.log === 'first') log.warn({ event: 'database_unavailable', err, attempt, delayMs: delay }, 'database not reachable at start-up; retrying');
+      else if (verdict.log === 'repeat') log.warn({ event: 'database_unavailable', error: (err as Error).message, attempt, delayMs: delay, errorsSinceLastLine: verdict.errorsSinceLastLine }, 'database still not reachable at start-up; retrying');
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -202,7 +206,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         brokerLog.warn({ event: 'publish_refused', reason, topic: refusedTopic, clientId }, 'embedded broker refused a PUBLISH and closed the publisher\'s connection (it keeps the message unacknowledged)');
       },
     });
-    const host = config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host;
+    const host = config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host === '::' ? '[::1]' : config.broker.host.includes(':') ? `[${config.broker.host}]` : config.broker.host;
     mqttConfig = { ...config.mqtt, url: `mqtt://${host}:${embedded.port}`, protocolVersion: 4 };
     log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
   }

@@ -17,8 +17,11 @@ try {
   throw err;
 }
 const log = createLogger(config.log.level, config.log.format);
+// With BROKER=embedded, MQTT_URL is not used: show where the embedded broker will listen (port 0:
+// chosen at start, see `embedded_broker_listening`).
+const mqttShown = config.broker.mode === 'embedded' ? `mqtt://${config.broker.host.includes(':') ? `[${config.broker.host}]` : config.broker.host}:${config.broker.port}` : redactUrl(config.mqtt.url);
 log.info(
-  { event: 'starting', pid: process.pid, node: process.version, database: redactUrl(config.databaseUrl), mqtt: redactUrl(config.mqtt.url), topic: config.mqtt.topicTemplate, clientId: config.mqtt.clientId },
+  { event: 'starting', pid: process.pid, node: process.version, database: redactUrl(config.databaseUrl), broker: config.broker.mode, mqtt: mqttShown, topic: config.mqtt.topicTemplate, clientId: config.mqtt.clientId },
   'starting esp-ingest',
 );
 log.info({ event: 'config_loaded', config: redactConfig(config) }, 'configuration loaded');

@@ -4,8 +4,25 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { parseTopicTemplate } from '../ingress/topic.ts';
 import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../sink/storage/settings.ts';
+import { urlProblems, type UrlRules } from './url-check.ts';
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/**
+ * An integer setting: plain decimal digits within [min, max] (no sign, exponent, fraction or hex:
+ * `1e3` and `0x2000` are refused rather than guessed at).
+ */
+const int = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const t = text.trim();
+    const n = Number(t);
+    if (/^\d+$/.test(t) && n >= min && n <= max) return n;
+    ctx.addIssue({ code: 'custom', message: `must be an integer between ${min} and ${max} (decimal digits), not "${text.slice(0, 40)}"` });
+    return z.NEVER;
+  });
+/** A URL setting checked by config/url-check.ts; the message never repeats the URL. */
+const url = (rules: UrlRules, what: string) =>
+  z.string({ error: (i) => (i.input === undefined ? `required: ${what}` : `must be text: ${what}`) }).superRefine((text, ctx) => {
+    for (const message of urlProblems(text, rules)) ctx.addIssue({ code: 'custom', message });
+  });
 /** A duration such as `7 days` (sink/storage/settings.ts) within [minS, maxS], in seconds. */
 const duration = (fallback: string, minS: number, maxS: number) =>
   z.string().default(fallback).transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
@@ -25,18 +42,18 @@ function durationS(text: string, minS: number, maxS: number, ctx: z.RefinementCt
  * list the same table.
  */
 const EnvSchema = z.object({
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  DATABASE_URL: url({ schemes: ['postgres', 'postgresql'], hostParam: 'host' }, 'the PostgreSQL/TimescaleDB URL, postgres://user:password@host:5432/database'),
   BROKER: z.enum(['external', 'embedded']).default('external'),
   BROKER_PORT: int(0, 65_535).default(1883),
   BROKER_HOST: z.string().default('127.0.0.1'),
-  MQTT_URL: z.string().regex(/^(mqtts?|tcp|ssl|wss?):\/\//, 'must be an mqtt:// (or mqtts://, ws://) URL').default('mqtt://127.0.0.1:1883'),
+  MQTT_URL: url({ schemes: ['mqtt', 'mqtts', 'tcp', 'ssl', 'ws', 'wss'] }, 'the broker URL, mqtt://host:1883').default('mqtt://127.0.0.1:1883'),
   MQTT_TOPIC: z.string().default('esp/{site}/{well_id}/telemetry'),
-  MQTT_CLIENT_ID: z.string().min(1).max(64).regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
+  MQTT_CLIENT_ID: z.string().max(64, 'at most 64 characters').regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
   MQTT_PROTOCOL_VERSION: z.enum(['5', '4']).default('5'),
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
   MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
-  MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/).default(''),
+  MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)').default(''),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
   HTTP_PORT: int(0, 65_535).default(9464),
@@ -48,7 +65,7 @@ const EnvSchema = z.object({
   FLUSH_CONCURRENCY: int(1, 8).default(2),
   MESSAGE_MAX_BYTES: int(64, 16 * 1024 * 1024).default(256 * 1024),
   UNKNOWN_FIELDS: z.enum(['keep', 'reject', 'drop']).default('keep'),
-  TS_MIN: z.iso.datetime({ offset: true }).default('2000-01-01T00:00:00Z'),
+  TS_MIN: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time with Z or an offset, e.g. 2000-01-01T00:00:00Z' }).default('2000-01-01T00:00:00Z'),
   TS_MAX_FUTURE_S: int(0, 366 * 86_400).default(300),
   TS_EPOCH_UNIT: z.enum(['s', 'ms', 'us']).default('ms'),
   MISSING_TS: z.enum(['reject', 'stamp']).default('reject'),
@@ -63,7 +80,15 @@ const EnvSchema = z.object({
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   LOG_SUMMARY_INTERVAL_S: int(0, 86_400).default(60),
   LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: int(50, 600_000).default(10_000),
-  READY_BUFFER_HIGH_WATER_RATIO: z.coerce.number().gt(0).max(1).default(0.9),
+  READY_BUFFER_HIGH_WATER_RATIO: z
+    .string()
+    .default('0.9')
+    .transform((text, ctx) => {
+      const n = Number(text.trim());
+      if (/^(\d+\.?\d*|\.\d+)$/.test(text.trim()) && n > 0 && n <= 1) return n;
+      ctx.addIssue({ code: 'custom', message: `must be a decimal number above 0 and at most 1 (e.g. 0.9), not "${text.slice(0, 40)}"` });
+      return z.NEVER;
+    }),
   STORAGE_CHUNK_INTERVAL: duration('1 day', 3_600, 366 * 86_400),
   STORAGE_COMPRESS_AFTER: durationOrOff('7 days', 3_600, 100 * 366 * 86_400),
   STORAGE_RETENTION: durationOrOff('off', 86_400, 100 * 366 * 86_400),

@@ -6,7 +6,9 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Config } from '../config/config.ts';
 import { EspError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { ErrorLogThrottle } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
 import type { TopicTemplate } from './topic.ts';
@@ -28,7 +30,8 @@ export interface InboundMessage {
 export type MessageSink = (msg: InboundMessage) => void | Promise<void>;
 
 export interface IngressDeps {
-  readonly connect: (url: string, options: IClientOptions) => MqttClient;
+  /** Given options only, never a URL string (see broker-url.ts). */
+  readonly connect: (options: IClientOptions) => MqttClient;
   readonly config: Config['mqtt'];
   readonly topic: TopicTemplate;
   readonly log: Logger;
@@ -71,7 +74,9 @@ export class MqttIngress {
   start(onMessage: MessageSink): void {
     if (this.#client) return;
     const { config: c, log, metrics } = this.#deps;
+    // MQTT_USERNAME / MQTT_PASSWORD take precedence over credentials in MQTT_URL.
     const options: IClientOptions = {
+      ...brokerAddress(c.url),
       clientId: c.clientId,
       clean: false,
       protocolVersion: c.protocolVersion,
@@ -86,7 +91,7 @@ export class MqttIngress {
         : {}),
     };
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
-    const client = this.#deps.connect(c.url, options);
+    const client = this.#deps.connect(options);
     this.#client = client;
     const gate = new PubackGate(client);
     this.#gate = gate;
@@ -130,9 +135,14 @@ export class MqttIngress {
         this.#takenOver(client, `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason`);
       }
     });
+    // While the broker is unreachable MQTT.js retries (and fails) every reconnectPeriod: the first
+    // error with its stack, then a line a minute, then the recovery.
+    const outage = new ErrorLogThrottle(undefined, this.#deps.clock);
     client.on('connect', (connack) => {
       accepted = true;
       this.#connects++;
+      const recovery = outage.ok();
+      if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
       const first = this.#connects === 1;
       log.info({ event: 'mqtt_connected', sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
       if (!connack.sessionPresent && !first) {
@@ -146,7 +156,14 @@ export class MqttIngress {
     client.on('close', () => this.#setSubscribed(false));
     client.on('error', (err) => {
       explained = true;
-      log.warn({ err }, 'mqtt client error');
+      const verdict = outage.error();
+      if (verdict.log === 'first') log.warn({ err }, 'mqtt client error');
+      else if (verdict.log === 'repeat') {
+        log.warn(
+          { error: err.message, code: (err as { code?: unknown }).code, errorsSinceLastLine: verdict.errorsSinceLastLine, outageS: Math.round(verdict.outageMs / 1000) },
+          `mqtt client error (still failing: ${verdict.errorsSinceLastLine} errors since the last line)`,
+        );
+      }
     });
     client.on('disconnect', (packet) => {
       explained = true;

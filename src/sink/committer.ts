@@ -10,6 +10,7 @@ import { mergeByKey } from '../batch/merge.ts';
 import type { BatchItem } from '../batch/batcher.ts';
 import { AbortedError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { ErrorLogThrottle } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
 import type { RejectRow, TelemetryWriter } from './writer.ts';
@@ -39,9 +40,12 @@ export interface CommitterDeps {
 
 export class Committer {
   readonly #d: CommitterDeps;
+  /** Retry warnings of one database outage: the first in full, then one a minute, then the recovery. */
+  readonly #outage: ErrorLogThrottle;
 
   constructor(deps: CommitterDeps) {
     this.#d = deps;
+    this.#outage = new ErrorLogThrottle(undefined, deps.clock);
   }
 
   /**
@@ -140,6 +144,8 @@ export class Committer {
         const newest = rows.reduce((m, x) => Math.max(m, x.tsUs), -Infinity);
         if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#d.clock() - newest / 1000) / 1000));
         this.#d.onDbState(true);
+        const recovery = this.#outage.ok();
+        if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `batch writes succeed again after ${recovery.errors} failed attempts`);
         return 'ok';
       } catch (err) {
         // Shutdown's deadline gave up the write: not a database failure, and nothing to retry.
@@ -152,7 +158,14 @@ export class Committer {
         metrics.flushRetries.inc({ code: errorLabel(err) });
         const delay = cls === 'operator' ? this.#d.retryMaxDelayMs : backoffMs(attempt, this.#d.retryMaxDelayMs);
         this.#d.onDbState(false, (err as Error).message);
-        log.warn({ err, attempt, delayMs: delay, class: cls, rows: rows.length }, 'batch write failed; retrying');
+        const verdict = this.#outage.error();
+        if (verdict.log === 'first') log.warn({ err, attempt, delayMs: delay, class: cls, rows: rows.length }, 'batch write failed; retrying');
+        else if (verdict.log === 'repeat') {
+          log.warn(
+            { error: (err as Error).message, code: errorLabel(err), attempt, delayMs: delay, class: cls, rows: rows.length, errorsSinceLastLine: verdict.errorsSinceLastLine, outageS: Math.round(verdict.outageMs / 1000) },
+            `batch write still failing (${verdict.errorsSinceLastLine} failed attempts since the last line); retrying`,
+          );
+        }
         await sleep(delay, signal);
       }
     }

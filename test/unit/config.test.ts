@@ -139,6 +139,32 @@ describe('loadConfig: problems', () => {
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
   });
 
+  it.each([
+    ['HTTP_PORT', '0x2000'],
+    ['BATCH_MAX_ROWS', '1e3'],
+    ['BATCH_MAX_ROWS', '+5'],
+    ['BATCH_MAX_ROWS', ' '.repeat(2)],
+    ['DB_POOL_MAX', '5.0'],
+    ['MQTT_SESSION_EXPIRY_S', '4294967296'],
+  ])('integers are plain decimal digits in range: %s=%j is refused, saying the range', (name, value) => {
+    const problems = problemsOf({ DATABASE_URL: DB, [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name}: must be an integer between \\d+ and \\d+`));
+  });
+
+  it('says what a missing DATABASE_URL is, and how an integer or a group name must look', () => {
+    const problems = problemsOf({ HTTP_PORT: 'abc', MQTT_SHARED_GROUP: 'a/b' });
+    expect(problems).toEqual([
+      'DATABASE_URL: required: the PostgreSQL/TimescaleDB URL, postgres://user:password@host:5432/database',
+      'MQTT_SHARED_GROUP: letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)',
+      'HTTP_PORT: must be an integer between 0 and 65535 (decimal digits), not "abc"',
+    ]);
+  });
+
+  it('accepts integers with surrounding spaces and leading zeros', () => {
+    expect(loadConfig({ DATABASE_URL: DB, HTTP_PORT: ' 08080 ' }).http.port).toBe(8080);
+  });
+
   it('never echoes a secret it refused', () => {
     const problems = problemsOf({ DATABASE_URL: 'mysql://admin:hunter2@db/esp' });
     expect(problems.join('\n')).not.toContain('hunter2');
@@ -173,5 +199,69 @@ describe('loadConfig: result', () => {
     const before = { ...process.env };
     loadConfig({ DATABASE_URL: DB });
     expect(process.env).toEqual(before);
+  });
+});
+
+describe('loadConfig: URL settings (WHATWG URL parser)', () => {
+  const PASSWORD = 'Mq#1secret';
+  it.each([
+    ['MQTT_URL', `mqtt://u:${PASSWORD}@127.0.0.1:18830`, /percent-encode special characters in the user name or password: # → %23/],
+    ['MQTT_URL', 'mqtt://u#Mq1secret:x@127.0.0.1:18830', /"@" follows the host: percent-encode .*# → %23/],
+    ['MQTT_URL', 'mqtt://u:Mq/1secret@127.0.0.1:18830', /percent-encode .*\/ → %2F/],
+    ['MQTT_URL', 'mqtt://u:Mq?1secret@127.0.0.1:18830', /percent-encode .*\? → %3F/],
+    ['MQTT_URL', 'mqtt://u:Mq%zzsecret@127.0.0.1:18830', /literal % as %25/],
+    ['MQTT_URL', 'mqtt://127.0.0.1:99999', /port 99999 is out of range: use 1-65535/],
+    ['MQTT_URL', 'mqtt://127.0.0.1:0', /port 0 cannot be connected to/],
+    ['MQTT_URL', 'mqtt://127.0.0.1:18a', /port must be decimal digits/],
+    ['MQTT_URL', 'mqtt://:1883', /has no host/],
+    ['MQTT_URL', 'mqtt:///path', /has no host/],
+    ['MQTT_URL', 'mqtt://bro ker:1883', /host contains characters/],
+    ['MQTT_URL', 'mqtt://127.0.0.1:1883#frag', /"#" fragment/],
+    ['MQTT_URL', 'http://broker', /scheme "http" is not allowed: use mqtt:\/\/, .* or wss:\/\//],
+    ['MQTT_URL', 'broker:1883', /must be a URL starting with mqtt:\/\//],
+    ['DATABASE_URL', 'postgres://u:pw@[bad/db', /IPv6 address has no closing "\]"/],
+    ['DATABASE_URL', 'postgres://u:pw@[zz]:5432/db', /not a valid IPv6 address/],
+    ['DATABASE_URL', 'postgres://u:p#w@db:5432/esp', /# → %23/],
+    ['DATABASE_URL', 'postgres://u:pw@db:65536/esp', /port 65536 is out of range/],
+    ['DATABASE_URL', 'postgres://u:pw@/esp', /has no host \(give one, or \?host= for a Unix socket\)/],
+    ['DATABASE_URL', 'mysql://u:pw@db/esp', /scheme "mysql" is not allowed: use postgres:\/\/ or postgresql:\/\//],
+  ])('%s=%s is refused with an actionable message', (name, value, message) => {
+    const problems = problemsOf({ DATABASE_URL: DB, [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name}: `));
+    expect(problems[0]).toMatch(message);
+  });
+
+  it('never echoes the URL or its password, whatever is wrong with it', () => {
+    const urls = [`mqtt://u:${PASSWORD}@127.0.0.1:18830`, `mqtt://u:${PASSWORD}@127.0.0.1:99999`, `mqtt://u:${PASSWORD}@[::1:18830`, `mqtt://u:${PASSWORD}@bro ker`, `mqtt://u:${PASSWORD}`];
+    for (const url of urls) {
+      let message = '';
+      try {
+        loadConfig({ DATABASE_URL: url.replace('mqtt:', 'postgres:') + '/esp', MQTT_URL: url });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/^invalid configuration/);
+      expect(message).not.toContain('Mq');
+      expect(message).not.toContain('secret');
+      expect(message).not.toContain('127.0.0.1');
+    }
+  });
+
+  it('reports every URL problem at once, with the other settings', () => {
+    const problems = problemsOf({ DATABASE_URL: 'postgres://u:pw@[bad/db', MQTT_URL: 'mqtt://127.0.0.1:99999', HTTP_PORT: '0x2000' });
+    expect(problems.map((p) => p.split(':')[0])).toEqual(['DATABASE_URL', 'MQTT_URL', 'HTTP_PORT']);
+  });
+
+  it.each([
+    ['DATABASE_URL', 'postgresql://u:p%23w@db.example:5432/esp?sslmode=require'],
+    ['DATABASE_URL', 'postgres://u:pw@/esp?host=/var/run/postgresql'],
+    ['DATABASE_URL', 'postgres://u:p@ss@[::1]:5432/esp'],
+    ['MQTT_URL', 'mqtt://u:Mq%231@127.0.0.1:18830'],
+    ['MQTT_URL', 'mqtts://broker.example'],
+    ['MQTT_URL', 'wss://broker.example:443/mqtt'],
+    ['MQTT_URL', 'tcp://[::1]:1883'],
+  ])('accepts %s=%s', (name, value) => {
+    expect(() => loadConfig({ DATABASE_URL: DB, [name]: value })).not.toThrow();
   });
 });
