@@ -2,11 +2,12 @@
 // session, PUBACK on receipt, no decoding, no database). Prints "ready" once subscribed, then
 // "done <ms>" when it has received the expected number of readings (JSON array lengths summed).
 import mqtt from 'mqtt';
+import { brokerAddress } from '../src/ingress/broker-url.ts';
 
 const [url, filter, expectedArg, perMessageArg] = process.argv.slice(2);
 const expected = Number(expectedArg);
 const perMessage = Number(perMessageArg);
-const client = await mqtt.connectAsync(url!, {
+const client = await mqtt.connectAsync({ ...brokerAddress(url!),
   clientId: `esp-bench-ceiling-${process.pid}`,
   clean: false,
   protocolVersion: 5,

@@ -26,6 +26,7 @@ import { parseCliOrExit } from './cli.ts';
 import { Progress } from './progress.ts';
 import { ServiceProcess, freePort } from './service-process.ts';
 import { loadWells } from './wells.ts';
+import { brokerAddress } from '../src/ingress/broker-url.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'bench',
@@ -99,7 +100,7 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
 
 /** Publishes every message QoS 1 with up to 1000 awaiting PUBACK; `progress` counts the PUBACKs. */
 async function publishAll(msgs: { topic: string; payload: string }[], progress?: Progress): Promise<void> {
-  const client = await mqtt.connectAsync(mqttUrl, { clientId: `esp-bench-pub-${process.pid}`, clean: true, protocolVersion: 5 });
+  const client = await mqtt.connectAsync({ ...brokerAddress(mqttUrl), clientId: `esp-bench-pub-${process.pid}`, clean: true, protocolVersion: 5 });
   let inFlight = 0;
   let acked = 0;
   let wake: (() => void) | undefined;

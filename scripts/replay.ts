@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parseCliOrExit } from './cli.ts';
 import { Progress } from './progress.ts';
 import { loadWells, type WellSeries } from './wells.ts';
+import { brokerAddress } from '../src/ingress/broker-url.ts';
 
 export interface ReplayOptions {
   readonly url: string;
@@ -44,7 +45,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 1)) throw new RangeError(`replay: window must be an integer ≥ 1, got ${o.window}`);
   const wells = o.wells ?? loadWells();
   const template = o.topicTemplate ?? 'esp/{site}/{well_id}/telemetry';
-  const client = await mqtt.connectAsync(o.url, { clientId: o.clientId ?? `esp-replay-${process.pid}`, clean: true, protocolVersion: 4, reconnectPeriod: 500 });
+  const client = await mqtt.connectAsync({ ...brokerAddress(o.url), clientId: o.clientId ?? `esp-replay-${process.pid}`, clean: true, protocolVersion: 4, reconnectPeriod: 500 });
   const started = performance.now();
   const window = o.window ?? 500;
   let inFlight = 0;
