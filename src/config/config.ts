@@ -197,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean['FLUSH_CONCURRENCY']);
   const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean['DB_POOL_MAX']);
   if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
-    problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch, one for health checks`);
+    problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch plus one spare (the reachability check uses a connection of its own, outside the pool)`);
   }
   const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean['STORAGE_COMPRESS_AFTER']);
   const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean['STORAGE_RETENTION']);
