@@ -72,53 +72,49 @@ export class Committer {
   }
 
   async #writeWithRetry(works: readonly MessageWork[], rejectsOnly = false): Promise<'ok' | { err: unknown }> {
-    const merged = mergeByKey(works.flatMap((w) => w.readings));
-    const rejects = works.flatMap((w) => w.rejects);
     const tally = { splits: 0, lifted: 0 };
-    const outcome = await this.#writeInParts(merged.rows, rejects, rejectsOnly, tally);
+    const outcome = await this.#writeInParts(works, rejectsOnly, tally);
     // One line per batch, however many parts it took.
     if (tally.splits > 0 || tally.lifted > 0) {
-      this.#d.log.info({ rows: merged.rows.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
-    }
-    if (outcome === 'ok') {
-      const { metrics } = this.#d;
-      metrics.duplicates.inc(merged.duplicates);
-      metrics.conflicts.inc(merged.conflicts);
-      for (const rj of rejects) metrics.readingsRejected.inc({ reason: rj.reason });
+      this.#d.log.info({ messages: works.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
     }
     return outcome;
   }
 
   /**
-   * Writes `rows` and `rejects`; when the server's decompression bound refuses the transaction
-   * (53400), writes the rows in two parts (splitByKey), each its own transaction, recursively.
-   * Rejections go with the last part, so they are stored once, after every reading, and never
-   * by a part that a later refusal makes the caller redo. A part that committed and is written
-   * again (a later part refused its data, and the caller isolates messages) only finds its keys
-   * stored: the staged path deduplicates. One reading that still exceeds the bound is written with
-   * the bound lifted for that one transaction (LIFT_DECOMPRESSION_LIMIT): it decompresses at most
-   * the compressed batches holding its own key, so the cost stays bounded.
+   * Writes the messages' readings and rejections in one transaction; when the server's
+   * decompression bound refuses it (53400), writes the messages in two parts (splitMessages),
+   * each its own transaction, recursively. Parts are whole messages, never a message's readings
+   * apart: a message is either committed or not, so one the server later refuses (and the
+   * caller moves to rejected_messages) never also has readings in esp_telemetry. A part that
+   * committed and is written again (a later part refused its data, and the caller isolates
+   * messages) only finds its keys stored: the staged path deduplicates. One message that still
+   * exceeds the bound is written with the bound lifted for that one transaction
+   * (LIFT_DECOMPRESSION_LIMIT); MESSAGE_MAX_READINGS bounds what it decompresses.
    */
-  async #writeInParts(
-    rows: readonly Reading[],
-    rejects: readonly RejectRow[],
-    rejectsOnly: boolean,
-    tally: { splits: number; lifted: number },
-  ): Promise<'ok' | { err: unknown }> {
-    const outcome = await this.#attempt(rows, rejects, rejectsOnly, false);
-    if (outcome !== 'split') return outcome;
+  async #writeInParts(works: readonly MessageWork[], rejectsOnly: boolean, tally: { splits: number; lifted: number }): Promise<'ok' | { err: unknown }> {
     const { metrics } = this.#d;
-    if (rows.length <= 1) {
+    const merged = mergeByKey(works.flatMap((w) => w.readings));
+    const rejects = works.flatMap((w) => w.rejects);
+    let outcome = await this.#attempt(merged.rows, rejects, rejectsOnly, false);
+    if (outcome === 'split') {
+      if (works.length > 1) {
+        metrics.decompressionLimit.inc({ action: 'split' });
+        tally.splits++;
+        const [first, second] = splitMessages(works);
+        const a = await this.#writeInParts(first, rejectsOnly, tally);
+        return a === 'ok' ? this.#writeInParts(second, rejectsOnly, tally) : a;
+      }
       metrics.decompressionLimit.inc({ action: 'lifted' });
       tally.lifted++;
-      return this.#attempt(rows, rejects, rejectsOnly, true);
+      outcome = await this.#attempt(merged.rows, rejects, rejectsOnly, true);
     }
-    metrics.decompressionLimit.inc({ action: 'split' });
-    tally.splits++;
-    const [first, second] = splitByKey(rows);
-    const a = await this.#writeInParts(first, [], rejectsOnly, tally);
-    if (a !== 'ok') return a;
-    return this.#writeInParts(second, rejects, rejectsOnly, tally);
+    if (outcome === 'ok') {
+      metrics.duplicates.inc(merged.duplicates);
+      metrics.conflicts.inc(merged.conflicts);
+      for (const rj of rejects) metrics.readingsRejected.inc({ reason: rj.reason });
+    }
+    return outcome;
   }
 
   /**
@@ -173,14 +169,21 @@ export class Committer {
 }
 
 /**
- * Halves readings for separate transactions: sorted by (well_id, ts) and cut in the middle, so
- * each half covers one contiguous key range (fewer wells, a shorter time span: fewer compressed
- * batches to decompress) and the halves together touch at most one batch more than the whole.
- * @param rows at least 2 readings.
- * @returns two non-empty parts holding every reading once.
+ * Halves a batch's messages for separate transactions: sorted by (well id, first device time)
+ * and cut in the middle, so each half covers fewer wells and a shorter time span (fewer
+ * compressed batches to decompress). Messages stay whole.
+ * @param works at least 2 messages.
+ * @returns two non-empty parts holding every message once.
  */
-export function splitByKey(rows: readonly Reading[]): [Reading[], Reading[]] {
-  const sorted = [...rows].sort((a, b) => (a.wellId < b.wellId ? -1 : a.wellId > b.wellId ? 1 : a.tsUs - b.tsUs));
+export function splitMessages(works: readonly MessageWork[]): [MessageWork[], MessageWork[]] {
+  const firstTs = (w: MessageWork) => w.readings.reduce((m, r) => Math.min(m, r.tsUs), Infinity);
+  const well = (w: MessageWork) => w.wellId ?? '';
+  const key = (w: MessageWork): [string, number] => [well(w), firstTs(w)];
+  const sorted = [...works].sort((a, b) => {
+    const [wa, ta] = key(a);
+    const [wb, tb] = key(b);
+    return wa < wb ? -1 : wa > wb ? 1 : ta < tb ? -1 : ta > tb ? 1 : 0;
+  });
   const mid = Math.ceil(sorted.length / 2);
   return [sorted.slice(0, mid), sorted.slice(mid)];
 }

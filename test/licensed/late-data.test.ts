@@ -79,9 +79,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     return { c, metrics };
   }
 
-  const batch = (readings: Reading[]): BatchItem<MessageWork>[] => [
-    { rows: readings.length, receivedAtMs: 0, ack: () => undefined, data: { readings, rejects: [], topic: 'wells/x/telemetry', payload: Buffer.from('[]'), wellId: readings[0]?.wellId ?? null } },
-  ];
+  /** One message per reading, as a 1 Hz device publishes them (the committer splits by message). */
+  const batch = (readings: Reading[]): BatchItem<MessageWork>[] =>
+    readings.map((r) => ({ rows: 1, receivedAtMs: 0, ack: () => undefined, data: { readings: [r], rejects: [], topic: `wells/${r.wellId}/telemetry`, payload: Buffer.from('{}'), wellId: r.wellId } }));
 
   async function counter(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
     const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
@@ -219,7 +219,7 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
       await setLimit(100_000);
     });
 
-    it('a batch whose fill would decompress past the limit is split by (well_id, ts) into transactions that store every row once', async () => {
+    it('a batch whose fill would decompress past the limit is split by message, ordered by (well_id, ts), into transactions that store every row once', async () => {
       const day = DAY0_US + DAY_US;
       const wells = ['ESP-006', 'ESP-007', 'ESP-008'];
       for (const w of wells) await write(hourly(w, day));

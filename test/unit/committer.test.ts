@@ -10,7 +10,7 @@ import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { AbortedError } from '../../src/errors.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import { Committer, splitByKey, type MessageWork } from '../../src/sink/committer.ts';
+import { Committer, splitMessages, type MessageWork } from '../../src/sink/committer.ts';
 import type { RejectRow, WriteOptions, WriteResult } from '../../src/sink/writer.ts';
 
 const pgError = (code: string, message = `pg error ${code}`) => Object.assign(new Error(message), { code });
@@ -116,51 +116,55 @@ describe('Committer: transient errors are retried, never moved to rejected_messa
   });
 });
 
-describe('Committer: 53400 (decompression limit) splits the batch', () => {
+describe('Committer: 53400 (decompression limit) splits the batch into whole messages', () => {
   /** The limit as the double sees it: a transaction of more than `limit` readings is refused. */
   const limitOf = (limit: number) => (rows: readonly Reading[], _call: number, options: WriteOptions) =>
     rows.length > limit && !options.liftDecompressionLimit ? pgError('53400', 'tuple decompression limit exceeded by operation') : undefined;
+  /** A gateway's backfill: `n` messages of `per` readings each, consecutive in time. */
+  const messages = (n: number, per: number, well = 'ESP-006') => {
+    const readings = day(n * per, well);
+    return Array.from({ length: n }, (_, i) => message(readings.slice(i * per, (i + 1) * per)));
+  };
 
-  it('writes a large backfill in parts of at most the limit, every reading once, rejections once with the last part', async () => {
+  it('writes a large backfill in parts of at most the limit, every reading once, each rejection once with its message', async () => {
     const store = new KeyedStore(limitOf(1000));
     const { c, metrics } = committer(store);
-    const readings = [...day(3000, 'ESP-006'), ...day(600, 'ESP-007')];
-    await c.commit([message(readings.slice(0, 1800), [decoderReject]), message(readings.slice(1800))]);
+    const batch = [...messages(30, 100, 'ESP-006'), ...messages(6, 100, 'ESP-007')];
+    batch[3] = message(batch[3]!.data.readings, [decoderReject]);
+    await c.commit(batch);
     expect(store.stored.size).toBe(3600);
     const committed = store.calls.filter((x) => x.error === null);
     expect(committed.every((x) => x.rows.length <= 1000)).toBe(true);
     expect(committed.reduce((n, x) => n + x.rows.length, 0)).toBe(3600);
-    // Rejections travel with the last part only, and are stored once.
-    expect(committed.map((x) => x.rejects)).toEqual([...committed.slice(1).map(() => 0), 1]);
+    expect(committed.reduce((n, x) => n + x.rejects, 0)).toBe(1);
     expect(store.rejects).toHaveLength(1);
     expect(store.calls.some((x) => x.lifted)).toBe(false);
     expect(await counter(metrics, 'esp_ingest_decompression_limit_total', { action: 'split' })).toBe(store.calls.filter((x) => x.error === '53400').length);
     expect(await counter(metrics, 'esp_ingest_flush_retries_total', { code: '53400' })).toBe(0);
     expect(await counter(metrics, 'esp_ingest_readings_committed_total', {})).toBe(3600);
+    expect(await counter(metrics, 'esp_ingest_readings_rejected_total', { reason: 'out_of_range' })).toBe(1);
   });
 
-  it('parts follow (well_id, ts): a part never mixes wells once the halves can separate them', async () => {
+  it('parts follow (well_id, device time): a part never mixes wells once the halves can separate them', async () => {
     const store = new KeyedStore(limitOf(500));
     const { c } = committer(store);
-    await c.commit([message([...day(400, 'ESP-002'), ...day(400, 'ESP-001')])]);
+    await c.commit([...messages(4, 100, 'ESP-002'), ...messages(4, 100, 'ESP-001')]);
     const committed = store.calls.filter((x) => x.error === null);
     expect(committed.map((x) => new Set(x.rows.map((r) => r.wellId)).size)).toEqual([1, 1]);
     expect(committed.map((x) => x.rows[0]?.wellId)).toEqual(['ESP-001', 'ESP-002']);
   });
 
-  it('one reading that still exceeds the limit is written with the limit lifted for its transaction', async () => {
-    // A limit below one reading's cost: every transaction is refused unless the limit is lifted.
-    const store = new KeyedStore(limitOf(0));
+  it('one message that still exceeds the limit is written whole with the limit lifted for its transaction', async () => {
+    // A limit below one message's size: every transaction is refused unless the limit is lifted.
+    const store = new KeyedStore(limitOf(2));
     const { c, metrics } = committer(store);
-    await c.commit([message(day(4))]);
-    expect(store.stored.size).toBe(4);
+    await c.commit([message(day(4, 'ESP-001')), message(day(4, 'ESP-002'))]);
+    expect(store.stored.size).toBe(8);
     expect(store.calls.filter((x) => x.error === null).map((x) => [x.rows.length, x.lifted])).toEqual([
-      [1, true],
-      [1, true],
-      [1, true],
-      [1, true],
+      [4, true],
+      [4, true],
     ]);
-    expect(await counter(metrics, 'esp_ingest_decompression_limit_total', { action: 'lifted' })).toBe(4);
+    expect(await counter(metrics, 'esp_ingest_decompression_limit_total', { action: 'lifted' })).toBe(2);
   });
 
   it('a poison message inside a split batch goes to rejected_messages once; the rest is stored once', async () => {
@@ -168,10 +172,22 @@ describe('Committer: 53400 (decompression limit) splits the batch', () => {
     const store = new KeyedStore((rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(poison) ? pgError('22003', 'value out of range') : undefined));
     const { c } = committer(store);
     const readings = day(8);
-    await c.commit([message(readings.slice(0, 4)), message([poison], [decoderReject]), message(readings.slice(4))]);
+    await c.commit([message(readings.slice(0, 2)), message(readings.slice(2, 4)), message([poison], [decoderReject]), message(readings.slice(4, 6)), message(readings.slice(6))]);
     expect(store.stored.size).toBe(8);
     expect([...store.stored.values()]).not.toContain(poison);
     expect(store.rejects.map((r) => r.reason).sort()).toEqual(['db_rejected', 'out_of_range']);
+  });
+
+  it('a message the server refuses is never also partly stored: none of its readings reach esp_telemetry', async () => {
+    // One message of 4 readings, one of them refused (22003), in a batch over the limit: it is
+    // written whole (lifted), refused whole, and moved to rejected_messages whole.
+    const bad = day(4, 'ESP-009');
+    const store = new KeyedStore((rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(bad[3]!) ? pgError('22003', 'value out of range') : undefined));
+    const { c } = committer(store);
+    await c.commit([message(day(3, 'ESP-001')), message(bad)]);
+    expect([...store.stored.keys()].filter((k) => k.startsWith('ESP-009'))).toEqual([]);
+    expect(store.stored.size).toBe(3);
+    expect(store.rejects.filter((r) => r.reason === 'db_rejected')).toHaveLength(4);
   });
 
   it('resolves only after every part committed: a part that never commits leaves the batch unresolved (not acknowledged)', async () => {
@@ -203,16 +219,17 @@ describe('Committer: 53400 (decompression limit) splits the batch', () => {
   });
 });
 
-describe('splitByKey', () => {
-  it('sorts by (well_id, ts) and halves; every reading once, both halves non-empty', () => {
-    const rows = [reading('B', 3), reading('A', 2), reading('B', 1), reading('A', 9), reading('C', 0)];
-    const [a, b] = splitByKey(rows);
-    expect(a.map((r) => `${r.wellId}${r.tsUs}`)).toEqual(['A2', 'A9', 'B1']);
-    expect(b.map((r) => `${r.wellId}${r.tsUs}`)).toEqual(['B3', 'C0']);
+describe('splitMessages', () => {
+  it('sorts by (well id, first device time) and halves; every message once, whole, both halves non-empty', () => {
+    const works = [message([reading('B', 3)]), message([reading('A', 2), reading('A', 1)]), message([reading('B', 1)]), message([reading('A', 9)]), message([reading('C', 0)])].map((m) => m.data);
+    const [a, b] = splitMessages(works);
+    expect(a.map((w) => w.readings.map((r) => `${r.wellId}${r.tsUs}`).join('+'))).toEqual(['A2+A1', 'A9', 'B1']);
+    expect(b.map((w) => w.readings.map((r) => `${r.wellId}${r.tsUs}`).join('+'))).toEqual(['B3', 'C0']);
   });
 
-  it.each([2, 3, 1000, 1001])('%i readings: halves of ceil/floor size', (n) => {
-    const [a, b] = splitByKey(day(n));
+  it.each([2, 3, 1000, 1001])('%i messages: halves of ceil/floor size', (n) => {
+    const works = day(n).map((r) => message([r]).data);
+    const [a, b] = splitMessages(works);
     expect([a.length, b.length]).toEqual([Math.ceil(n / 2), Math.floor(n / 2)]);
     expect(new Set([...a, ...b]).size).toBe(n);
   });
