@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.ts';
 import { ErrorLogThrottle } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
-import type { RejectRow, TelemetryWriter } from './writer.ts';
+import { RetryableWriteError, type RejectRow, type TelemetryWriter } from './writer.ts';
 
 /** What one message carries to the sink. */
 export interface MessageWork {
@@ -147,7 +147,7 @@ export class Committer {
         // Shutdown's deadline gave up the write: not a database failure, and nothing to retry.
         // The batch stays unacknowledged; the broker redelivers it to the next session.
         if (signal.aborted) throw new AbortedError('batch commit');
-        const cls: ErrorClass = err instanceof RangeError ? 'reject_rows' : classifyDbError(err);
+        const cls: ErrorClass = err instanceof RangeError ? 'reject_rows' : err instanceof RetryableWriteError ? 'retry' : classifyDbError(err);
         if (cls === 'reject_rows' && !rejectsOnly) return { err };
         if (cls === 'split' && !liftDecompressionLimit) return 'split';
         attempt++;

@@ -29,13 +29,6 @@ export function classifyDbError(err: unknown): ErrorClass {
     // a configured limit fails the same statement every time: retrying it would loop forever.
     if (code === '53400') return 'split';
     if (cls === '08' || cls === '53' || cls === '58') return 'retry';
-    // The only unique key is (well_id, ts), which the writer deduplicates (fast path → staged
-    // path, ON CONFLICT DO NOTHING). A 23505 that escapes is a concurrent writer inserting the
-    // same key on a compressed chunk (timescaledb #5448): never the data's fault.
-    if (code === '23505') return 'retry';
-    // TimescaleDB raises 42704 "chunk not found" when a chunk is recompressed or dropped under a
-    // statement (timescaledb #5471, #3400); any other 42704 is a schema problem.
-    if (code === '42704' && /^chunk not found/.test(messageOf(err))) return 'retry';
     if (code === '40001' || code === '40P01') return 'retry';
     if (code === '57P01' || code === '57P02' || code === '57P03' || code === '57014') return 'retry';
     if (code === '55P03' || code === '55006') return 'retry';
@@ -52,6 +45,22 @@ export function classifyDbError(err: unknown): ErrorClass {
 export function errorLabel(err: unknown): string {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
   return /^[0-9A-Z]{5}$/.test(code) && !NODE_NETWORK_CODES.has(code) ? code : 'network';
+}
+
+/**
+ * A failure of the telemetry writer's transaction that is transient whatever `classifyDbError`
+ * says of its SQLSTATE, so the writer marks it retryable (RetryableWriteError):
+ * - 23505 on the (well_id, ts) key out of the staged path, which already skips stored keys and
+ *   has `ON CONFLICT (well_id, ts) DO NOTHING`: a concurrent writer inserted the same key on a
+ *   compressed chunk (timescaledb #5448). A 23505 on any other unique index stays the data's.
+ * - 42704 "chunk not found": a chunk recompressed or dropped under the statement (timescaledb
+ *   #5471, #3400); any other 42704 is a schema problem.
+ */
+export function isTransientWriteConflict(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  const constraint = typeof err === 'object' && err !== null && 'constraint' in err ? String((err as { constraint: unknown }).constraint) : '';
+  if (code === '23505') return constraint.endsWith('esp_telemetry_well_ts_key') || /esp_telemetry_well_ts_key"/.test(messageOf(err));
+  return code === '42704' && /^chunk not found/.test(messageOf(err));
 }
 
 function messageOf(err: unknown): string {

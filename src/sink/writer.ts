@@ -13,6 +13,7 @@ import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import { AbortedError } from '../errors.ts';
 import { copyTimestampUs } from './copy-encode.ts';
+import { isTransientWriteConflict } from './sqlstate.ts';
 import { LIFT_DECOMPRESSION_LIMIT, keyBounds, readingLines, rejectLines, writerSql, type RejectRow, type WriterSql } from './writer-sql.ts';
 
 export type { RejectRow } from './writer-sql.ts';
@@ -143,7 +144,20 @@ export async function commitBatch(
     return (rows.length > 0 && (await fastPath(session, sql, channelCount, rows, rejects, options))) || (await stagedPath(session, sql, channelCount, rows, rejects, options));
   } catch (err) {
     await session.query('ROLLBACK').catch(() => undefined);
-    throw err;
+    throw isTransientWriteConflict(err) ? new RetryableWriteError(err) : err;
+  }
+}
+
+/**
+ * A write failure to retry whatever its SQLSTATE's class (see isTransientWriteConflict); `code`
+ * keeps the server's SQLSTATE for metrics and logs, `cause` the server's error.
+ */
+export class RetryableWriteError extends Error {
+  readonly code: string;
+  constructor(cause: unknown) {
+    super((cause as Error).message, { cause });
+    this.name = 'RetryableWriteError';
+    this.code = String((cause as { code?: unknown }).code ?? '');
   }
 }
 

@@ -11,7 +11,7 @@ import type { Reading } from '../../src/decode/decode.ts';
 import { AbortedError } from '../../src/errors.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 import { Committer, splitMessages, type MessageWork } from '../../src/sink/committer.ts';
-import type { RejectRow, WriteOptions, WriteResult } from '../../src/sink/writer.ts';
+import { RetryableWriteError, type RejectRow, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
 
 const pgError = (code: string, message = `pg error ${code}`) => Object.assign(new Error(message), { code });
 
@@ -90,8 +90,8 @@ const day = (n: number, well = 'ESP-006') => Array.from({ length: n }, (_, i) =>
 
 describe('Committer: transient errors are retried, never moved to rejected_messages', () => {
   it.each([
-    ['23505 from a concurrent writer on the staged path (timescaledb #5448)', pgError('23505', 'duplicate key value violates unique constraint "1_1_esp_telemetry_well_ts_key"')],
-    ['42704 "chunk not found" during recompression (timescaledb #5471, #3400)', pgError('42704', 'chunk not found')],
+    ['23505 from a concurrent writer on the staged path (timescaledb #5448), as the writer throws it', new RetryableWriteError(pgError('23505', 'duplicate key value violates unique constraint "1_1_esp_telemetry_well_ts_key"'))],
+    ['42704 "chunk not found" during recompression (timescaledb #5471, #3400), as the writer throws it', new RetryableWriteError(pgError('42704', 'chunk not found'))],
     ['40P01 deadlock at a chunk boundary (BC-18)', pgError('40P01', 'deadlock detected')],
     ['55P03 lock_timeout while the compression job holds the chunk (BC-18)', pgError('55P03', 'canceling statement due to lock timeout')],
     ['57014 statement_timeout', pgError('57014', 'canceling statement due to statement timeout')],

@@ -1,7 +1,7 @@
 // Unit tests for classifying database errors by SQLSTATE (PostgreSQL Appendix A; TimescaleDB's
 // own uses of 53400 and 42704).
 import { describe, expect, it } from 'vitest';
-import { classifyDbError, errorLabel } from '../../src/sink/sqlstate.ts';
+import { classifyDbError, errorLabel, isTransientWriteConflict } from '../../src/sink/sqlstate.ts';
 
 const pgError = (code: string) => Object.assign(new Error(`pg error ${code}`), { code });
 
@@ -29,7 +29,7 @@ describe('classifyDbError', () => {
     ['22021', 'character_not_in_repertoire', 'reject_rows'],
     ['22P05', 'untranslatable_character', 'reject_rows'],
     ['22007', 'invalid_datetime_format', 'reject_rows'],
-    ['23505', 'unique_violation (a concurrent writer of the same key; timescaledb #5448)', 'retry'],
+    ['23505', 'unique_violation (the writer turns a concurrent writer of our key into a retry: isTransientWriteConflict)', 'reject_rows'],
     ['23502', 'not_null_violation', 'reject_rows'],
     ['23514', 'check_violation', 'reject_rows'],
     ['23503', 'foreign_key_violation', 'reject_rows'],
@@ -47,9 +47,21 @@ describe('classifyDbError', () => {
     expect(classifyDbError(pgError(code))).toBe(cls);
   });
 
-  it('42704 "chunk not found" (TimescaleDB, a chunk recompressed or dropped under the statement: #5471, #3400) → retry', () => {
-    expect(classifyDbError(Object.assign(new Error('chunk not found'), { code: '42704', detail: 'id: 2' }))).toBe('retry');
-    expect(classifyDbError(Object.assign(new Error('type "x" does not exist'), { code: '42704' }))).toBe('operator');
+  it('42704 is a schema problem here, "chunk not found" included (the writer marks that one retryable)', () => {
+    expect(classifyDbError(Object.assign(new Error('chunk not found'), { code: '42704', detail: 'id: 2' }))).toBe('operator');
+  });
+});
+
+describe('isTransientWriteConflict (the writer\'s own retryable failures)', () => {
+  it.each([
+    ['23505 on the (well_id, ts) key of a chunk (timescaledb #5448)', { code: '23505', constraint: '1_1_esp_telemetry_well_ts_key' }, true],
+    ['23505 on the hypertable key, named only in the message', { code: '23505', message: 'duplicate key value violates unique constraint "esp_telemetry_well_ts_key"' }, true],
+    ['23505 on another unique index (the data is at fault)', { code: '23505', constraint: 'esp_telemetry_seq_key' }, false],
+    ['42704 "chunk not found" (timescaledb #5471, #3400)', { code: '42704', message: 'chunk not found' }, true],
+    ['42704 for anything else', { code: '42704', message: 'type "x" does not exist' }, false],
+    ['40P01', { code: '40P01', message: 'deadlock detected' }, false],
+  ] as [string, { code: string; constraint?: string; message?: string }, boolean][])('%s → %s', (_what, fields, expected) => {
+    expect(isTransientWriteConflict(Object.assign(new Error(fields.message ?? 'x'), fields))).toBe(expected);
   });
 
   it.each([['ECONNREFUSED'], ['ECONNRESET'], ['ETIMEDOUT'], ['EPIPE'], ['EHOSTUNREACH'], ['ENOTFOUND'], ['EAI_AGAIN']])(
