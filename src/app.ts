@@ -78,16 +78,13 @@ export async function startApp(deps: AppDeps): Promise<App> {
     clock: () => performance.now(),
     mqttNotActive: () => (!ingress ? 'mqtt: not started' : ingress.ready ? undefined : (ingress.notReadyReason ?? 'mqtt: not ready')),
   });
-  const onDbCheck = (ok: boolean, detail?: string) => {
-    readiness.databaseCheck(ok, detail);
-    metrics.dbUp.set(ok ? 1 : 0);
-  };
-  const onSinkState = (ok: boolean, reason?: string) => {
-    readiness.commit(ok, reason);
-    metrics.dbUp.set(ok ? 1 : 0);
-  };
+  const onDbCheck = (ok: boolean, detail?: string) => readiness.databaseCheck(ok, detail);
+  const onSinkState = (ok: boolean, reason?: string) => readiness.commit(ok, reason);
 
   metrics.probes.ready = () => (readiness.reasons().length === 0 ? 1 : 0);
+  // One notion of "database down", the debounced one /readyz uses: a passing reachability check
+  // does not hide writes that keep failing (EspIngestDatabaseDown reads this).
+  metrics.probes.databaseUp = () => (readiness.reasons().some((r) => r.code === 'database_unreachable' || r.code === 'database_writes_failing') ? 0 : 1);
 
   // 1. Sidecar first, so probes answer during start-up.
   const watchdog = new EventLoopWatchdog(config.probes.livezMaxEventLoopBlockMs);

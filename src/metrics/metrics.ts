@@ -26,7 +26,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const clock = options.clock ?? Date.now;
   const wellsMax = options.wellsMax ?? 1000;
   /** Read at scrape time; the composition root points them at the live components. */
-  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0, ready: () => 0 };
+  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0, ready: () => 0, databaseUp: () => 0 };
   /** Well id → receive time (ms) of its newest committed reading; never shrinks (a silent well must stay visible). */
   const wellLastReceivedMs = new Map<string, number>();
   const untrackedWellReadings = new Counter({ name: `${p}untracked_well_readings_total`, help: 'Committed readings of wells beyond METRICS_WELLS_MAX, which have no freshness series', registers: [registry] });
@@ -80,7 +80,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry], collect() { this.set(probes.unacknowledgedMessages()); } }),
     oldestUnackedSeconds: new Gauge({ name: `${p}oldest_unacknowledged_age_seconds`, help: 'Age of the oldest message received and not yet committed', registers: [registry], collect() { this.set(probes.oldestUnacknowledgedAgeSeconds()); } }),
     commitLagSeconds: new Histogram({ name: `${p}device_to_commit_lag_seconds`, help: 'Device time of the newest reading in a batch to its commit', buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400], registers: [registry] }),
-    dbUp: new Gauge({ name: `${p}database_up`, help: '1 when the last database operation succeeded', registers: [registry] }),
+    dbUp: new Gauge({ name: `${p}database_up`, help: '1 unless /readyz reports the database unreachable or its writes failing (computed at scrape)', registers: [registry], collect() { this.set(probes.databaseUp()); } }),
     mqttUp: new Gauge({ name: `${p}mqtt_up`, help: '1 while connected to the broker with the subscription active', registers: [registry] }),
     mqttReconnects: new Counter({ name: `${p}mqtt_reconnects_total`, help: 'Reconnect attempts to the broker', registers: [registry] }),
     sessionResets: new Counter({ name: `${p}mqtt_session_resets_total`, help: 'CONNACKs with sessionPresent=0 after the first connect: the broker forgot our session', registers: [registry] }),

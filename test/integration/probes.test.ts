@@ -80,11 +80,14 @@ describe('probes of the running service (child process)', () => {
     expect(dbDown.status).toBe(503);
     expect((await probe(svc.httpPort, '/startupz')).status).toBe(200);
     expect((await probe(svc.httpPort, '/livez')).status).toBe(200);
+    // The metric the database-down alert reads follows the same debounced rule.
+    expect(await metric(svc.httpPort, 'esp_ingest_database_up')).toBe(0);
     // The change is logged once, as it happens, with its codes.
     await waitFor('not_ready logged', () => svc.output().split('\n').some((l) => l.includes('"event":"not_ready"') && l.includes('"reasons":["database_unreachable"]')), 5_000);
     await db.start();
     const dbStarted = performance.now();
     await reasonsBecome(svc.httpPort, '/readyz', [], 20_000);
+    expect(await metric(svc.httpPort, 'esp_ingest_database_up')).toBe(1);
     const dbBackAfterS = (performance.now() - dbStarted) / 1000;
 
     // Broker outage: not ready naming the subscription; started and alive all along.
