@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { REJECT_REASONS } from '../src/decode/decode.ts';
 import { parseCli, usageError } from './cli.ts';
 import { Progress } from './progress.ts';
-import { brokerAddress } from '../src/ingress/broker-url.ts';
+import { brokerAddress, embeddedBrokerUrl } from '../src/ingress/broker-url.ts';
 
 export interface RejectFilter {
   /** A reason code (docs/payload.md); undefined = every reason. */
@@ -150,7 +150,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`dry run: ${r.messages} message(s) with reason ${filter.reason} would be published again`);
       return 0;
     }
-    const url = config.broker.mode === 'embedded' ? `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}` : config.mqtt.url;
+    const url = config.broker.mode === 'embedded' ? embeddedBrokerUrl(config.broker.host, config.broker.port) : config.mqtt.url;
     const client = await mqtt.connectAsync({ ...brokerAddress(url),
       clientId: `esp-ingest-rejects-${process.pid}`,
       clean: true,

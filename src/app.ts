@@ -24,6 +24,7 @@ import { migrate } from './sink/migrate.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
 import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './sink/storage/report.ts';
 import { TelemetryWriter } from './sink/writer.ts';
+import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 
 export interface AppDeps {
   readonly config: Config;
@@ -203,8 +204,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         brokerLog.warn({ event: 'publish_refused', reason, topic: refusedTopic, clientId }, 'embedded broker refused a PUBLISH and closed the publisher\'s connection (it keeps the message unacknowledged)');
       },
     });
-    const host = config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host === '::' ? '[::1]' : config.broker.host.includes(':') ? `[${config.broker.host}]` : config.broker.host;
-    mqttConfig = { ...config.mqtt, url: `mqtt://${host}:${embedded.port}`, protocolVersion: 4 };
+    mqttConfig = { ...config.mqtt, url: embeddedBrokerUrl(config.broker.host, embedded.port), protocolVersion: 4 };
     log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
   }
   const decodeOpts = { catalog, ...config.decode };

@@ -5,6 +5,7 @@ import { startApp, type App } from './app.ts';
 import { loadConfig } from './config/config.ts';
 import { ConfigError, EspError } from './errors.ts';
 import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
+import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 
 let config;
 try {
@@ -19,7 +20,7 @@ try {
 const log = createLogger(config.log.level, config.log.format);
 // With BROKER=embedded, MQTT_URL is not used: show where the embedded broker will listen (port 0:
 // chosen at start, see `embedded_broker_listening`).
-const mqttShown = config.broker.mode === 'embedded' ? `mqtt://${config.broker.host.includes(':') ? `[${config.broker.host}]` : config.broker.host}:${config.broker.port}` : redactUrl(config.mqtt.url);
+const mqttShown = config.broker.mode === 'embedded' ? embeddedBrokerUrl(config.broker.host, config.broker.port) : redactUrl(config.mqtt.url);
 log.info(
   { event: 'starting', pid: process.pid, node: process.version, database: redactUrl(config.databaseUrl), broker: config.broker.mode, mqtt: mqttShown, topic: config.mqtt.topicTemplate, clientId: config.mqtt.clientId },
   'starting esp-ingest',

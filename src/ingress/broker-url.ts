@@ -25,3 +25,12 @@ export function brokerAddress(url: string): BrokerAddress {
     ...(u.password !== '' ? { password: decodeURIComponent(u.password) } : {}),
   };
 }
+
+/**
+ * URL to reach the embedded broker listening on `host:port` from this machine: a wildcard
+ * address (`0.0.0.0`, `::`) becomes the loopback address, an IPv6 address gets brackets.
+ */
+export function embeddedBrokerUrl(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `mqtt://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}

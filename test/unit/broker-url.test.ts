@@ -1,6 +1,6 @@
 // Unit tests for brokerAddress (ingress/broker-url.ts): MQTT_URL into MQTT.js connect options.
 import { describe, expect, it } from 'vitest';
-import { brokerAddress } from '../../src/ingress/broker-url.ts';
+import { brokerAddress, embeddedBrokerUrl } from '../../src/ingress/broker-url.ts';
 
 describe('brokerAddress', () => {
   it.each([
@@ -13,5 +13,19 @@ describe('brokerAddress', () => {
     ['mqtt://us%40er:a:b@h', { protocol: 'mqtt', hostname: 'h', username: 'us@er', password: 'a:b' }],
   ])('%s', (url, expected) => {
     expect(brokerAddress(url)).toEqual(expected);
+  });
+});
+
+describe('embeddedBrokerUrl', () => {
+  it.each([
+    ['127.0.0.1', 'mqtt://127.0.0.1:1883'],
+    ['0.0.0.0', 'mqtt://127.0.0.1:1883'],
+    ['::', 'mqtt://[::1]:1883'],
+    ['::1', 'mqtt://[::1]:1883'],
+    ['fe80::2', 'mqtt://[fe80::2]:1883'],
+    ['broker.local', 'mqtt://broker.local:1883'],
+  ])('%s → %s', (host, url) => {
+    expect(embeddedBrokerUrl(host, 1883)).toBe(url);
+    expect(() => brokerAddress(url)).not.toThrow();
   });
 });
