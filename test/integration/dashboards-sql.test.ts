@@ -75,7 +75,7 @@ describe('wells dashboard SQL on a migrated database', () => {
   it('every raw-table query reads only columns esp_telemetry has', async () => {
     const table = new Set(await columnsOf('esp_telemetry'));
     const raw = sqlQueries(wells)
-      .map((q) => ({ ...q, ids: sqlIdentifiers(interpolateSql(q.sql, { rollup: ROLLUPS[0].view, well_id: ['W-1'] })) }))
+      .map((q) => ({ ...q, ids: sqlIdentifiers(interpolateSql(q.sql, { rollup: ROLLUPS[0]!.view, well_id: ['W-1'] })) }))
       .filter((q) => q.ids.relations.includes('esp_telemetry'));
     expect(raw.length).toBeGreaterThan(0);
     for (const { where, ids } of raw) for (const c of ids.columns) expect(table, `${where}: column ${c}`).toContain(c);

@@ -3,7 +3,7 @@
 // channels added to the catalog later get a new generation (README "Storage").
 import { ROLLUPS, type RollupName } from './settings.ts';
 import { formatInterval } from './settings.ts';
-import { ROLLUP_AGGREGATES, rollupColumnNames } from '../rollup-columns.ts';
+import { ROLLUP_AGGREGATES, rollupColumnNames, type RollupAggregate } from '../rollup-columns.ts';
 
 /** The view dashboards query: `esp_telemetry_1m`, `esp_telemetry_1h`. */
 export function rollupViewName(rollup: RollupName): string {
@@ -28,6 +28,15 @@ export function channelsOfColumns(columns: readonly string[]): string[] {
   return columns.filter((c) => c.endsWith('_avg')).map((c) => c.slice(0, -'_avg'.length));
 }
 
+/** Each aggregate of the naming contract as SQL over a channel column (`last`: by device time). */
+const AGGREGATE_SQL: Record<RollupAggregate, (column: string) => string> = {
+  min: (c) => `min(${c})`,
+  max: (c) => `max(${c})`,
+  avg: (c) => `avg(${c})`,
+  last: (c) => `last(${c}, ts)`,
+  count: (c) => `count(${c})`,
+};
+
 /**
  * CREATE MATERIALIZED VIEW for one generation, real-time (`materialized_only = false`),
  * `WITH NO DATA` so start-up never waits on materializing history (the refresh policy does it;
@@ -37,7 +46,7 @@ export function channelsOfColumns(columns: readonly string[]): string[] {
  */
 export function createGenerationSql(rollup: RollupName, n: number, channels: readonly string[]): string {
   const bucket = `time_bucket(INTERVAL '${formatInterval(ROLLUPS[rollup].bucketS)}', ts)`;
-  const aggs = channels.flatMap((c) => [`min(${c}) AS ${c}_min`, `max(${c}) AS ${c}_max`, `avg(${c}) AS ${c}_avg`, `last(${c}, ts) AS ${c}_last`, `count(${c}) AS ${c}_count`]);
+  const aggs = channels.flatMap((c) => ROLLUP_AGGREGATES.map((a) => `${AGGREGATE_SQL[a](c)} AS ${c}_${a}`));
   const select = ['well_id', `${bucket} AS bucket`, ...(n === 1 ? ['count(*) AS readings'] : []), ...aggs];
   const having = n === 1 ? '' : `\nHAVING ${channels.map((c) => `count(${c}) > 0`).join(' OR ')}`;
   return `CREATE MATERIALIZED VIEW ${generationName(rollup, n)}
