@@ -17,7 +17,7 @@ import { EventLoopWatchdog } from './lifecycle/liveness.ts';
 import { ReadinessState } from './lifecycle/readiness.ts';
 import { SummaryLog } from './lifecycle/summary.ts';
 import { redactUrl, type Logger } from './log/logger.ts';
-import { ErrorLogThrottle } from './log/throttle.ts';
+import { ErrorLogThrottle, warnThrottled } from './log/throttle.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Committer, backoffMs, type MessageWork } from './sink/committer.ts';
 import { migrate } from './sink/migrate.ts';
@@ -143,9 +143,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
       }
       onDbCheck(false, `database: ${(err as Error).message}`);
       const delay = backoffMs(attempt, config.retryMaxDelayMs);
-      const verdict = unavailable.error();
-      if (verdict.log === 'first') log.warn({ event: 'database_unavailable', err, attempt, delayMs: delay }, 'database not reachable at start-up; retrying');
-      else if (verdict.log === 'repeat') log.warn({ event: 'database_unavailable', error: (err as Error).message, attempt, delayMs: delay, errorsSinceLastLine: verdict.errorsSinceLastLine }, 'database still not reachable at start-up; retrying');
+      warnThrottled(log, unavailable, err, { event: 'database_unavailable', attempt, delayMs: delay }, 'database not reachable at start-up; retrying', () => 'database still not reachable at start-up; retrying');
       await new Promise((r) => setTimeout(r, delay));
     }
   }

@@ -6,7 +6,7 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Config } from '../config/config.ts';
 import { EspError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
-import { ErrorLogThrottle } from '../log/throttle.ts';
+import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
@@ -156,14 +156,7 @@ export class MqttIngress {
     client.on('close', () => this.#setSubscribed(false));
     client.on('error', (err) => {
       explained = true;
-      const verdict = outage.error();
-      if (verdict.log === 'first') log.warn({ err }, 'mqtt client error');
-      else if (verdict.log === 'repeat') {
-        log.warn(
-          { error: err.message, code: (err as { code?: unknown }).code, errorsSinceLastLine: verdict.errorsSinceLastLine, outageS: Math.round(verdict.outageMs / 1000) },
-          `mqtt client error (still failing: ${verdict.errorsSinceLastLine} errors since the last line)`,
-        );
-      }
+      warnThrottled(log, outage, err, {}, 'mqtt client error', (n) => `mqtt client error (still failing: ${n} errors since the last line)`);
     });
     client.on('disconnect', (packet) => {
       explained = true;

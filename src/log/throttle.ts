@@ -72,3 +72,26 @@ export class ErrorLogThrottle {
     return recovery;
   }
 }
+
+/**
+ * Logs one error of an outage as `throttle` decides: the first at warn with the error under
+ * `err` (stack included), a due repeat at warn with its message, code and counts instead, the
+ * rest not at all.
+ * @param fields context for both lines (attempt, delay, rows…).
+ * @param repeat message of a repeat line, given the errors since the last line.
+ */
+export function warnThrottled(
+  log: { warn(obj: object, msg: string): void },
+  throttle: ErrorLogThrottle,
+  err: unknown,
+  fields: Record<string, unknown>,
+  first: string,
+  repeat: (errorsSinceLastLine: number) => string,
+): void {
+  const verdict = throttle.error();
+  if (verdict.log === 'first') log.warn({ ...fields, err }, first);
+  else if (verdict.log === 'repeat') {
+    const e = err as { message?: unknown; code?: unknown };
+    log.warn({ ...fields, error: String(e?.message ?? err), code: e?.code, errorsSinceLastLine: verdict.errorsSinceLastLine, outageS: Math.round(verdict.outageMs / 1000) }, repeat(verdict.errorsSinceLastLine));
+  }
+}

@@ -10,7 +10,7 @@ import { mergeByKey } from '../batch/merge.ts';
 import type { BatchItem } from '../batch/batcher.ts';
 import { AbortedError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
-import { ErrorLogThrottle } from '../log/throttle.ts';
+import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
 import { RetryableWriteError, type RejectRow, type TelemetryWriter } from './writer.ts';
@@ -154,14 +154,7 @@ export class Committer {
         metrics.flushRetries.inc({ code: errorLabel(err) });
         const delay = cls === 'operator' ? this.#d.retryMaxDelayMs : backoffMs(attempt, this.#d.retryMaxDelayMs);
         this.#d.onDbState(false, (err as Error).message);
-        const verdict = this.#outage.error();
-        if (verdict.log === 'first') log.warn({ err, attempt, delayMs: delay, class: cls, rows: rows.length }, 'batch write failed; retrying');
-        else if (verdict.log === 'repeat') {
-          log.warn(
-            { error: (err as Error).message, code: errorLabel(err), attempt, delayMs: delay, class: cls, rows: rows.length, errorsSinceLastLine: verdict.errorsSinceLastLine, outageS: Math.round(verdict.outageMs / 1000) },
-            `batch write still failing (${verdict.errorsSinceLastLine} failed attempts since the last line); retrying`,
-          );
-        }
+        warnThrottled(log, this.#outage, err, { attempt, delayMs: delay, class: cls, rows: rows.length }, 'batch write failed; retrying', (n) => `batch write still failing (${n} failed attempts since the last line); retrying`);
         await sleep(delay, signal);
       }
     }

@@ -1,7 +1,7 @@
 // Unit tests for the error log throttle (log/throttle.ts) on a fake clock: first error in full,
 // repeats at most once per interval with a count, recovery once.
 import { describe, expect, it } from 'vitest';
-import { ErrorLogThrottle, REPEAT_LOG_INTERVAL_MS } from '../../src/log/throttle.ts';
+import { ErrorLogThrottle, REPEAT_LOG_INTERVAL_MS, warnThrottled } from '../../src/log/throttle.ts';
 
 function fakeClock() {
   let now = 1_000_000;
@@ -62,5 +62,23 @@ describe('ErrorLogThrottle', () => {
     t.error();
     advance(REPEAT_LOG_INTERVAL_MS * 2);
     expect(t.error()).toEqual({ log: 'repeat', errorsSinceLastLine: 1, outageMs: REPEAT_LOG_INTERVAL_MS * 2 });
+  });
+});
+
+describe('warnThrottled', () => {
+  it('logs the first error with its stack, a due repeat with counts and no stack, nothing between', () => {
+    let now = 0;
+    const throttle = new ErrorLogThrottle(60_000, () => now);
+    const lines: { obj: Record<string, unknown>; msg: string }[] = [];
+    const log = { warn: (obj: object, msg: string) => void lines.push({ obj: obj as Record<string, unknown>, msg }) };
+    const err = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    for (let i = 0; i < 5; i++) {
+      warnThrottled(log, throttle, err, { attempt: i + 1 }, 'down', (n) => `still down (${n})`);
+      now += 20_000;
+    }
+    expect(lines.map((l) => l.msg)).toEqual(['down', 'still down (3)']);
+    expect(lines[0]!.obj).toMatchObject({ attempt: 1, err });
+    expect(lines[1]!.obj).toMatchObject({ attempt: 4, error: 'connect ECONNREFUSED', code: 'ECONNREFUSED', errorsSinceLastLine: 3, outageS: 60 });
+    expect(lines[1]!.obj).not.toHaveProperty('err');
   });
 });
