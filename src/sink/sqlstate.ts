@@ -20,7 +20,7 @@ const NODE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '
 
 /** @param err anything thrown by pg / pg-copy-streams / node:net. */
 export function classifyDbError(err: unknown): ErrorClass {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  const code = codeOf(err);
   // Before the SQLSTATE test: EPIPE (socket closed under a COPY) is five letters too.
   if (NODE_NETWORK_CODES.has(code)) return 'retry';
   if (/^[0-9A-Z]{5}$/.test(code)) {
@@ -43,8 +43,7 @@ export function classifyDbError(err: unknown): ErrorClass {
 
 /** A short, bounded label for metrics: the SQLSTATE class or `network`. */
 export function errorLabel(err: unknown): string {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-  return /^[0-9A-Z]{5}$/.test(code) && !NODE_NETWORK_CODES.has(code) ? code : 'network';
+  return sqlstateOf(err) ?? 'network';
 }
 
 /**
@@ -57,10 +56,21 @@ export function errorLabel(err: unknown): string {
  *   #5471, #3400); any other 42704 is a schema problem.
  */
 export function isTransientWriteConflict(err: unknown): boolean {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  const code = codeOf(err);
   const constraint = typeof err === 'object' && err !== null && 'constraint' in err ? String((err as { constraint: unknown }).constraint) : '';
   if (code === '23505') return constraint.endsWith('esp_telemetry_well_ts_key') || /esp_telemetry_well_ts_key"/.test(messageOf(err));
   return code === '42704' && /^chunk not found/.test(messageOf(err));
+}
+
+/** The SQLSTATE of a server error (five characters), or null for anything else. */
+export function sqlstateOf(err: unknown): string | null {
+  const code = codeOf(err);
+  return /^[0-9A-Z]{5}$/.test(code) && !NODE_NETWORK_CODES.has(code) ? code : null;
+}
+
+/** `err.code` as a string: a SQLSTATE, a Node network code, or ''. */
+function codeOf(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
 }
 
 function messageOf(err: unknown): string {

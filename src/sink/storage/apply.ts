@@ -4,7 +4,7 @@
 // database error (migrate is then retried).
 import type { Channel } from '../../decode/catalog.ts';
 import type { Logger } from '../../log/logger.ts';
-import { classifyDbError } from '../sqlstate.ts';
+import { classifyDbError, sqlstateOf } from '../sqlstate.ts';
 import { TABLE, parseGenerationName, planStorage, usesColumnstoreApi, type Observed, type ObservedGeneration, type ServerFacts } from './plan.ts';
 import { FEATURES, FEATURE_NEEDS, storageMode, summarize, type Feature, type FeatureState, type StorageReport } from './report.ts';
 import { channelsOfColumns, rollupViewName } from './rollups.ts';
@@ -71,11 +71,6 @@ async function runPlan(client: SqlClient, feature: Feature, steps: readonly { sq
     log.info({ feature }, `storage: ${step.note}`);
   }
   return target.kind === 'apply' ? { state: 'applied', detail: target.detail } : { state: 'disabled', reason: target.reason };
-}
-
-function sqlstateOf(err: unknown): string | null {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-  return /^[0-9A-Z]{5}$/.test(code) ? code : null;
 }
 
 /**
