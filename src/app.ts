@@ -14,7 +14,7 @@ import { MqttIngress, type InboundMessage } from './ingress/mqtt-ingress.ts';
 import { parseTopicTemplate } from './ingress/topic.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
 import { EventLoopWatchdog } from './lifecycle/liveness.ts';
-import { ReadinessState } from './lifecycle/readiness.ts';
+import { ReadinessState, reasonsBody } from './lifecycle/readiness.ts';
 import { SummaryLog } from './lifecycle/summary.ts';
 import { redactUrl, type Logger } from './log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from './log/throttle.ts';
@@ -238,7 +238,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     if (codes === lastCodes || (!readiness.started && lastCodes === undefined && codes !== '')) return;
     lastCodes = codes;
     if (codes === '') log.info({ event: 'ready' }, 'ready');
-    else log.warn({ event: 'not_ready', reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, r.detail])) }, `not ready: ${codes}`);
+    else log.warn({ event: 'not_ready', ...reasonsBody(reasons) }, `not ready: ${codes}`);
   }, 250);
   readyWatch.unref();
   const summary = new SummaryLog({

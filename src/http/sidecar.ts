@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { LoopBlocked } from '../lifecycle/liveness.ts';
-import type { NotReady } from '../lifecycle/readiness.ts';
+import { reasonsBody, type NotReady } from '../lifecycle/readiness.ts';
 
 export interface Readiness {
   /** Reasons the service is not ready; empty when ready. */
@@ -75,10 +75,10 @@ export class Sidecar {
       json(res, blocked ? 503 : 200, body);
     } else if (url === '/readyz') {
       const reasons = this.#deps.readiness.reasons();
-      json(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, ...codes(reasons), ...this.#deps.readiness.detail() });
+      json(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, ...reasonsBody(reasons), ...this.#deps.readiness.detail() });
     } else if (url === '/startupz') {
       const pending = this.#deps.readiness.startupPending();
-      json(res, pending.length === 0 ? 200 : 503, { started: pending.length === 0, ...codes(pending) });
+      json(res, pending.length === 0 ? 200 : 503, { started: pending.length === 0, ...reasonsBody(pending) });
     } else if (url === '/metrics') {
       const text = await this.#deps.registry.metrics();
       res.writeHead(200, { 'content-type': this.#deps.registry.contentType }).end(text);
@@ -100,10 +100,4 @@ export class Sidecar {
 function json(res: http.ServerResponse, status: number, body: unknown): void {
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' }).end(text);
-}
-
-/** `reasons` as the list of codes and `details` keyed by code. */
-function codes(reasons: readonly NotReady[]): { reasons: string[]; details?: Record<string, string> } {
-  if (reasons.length === 0) return { reasons: [] };
-  return { reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, r.detail])) };
 }

@@ -19,6 +19,12 @@ export interface NotReady {
   readonly detail: string;
 }
 
+/** `reasons` as the probes and the `not_ready` log line show them: the codes, and `details` keyed by code. */
+export function reasonsBody(reasons: readonly NotReady[]): { reasons: string[]; details?: Record<string, string> } {
+  if (reasons.length === 0) return { reasons: [] };
+  return { reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, r.detail])) };
+}
+
 /** Reachability checks that must fail in a row before `database_unreachable`. */
 export const DB_CHECK_FAILURES_TO_TRIP = 2;
 /** Batch commit attempts that must fail in a row before `database_writes_failing`… */
