@@ -4,7 +4,7 @@
 import type { ChildProcess } from 'node:child_process';
 
 /** How long a child has after SIGTERM before SIGKILL, ms: beyond the service's default 20 s SHUTDOWN_DEADLINE_MS. */
-export const KILL_AFTER_MS = 25_000;
+const KILL_AFTER_MS = 25_000;
 
 // Signals and exit are per process, so the set of children is too.
 const live = new Set<ChildProcess>();

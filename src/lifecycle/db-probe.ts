@@ -4,9 +4,9 @@
 import type pg from 'pg';
 
 /** Time between checks, ms. */
-export const DB_CHECK_INTERVAL_MS = 1_000;
+const DB_CHECK_INTERVAL_MS = 1_000;
 /** A check (connect if needed, then SELECT 1) not answered within this counts as failed, ms. */
-export const DB_CHECK_TIMEOUT_MS = 1_000;
+const DB_CHECK_TIMEOUT_MS = 1_000;
 
 export interface DbProbeDeps {
   /** A new, unconnected client (the probe connects it, and drops it after a failure). */

@@ -26,13 +26,13 @@ export function reasonsBody(reasons: readonly NotReady[]): { reasons: string[]; 
 }
 
 /** Reachability checks that must fail in a row before `database_unreachable`. */
-export const DB_CHECK_FAILURES_TO_TRIP = 2;
+const DB_CHECK_FAILURES_TO_TRIP = 2;
 /** Batch commit attempts that must fail in a row before `database_writes_failing`… */
-export const WRITE_FAILURES_TO_TRIP = 3;
+const WRITE_FAILURES_TO_TRIP = 3;
 /** …over at least this long (retries start 100 ms apart). */
 export const WRITE_FAILING_MIN_MS = 2_000;
 /** The buffer leaves `buffer_above_high_water` only once it is below this share of the mark. */
-export const BUFFER_LOW_WATER_SHARE = 0.5;
+const BUFFER_LOW_WATER_SHARE = 0.5;
 
 /**
  * A debounced failure signal: trips after `failuresToTrip` failures in a row spanning at least

@@ -35,7 +35,6 @@ export const LIFECYCLE_EVENTS = [
   'start_failed',
   'fatal',
 ] as const;
-export type LifecycleEvent = (typeof LIFECYCLE_EVENTS)[number];
 
 /**
  * @param format `auto` is pretty when stdout is a TTY, else JSON (one object per line).

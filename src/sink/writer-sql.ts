@@ -105,7 +105,7 @@ export function writerSql(catalog: readonly Channel[]): WriterSql {
 }
 
 /** Parameters `$1..$3` of the bounded statements: the wells and the inclusive time range. */
-export type KeyBounds = [wells: string[], fromTs: string, toTs: string];
+type KeyBounds = [wells: string[], fromTs: string, toTs: string];
 
 /** @returns the bounds of `rows` (non-empty), timestamps as ISO-8601 UTC with microseconds. */
 export function keyBounds(rows: readonly Pick<Reading, 'wellId' | 'tsUs'>[]): KeyBounds {

@@ -78,7 +78,7 @@ async function runPlan(client: SqlClient, feature: Feature, steps: readonly { sq
  * and its library loaded (preloaded, or `timescaledb.license` defined, as in PGlite). Without
  * the preload TimescaleDB refuses to load and may end the session, so it is not tried then.
  */
-export async function detectTimescale(client: SqlClient): Promise<ServerFacts | { reason: string; sqlstate: string | null }> {
+async function detectTimescale(client: SqlClient): Promise<ServerFacts | { reason: string; sqlstate: string | null }> {
   const probe = async () => (await rows<{ installed: string | null; available: string | null; preloaded: boolean; license: string | null }>(client,
     `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS installed,
             (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS available,

@@ -8,8 +8,8 @@ import { ROLLUPS, ROLLUP_NAMES, formatInterval, type RollupName, type StorageSet
 
 export const TABLE = 'esp_telemetry';
 /** Fixed, not settings: the writer's key is (well_id, ts) and every query is per well over time. */
-export const SEGMENT_BY = 'well_id';
-export const ORDER_BY = 'ts DESC';
+const SEGMENT_BY = 'well_id';
+const ORDER_BY = 'ts DESC';
 
 /** The TimescaleDB in front of us. */
 export interface ServerFacts {
@@ -62,7 +62,7 @@ export interface FeaturePlan {
 }
 
 /** `2.19.3` → 219; `2.23.0-dev` → 223. */
-export function versionNumber(version: string): number {
+function versionNumber(version: string): number {
   const [major, minor] = version.split(/[.-]/).map((p) => Number.parseInt(p, 10));
   return (major ?? 0) * 100 + (minor ?? 0);
 }
@@ -81,7 +81,7 @@ export function usesColumnstoreApi(server: ServerFacts): boolean {
  * transaction each: with the server's default, 30,000 rows over a year of 1-minute buckets took
  * 80 s in the licensed test build; with one day (1m) or one week (1h) per batch, 1 s.
  */
-export function refreshPolicy(rollup: RollupName, settings: StorageSettings, server: ServerFacts): RefreshPolicy {
+function refreshPolicy(rollup: RollupName, settings: StorageSettings, server: ServerFacts): RefreshPolicy {
   return {
     startOffsetS: settings.retentionS,
     endOffsetS: ROLLUPS[rollup].bucketS,
