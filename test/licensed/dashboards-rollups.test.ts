@@ -3,12 +3,13 @@
 // the service creates, at both resolutions, over the real well data, and returns rows. The
 // integration test dashboards-sql.test.ts checks the same queries on the Apache-only server,
 // where the rollups cannot exist and stand-in views take their place.
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrateWith } from '../../src/sink/migrate.ts';
 import { ROLLUPS, rollupColumnNames } from '../../src/sink/rollup-columns.ts';
-import { customValues, interpolateSql, loadDashboard, sqlQueries } from '../helpers/dashboards.ts';
+import { ROOT, customValues, interpolateSql, loadDashboard, sqlQueries } from '../helpers/dashboards.ts';
 import { openLicensedTimescale, type LicensedDb } from './helpers/pglite.ts';
 import { sqlClient } from './helpers/sql-client.ts';
 import { copyOf, wellReadings } from './helpers/well-rows.ts';
@@ -74,5 +75,13 @@ describe('wells dashboard on the real continuous aggregates', () => {
         expect(rows.filter((r) => r.avg !== null).length, `${panel!.where} (${rollup})`).toBeGreaterThan(0);
       }
     }
+  });
+
+  it('the README\'s rollup SQL (section "Storage") runs on the real rollups', async () => {
+    const readme = readFileSync(`${ROOT}README.md`, 'utf8');
+    const storage = readme.slice(readme.indexOf('\n## Storage'), readme.indexOf('\n## ', readme.indexOf('\n## Storage') + 1));
+    const statements = [...storage.matchAll(/```sql\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split(';')).map((q) => q.trim()).filter((q) => q !== '' && /^SELECT/i.test(q));
+    expect(statements.length).toBeGreaterThanOrEqual(3);
+    for (const q of statements) await expect(db.query(q), q).resolves.toHaveProperty('rows');
   });
 });
