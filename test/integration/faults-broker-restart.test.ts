@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../broker/embedded-broker.ts';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from './helpers/harness.ts';
-import { RSS_BOUND_MB, WellLoad, checkStored, peakRssMb, waitStored } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, checkStored, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
 
 /** How long the broker stays down. */
 const BROKER_OUTAGE_MS = 2_000;
@@ -23,10 +23,7 @@ describe('broker restart under load', () => {
     const databaseUrl = await freshDatabase(t);
     const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-broker-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
     t.add(() => svc.proc.kill('SIGKILL'));
-    const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
-    await load.start();
-    t.add(() => load.stop(1_000).catch(() => undefined));
-    await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+    const load = await steadyLoad(t, broker.url, svc.httpPort);
 
     await broker.stop();
     await new Promise((r) => setTimeout(r, BROKER_OUTAGE_MS));
@@ -61,10 +58,7 @@ describe('broker restart under load', () => {
     const databaseUrl = await freshDatabase(t);
     const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: url, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: 'esp-ingest-aedes-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
     t.add(() => svc.proc.kill('SIGKILL'));
-    const load = new WellLoad({ url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
-    await load.start();
-    t.add(() => load.stop(1_000).catch(() => undefined));
-    await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+    const load = await steadyLoad(t, url, svc.httpPort);
 
     await broker.close();
     await new Promise((r) => setTimeout(r, BROKER_OUTAGE_MS));

@@ -6,9 +6,9 @@
 // #1585, #684). The survivor resumes the session, so nothing the wells published is lost, and
 // nothing is stored twice.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor } from './helpers/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, startService } from './helpers/harness.ts';
 import { TAKEOVER_SILENT_CLOSES } from '../../src/ingress/takeover.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
 
 /** How long the test watches for a reconnect storm after the takeover. */
 const OBSERVE_MS = 3_000;
@@ -25,10 +25,7 @@ it('the instance whose session is taken over exits non-zero with ESP_MQTT_CLIENT
   const env = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: CLIENT_ID, BATCH_FLUSH_INTERVAL_MS: '100' };
   const first = await startService(env);
   t.add(() => first.proc.kill('SIGKILL'));
-  const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
-  await load.start();
-  t.add(() => load.stop(1_000).catch(() => undefined));
-  await waitFor('load committed', async () => (await metric(first.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+  const load = await steadyLoad(t, broker.url, first.httpPort);
 
   const second = await startService(env);
   t.add(() => second.proc.kill('SIGKILL'));

@@ -5,7 +5,7 @@
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from './helpers/harness.ts';
 import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
 
 /** How long the server stays down (the issue's 30 s, shortened to keep CI time down). */
 const OUTAGE_MS = 10_000;
@@ -27,10 +27,7 @@ it(`survives a ${OUTAGE_MS / 1000} s database restart under load and stores ever
     RETRY_MAX_DELAY_MS: '1000',
   });
   t.add(() => svc.proc.kill('SIGKILL'));
-  const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
-  await load.start();
-  t.add(() => load.stop(1_000).catch(() => undefined));
-  await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+  const load = await steadyLoad(t, broker.url, svc.httpPort);
 
   await db.stop();
   const down = performance.now();

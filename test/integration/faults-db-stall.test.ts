@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from './helpers/harness.ts';
 import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
 
 /** How long the database hangs. */
 const STALL_MS = 5_000;
@@ -31,10 +31,7 @@ async function underLoad(databaseUrl: string, clientId: string): Promise<{ svc: 
     RETRY_MAX_DELAY_MS: '500',
   });
   t.add(() => svc.proc.kill('SIGKILL'));
-  const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
-  await load.start();
-  t.add(() => load.stop(1_000).catch(() => undefined));
-  await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+  const load = await steadyLoad(t, broker.url, svc.httpPort);
   return { svc, load };
 }
 

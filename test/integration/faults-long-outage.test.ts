@@ -6,7 +6,7 @@
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from './helpers/harness.ts';
 import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
 
 /** The issue's 5 minutes; ESP_TEST_LONG_OUTAGE_S shortens it for a quick local run. */
 const OUTAGE_S = Number(process.env.ESP_TEST_LONG_OUTAGE_S ?? 300);
@@ -34,10 +34,7 @@ it(`keeps memory bounded and the connection alive through a ${OUTAGE_S} s databa
   });
   t.add(() => svc.proc.kill('SIGKILL'));
   // 4 wells at 10 Hz: 40 readings/s, 12,000 over 5 minutes: three times what the service may hold.
-  const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3', 'W-4'], ratePerWellHz: 10 });
-  await load.start();
-  t.add(() => load.stop(1_000).catch(() => undefined));
-  await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 100, 20_000);
+  const load = await steadyLoad(t, broker.url, svc.httpPort, { wells: ['W-1', 'W-2', 'W-3', 'W-4'], ratePerWellHz: 10, committedAtLeast: 100 });
 
   await db.stop();
   const down = performance.now();

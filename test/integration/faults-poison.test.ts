@@ -6,7 +6,7 @@
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from './helpers/harness.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
 
 /** The value the test's CHECK constraint forbids. */
 const POISON_A = 13.13;
@@ -23,10 +23,7 @@ it('moves a message the database refuses to rejected_messages, PUBACKs it, and s
   const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-poison', BATCH_FLUSH_INTERVAL_MS: '100' });
   t.add(() => svc.proc.kill('SIGKILL'));
   await query(databaseUrl, `ALTER TABLE esp_telemetry ADD CONSTRAINT t_chk CHECK (motor_current_a <> ${POISON_A})`);
-  const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
-  await load.start();
-  t.add(() => load.stop(1_000).catch(() => undefined));
-  await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+  const load = await steadyLoad(t, broker.url, svc.httpPort);
 
   // Good, poison, good on one well, a few times over; the load keeps flowing around them.
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'poison-publisher', clean: true });

@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from './helpers/harness.ts';
 import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
 
 /** How long the server has hung when SIGTERM arrives (scenario 3). */
 const HUNG_BEFORE_SIGTERM_MS = 6_000;
@@ -114,10 +114,7 @@ describe('SIGTERM under load', () => {
     const base = { DATABASE_URL: db.url, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-hung', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
     const svc = await startService(base);
     t.add(() => svc.proc.kill('SIGKILL'));
-    const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
-    await load.start();
-    t.add(() => load.stop(1_000).catch(() => undefined));
-    await waitFor('load committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 300, 20_000);
+    const load = await steadyLoad(t, broker.url, svc.httpPort);
     db.freeze();
     const frozen = performance.now();
     t.add(() => db.thaw());

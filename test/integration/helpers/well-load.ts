@@ -4,7 +4,7 @@
 // against esp_telemetry and the service's peak RSS.
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
-import { query, waitFor } from './harness.ts';
+import { metric, query, waitFor, type Teardown } from './harness.ts';
 
 export interface WellLoadOptions {
   readonly url: string;
@@ -136,3 +136,22 @@ export function peakRssMb(pid: number): number {
 
 /** The memory bound the issue documents for the service (RSS), in MiB. */
 export const RSS_BOUND_MB = 256;
+
+/**
+ * Starts a steady load (default: three wells at 50 Hz, as every fault scenario uses) on
+ * `brokerUrl`, stops it at teardown, and resolves once the service on `httpPort` has committed
+ * `committedAtLeast` readings (default 300), so the fault is injected mid-stream.
+ */
+export async function steadyLoad(
+  t: Teardown,
+  brokerUrl: string,
+  httpPort: number,
+  o: { wells?: readonly string[]; ratePerWellHz?: number; committedAtLeast?: number } = {},
+): Promise<WellLoad> {
+  const load = new WellLoad({ url: brokerUrl, wells: o.wells ?? ['W-1', 'W-2', 'W-3'], ratePerWellHz: o.ratePerWellHz ?? 50 });
+  await load.start();
+  t.add(() => load.stop(1_000).catch(() => undefined));
+  const atLeast = o.committedAtLeast ?? 300;
+  await waitFor('load committed', async () => (await metric(httpPort, 'esp_ingest_readings_committed_total')) >= atLeast, 20_000);
+  return load;
+}
