@@ -11,13 +11,12 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 
-# Only what runs: production node_modules, the service sources, the embedded broker (npm run
-# broker), SQL migrations (read from sql/ at start-up by src/sink/migrate.ts) and tsconfig.json
+# Only what runs: production node_modules, the service sources (with the embedded broker, npm run
+# broker, and the operator tool, npm run rejects), SQL migrations (read from sql/ at start-up by src/schema/migrate.ts) and tsconfig.json
 # (read by tsx). Files stay root-owned, read-only to the service user.
 COPY --from=deps /app/node_modules/ node_modules/
 COPY package.json package-lock.json tsconfig.json ./
 COPY sql/ sql/
-COPY broker/ broker/
 COPY src/ src/
 
 # The image's unprivileged user (uid 1000); the service writes nothing to disk.

@@ -3,7 +3,7 @@
 import mqtt from 'mqtt';
 import pg from 'pg';
 import type { Config } from './config/config.ts';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded-broker.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.ts';
 import { Admission } from './batch/admission.ts';
 import { Batcher } from './batch/batcher.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
@@ -11,7 +11,7 @@ import { toWork } from './decode/to-work.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { MqttIngress, type InboundMessage } from './ingress/mqtt-ingress.ts';
-import { parseTopicTemplate } from './ingress/topic.ts';
+import { parseTopicTemplate } from './decode/topic.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
 import { EventLoopWatchdog } from './lifecycle/liveness.ts';
 import { ReadinessState, reasonsBody } from './lifecycle/readiness.ts';
@@ -19,10 +19,12 @@ import { SummaryLog } from './lifecycle/summary.ts';
 import { redactUrl, type Logger } from './log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from './log/throttle.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
-import { Committer, backoffMs, type MessageWork } from './sink/committer.ts';
-import { migrate } from './sink/migrate.ts';
+import type { MessageWork } from './decode/work.ts';
+import { Committer, backoffMs } from './sink/committer.ts';
+import { migrate } from './schema/migrate.ts';
+import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
-import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './sink/storage/report.ts';
+import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './schema/report.ts';
 import { TelemetryWriter } from './sink/writer.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 
@@ -62,7 +64,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? Date.now;
   const metrics = deps.metrics ?? createMetrics({ wellsMax: config.metrics.wellsMax, clock });
   const catalog = deps.catalog ?? DEFAULT_CATALOG;
+  // A column name valid as a channel can still be too long as a rollup column (`<column>_count`).
   const problems = catalogProblems(catalog);
+  if (problems.length === 0) problems.push(...rollupColumnProblems(catalog));
   if (problems.length > 0) throw new EspError('ESP_CATALOG_INVALID', `channel catalog invalid:\n  - ${problems.join('\n  - ')}`);
   const topic = parseTopicTemplate(config.mqtt.topicTemplate);
   const abort = new AbortController();

@@ -2,8 +2,8 @@
 // Every problem is reported at once; nothing here touches the network.
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { parseTopicTemplate } from '../ingress/topic.ts';
-import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../sink/storage/settings.ts';
+import { parseTopicTemplate } from '../decode/topic.ts';
+import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
 import { urlProblems, type UrlRules } from './url-check.ts';
 
 /**
@@ -23,7 +23,7 @@ const url = (rules: UrlRules, what: string) =>
   z.string({ error: (i) => (i.input === undefined ? `required: ${what}` : `must be text: ${what}`) }).superRefine((text, ctx) => {
     for (const message of urlProblems(text, rules)) ctx.addIssue({ code: 'custom', message });
   });
-/** A duration such as `7 days` (sink/storage/settings.ts) within [minS, maxS], in seconds. */
+/** A duration such as `7 days` (schema/settings.ts) within [minS, maxS], in seconds. */
 const duration = (fallback: string, minS: number, maxS: number) =>
   z.string().default(fallback).transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
 /** The same, or `off` (null). */

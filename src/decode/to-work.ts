@@ -1,8 +1,7 @@
 // From a received message to the sink's unit of work: topic → well id and site, payload →
 // readings and rejections (each rejection keeps the raw bytes). Pure.
-import { idProblem, type TopicTemplate } from '../ingress/topic.ts';
-import type { MessageWork } from '../sink/committer.ts';
-import type { RejectRow } from '../sink/writer.ts';
+import { idProblem, type TopicTemplate } from './topic.ts';
+import type { MessageWork, RejectRow } from './work.ts';
 import { decodeMessage, type DecodeOptions } from './decode.ts';
 
 export interface Received {

@@ -11,7 +11,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
-import type { TopicTemplate } from './topic.ts';
+import type { TopicTemplate } from '../decode/topic.ts';
 
 /** One received PUBLISH. */
 export interface InboundMessage {

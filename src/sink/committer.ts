@@ -6,24 +6,15 @@
 // counts as committed (and is acknowledged) only when every part is.
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
-import { mergeByKey } from '../batch/merge.ts';
+import { mergeByKey } from './merge.ts';
 import type { BatchItem } from '../batch/batcher.ts';
 import { AbortedError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
-import { RetryableWriteError, type RejectRow, type TelemetryWriter } from './writer.ts';
-
-/** What one message carries to the sink. */
-export interface MessageWork {
-  readonly readings: Reading[];
-  readonly rejects: RejectRow[];
-  /** The raw message, for a rejection the database makes (poison message). */
-  readonly topic: string;
-  readonly payload: Uint8Array;
-  readonly wellId: string | null;
-}
+import type { MessageWork, RejectRow } from '../decode/work.ts';
+import { RetryableWriteError, type TelemetryWriter } from './writer.ts';
 
 export interface CommitterDeps {
   readonly writer: Pick<TelemetryWriter, 'write'>;

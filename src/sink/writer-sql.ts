@@ -2,19 +2,9 @@
 // once per channel catalog. Exported so the licensed-TimescaleDB tests (PGlite) run exactly the
 // statements and bytes the service sends.
 import type { Channel } from '../decode/catalog.ts';
-import type { Reading, RejectReason } from '../decode/decode.ts';
+import type { Reading } from '../decode/decode.ts';
+import type { RejectRow } from '../decode/work.ts';
 import { copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from './copy-encode.ts';
-
-/** A rejection ready to store: where it came from and the raw bytes. */
-export interface RejectRow {
-  readonly receivedAtMs: number;
-  readonly topic: string;
-  readonly wellId: string | null;
-  readonly reason: RejectReason;
-  readonly detail: string;
-  readonly index: number | null;
-  readonly payload: Uint8Array;
-}
 
 /**
  * TimescaleDB's bound on tuples one DML statement may decompress (default 100000; past it SQLSTATE

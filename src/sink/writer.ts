@@ -14,9 +14,9 @@ import type { Reading } from '../decode/decode.ts';
 import { AbortedError } from '../errors.ts';
 import { copyTimestampUs } from './copy-encode.ts';
 import { isTransientWriteConflict } from './sqlstate.ts';
-import { LIFT_DECOMPRESSION_LIMIT, keyBounds, readingLines, rejectLines, writerSql, type RejectRow, type WriterSql } from './writer-sql.ts';
+import { LIFT_DECOMPRESSION_LIMIT, keyBounds, readingLines, rejectLines, writerSql, type WriterSql } from './writer-sql.ts';
+import type { RejectRow } from '../decode/work.ts';
 
-export type { RejectRow } from './writer-sql.ts';
 
 const { from: copyFrom } = copyStreams;
 

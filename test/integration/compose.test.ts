@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
-import { parseTopicTemplate } from '../../src/ingress/topic.ts';
-import { parseYaml, readYaml, ROOT } from '../helpers/dashboards.ts';
-import { freePort, freshDatabase, PrivateMosquitto, readyz, Teardown, waitFor } from './helpers/harness.ts';
+import { parseTopicTemplate } from '../../src/decode/topic.ts';
+import { parseYaml, readYaml, ROOT } from '../support/dashboards.ts';
+import { freePort, freshDatabase, PrivateMosquitto, readyz, Teardown, waitFor } from '../support/harness.ts';
 
 interface Service {
   image?: string;

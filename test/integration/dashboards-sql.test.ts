@@ -1,7 +1,7 @@
 // The wells dashboard's SQL run for real: on a fresh database after the service's migrations,
 // as the read-only role Grafana uses (ops/timescaledb/grafana-reader.sh). esp_telemetry is the
 // real table; a rollup view the migrations do not create is stood in for by a plain view built
-// from the naming contract (src/sink/rollup-columns.ts), so the check holds before and after
+// from the naming contract (src/schema/rollup-columns.ts), so the check holds before and after
 // the continuous aggregates exist.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -9,10 +9,10 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrate } from '../../src/sink/migrate.ts';
-import { ROLLUPS, rollupColumnNames, rollupColumns, type RollupColumn } from '../../src/sink/rollup-columns.ts';
-import { customValues, interpolateSql, loadDashboard, ROOT, sqlIdentifiers, sqlQueries } from '../helpers/dashboards.ts';
-import { freshDatabase, query, serverUrl, Teardown } from './helpers/harness.ts';
+import { migrate } from '../../src/schema/migrate.ts';
+import { ROLLUPS, rollupColumnNames, rollupColumns, type RollupColumn } from '../../src/schema/rollup-columns.ts';
+import { customValues, interpolateSql, loadDashboard, ROOT, sqlIdentifiers, sqlQueries } from '../support/dashboards.ts';
+import { freshDatabase, query, serverUrl, Teardown } from '../support/harness.ts';
 
 const t = new Teardown();
 let url = '';

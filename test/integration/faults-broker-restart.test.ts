@@ -5,9 +5,9 @@
 // (sessionPresent=0), so the service must subscribe again and count a session reset, and every
 // reading published after that is stored. The wells' publisher reconnects and resends on its own.
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../broker/embedded-broker.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from './helpers/harness.ts';
-import { RSS_BOUND_MB, checkStored, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/embedded-broker.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { RSS_BOUND_MB, checkStored, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** How long the broker stays down. */
 const BROKER_OUTAGE_MS = 2_000;

@@ -6,9 +6,9 @@
 // #1585, #684). The survivor resumes the session, so nothing the wells published is lost, and
 // nothing is stored twice.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService } from './helpers/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
 import { TAKEOVER_SILENT_CLOSES } from '../../src/ingress/takeover.ts';
-import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** How long the test watches for a reconnect storm after the takeover. */
 const OBSERVE_MS = 3_000;

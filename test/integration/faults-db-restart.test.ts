@@ -3,9 +3,9 @@
 // must not crash the process (node-postgres #1324, #2439); /readyz says 503 naming the database
 // meanwhile; afterwards every reading the wells published is stored exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from './helpers/harness.ts';
-import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
+import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { privatePostgres } from '../support/private-postgres.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** How long the server stays down (the 30 s, shortened to keep CI time down). */
 const OUTAGE_MS = 10_000;

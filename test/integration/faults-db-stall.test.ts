@@ -5,9 +5,9 @@
 // the writer's whole-transaction deadline); the stuck connection is discarded. Either way ingest
 // resumes when the stall clears, the MQTT connection never drops, and every reading is stored once.
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from './helpers/harness.ts';
-import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
+import { privatePostgres } from '../support/private-postgres.ts';
+import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** How long the database hangs. */
 const STALL_MS = 5_000;

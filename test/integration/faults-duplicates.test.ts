@@ -5,8 +5,8 @@
 // fill channels still empty), every extra copy is counted, and no batch fails or is retried.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from './helpers/harness.ts';
-import { RSS_BOUND_MB, peakRssMb } from './helpers/well-load.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
+import { RSS_BOUND_MB, peakRssMb } from '../support/well-load.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

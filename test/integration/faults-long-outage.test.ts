@@ -4,9 +4,9 @@
 // keepalive never times out, and after recovery the backlog drains and every reading is stored
 // exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from './helpers/harness.ts';
-import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
+import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { privatePostgres } from '../support/private-postgres.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** The 5 minutes; ESP_TEST_LONG_OUTAGE_S shortens it for a quick local run. */
 const OUTAGE_S = Number(process.env.ESP_TEST_LONG_OUTAGE_S ?? 300);

@@ -5,8 +5,8 @@
 // not hold up the ones behind it; the failed batch leaves no connection in an aborted transaction.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from './helpers/harness.ts';
-import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
+import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** The value the test's CHECK constraint forbids. */
 const POISON_A = 13.13;

@@ -6,9 +6,9 @@
 // it to the next instance and it is stored once. (3) The same with a hung server (SIGSTOP): no
 // write, connect or pooled connection may hold the exit past the deadline.
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from './helpers/harness.ts';
-import { privatePostgres } from './helpers/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from './helpers/well-load.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
+import { privatePostgres } from '../support/private-postgres.ts';
+import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** How long the server has hung when SIGTERM arrives (scenario 3). */
 const HUNG_BEFORE_SIGTERM_MS = 6_000;

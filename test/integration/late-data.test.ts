@@ -10,10 +10,11 @@ import type { BatchItem } from '../../src/batch/batcher.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
-import { Committer, type MessageWork } from '../../src/sink/committer.ts';
-import { migrate } from '../../src/sink/migrate.ts';
+import type { MessageWork } from '../../src/decode/work.ts';
+import { Committer } from '../../src/sink/committer.ts';
+import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
-import { Teardown, freshDatabase, query } from './helpers/harness.ts';
+import { Teardown, freshDatabase, query } from '../support/harness.ts';
 
 const log = pino({ level: 'silent' });
 const t = new Teardown();

@@ -5,7 +5,7 @@
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { LIFECYCLE_EVENTS } from '../../src/log/logger.ts';
-import { PrivateMosquitto, Teardown, freePort, freshDatabase, metric, startService, waitFor } from './helpers/harness.ts';
+import { PrivateMosquitto, Teardown, freePort, freshDatabase, metric, startService, waitFor } from '../support/harness.ts';
 
 const DB_PASSWORD = 's3cret-db-pw';
 const MQTT_PASSWORD = 's3cret-mqtt-pw';

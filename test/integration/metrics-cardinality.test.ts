@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, query, startInProcess, waitFor } from './helpers/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { REJECT_REASONS } from '../../src/decode/decode.ts';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from './helpers/harness.ts';
+import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

@@ -9,9 +9,9 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
-import { migrate } from '../../src/sink/migrate.ts';
+import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
-import { Teardown, freshDatabase } from './helpers/harness.ts';
+import { Teardown, freshDatabase } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

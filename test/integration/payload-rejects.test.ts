@@ -9,12 +9,12 @@ import mqtt from 'mqtt';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker } from '../../broker/embedded-broker.ts';
+import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import type { App } from '../../src/app.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrate } from '../../src/sink/migrate.ts';
-import { formatTable, listRejects, replayRejects } from '../../scripts/rejects.ts';
-import { ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from './helpers/harness.ts';
+import { migrate } from '../../src/schema/migrate.ts';
+import { formatTable, listRejects, replayRejects } from '../../src/tools/rejects.ts';
+import { ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -96,8 +96,8 @@ describe('rejects command', () => {
     await query(databaseUrl, "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 't', 'invalid_json', 'x', '\\x00')");
     const run = promisify(execFile);
     const env = { ...process.env, DATABASE_URL: databaseUrl };
-    const list = await run('npx', ['tsx', 'scripts/rejects.ts', 'list'], { cwd: ROOT, env });
+    const list = await run('npx', ['tsx', 'src/tools/rejects.ts', 'list'], { cwd: ROOT, env });
     expect(list.stdout.trim().split('\n')).toEqual(['reason        count  latest', 'invalid_json      1  2024-05-01T00:00:00.000Z']);
-    await expect(run('npx', ['tsx', 'scripts/rejects.ts', 'replay'], { cwd: ROOT, env })).rejects.toMatchObject({ code: 2 });
+    await expect(run('npx', ['tsx', 'src/tools/rejects.ts', 'replay'], { cwd: ROOT, env })).rejects.toMatchObject({ code: 2 });
   }, 30_000);
 });

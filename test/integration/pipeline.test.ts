@@ -4,8 +4,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import type { App } from '../../src/app.ts';
-import { startEmbeddedBroker } from '../../broker/embedded-broker.ts';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor, lockTelemetryTable } from './helpers/harness.ts';
+import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
+import { Teardown, freshDatabase, metric, query, startInProcess, waitFor, lockTelemetryTable } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

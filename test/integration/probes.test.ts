@@ -9,8 +9,8 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sidecar } from '../../src/http/sidecar.ts';
 import { EventLoopWatchdog } from '../../src/lifecycle/liveness.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from './helpers/harness.ts';
-import { privatePostgres } from './helpers/private-postgres.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from '../support/harness.ts';
+import { privatePostgres } from '../support/private-postgres.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

@@ -7,8 +7,8 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { PrivatePrometheus } from './helpers/prometheus.ts';
-import { PrivateMosquitto, ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from './helpers/harness.ts';
+import { PrivatePrometheus } from '../support/prometheus.ts';
+import { PrivateMosquitto, ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

@@ -6,9 +6,10 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
-import { migrate } from '../../src/sink/migrate.ts';
-import { TelemetryWriter, type RejectRow } from '../../src/sink/writer.ts';
-import { PLAIN_PG_URL, Teardown, freshDatabase, query, waitFor } from './helpers/harness.ts';
+import { migrate } from '../../src/schema/migrate.ts';
+import type { RejectRow } from '../../src/decode/work.ts';
+import { TelemetryWriter } from '../../src/sink/writer.ts';
+import { PLAIN_PG_URL, Teardown, freshDatabase, query, waitFor } from '../support/harness.ts';
 
 const log = pino({ level: 'silent' });
 const t = new Teardown();

@@ -8,11 +8,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { pino } from 'pino';
-import { loadWells } from '../../scripts/wells.ts';
+import { loadWells } from '../../dev/wells.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrate } from '../../src/sink/migrate.ts';
-import { DEFAULT_STORAGE_SETTINGS } from '../../src/sink/storage/settings.ts';
-import { PLAIN_PG_URL, Teardown, freshDatabase, metric, query, readyz, serverUrl, startInProcess, waitFor } from './helpers/harness.ts';
+import { migrate } from '../../src/schema/migrate.ts';
+import { DEFAULT_STORAGE_SETTINGS } from '../../src/schema/settings.ts';
+import { PLAIN_PG_URL, Teardown, freshDatabase, metric, query, readyz, serverUrl, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

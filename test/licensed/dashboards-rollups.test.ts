@@ -7,12 +7,12 @@ import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrateWith } from '../../src/sink/migrate.ts';
-import { ROLLUPS, rollupColumnNames } from '../../src/sink/rollup-columns.ts';
-import { ROOT, customValues, interpolateSql, loadDashboard, sqlQueries } from '../helpers/dashboards.ts';
-import { openLicensedTimescale, type LicensedDb } from './helpers/pglite.ts';
-import { sqlClient } from './helpers/sql-client.ts';
-import { copyOf, wellReadings } from './helpers/well-rows.ts';
+import { migrateWith } from '../../src/schema/migrate.ts';
+import { ROLLUPS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
+import { ROOT, customValues, interpolateSql, loadDashboard, sqlQueries } from '../support/dashboards.ts';
+import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
+import { sqlClient } from '../support/sql-client.ts';
+import { copyOf, wellReadings } from '../support/well-rows.ts';
 
 const wells = loadDashboard('esp-wells.json');
 let db: LicensedDb;

@@ -11,10 +11,11 @@ import type { BatchItem } from '../../src/batch/batcher.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
-import { Committer, type MessageWork } from '../../src/sink/committer.ts';
+import { Committer } from '../../src/sink/committer.ts';
 import { commitBatch, type SqlSession, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
-import { readingLines, writerSql, type RejectRow } from '../../src/sink/writer-sql.ts';
-import { openLicensedTimescale, type LicensedDb } from './helpers/pglite.ts';
+import type { MessageWork, RejectRow } from '../../src/decode/work.ts';
+import { readingLines, writerSql } from '../../src/sink/writer-sql.ts';
+import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
 
 /** First release with timescaledb PR #7673 (#7672: ON CONFLICT DO NOTHING on compressed chunks skipped the rows after the first conflict). */
 const FIXED_RELEASE = '2.18.1';

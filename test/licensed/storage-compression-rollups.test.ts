@@ -7,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG, type Channel } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
-import { migrateWith } from '../../src/sink/migrate.ts';
-import type { SqlClient } from '../../src/sink/storage/apply.ts';
-import { openLicensedTimescale, type LicensedDb } from './helpers/pglite.ts';
-import { sqlClient } from './helpers/sql-client.ts';
-import { copyOf, wellReadings } from './helpers/well-rows.ts';
+import { migrateWith } from '../../src/schema/migrate.ts';
+import type { SqlClient } from '../../src/schema/apply.ts';
+import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
+import { sqlClient } from '../support/sql-client.ts';
+import { copyOf, wellReadings } from '../support/well-rows.ts';
 
 const log = pino({ level: 'silent' });
 const SAND: Channel = { column: 'sand_rate_g_s', unit: 'g/s', min: 0, max: 1_000, description: 'Sand production rate' };

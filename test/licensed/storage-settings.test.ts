@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrateWith } from '../../src/sink/migrate.ts';
-import type { SqlClient } from '../../src/sink/storage/apply.ts';
-import { DEFAULT_STORAGE_SETTINGS, type StorageSettings } from '../../src/sink/storage/settings.ts';
-import { openLicensedTimescale, type LicensedDb } from './helpers/pglite.ts';
-import { sqlClient } from './helpers/sql-client.ts';
+import { migrateWith } from '../../src/schema/migrate.ts';
+import type { SqlClient } from '../../src/schema/apply.ts';
+import { DEFAULT_STORAGE_SETTINGS, type StorageSettings } from '../../src/schema/settings.ts';
+import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
+import { sqlClient } from '../support/sql-client.ts';
 
 const log = pino({ level: 'silent' });
 const DAY = 86_400;

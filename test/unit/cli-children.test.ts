@@ -1,9 +1,9 @@
-// Child processes of the scripts (scripts/children.ts): stopChild escalates to SIGKILL after its
+// Child processes of the scripts (test/support/children.ts): stopChild escalates to SIGKILL after its
 // bound, and a script stopped with SIGTERM or SIGINT takes its adopted children with it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { stopChild } from '../../scripts/children.ts';
+import { stopChild } from '../support/children.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const started: ChildProcess[] = [];
@@ -63,7 +63,7 @@ describe('a script ended by a signal', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)('%s: its adopted children end too, and it exits 128+signal', async (signal) => {
     const script = [
       "import { spawn } from 'node:child_process';",
-      "import { adopt } from './scripts/children.ts';",
+      "import { adopt } from './test/support/children.ts';",
       `const child = adopt(spawn(process.execPath, ['-e', ${JSON.stringify("setInterval(() => {}, 1000); console.log('ready');")}], { stdio: ['ignore', 'pipe', 'inherit'] }));`,
       "child.stdout.once('data', () => console.log(child.pid));",
       'setInterval(() => {}, 1000);',

@@ -1,10 +1,10 @@
-// Unit tests for the scripts' command-line parsing (scripts/cli.ts): --help, unknown options as
+// Unit tests for the scripts' command-line parsing (src/tools/cli.ts): --help, unknown options as
 // one line plus usage, bounded numeric options, closed value lists; and the specs of rejects/replay.
 import { describe, expect, it } from 'vitest';
 import { REJECT_REASONS } from '../../src/decode/decode.ts';
-import { checkNumber, parseCli } from '../../scripts/cli.ts';
-import { REJECTS_CLI } from '../../scripts/rejects.ts';
-import { replay } from '../../scripts/replay.ts';
+import { checkNumber, parseCli } from '../../src/tools/cli.ts';
+import { REJECTS_CLI } from '../../src/tools/rejects.ts';
+import { replay } from '../../dev/replay.ts';
 
 const DEMO = {
   name: 'demo',

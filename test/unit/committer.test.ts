@@ -10,8 +10,9 @@ import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { AbortedError } from '../../src/errors.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import { Committer, splitMessages, type MessageWork } from '../../src/sink/committer.ts';
-import { RetryableWriteError, type RejectRow, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
+import type { MessageWork, RejectRow } from '../../src/decode/work.ts';
+import { Committer, splitMessages } from '../../src/sink/committer.ts';
+import { RetryableWriteError, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
 
 const pgError = (code: string, message = `pg error ${code}`) => Object.assign(new Error(message), { code });
 

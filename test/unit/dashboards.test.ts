@@ -5,11 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import { ROLLUPS, rollupColumnNames } from '../../src/sink/rollup-columns.ts';
+import { ROLLUPS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
 import {
   customValues, interpolateSql, loadDashboard, loadDashboards, panelsOf, promqlExpressions, promqlMetricNames,
   provisionedDataSources, sqlIdentifiers, sqlQueries,
-} from '../helpers/dashboards.ts';
+} from '../support/dashboards.ts';
 
 /** Series names the service's registry exposes; a histogram `x` exposes x_bucket, x_sum, x_count. */
 async function exportedSeries(): Promise<Set<string>> {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { toWork } from '../../src/decode/to-work.ts';
-import { parseTopicTemplate } from '../../src/ingress/topic.ts';
+import { parseTopicTemplate } from '../../src/decode/topic.ts';
 
 const topic = parseTopicTemplate('esp/{site}/{well_id}/telemetry');
 const opts = { catalog: DEFAULT_CATALOG, unknownFields: 'keep' as const, messageMaxBytes: 256 * 1024, tsMinMs: Date.parse('2000-01-01T00:00:00Z'), tsMaxFutureMs: 300_000 };

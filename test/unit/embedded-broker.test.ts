@@ -1,6 +1,6 @@
 // Unit tests for what the embedded broker refuses before acknowledging a PUBLISH (pure).
 import { describe, expect, it } from 'vitest';
-import { refusedPublishReason } from '../../broker/embedded-broker.ts';
+import { refusedPublishReason } from '../../src/broker/embedded-broker.ts';
 
 describe('refusedPublishReason (embedded broker)', () => {
   it.each([

@@ -1,6 +1,6 @@
 // Unit tests for merging readings that share a (well_id, ts) key within one batch.
 import { describe, expect, it } from 'vitest';
-import { mergeByKey } from '../../src/batch/merge.ts';
+import { mergeByKey } from '../../src/sink/merge.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 
 const reading = (over: Partial<Reading> & Pick<Reading, 'values'>): Reading => ({

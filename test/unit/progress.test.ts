@@ -1,7 +1,7 @@
 // Unit tests for the progress line of long commands: number, rate and ETA formatting, redraws
 // throttled and overwritten with `\r` on a terminal, and nothing at all when not a terminal.
 import { describe, expect, it } from 'vitest';
-import { Progress, formatDuration, formatProgress } from '../../scripts/progress.ts';
+import { Progress, formatDuration, formatProgress } from '../../src/tools/progress.ts';
 
 describe('formatDuration', () => {
   it.each([

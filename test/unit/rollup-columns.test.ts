@@ -1,7 +1,7 @@
-// Unit tests for the rollup naming contract (src/sink/rollup-columns.ts).
+// Unit tests for the rollup naming contract (src/schema/rollup-columns.ts).
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG, type Channel } from '../../src/decode/catalog.ts';
-import { rollupColumnNames, rollupColumnProblems, rollupColumns } from '../../src/sink/rollup-columns.ts';
+import { rollupColumnNames, rollupColumnProblems, rollupColumns } from '../../src/schema/rollup-columns.ts';
 
 const ch = (column: string): Channel => ({ column, unit: 'u', min: 0, max: 1, description: 'test' });
 

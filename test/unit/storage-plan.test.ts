@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
 import { ConfigError } from '../../src/errors.ts';
 import type { Channel } from '../../src/decode/catalog.ts';
-import { planStorage, type Observed, type ServerFacts } from '../../src/sink/storage/plan.ts';
-import { channelsOfColumns, createGenerationSql, rollupColumns, viewSql } from '../../src/sink/storage/rollups.ts';
-import { DEFAULT_STORAGE_SETTINGS, formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../../src/sink/storage/settings.ts';
+import { planStorage, type Observed, type ServerFacts } from '../../src/schema/plan.ts';
+import { channelsOfColumns, createGenerationSql, rollupColumns, viewSql } from '../../src/schema/rollups.ts';
+import { DEFAULT_STORAGE_SETTINGS, formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../../src/schema/settings.ts';
 
 const ch = (column: string): Channel => ({ column, unit: 'x', min: 0, max: 1, description: column });
 const CATALOG = [ch('a_kpa'), ch('b_hz')];

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { DecodeOptions } from '../../src/decode/decode.ts';
 import { toWork, type Received } from '../../src/decode/to-work.ts';
-import { parseTopicTemplate } from '../../src/ingress/topic.ts';
+import { parseTopicTemplate } from '../../src/decode/topic.ts';
 
 const TOPIC = parseTopicTemplate('esp/{site}/{well_id}/telemetry');
 const OPTS: DecodeOptions = {

@@ -4,8 +4,8 @@
 // On a terminal the CLI shows progress on stderr (readings acknowledged by the broker, rate, ETA).
 import mqtt from 'mqtt';
 import { pathToFileURL } from 'node:url';
-import { parseCliOrExit } from './cli.ts';
-import { Progress } from './progress.ts';
+import { parseCliOrExit } from '../src/tools/cli.ts';
+import { Progress } from '../src/tools/progress.ts';
 import { loadWells, type WellSeries } from './wells.ts';
 import { brokerAddress } from '../src/ingress/broker-url.ts';
 

@@ -3,7 +3,7 @@
 // channels added to the catalog later get a new generation (README "Storage").
 import { ROLLUPS, type RollupName } from './settings.ts';
 import { formatInterval } from './settings.ts';
-import { ROLLUP_AGGREGATES, rollupColumnNames, type RollupAggregate } from '../rollup-columns.ts';
+import { ROLLUP_AGGREGATES, rollupColumnNames, type RollupAggregate } from './rollup-columns.ts';
 
 /** The view dashboards query: `esp_telemetry_1m`, `esp_telemetry_1h`. */
 export function rollupViewName(rollup: RollupName): string {

@@ -2,9 +2,9 @@
 // plan (plan.ts) feature by feature and reports each feature's state. Runs under the migration
 // lock (migrate.ts). It never fails on a feature the server lacks; it throws only on a transient
 // database error (migrate is then retried).
-import type { Channel } from '../../decode/catalog.ts';
-import type { Logger } from '../../log/logger.ts';
-import { classifyDbError, sqlstateOf } from '../sqlstate.ts';
+import type { Channel } from '../decode/catalog.ts';
+import type { Logger } from '../log/logger.ts';
+import { classifyDbError, sqlstateOf } from '../sink/sqlstate.ts';
 import { TABLE, parseGenerationName, planStorage, usesColumnstoreApi, type Observed, type ObservedGeneration, type ServerFacts } from './plan.ts';
 import { FEATURES, FEATURE_NEEDS, storageMode, summarize, type Feature, type FeatureState, type StorageReport } from './report.ts';
 import { channelsOfColumns, rollupViewName } from './rollups.ts';

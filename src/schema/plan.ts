@@ -1,7 +1,7 @@
 // The storage planner: from what the server is, what is already there and the settings, the
 // statements that bring esp_telemetry to the settings, feature by feature. Pure; the applier
 // (apply.ts) reads the state, runs the plan and reports. An empty step list means "already so".
-import type { Channel } from '../../decode/catalog.ts';
+import type { Channel } from '../decode/catalog.ts';
 import type { Feature } from './report.ts';
 import { GENERATION_RE, createGenerationSql, generationName, rollupColumns, rollupViewName, viewSql } from './rollups.ts';
 import { ROLLUPS, ROLLUP_NAMES, formatInterval, type RollupName, type StorageSettings } from './settings.ts';

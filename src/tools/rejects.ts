@@ -8,11 +8,11 @@
 import { pathToFileURL } from 'node:url';
 import mqtt from 'mqtt';
 import pg from 'pg';
-import { loadConfig } from '../src/config/config.ts';
-import { REJECT_REASONS } from '../src/decode/decode.ts';
+import { loadConfig } from '../config/config.ts';
+import { REJECT_REASONS } from '../decode/decode.ts';
 import { parseCli, usageError } from './cli.ts';
 import { Progress } from './progress.ts';
-import { brokerAddress, embeddedBrokerUrl } from '../src/ingress/broker-url.ts';
+import { brokerAddress, embeddedBrokerUrl } from '../ingress/broker-url.ts';
 
 export interface RejectFilter {
   /** A reason code (docs/payload.md); undefined = every reason. */

@@ -8,9 +8,9 @@ import type { Pool } from 'pg';
 import type { Channel } from '../decode/catalog.ts';
 import { EspError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
-import { applyStorage, type SqlClient } from './storage/apply.ts';
-import type { StorageReport } from './storage/report.ts';
-import { DEFAULT_STORAGE_SETTINGS, type StorageSettings } from './storage/settings.ts';
+import { applyStorage, type SqlClient } from './apply.ts';
+import type { StorageReport } from './report.ts';
+import { DEFAULT_STORAGE_SETTINGS, type StorageSettings } from './settings.ts';
 
 const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 /** Advisory lock key: "esp-ingest migrate" hashed once, fixed forever. */

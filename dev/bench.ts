@@ -20,11 +20,11 @@ import { pino } from 'pino';
 import { DEFAULT_CATALOG } from '../src/decode/catalog.ts';
 import { decodeMessage } from '../src/decode/decode.ts';
 import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../src/sink/copy-encode.ts';
-import { migrate } from '../src/sink/migrate.ts';
-import { adopt, stopChild } from './children.ts';
-import { parseCliOrExit } from './cli.ts';
-import { Progress } from './progress.ts';
-import { ServiceProcess, freePort } from './service-process.ts';
+import { migrate } from '../src/schema/migrate.ts';
+import { adopt, stopChild } from '../test/support/children.ts';
+import { parseCliOrExit } from '../src/tools/cli.ts';
+import { Progress } from '../src/tools/progress.ts';
+import { ServiceProcess, freePort } from '../test/support/service-process.ts';
 import { loadWells } from './wells.ts';
 import { brokerAddress } from '../src/ingress/broker-url.ts';
 
@@ -150,7 +150,7 @@ async function copyCeiling(): Promise<number> {
 async function brokerCeiling(perMessage: number): Promise<number> {
   const prefix = `ceil${perMessage}`;
   const msgs = messages(perMessage, prefix);
-  const sub = adopt(spawn(process.execPath, ['--import', 'tsx', 'scripts/bench-subscriber.ts', mqttUrl, `${prefix}/+/+/telemetry`, String(totalReadings), String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const sub = adopt(spawn(process.execPath, ['--import', 'tsx', 'dev/bench-subscriber.ts', mqttUrl, `${prefix}/+/+/telemetry`, String(totalReadings), String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] }));
   let out = '';
   sub.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   let exit: number | null | undefined;

@@ -7,9 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { pino } from 'pino';
-import { startApp, type App } from '../../../src/app.ts';
-import { loadConfig } from '../../../src/config/config.ts';
-import { freePort, scrapeMetric } from '../../../scripts/service-process.ts';
+import { startApp, type App } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { freePort, scrapeMetric } from './service-process.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 

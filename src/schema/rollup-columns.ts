@@ -2,7 +2,7 @@
 // columns they have, derived from the channel catalog. Pure; the rollup DDL and the Grafana
 // dashboard checks both read it, so the two cannot drift apart.
 import type { Channel } from '../decode/catalog.ts';
-import { ROLLUPS as STORAGE_ROLLUPS, ROLLUP_NAMES, formatInterval } from './storage/settings.ts';
+import { ROLLUPS as STORAGE_ROLLUPS, ROLLUP_NAMES, formatInterval } from './settings.ts';
 
 /** Rollup views, finest first: view name and bucket width, from the storage settings. */
 export const ROLLUPS = ROLLUP_NAMES.map((name) => ({ view: `esp_telemetry_${name}`, bucket: formatInterval(STORAGE_ROLLUPS[name].bucketS) }));

@@ -5,10 +5,10 @@
 // holds readings or rejections (the counts must start at zero). `npm run demo -- --help` for options.
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
-import { startEmbeddedBroker } from '../broker/embedded-broker.ts';
-import { parseCliOrExit } from './cli.ts';
+import { startEmbeddedBroker } from '../src/broker/embedded-broker.ts';
+import { parseCliOrExit } from '../src/tools/cli.ts';
 import { replay } from './replay.ts';
-import { ServiceProcess } from './service-process.ts';
+import { ServiceProcess } from '../test/support/service-process.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'demo',

@@ -1,6 +1,6 @@
 // Runs the service (the `npm start` entry point) as a child process, for the demo and the
 // benchmark: start, wait until /readyz is 200, read its metrics, stop with SIGTERM or SIGKILL.
-// The child ends with the script (scripts/children.ts), also on SIGINT/SIGTERM.
+// The child ends with the script (test/support/children.ts), also on SIGINT/SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';

@@ -1,9 +1,9 @@
 // The shipped real well data (data/wells/) as COPY text for esp_telemetry, through the project's
 // own decoder and COPY encoders, so the licensed tests load what the service would store.
-import { loadWells } from '../../../scripts/wells.ts';
-import type { Channel } from '../../../src/decode/catalog.ts';
-import { decodeMessage, type Reading } from '../../../src/decode/decode.ts';
-import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../../../src/sink/copy-encode.ts';
+import { loadWells } from '../../dev/wells.ts';
+import type { Channel } from '../../src/decode/catalog.ts';
+import { decodeMessage, type Reading } from '../../src/decode/decode.ts';
+import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../../src/sink/copy-encode.ts';
 
 /** Decoded readings of every shipped well (29,718 rows of 3W data, 2017–2018 device times). */
 export function wellReadings(catalog: readonly Channel[]): Reading[] {

@@ -1,0 +1,30 @@
+// Decode's output, the unit the later stages carry: one MQTT message as readings to store and
+// rejections to record, each rejection with the raw bytes it came from.
+import type { Reading, RejectReason } from './decode.ts';
+
+/** A rejection ready to store in `rejected_messages`: where it came from and the raw bytes. */
+export interface RejectRow {
+  /** Receive time, milliseconds since the Unix epoch. */
+  readonly receivedAtMs: number;
+  /** The MQTT topic, NUL replaced by U+FFFD (PostgreSQL text cannot hold NUL). */
+  readonly topic: string;
+  /** The topic's well id, or null when the topic gave none (or an invalid one). */
+  readonly wellId: string | null;
+  readonly reason: RejectReason;
+  /** A sentence for the operator, at most 500 characters. */
+  readonly detail: string;
+  /** Position of the refused element in a JSON array payload; null for the whole message. */
+  readonly index: number | null;
+  /** The refused bytes: the element's JSON for an array element, else the whole payload. */
+  readonly payload: Uint8Array;
+}
+
+/** What one message carries to the sink. */
+export interface MessageWork {
+  readonly readings: Reading[];
+  readonly rejects: RejectRow[];
+  /** The raw message, for a rejection the database makes (poison message). */
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  readonly wellId: string | null;
+}
