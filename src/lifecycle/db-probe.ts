@@ -2,6 +2,7 @@
 // a pooled one, so a hung check cannot take a connection from the batches), each check bounded
 // by a deadline; a check past it counts as failed and its connection is dropped.
 import type pg from 'pg';
+import { destroyConnection } from '../sink/connections.ts';
 
 /** Time between checks, ms. */
 const DB_CHECK_INTERVAL_MS = 1_000;
@@ -72,7 +73,7 @@ export class DbProbe {
   #drop(): void {
     const client = this.#client;
     this.#client = undefined;
-    (client as unknown as { connection?: { stream?: { destroy(): void } } } | undefined)?.connection?.stream?.destroy();
+    destroyConnection(client);
   }
 
   /**

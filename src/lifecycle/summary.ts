@@ -2,6 +2,7 @@
 // interval did (counter deltas) and where the service stands (gauges). The hot path only counts;
 // this is the one place that turns the counts into a line a person reads.
 import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 /** Running totals read from the metrics at each summary. */
 export interface SummaryTotals {
@@ -105,4 +106,19 @@ export class SummaryLog {
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
+}
+
+/** The running totals, read from the service's metrics. */
+export async function metricTotals(metrics: Metrics): Promise<SummaryTotals> {
+  const sum = async (m: { get(): Promise<{ values: { value: number; metricName?: string }[] }> }, name?: string) =>
+    (await m.get()).values.filter((v) => name === undefined || v.metricName === name).reduce((n, v) => n + v.value, 0);
+  return {
+    messagesReceived: await sum(metrics.messagesReceived),
+    readingsCommitted: await sum(metrics.readingsCommitted),
+    readingsRejected: await sum(metrics.readingsRejected),
+    duplicates: await sum(metrics.duplicates),
+    flushRetries: await sum(metrics.flushRetries),
+    lagSecondsSum: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_sum'),
+    lagBatches: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_count'),
+  };
 }

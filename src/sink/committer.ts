@@ -13,7 +13,8 @@ import type { Logger } from '../log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
-import type { MessageWork, RejectRow } from '../decode/work.ts';
+import { pgText, type MessageWork, type RejectRow } from '../decode/work.ts';
+import { backoffMs, sleep } from './backoff.ts';
 import { RetryableWriteError, type TelemetryWriter } from './writer.ts';
 
 export interface CommitterDeps {
@@ -172,31 +173,12 @@ export function splitMessages(works: readonly MessageWork[]): [MessageWork[], Me
   return [sorted.slice(0, mid), sorted.slice(mid)];
 }
 
-/** Capped exponential backoff with full jitter: 100 ms · 2^(attempt-1), at most `capMs`. */
-export function backoffMs(attempt: number, capMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(capMs, 100 * 2 ** Math.min(attempt - 1, 20));
-  return Math.max(10, Math.round(ceiling * (0.5 + random() / 2)));
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 function asDbRejection(w: MessageWork, err: unknown, catalog: readonly Channel[]): MessageWork {
   const e = err as { code?: string; message?: string };
-  const detail = `database refused the message: ${e.code ?? 'encoding'} ${e.message ?? String(err)}`.replace(/\u0000/g, '\uFFFD');
+  const detail = pgText(`database refused the message: ${e.code ?? 'encoding'} ${e.message ?? String(err)}`);
   const receivedAtMs = w.rejects[0]?.receivedAtMs ?? Date.now();
-  const topic = w.topic.replace(/\u0000/g, '\uFFFD');
-  const wellId = w.wellId?.replace(/\u0000/g, '\uFFFD') ?? null;
+  const topic = pgText(w.topic);
+  const wellId = w.wellId === null ? null : pgText(w.wellId);
   const row = (payload: Uint8Array): RejectRow => ({ receivedAtMs, topic, wellId, reason: 'db_rejected', detail, index: null, payload });
   // One row per refused reading. A message of one reading keeps its raw bytes; the readings of
   // an array keep their own JSON, so the rows stay as large as the message, not its square.
@@ -205,7 +187,7 @@ function asDbRejection(w: MessageWork, err: unknown, catalog: readonly Channel[]
       ? [row(w.payload)]
       : w.readings.map((r) => row(Buffer.from(JSON.stringify(readingJson(r, catalog)))));
   // Readings the decoder had already rejected keep their own rows and reasons.
-  return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic, wellId, detail: r.detail.replace(/\u0000/g, '\uFFFD') })), ...rows] };
+  return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic, wellId, detail: pgText(r.detail) })), ...rows] };
 }
 
 /** A decoded reading back in payload form: `ts` (ISO-8601 Z), `seq`, channels, extra fields. */
