@@ -93,23 +93,29 @@ export class PubackGate {
   }
 }
 
-type PublishHandler = (client: MqttClient, packet: Record<string, unknown>, done: () => void) => void;
+/** MQTT.js's handler for an incoming PUBLISH (mqtt `lib/handlers/publish`, default export). */
+export type PublishHandler = (client: MqttClient, packet: Record<string, unknown>, done: () => void) => void;
+
+/** The installed MQTT.js's PUBLISH handler, or why it cannot be loaded. */
+function installedPublishHandler(): PublishHandler | string {
+  try {
+    const handler = (createRequire(import.meta.url)('mqtt/lib/handlers/publish') as { default?: unknown }).default;
+    return typeof handler === 'function' ? (handler as PublishHandler) : 'mqtt/lib/handlers/publish has no default export function';
+  } catch (err) {
+    return `mqtt/lib/handlers/publish could not be loaded (${(err as Error).message})`;
+  }
+}
 
 /**
  * Runs MQTT.js's own QoS 1 PUBLISH handler (mqtt `lib/handlers/publish`) on an unconnected
  * client with the gate installed, and checks that the PUBACK it produces is held: it must pass
  * through `_sendPacket`, after `handleMessage` called back. An `npm update mqtt` that moves the
  * PUBACK elsewhere would otherwise make PUBACKs go out before commit, silently.
+ * @param handlePublish the handler to check (tests give others); the installed one by default.
  * @returns what is wrong, or undefined when the installed MQTT.js has the shape the gate needs.
  */
-export function pubackGateProblem(): string | undefined {
-  let handlePublish: PublishHandler | undefined;
-  try {
-    handlePublish = (createRequire(import.meta.url)('mqtt/lib/handlers/publish') as { default?: PublishHandler }).default;
-  } catch (err) {
-    return `mqtt/lib/handlers/publish could not be loaded (${(err as Error).message})`;
-  }
-  if (typeof handlePublish !== 'function') return 'mqtt/lib/handlers/publish has no default export function';
+export function pubackGateProblem(handlePublish: PublishHandler | string = installedPublishHandler()): string | undefined {
+  if (typeof handlePublish === 'string') return handlePublish;
   const client = new MqttClient(() => {
     throw new Error('never connected');
   }, { manualConnect: true, protocolVersion: 4 });
