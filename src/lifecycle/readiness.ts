@@ -114,7 +114,7 @@ export interface ReadinessOptions {
  * once: from then on /startupz is 200 for the life of the process).
  */
 export class ReadinessState {
-  readonly #o: ReadinessOptions;
+  readonly #options: ReadinessOptions;
   readonly #db = new FailureStreak(DB_CHECK_FAILURES_TO_TRIP);
   readonly #writes = new FailureStreak(WRITE_FAILURES_TO_TRIP, WRITE_FAILING_MIN_MS);
   readonly #buffer: HighWater;
@@ -126,7 +126,7 @@ export class ReadinessState {
   #started = false;
 
   constructor(o: ReadinessOptions) {
-    this.#o = o;
+    this.#options = o;
     const high = Math.max(1, Math.floor(o.bufferMaxRows * o.bufferHighWaterRatio));
     this.#buffer = new HighWater(high, Math.floor(high * BUFFER_LOW_WATER_SHARE));
   }
@@ -139,7 +139,7 @@ export class ReadinessState {
   /** A reachability check (or a start-up connection attempt) answered, or failed / timed out. */
   databaseCheck(ok: boolean, detail = 'database check failed'): void {
     if (ok) this.#db.success();
-    else this.#db.failure(this.#o.clock(), detail);
+    else this.#db.failure(this.#options.clock(), detail);
   }
 
   /** A batch commit attempt: a success also proves the database reachable. */
@@ -148,7 +148,7 @@ export class ReadinessState {
       this.#writes.success();
       this.#db.success();
     } else {
-      this.#writes.failure(this.#o.clock(), detail);
+      this.#writes.failure(this.#options.clock(), detail);
     }
   }
 
@@ -190,7 +190,7 @@ export class ReadinessState {
 
   /** Why not ready, in NOT_READY_CODES order; empty when ready. */
   reasons(): NotReady[] {
-    const now = this.#o.clock();
+    const now = this.#options.clock();
     const mqtt = this.#mqttInactive;
     this.#latchStarted();
     const r: NotReady[] = [];

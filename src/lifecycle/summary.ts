@@ -78,27 +78,27 @@ export interface SummaryLogDeps {
 
 /** Logs one summary line per interval (info). `stop()` logs nothing more; idempotent. */
 export class SummaryLog {
-  readonly #d: SummaryLogDeps;
+  readonly #deps: SummaryLogDeps;
   #timer: NodeJS.Timeout | undefined;
   #prev: { totals: SummaryTotals; atMs: number } | undefined;
 
   constructor(deps: SummaryLogDeps) {
-    this.#d = deps;
+    this.#deps = deps;
   }
 
   async start(): Promise<void> {
-    if (this.#d.intervalS <= 0 || this.#timer) return;
-    const clock = this.#d.clock ?? (() => performance.now());
-    this.#prev = { totals: await this.#d.totals(), atMs: clock() };
+    if (this.#deps.intervalS <= 0 || this.#timer) return;
+    const clock = this.#deps.clock ?? (() => performance.now());
+    this.#prev = { totals: await this.#deps.totals(), atMs: clock() };
     this.#timer = setInterval(() => {
-      void this.#d.totals().then((totals) => {
+      void this.#deps.totals().then((totals) => {
         const prev = this.#prev;
         const atMs = clock();
         this.#prev = { totals, atMs };
         if (!prev || !this.#timer) return;
-        this.#d.log.info({ event: 'summary', ...summarize(prev.totals, totals, this.#d.gauges(), (atMs - prev.atMs) / 1000) }, 'summary');
-      }, (err: unknown) => this.#d.log.warn({ err }, 'summary: metrics could not be read'));
-    }, this.#d.intervalS * 1000);
+        this.#deps.log.info({ event: 'summary', ...summarize(prev.totals, totals, this.#deps.gauges(), (atMs - prev.atMs) / 1000) }, 'summary');
+      }, (err: unknown) => this.#deps.log.warn({ err }, 'summary: metrics could not be read'));
+    }, this.#deps.intervalS * 1000);
     this.#timer.unref();
   }
 

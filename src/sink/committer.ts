@@ -31,12 +31,12 @@ export interface CommitterDeps {
 }
 
 export class Committer {
-  readonly #d: CommitterDeps;
+  readonly #deps: CommitterDeps;
   /** Retry warnings of one database outage: the first in full, then one a minute, then the recovery. */
   readonly #outage: ErrorLogThrottle;
 
   constructor(deps: CommitterDeps) {
-    this.#d = deps;
+    this.#deps = deps;
     this.#outage = new ErrorLogThrottle(undefined, deps.clock);
   }
 
@@ -46,7 +46,7 @@ export class Committer {
    */
   async commit(items: readonly BatchItem<MessageWork>[]): Promise<void> {
     const rejectedByDb = await this.#commitOrIsolate(items.map((i) => i.data));
-    if (rejectedByDb > 0) this.#d.log.warn({ messages: rejectedByDb }, 'messages refused by the database moved to rejected_messages');
+    if (rejectedByDb > 0) this.#deps.log.warn({ messages: rejectedByDb }, 'messages refused by the database moved to rejected_messages');
   }
 
   /** @returns how many messages the database refused (now in rejected_messages). */
@@ -56,7 +56,7 @@ export class Committer {
     // The server refused some data: find the message at fault by bisection (halves in arrival
     // order), so one poison message in a batch of n costs about 2·log2(n) transactions, not n.
     if (works.length === 1) {
-      await this.#writeWithRetry([asDbRejection(works[0]!, outcome.err, this.#d.catalog)], true);
+      await this.#writeWithRetry([asDbRejection(works[0]!, outcome.err, this.#deps.catalog)], true);
       return 1;
     }
     const mid = Math.ceil(works.length / 2);
@@ -68,7 +68,7 @@ export class Committer {
     const outcome = await this.#writeInParts(works, rejectsOnly, tally);
     // One line per batch, however many parts it took.
     if (tally.splits > 0 || tally.lifted > 0) {
-      this.#d.log.info({ messages: works.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
+      this.#deps.log.info({ messages: works.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
     }
     return outcome;
   }
@@ -85,7 +85,7 @@ export class Committer {
    * (LIFT_DECOMPRESSION_LIMIT); MESSAGE_MAX_READINGS bounds what it decompresses.
    */
   async #writeInParts(works: readonly MessageWork[], rejectsOnly: boolean, tally: { splits: number; lifted: number }): Promise<'ok' | { err: unknown }> {
-    const { metrics } = this.#d;
+    const { metrics } = this.#deps;
     const merged = mergeByKey(works.flatMap((w) => w.readings));
     const rejects = works.flatMap((w) => w.rejects);
     let outcome = await this.#attempt(merged.rows, rejects, rejectsOnly, false);
@@ -117,21 +117,21 @@ export class Committer {
   async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: true): Promise<'ok' | { err: unknown }>;
   async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: false): Promise<'ok' | 'split' | { err: unknown }>;
   async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: boolean): Promise<'ok' | 'split' | { err: unknown }> {
-    const { metrics, log, signal } = this.#d;
+    const { metrics, log, signal } = this.#deps;
     let attempt = 0;
     for (;;) {
       if (signal.aborted) throw new AbortedError('batch commit');
       const started = performance.now();
       try {
-        const r = await this.#d.writer.write(rows, rejects, signal, liftDecompressionLimit ? { liftDecompressionLimit } : {});
+        const r = await this.#deps.writer.write(rows, rejects, signal, liftDecompressionLimit ? { liftDecompressionLimit } : {});
         metrics.flushSeconds.observe((performance.now() - started) / 1000);
         metrics.batchRows.observe(rows.length + rejects.length);
         metrics.readingsCommitted.inc(r.inserted);
         metrics.duplicates.inc(r.duplicates);
         metrics.conflicts.inc(r.conflicts);
         const newest = rows.reduce((m, x) => Math.max(m, x.tsUs), -Infinity);
-        if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#d.clock() - newest / 1000) / 1000));
-        this.#d.onDbState(true);
+        if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#deps.clock() - newest / 1000) / 1000));
+        this.#deps.onDbState(true);
         const recovery = this.#outage.ok();
         if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `batch writes succeed again after ${recovery.errors} failed attempts`);
         return 'ok';
@@ -144,8 +144,8 @@ export class Committer {
         if (cls === 'split' && !liftDecompressionLimit) return 'split';
         attempt++;
         metrics.flushRetries.inc({ code: errorLabel(err) });
-        const delay = cls === 'operator' ? this.#d.retryMaxDelayMs : backoffMs(attempt, this.#d.retryMaxDelayMs);
-        this.#d.onDbState(false, (err as Error).message);
+        const delay = cls === 'operator' ? this.#deps.retryMaxDelayMs : backoffMs(attempt, this.#deps.retryMaxDelayMs);
+        this.#deps.onDbState(false, (err as Error).message);
         warnThrottled(log, this.#outage, err, { attempt, delayMs: delay, class: cls, rows: rows.length }, 'batch write failed; retrying', (n) => `batch write still failing (${n} failed attempts since the last line); retrying`);
         await sleep(delay, signal);
       }
