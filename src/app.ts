@@ -22,6 +22,7 @@ import type { Logger } from './log/logger.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Pipeline } from './pipeline.ts';
 import { untilMigrated } from './schema/connect.ts';
+import { exportStorageReport } from './schema/report.ts';
 import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { Committer } from './sink/committer.ts';
 import { createPool, probeClient } from './sink/connections.ts';
@@ -118,7 +119,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     const startSignal = deps.signal ? AbortSignal.any([deps.signal, shutdown.signal]) : shutdown.signal;
     const { storage } = await untilMigrated({ pool, databaseUrl: config.databaseUrl, catalog, storage: config.storage, log, retryMaxDelayMs: config.retryMaxDelayMs, clock, onDbCheck, signal: startSignal });
     readiness.migrationsApplied(storage);
-    metrics.storageApplied(storage);
+    exportStorageReport(metrics, storage);
     log.info({ event: 'storage_mode', storage: storage.mode }, `storage mode: ${storage.mode}`);
     dbProbe.start();
     started.push(() => dbProbe.stop());

@@ -2,7 +2,6 @@
 // in _total, _seconds, _bytes; labels are bounded sets (never a raw topic; well ids only up to
 // METRICS_WELLS_MAX). The README's Metrics table lists each one (test/unit/metrics-contract.test.ts).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from '../schema/report.ts';
 
 export interface MetricsOptions {
   /** Wells given a freshness series (METRICS_WELLS_MAX, default 1000); later wells are counted, not tracked. */
@@ -45,13 +44,6 @@ export function createMetrics(options: MetricsOptions = {}) {
     },
     /** Age of the oldest message received and not yet committed, s (0 when none). */
     oldestUnacknowledgedAgeSeconds,
-    /** The storage lifecycle applied `report`: one 1 per mode and per feature state (esp_ingest_storage_*). */
-    storageApplied(report: StorageReport): void {
-      for (const mode of STORAGE_MODES) storageMode.set({ mode }, mode === report.mode ? 1 : 0);
-      for (const feature of FEATURES) {
-        for (const state of FEATURE_STATES) storageFeature.set({ feature, state }, report.features[feature].state === state ? 1 : 0);
-      }
-    },
     /**
      * Records that `readings` readings of `wellId`, received at `receivedAtMs` (ms since the
      * epoch), were committed (as new rows or duplicates). The first METRICS_WELLS_MAX wells seen
