@@ -4,12 +4,14 @@
 // deadline, then disconnect). The message path itself is pipeline.ts.
 import mqtt from 'mqtt';
 import type { Config } from './config/config.ts';
+import { commitGateProblem } from './broker/commit-gate.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { parseTopicTemplate } from './decode/topic.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
+import { InProcessIngress } from './ingress/in-process.ts';
 import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
 import { pubackGateProblem } from './ingress/puback-gate.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
@@ -68,6 +70,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? Date.now;
   const catalog = deps.catalog ?? DEFAULT_CATALOG;
   checkBeforeStart(catalog);
+  if (config.broker.mode === 'embedded') await checkEmbeddedBroker();
   const topic = parseTopicTemplate(config.mqtt.topicTemplate);
   const shutdown = new AbortController();
   let onFatal: (e: EspError) => void = () => undefined;
@@ -85,7 +88,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
   const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock, onDbState: (ok, reason) => readiness.commit(ok, reason) });
   const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink: committer, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
-  const ingress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive) });
+  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive) });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
@@ -127,10 +130,11 @@ export async function startApp(deps: AppDeps): Promise<App> {
       embedded = await startEmbedded(config, log, metrics);
       started.push(() => embedded?.close());
       endpoint = { url: embeddedBrokerUrl(config.broker.host, embedded.port), protocolVersion: 4 };
+      // Messages are taken from the embedded broker in-process; each device's PUBACK waits for commit.
+      ingress = new InProcessIngress({ aedes: embedded.aedes, topic, log: log.child({ component: 'ingress' }), metrics, clock, onState: (inactive) => readiness.mqtt(inactive) });
     }
-    // MQTT last: messages flow only when everything behind them is ready. The embedded broker is
-    // reached over TCP like any other: one ingestion path.
-    ingress.start(pipeline.receive, endpoint);
+    // MQTT last: messages flow only when everything behind them is ready.
+    ingress.start(pipeline.receive);
     started.push(() => ingress.close());
     readinessLog.start();
     await summary.start();
@@ -181,6 +185,12 @@ function checkBeforeStart(catalog: readonly Channel[]): void {
   if (problems.length > 0) throw new EspError('ESP_CATALOG_INVALID', `channel catalog invalid:\n  - ${problems.join('\n  - ')}`);
   const gate = pubackGateProblem();
   if (gate) throw new EspError('ESP_MQTTJS_UNSUPPORTED', `the installed MQTT.js cannot hold PUBACKs until commit (${gate}); install the version package-lock.json pins (npm ci)`);
+}
+
+/** BROKER=embedded: the installed aedes must let the commit gate hold devices' PUBACKs. */
+async function checkEmbeddedBroker(): Promise<void> {
+  const problem = await commitGateProblem();
+  if (problem) throw new EspError('ESP_AEDES_UNSUPPORTED', `the installed aedes cannot hold devices' PUBACKs until commit (${problem}); install the version package-lock.json pins (npm ci)`);
 }
 
 /** BROKER=embedded: the in-process broker, its refusals counted and logged. */

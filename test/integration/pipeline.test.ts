@@ -1,4 +1,4 @@
-// The whole path in-process, against real brokers (embedded aedes over TCP, the machine's
+// The whole path in-process, against real brokers (embedded aedes in-process, the machine's
 // Mosquitto) and real TimescaleDB: valid and invalid readings, PUBACK only after commit,
 // graceful stop.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -66,7 +66,7 @@ describe.each([
   });
 });
 
-it('with BROKER=embedded, runs aedes in-process and ingests from it over TCP', async () => {
+it('with BROKER=embedded, runs aedes in-process and takes its messages in-process', async () => {
   const { app, prefix, databaseUrl } = await start({ BROKER: 'embedded', BROKER_PORT: '0' });
   expect(app.mqttUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
   const pub = await publisher(app.mqttUrl);
