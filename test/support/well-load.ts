@@ -17,6 +17,8 @@ export interface WellLoadOptions {
   readonly protocolVersion?: 4 | 5;
   /** Most publishes awaiting PUBACK at once; past it the wells wait (a device's buffer). */
   readonly window?: number;
+  /** MQTT clean session (default true); MQTT.js resends its unacknowledged publishes on reconnect either way. */
+  readonly clean?: boolean;
 }
 
 interface Sent {
@@ -44,6 +46,7 @@ export class WellLoad {
       clientId: `well-load-${Math.random().toString(36).slice(2, 8)}`,
       protocolVersion: 4,
       window: 5_000,
+      clean: true,
       ...o,
     };
   }
@@ -59,7 +62,7 @@ export class WellLoad {
   /** Connects, then publishes every well at the configured rate until `stop`. */
   async start(): Promise<void> {
     const o = this.#options;
-    const client = mqtt.connect(o.url, { clientId: o.clientId, clean: true, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000 });
+    const client = mqtt.connect(o.url, { clientId: o.clientId, clean: o.clean, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000 });
     client.on('error', () => undefined); // reconnects on its own; errors show up as missing PUBACKs
     this.#client = client;
     await new Promise<void>((resolve) => client.once('connect', () => resolve()));
