@@ -1,6 +1,8 @@
 // The main job, end to end on real data (`npm run demo`): TimescaleDB (DATABASE_URL, or the
-// local one scripts/timescaledb.sh provisions, in a fresh database), the embedded broker, the
+// local one scripts/timescaledb.sh provisions, in a fresh database), an aedes broker, the
 // service as a child process, and the replay of all six wells. Last line: one JSON object.
+// With --crash the broker is the service's own (BROKER=embedded): kill -9 takes it down too, and
+// each well (its own MQTT.js connection, clean session off) resends what it was not PUBACKed.
 // Exits 0 only if committed + rejected = published; 2 on bad options or a database that already
 // holds readings or rejections (the counts must start at zero). `npm run demo -- --help` for options.
 import { execFileSync } from 'node:child_process';
@@ -8,14 +10,15 @@ import pg from 'pg';
 import { startEmbeddedBroker } from '../src/broker/embedded-broker.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { replay } from './replay.ts';
-import { ServiceProcess } from '../test/support/service-process.ts';
+import { ServiceProcess, freePort } from '../test/support/service-process.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'demo',
   usage: `usage: npm run demo -- [--speed N] [--per-message N] [--crash] [--log FILE]
   --speed N         N× real time; 0 = as fast as the broker takes (default 0)
   --per-message N   readings per MQTT message, an integer ≥ 1 (default 1)
-  --crash           kill -9 the service mid-replay, restart it, check nothing was lost
+  --crash           BROKER=embedded; kill -9 the service (and its broker) mid-replay, restart it,
+                    check every reading a well got a PUBACK for was stored once
   --log FILE        the service's JSON log (default /tmp/esp-ingest-demo-<pid>.log)
 DATABASE_URL: an empty database (the demo checks exact counts); unset = a fresh one on the
 local TimescaleDB that scripts/timescaledb.sh provisions.`,
@@ -64,16 +67,21 @@ if (before.telemetry > 0 || before.rejected > 0) {
   process.exit(2);
 }
 
-const broker = await startEmbeddedBroker(0);
-const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
-say(`embedded broker on ${mqttUrl}; service log in ${values.log}`);
-const service = new ServiceProcess({ DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: `esp-ingest-demo-${process.pid}` }, values.log);
+// --crash: the service's own broker on a fixed port (it must be the same after the restart), a
+// short flush interval (MQTT.js resends its unacknowledged messages one per PUBACK), and one
+// connection per well with a window of 50.
+const broker = values.crash ? undefined : await startEmbeddedBroker(0);
+const brokerPort = broker?.port ?? (await freePort());
+const mqttUrl = `mqtt://127.0.0.1:${brokerPort}`;
+say(`${broker ? 'aedes broker' : "the service's embedded broker"} on ${mqttUrl}; service log in ${values.log}`);
+const brokerEnv = broker ? { MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4' } : { BROKER: 'embedded', BROKER_PORT: String(brokerPort), BATCH_FLUSH_INTERVAL_MS: '20' };
+const service = new ServiceProcess({ DATABASE_URL: databaseUrl, ...brokerEnv, MQTT_CLIENT_ID: `esp-ingest-demo-${process.pid}` }, values.log);
 await service.start();
 
 const bad = { topic: 'esp/3w/WELL-00003/telemetry', payload: '{"ts":"yesterday","intake_pressure_kpa":1}' };
 say('replaying six wells (29,718 readings) plus one invalid reading');
 const started = performance.now();
-const replaying = replay({ url: mqttUrl, speed: numbers.speed, perMessage: numbers['per-message'], extra: [bad] });
+const replaying = replay({ url: mqttUrl, speed: numbers.speed, perMessage: numbers['per-message'], extra: [bad], ...(values.crash ? { clientPerWell: true, window: 50 } : {}) });
 let recoverySeconds: number | undefined;
 if (values.crash) {
   await new Promise((r) => setTimeout(r, 1500));
@@ -103,7 +111,7 @@ const seconds = (performance.now() - started) / 1000;
 const duplicates = await service.metric('esp_ingest_readings_duplicate_total');
 const exitCode = await service.stop('SIGTERM');
 now = await counts();
-await broker.close();
+await broker?.close();
 const committed = now.telemetry;
 const rejected = now.rejected;
 const reasons = (await db.query<{ reason: string; n: string }>('SELECT reason, count(*) AS n FROM rejected_messages GROUP BY 1 ORDER BY 1')).rows;

@@ -26,6 +26,11 @@ export interface ReplayOptions {
   readonly extra?: { topic: string; payload: string }[];
   /** Progress line on stderr while it runs, when stderr is a terminal. Default false. */
   readonly progress?: boolean;
+  /**
+   * One MQTT connection per well (client id `<clientId>-<well>`, clean session off), each with its
+   * own `window`, as wells with their own controllers; default false (one shared connection).
+   */
+  readonly clientPerWell?: boolean;
 }
 
 export interface ReplayResult {
@@ -45,10 +50,15 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 1)) throw new RangeError(`replay: window must be an integer ≥ 1, got ${o.window}`);
   const wells = o.wells ?? loadWells();
   const template = o.topicTemplate ?? 'esp/{site}/{well_id}/telemetry';
-  const client = await mqtt.connectAsync({ ...brokerAddress(o.url), clientId: o.clientId ?? `esp-replay-${process.pid}`, clean: true, protocolVersion: 4, reconnectPeriod: 500 });
+  const baseId = o.clientId ?? `esp-replay-${process.pid}`;
+  const connect = (clientId: string, clean: boolean) => mqtt.connectAsync({ ...brokerAddress(o.url), clientId, clean, protocolVersion: 4, reconnectPeriod: 500 });
+  const shared = o.clientPerWell ? undefined : await connect(baseId, true);
+  const perWell = new Map<string, mqtt.MqttClient>();
+  if (o.clientPerWell) for (const w of wells) perWell.set(w.wellId, await connect(`${baseId}-${w.wellId}`, false));
+  const clients = shared ? [shared] : [...perWell.values()];
   const started = performance.now();
   const window = o.window ?? 500;
-  let inFlight = 0;
+  const inFlight = new Map<mqtt.MqttClient, number>(clients.map((c) => [c, 0]));
   let waiters: (() => void)[] = [];
   const wakeAll = () => {
     const w = waiters;
@@ -62,19 +72,24 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     ? new Progress({ label: 'replay', unit: 'readings', total: extra.length + wells.reduce((n, w) => n + w.readings.length, 0) })
     : undefined;
   let acked = 0;
-  const publish = async (topic: string, payload: string, count: number) => {
-    while (inFlight >= window) await new Promise<void>((r) => waiters.push(r));
-    inFlight++;
+  const publish = async (client: mqtt.MqttClient, topic: string, payload: string, count: number) => {
+    while (inFlight.get(client)! >= window) await new Promise<void>((r) => waiters.push(r));
+    inFlight.set(client, inFlight.get(client)! + 1);
     messages++;
-    client.publish(topic, payload, { qos: 1 }, () => {
-      inFlight--;
-      acked += count;
-      progress?.update(acked);
-      wakeAll();
-    });
+    // MQTT.js resends what was not PUBACKed when it reconnects; a publish it queued meanwhile and
+    // then failed ("Connection closed") is sent again here, as a device would.
+    const send = () =>
+      client.publish(topic, payload, { qos: 1 }, (err) => {
+        if (err) return void setTimeout(send, 50);
+        inFlight.set(client, inFlight.get(client)! - 1);
+        acked += count;
+        progress?.update(acked);
+        wakeAll();
+      });
+    send();
   };
   for (const m of extra) {
-    await publish(m.topic, m.payload, 1);
+    await publish(shared ?? clients[0]!, m.topic, m.payload, 1);
     readings++;
   }
   await Promise.all(
@@ -89,13 +104,13 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
           const wait = due - performance.now();
           if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         }
-        await publish(topic, JSON.stringify(o.perMessage === 1 ? group[0] : group), group.length);
+        await publish(shared ?? perWell.get(w.wellId)!, topic, JSON.stringify(o.perMessage === 1 ? group[0] : group), group.length);
         readings += group.length;
       }
     }),
   );
-  while (inFlight > 0) await new Promise<void>((r) => waiters.push(r));
-  await client.endAsync();
+  while ([...inFlight.values()].some((n) => n > 0)) await new Promise<void>((r) => waiters.push(r));
+  await Promise.all(clients.map((c) => c.endAsync()));
   progress?.end(true);
   return { readings, messages, seconds: (performance.now() - started) / 1000 };
 }
