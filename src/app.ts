@@ -61,7 +61,8 @@ export interface App {
 /**
  * Starts the service. Resolves once the sidecar listens and the schema is migrated; MQTT
  * connects in the background (see /readyz).
- * @throws EspError ESP_CATALOG_INVALID, ESP_TOPIC_TEMPLATE_INVALID, ESP_MQTTJS_UNSUPPORTED before
+ * @throws EspError ESP_CATALOG_INVALID, ESP_TOPIC_TEMPLATE_INVALID, ESP_MQTTJS_UNSUPPORTED (and with
+ *   BROKER=embedded ESP_AEDES_UNSUPPORTED) before
  *   anything starts; ESP_DB_MIGRATION_FAILED when the database refuses a migration; ESP_ABORTED
  *   when `deps.signal` aborts the start. What had started is stopped first.
  */

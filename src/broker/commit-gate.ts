@@ -126,16 +126,17 @@ export class CommitGate {
  * `published` hook then saw the device's own message id, and that releasing writes the PUBACK.
  * An `npm update aedes` that moved the PUBACK elsewhere would otherwise make devices' PUBACKs go
  * out before commit, silently.
+ * @param createBroker the broker to check (tests give others); the installed aedes by default.
  * @returns what is wrong, or undefined when the installed aedes has the shape the gate needs.
  */
-export async function commitGateProblem(): Promise<string | undefined> {
-  const { Aedes } = await import('aedes');
+export async function commitGateProblem(createBroker?: () => Promise<Aedes>, timeoutMs = 2000): Promise<string | undefined> {
+  const { Aedes: AedesClass } = await import('aedes');
   const { Duplex } = await import('node:stream');
   const mqttPacket = createRequire(createRequire(import.meta.url).resolve('aedes'))('mqtt-packet') as {
     generate(p: object): Buffer;
     parser(): { on(e: 'packet', f: (p: AckPacket) => void): void; parse(b: Buffer): void };
   };
-  const aedes = await Aedes.createBroker();
+  const aedes = await (createBroker ?? (() => AedesClass.createBroker()))();
   const sent: string[] = [];
   const parser = mqttPacket.parser();
   parser.on('packet', (p) => sent.push(p.cmd));
@@ -160,7 +161,7 @@ export async function commitGateProblem(): Promise<string | undefined> {
     conn.push(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'esp-ingest-self-check', keepalive: 0 }));
     conn.push(mqttPacket.generate({ cmd: 'publish', topic: 'esp-ingest/self-check', payload: Buffer.from('{}'), qos: 1, messageId: 7, retain: false, dup: false }));
     let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([published, new Promise<string>((resolve) => (timer = setTimeout(() => resolve('no QoS 1 PUBLISH reached the published hook within 2 s'), 2000)))]);
+    const outcome = await Promise.race([published, new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`no QoS 1 PUBLISH reached the published hook within ${timeoutMs} ms`), timeoutMs)))]);
     clearTimeout(timer);
     if (typeof outcome === 'string') return outcome;
     if (sent.includes('puback')) return 'a PUBACK reached the device before release';

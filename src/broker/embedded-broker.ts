@@ -1,5 +1,6 @@
 // Embedded MQTT broker (aedes, MQTT 3.1.1) on a TCP port, so one machine needs no external
-// broker. The ingress reaches it over TCP exactly as it reaches Mosquitto. In-memory
+// broker. With BROKER=embedded the service takes its messages in-process (ingress/in-process.ts,
+// devices' PUBACKs held by commit-gate.ts); `npm run broker` runs it alone. In-memory
 // persistence: sessions and queued messages live as long as this process (use Mosquitto with
 // persistence where a broker restart must not lose queued messages).
 import { createServer, type Server } from 'node:net';
