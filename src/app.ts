@@ -13,6 +13,7 @@ import { Sidecar } from './http/sidecar.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 import { InProcessIngress } from './ingress/in-process.ts';
 import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
+import { drainUntilQuiet } from './ingress/shared-stop.ts';
 import { pubackGateProblem } from './ingress/puback-gate.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
 import { EventLoopWatchdog } from './lifecycle/liveness.ts';
@@ -152,11 +153,16 @@ export async function startApp(deps: AppDeps): Promise<App> {
       summary.stop();
       readinessLog.stop();
       const probeStopped = dbProbe.stop();
-      ingress.stopIntake();
       // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => shutdown.abort(), config.shutdownDeadlineMs);
       let clean = true;
       try {
+        // In MQTT_SHARED_GROUP: leave the group, then take in what the broker had dealt us.
+        const member = ingress;
+        if (member instanceof MqttIngress && (await member.leaveSharedGroup(shutdown.signal))) {
+          await drainUntilQuiet({ drain: () => pipeline.drain(), held: () => member.heldAcks(), quietMs: SHARED_LEAVE_QUIET_MS, signal: shutdown.signal });
+        }
+        ingress.stopIntake();
         await pipeline.drain();
       } catch (err) {
         clean = false;
@@ -177,6 +183,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
 
   return { httpPort, mqttUrl: endpoint.url, metrics, stop, fatal };
 }
+
+/** After leaving a shared group, how long nothing may arrive before its share is taken as empty. */
+const SHARED_LEAVE_QUIET_MS = 300;
 
 /** What must hold before anything starts: the channel catalog and the installed MQTT.js. */
 function checkBeforeStart(catalog: readonly Channel[]): void {

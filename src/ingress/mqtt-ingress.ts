@@ -10,6 +10,7 @@ import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
+import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
 import type { TopicTemplate } from '../decode/topic.ts';
 
@@ -62,6 +63,8 @@ export class MqttIngress {
   #fatal: EspError | undefined;
   #closing = false;
   #reported: string | undefined | null = null;
+  /** Left MQTT_SHARED_GROUP (UNSUBACK received): the session can end with the connection. */
+  #leftGroup = false;
   readonly #takeover = new TakeoverDetector();
 
   constructor(deps: IngressDeps) {
@@ -203,9 +206,15 @@ export class MqttIngress {
     this.#deps.onFatal(this.#fatal);
   }
 
+  /** The subscription filter: `$share/<MQTT_SHARED_GROUP>/<filter>` in a group. */
+  get filter(): string {
+    const { config: c, topic } = this.#deps;
+    return c.sharedGroup ? `$share/${c.sharedGroup}/${topic.filter}` : topic.filter;
+  }
+
   #subscribe(client: MqttClient): void {
-    const { config: c, topic, log } = this.#deps;
-    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${topic.filter}` : topic.filter;
+    const { config: c, log } = this.#deps;
+    const filter = this.filter;
     // Retain handling 1: retained messages only for a new subscription [MQTT-3.3.1-10].
     const opts = c.protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
     client.subscribe(filter, opts, (err, granted) => {
@@ -219,6 +228,7 @@ export class MqttIngress {
       }
       if (granted?.[0] && granted[0].qos < 1) log.warn({ filter, qos: granted[0].qos }, 'broker granted QoS 0: messages can be lost; allow QoS 1');
       log.info({ event: 'subscribed', filter, qos: granted?.[0]?.qos }, 'subscribed');
+      if (c.sharedGroup) this.#deps.metrics.sharedGroupMember.set({ group: c.sharedGroup }, 1);
       this.#setSubscribed(true);
     });
   }
@@ -243,6 +253,25 @@ export class MqttIngress {
     this.#report();
   }
 
+  /**
+   * Graceful stop in MQTT_SHARED_GROUP (see shared-stop.ts): UNSUBSCRIBEs the shared filter, so
+   * the broker deals this instance no new share; intake stays on for what it had already dealt.
+   * @param signal shutdown's deadline: stops waiting for the UNSUBACK.
+   * @returns true once the broker acknowledged; false outside a group, when not connected, or
+   *   when `signal` aborted first.
+   */
+  async leaveSharedGroup(signal: AbortSignal): Promise<boolean> {
+    const { config: c, log, metrics } = this.#deps;
+    const client = this.#client;
+    if (!c.sharedGroup || !client || this.#fatal) return false;
+    this.#leftGroup = await unsubscribeShared(client, this.filter, signal);
+    if (this.#leftGroup) {
+      metrics.sharedGroupMember.set({ group: c.sharedGroup }, 0);
+      log.info({ event: 'shared_group_left', group: c.sharedGroup }, 'left the shared subscription group: taking what the broker had already dealt us, then ending the session');
+    }
+    return this.#leftGroup;
+  }
+
   /** PUBACKs held now (received, not yet committed). */
   heldAcks(): number {
     return this.#gate?.held ?? 0;
@@ -250,14 +279,16 @@ export class MqttIngress {
 
   /**
    * Disconnects after flushing what is queued on the socket (PUBACKs released before this call
-   * are sent). Idempotent; the persistent session stays on the broker.
+   * are sent). Idempotent. The persistent session stays on the broker, unless this instance left
+   * its shared group and holds no PUBACK: then (MQTT 5) the DISCONNECT ends the session.
    */
   async close(): Promise<void> {
     const client = this.#client;
     if (!client) return;
     this.#accepting = false;
     this.#closing = true;
-    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    const endSession = this.#leftGroup && this.heldAcks() === 0 && client.options.protocolVersion === 5;
+    await new Promise<void>((resolve) => client.end(false, endSession ? END_SESSION : {}, () => resolve()));
     this.#setSubscribed(false);
   }
 }

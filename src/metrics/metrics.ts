@@ -93,6 +93,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     commitLagSeconds: new Histogram({ name: `${p}device_to_commit_lag_seconds`, help: 'Device time of the newest reading in a batch to its commit', buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400], registers: [registry] }),
     dbUp: new Gauge({ name: `${p}database_up`, help: '1 unless /readyz reports the database unreachable or its writes failing (computed at scrape)', registers: [registry], collect() { this.set(readiness?.databaseUpValue() ?? 0); } }),
     mqttUp: new Gauge({ name: `${p}mqtt_up`, help: '1 while connected to the broker with the subscription active', registers: [registry] }),
+    sharedGroupMember: new Gauge({ name: `${p}mqtt_shared_group_member`, help: '1 while subscribed in MQTT_SHARED_GROUP (its share of the messages comes here), 0 after leaving it on a graceful stop', labelNames: ['group'] as const, registers: [registry] }),
     mqttReconnects: new Counter({ name: `${p}mqtt_reconnects_total`, help: 'Reconnect attempts to the broker', registers: [registry] }),
     sessionResets: new Counter({ name: `${p}mqtt_session_resets_total`, help: 'CONNACKs with sessionPresent=0 after the first connect: the broker forgot our session', registers: [registry] }),
     embeddedBrokerPublishesRefused: new Counter({ name: `${p}embedded_broker_publishes_refused_total`, help: 'PUBLISH packets the embedded broker (BROKER=embedded) refused before acknowledging them, by reason', labelNames: ['reason'] as const, registers: [registry] }),
