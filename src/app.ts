@@ -11,6 +11,7 @@ import { parseTopicTemplate } from './decode/topic.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
+import { SubscriptionCanary } from './ingress/canary.ts';
 import { InProcessIngress } from './ingress/in-process.ts';
 import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
 import { drainUntilQuiet } from './ingress/shared-stop.ts';
@@ -90,7 +91,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
   const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock, onDbState: (ok, reason) => readiness.commit(ok, reason) });
   const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink: committer, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
-  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive) });
+  // On an external broker, a canary proves the subscription delivers (never ready while deaf).
+  const canary = config.broker.mode === 'external' ? new SubscriptionCanary({ config: config.mqtt, log: log.child({ component: 'canary' }), onState: (deaf) => readiness.canary(deaf), onFatal }) : undefined;
+  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), ...(canary ? { canary } : {}) });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
@@ -138,6 +141,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     // MQTT last: messages flow only when everything behind them is ready.
     ingress.start(pipeline.receive);
     started.push(() => ingress.close());
+    started.push(() => canary?.stop());
     readinessLog.start();
     await summary.start();
   } catch (err) {
@@ -153,6 +157,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
       summary.stop();
       readinessLog.stop();
       const probeStopped = dbProbe.stop();
+      canary?.stop();
       // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => shutdown.abort(), config.shutdownDeadlineMs);
       let clean = true;

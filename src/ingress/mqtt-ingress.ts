@@ -45,6 +45,8 @@ export interface IngressDeps {
    * connect and subscribe, on close, when intake stops, on a fatal error.
    */
   readonly onState?: (inactive: string | undefined) => void;
+  /** Proves the subscription delivers (see canary.ts): shown the client, offered each PUBLISH first. */
+  readonly canary?: { attach(client: MqttClient): void; take(topic: string, payload: Buffer): boolean };
 }
 
 /** Where to connect, when it is known only at start (the embedded broker's port). */
@@ -111,11 +113,15 @@ export class MqttIngress {
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
     const client = this.#deps.connect(options);
     this.#client = client;
+    this.#deps.canary?.attach(client);
     const gate = new PubackGate(client);
     this.#gate = gate;
     const unacknowledged = metrics.unackedMessages;
 
     client.handleMessage = (packet, callback) => {
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      // The canary's probe: PUBACKed at once, neither counted nor passed on.
+      if (this.#deps.canary?.take(packet.topic, payload)) return callback();
       const qos = packet.qos;
       received[qos]?.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
@@ -127,7 +133,7 @@ export class MqttIngress {
       }
       const msg: InboundMessage = {
         topic: packet.topic,
-        payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
+        payload,
         qos,
         receivedAtMs: this.#deps.clock(),
         ack: release

@@ -10,6 +10,7 @@ export const NOT_READY_CODES = [
   'database_unreachable',
   'database_writes_failing',
   'mqtt_subscription_inactive',
+  'mqtt_subscription_deaf',
   'buffer_above_high_water',
   'shutting_down',
 ] as const;
@@ -120,6 +121,7 @@ export class ReadinessState {
   readonly #buffer: HighWater;
   #rowsBuffered = 0;
   #mqttInactive: string | undefined = 'mqtt: not started';
+  #mqttDeaf: string | undefined;
   #storage: StorageReport | undefined;
   #migrated = false;
   #shuttingDown = false;
@@ -172,6 +174,15 @@ export class ReadinessState {
     this.#latchStarted();
   }
 
+  /**
+   * The subscription canary (ingress/canary.ts): `deaf` says why the subscription delivers
+   * nothing (no probe came back yet, or one did not), undefined once a probe came back.
+   */
+  canary(deaf: string | undefined): void {
+    this.#mqttDeaf = deaf;
+    this.#latchStarted();
+  }
+
   /** Rows held in memory now (called on every change; cheap). */
   buffered(rows: number): void {
     this.#rowsBuffered = rows;
@@ -182,7 +193,7 @@ export class ReadinessState {
     this.#shuttingDown = true;
   }
 
-  /** True once migrations were applied and the subscription was active at an evaluation. */
+  /** True once migrations were applied and the subscription was active (and not deaf) at an evaluation. */
   get started(): boolean {
     this.#latchStarted();
     return this.#started;
@@ -198,6 +209,7 @@ export class ReadinessState {
     if (this.#db.tripped(now)) r.push({ code: 'database_unreachable', detail: `${this.#db.detail} (${this.#db.failures} checks failed in a row)` });
     if (this.#writes.tripped(now)) r.push({ code: 'database_writes_failing', detail: `${this.#writes.detail} (${this.#writes.failures} attempts failed in a row; retrying)` });
     if (mqtt !== undefined) r.push({ code: 'mqtt_subscription_inactive', detail: mqtt });
+    if (this.#mqttDeaf !== undefined) r.push({ code: 'mqtt_subscription_deaf', detail: this.#mqttDeaf });
     if (this.#buffer.above) {
       const { highRows, lowRows } = this.bufferMarks;
       r.push({ code: 'buffer_above_high_water', detail: `${this.#rowsBuffered} rows buffered (high water ${highRows}, ready again below ${lowRows}); the database is too slow or down` });
@@ -226,6 +238,6 @@ export class ReadinessState {
   }
 
   #latchStarted(): void {
-    if (!this.#started && this.#migrated && this.#mqttInactive === undefined) this.#started = true;
+    if (!this.#started && this.#migrated && this.#mqttInactive === undefined && this.#mqttDeaf === undefined) this.#started = true;
   }
 }

@@ -105,6 +105,13 @@ describe('loadConfig: problems', () => {
     expect(problems.some((p) => p.startsWith('DATABASE_URL: '))).toBe(true);
   });
 
+  it('refuses MQTT_SHARED_GROUP on the embedded broker, which grants $share and delivers nothing', () => {
+    expect(problemsOf({ DATABASE_URL: DB, BROKER: 'embedded', MQTT_SHARED_GROUP: 'ingest' })).toEqual([
+      'MQTT_SHARED_GROUP ("ingest") needs a broker with shared subscriptions: the embedded broker (BROKER=embedded) has none; unset MQTT_SHARED_GROUP, or run several instances on Mosquitto, EMQX or HiveMQ (BROKER=external)',
+    ]);
+    expect(loadConfig({ DATABASE_URL: DB, BROKER: 'external', MQTT_SHARED_GROUP: 'ingest' }).mqtt.sharedGroup).toBe('ingest');
+  });
+
   it('checks BUFFER_MAX_ROWS against the default BATCH_MAX_ROWS', () => {
     expect(problemsOf({ DATABASE_URL: DB, BUFFER_MAX_ROWS: '10' })).toEqual(['BUFFER_MAX_ROWS (10) must be >= BATCH_MAX_ROWS (5000)']);
   });

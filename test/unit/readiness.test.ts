@@ -134,6 +134,19 @@ describe('ReadinessState', () => {
     expect(codes()).toEqual([]);
   });
 
+  it('a subscription that delivers nothing (the canary) holds readiness and the start-up latch until a probe comes back', () => {
+    const { s, codes } = state({});
+    s.canary('mqtt: the broker granted the subscription but did not deliver our probe');
+    expect(codes()).toEqual(['mqtt_subscription_deaf']);
+    expect(s.started).toBe(false);
+    s.canary(undefined);
+    expect(codes()).toEqual([]);
+    expect(s.started).toBe(true);
+    s.canary('mqtt: a later probe did not come back');
+    expect(codes()).toEqual(['mqtt_subscription_deaf']);
+    expect(s.startupPending()).toEqual([]);
+  });
+
   it('lists every reason at once, in NOT_READY_CODES order, shutting_down last', () => {
     const { s, world, codes } = state({ migrated: false, mqtt: 'mqtt: not connected to the broker' });
     s.databaseCheck(false);
@@ -142,6 +155,7 @@ describe('ReadinessState', () => {
       world.nowMs = t;
       s.commit(false);
     }
+    s.canary('mqtt: no probe has come back through the subscription yet');
     s.buffered(1000);
     s.shuttingDown();
     expect(codes()).toEqual([...NOT_READY_CODES]);
