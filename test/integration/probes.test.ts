@@ -53,7 +53,7 @@ describe('probes of the running service (child process)', () => {
     t.add(() => svc.proc.kill('SIGKILL'));
 
     // Start-up with the database down: not started, not ready (with why), yet alive.
-    const before = await reasonsBecome(svc.httpPort, '/readyz', ['migrations_pending', 'database_unreachable', 'mqtt_subscription_inactive']);
+    const before = await reasonsBecome(svc.httpPort, '/readyz', ['migrations_pending', 'database_unreachable', 'mqtt_subscription_inactive', 'mqtt_subscription_deaf']);
     expect(before.status).toBe(503);
     expect(before.body.ready).toBe(false);
     expect(before.body.details?.['database_unreachable']).toMatch(/ECONNREFUSED/);
