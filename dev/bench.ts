@@ -6,14 +6,8 @@
 //   npm run bench -- [--copies 2] [--rounds 3]   (figures are medians over the rounds; --help)
 // On a terminal each load shows progress on stderr (done/total, rate, ETA); none when piped.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import mqtt from 'mqtt';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { pino } from 'pino';
@@ -21,12 +15,11 @@ import { DEFAULT_CATALOG } from '../src/decode/catalog.ts';
 import { decodeMessage } from '../src/decode/decode.ts';
 import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../src/sink/copy-encode.ts';
 import { migrate } from '../src/schema/migrate.ts';
-import { adopt, stopChild } from '../test/support/children.ts';
+import { adopt } from '../test/support/children.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { Progress } from '../src/tools/progress.ts';
-import { ServiceProcess, freePort } from '../test/support/service-process.ts';
-import { loadWells } from './wells.ts';
-import { brokerAddress } from '../src/ingress/broker-url.ts';
+import { ServiceProcess } from '../test/support/service-process.ts';
+import { benchMessages, benchServer, benchWells, freshBenchDb, publishAll as publishTo, startBenchMosquitto, until } from './bench-support.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'bench',
@@ -43,80 +36,19 @@ const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 const copies = numbers.copies;
 
 // The load: the real wells, `copies` times over under distinct well ids.
-const base = loadWells();
-const wells = Array.from({ length: copies }, (_, c) => base.map((w) => ({ wellId: `${w.wellId}-C${c}`, readings: w.readings }))).flat();
+const wells = benchWells(copies);
 const totalReadings = wells.reduce((n, w) => n + w.readings.length, 0);
-function messages(perMessage: number, prefix: string): { topic: string; payload: string }[] {
-  const out: { topic: string; payload: string }[] = [];
-  for (const w of wells) {
-    const topic = `${prefix}/3w/${w.wellId}/telemetry`;
-    for (let i = 0; i < w.readings.length; i += perMessage) {
-      const group = w.readings.slice(i, i + perMessage);
-      out.push({ topic, payload: JSON.stringify(perMessage === 1 ? group[0] : group) });
-    }
-  }
-  return out;
-}
+const messages = (perMessage: number, prefix: string) => benchMessages(wells, perMessage, prefix);
 
 // Infrastructure: TimescaleDB and a private Mosquitto with the project's mosquitto.conf.
-const server = process.env.DATABASE_URL ?? execFileSync('bash', ['scripts/timescaledb.sh', 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
-async function freshDb(name: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(server);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-const mqDir = mkdtempSync(path.join(tmpdir(), 'esp-bench-mq-'));
-chmodSync(mqDir, 0o777);
-const mqPort = await freePort();
-writeFileSync(
-  path.join(mqDir, 'mosquitto.conf'),
-  readFileSync('mosquitto.conf', 'utf8').replace(/^listener 1883.*$/m, `listener ${mqPort} 127.0.0.1`).replace(/^persistence_location .*$/m, `persistence_location ${mqDir}/`),
-);
-const mosquitto = adopt(spawn('mosquitto', ['-c', path.join(mqDir, 'mosquitto.conf')], { stdio: 'ignore' }));
-const mqttUrl = `mqtt://127.0.0.1:${mqPort}`;
-for (let i = 0; i < 100; i++) {
-  const ok = await new Promise<boolean>((resolve) => {
-    const s = connect(mqPort, '127.0.0.1', () => resolve(s.destroy() && true));
-    s.on('error', () => resolve(false));
-  });
-  if (ok) break;
-  await new Promise((r) => setTimeout(r, 100));
-}
+const server = benchServer();
+const freshDb = (name: string) => freshBenchDb(server, name);
+const mosquitto = await startBenchMosquitto();
+const mqttUrl = mosquitto.url;
 say(`${totalReadings} readings (${copies}× the six wells); Mosquitto on ${mqttUrl}; service log ${values.log}`);
 
-/** Polls `cond` every `everyMs` until true; throws naming `what` after `timeoutMs`. */
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 180_000, everyMs = 10): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 /** Publishes every message QoS 1 with up to 1000 awaiting PUBACK; `progress` counts the PUBACKs. */
-async function publishAll(msgs: { topic: string; payload: string }[], progress?: Progress): Promise<void> {
-  const client = await mqtt.connectAsync({ ...brokerAddress(mqttUrl), clientId: `esp-bench-pub-${process.pid}`, clean: true, protocolVersion: 5 });
-  let inFlight = 0;
-  let acked = 0;
-  let wake: (() => void) | undefined;
-  for (const m of msgs) {
-    while (inFlight >= 1000) await new Promise<void>((r) => (wake = r));
-    inFlight++;
-    client.publish(m.topic, m.payload, { qos: 1 }, () => {
-      inFlight--;
-      progress?.update(++acked);
-      wake?.();
-      wake = undefined;
-    });
-  }
-  while (inFlight > 0) await new Promise<void>((r) => (wake = r));
-  await client.endAsync();
-}
+const publishAll = (msgs: { topic: string; payload: string }[], progress?: Progress) => publishTo(mqttUrl, msgs, progress ? { progress } : {});
 
 /** (a) COPY ceiling: the decoded rows, COPY'd straight into esp_telemetry in one transaction. */
 async function copyCeiling(): Promise<number> {
@@ -218,7 +150,7 @@ const broker10 = median(runs.broker10);
 const broker1 = median(runs.broker1);
 const e2e10 = { rate: median(runs.e2e10) };
 const e2e1 = { rate: median(runs.e2e1) };
-await stopChild(mosquitto);
+mosquitto.stop();
 
 const r = (x: number) => Math.round(x);
 const result = {
