@@ -54,6 +54,7 @@ const EnvSchema = z.object({
   MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
   MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)').default(''),
+  MQTT_SHARED_STOP: z.enum(['leave', 'stay']).default('leave'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
   HTTP_PORT: int(0, 65_535).default(9464),
@@ -121,6 +122,11 @@ export interface Config {
     readonly keepaliveS: number;
     /** Shared-subscription group; empty means a plain subscription. */
     readonly sharedGroup: string;
+    /**
+     * A graceful stop in a group: `leave` it (UNSUBSCRIBE, take in what was dealt, end the
+     * session) or `stay` (keep subscription and session, as after a crash).
+     */
+    readonly sharedStop: 'leave' | 'stay';
     readonly username: string | undefined;
     readonly password: string | undefined;
   };
@@ -224,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       receiveMaximum: e.MQTT_RECEIVE_MAXIMUM,
       keepaliveS: e.MQTT_KEEPALIVE_S,
       sharedGroup: e.MQTT_SHARED_GROUP,
+      sharedStop: e.MQTT_SHARED_STOP,
       username: e.MQTT_USERNAME,
       password: e.MQTT_PASSWORD,
     },

@@ -269,7 +269,7 @@ export class MqttIngress {
   async leaveSharedGroup(signal: AbortSignal): Promise<boolean> {
     const { config: c, log, metrics } = this.#deps;
     const client = this.#client;
-    if (!c.sharedGroup || !client || this.#fatal) return false;
+    if (!c.sharedGroup || c.sharedStop === 'stay' || !client || this.#fatal) return false;
     this.#leftGroup = await unsubscribeShared(client, this.filter, signal);
     if (this.#leftGroup) {
       metrics.sharedGroupMember.set({ group: c.sharedGroup }, 0);

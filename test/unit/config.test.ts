@@ -31,6 +31,7 @@ describe('loadConfig: defaults', () => {
         receiveMaximum: 16_384,
         keepaliveS: 30,
         sharedGroup: '',
+        sharedStop: 'leave',
         username: undefined,
         password: undefined,
       },
