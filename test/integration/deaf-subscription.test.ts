@@ -10,7 +10,7 @@ import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import { startApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { pino } from 'pino';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, waitFor } from '../support/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from '../support/harness.ts';
 import { PrivateNats } from '../support/private-nats.ts';
 
 const t = new Teardown();
@@ -72,4 +72,12 @@ it('on Mosquitto the group is ready once the probe came back, and the probe is n
   await publish20(broker.url, prefix);
   await waitFor('20 committed', async () => (await metric(app.httpPort, 'esp_ingest_readings_committed_total')) === 20, 10_000);
   expect(await metric(app.httpPort, 'esp_ingest_messages_received_total')).toBe(20);
+});
+
+it('MQTT_SHARED_GROUP with BROKER=embedded: refused at start, exit 2, one line saying why', async () => {
+  const svc = await startService({ DATABASE_URL: 'postgres://u@127.0.0.1:1/never', BROKER: 'embedded', BROKER_PORT: '0', MQTT_SHARED_GROUP: 'ingest' }, { waitReady: false });
+  expect(await svc.exited).toBe(2);
+  const lines = svc.output().split('\n').filter((l) => l.includes('MQTT_SHARED_GROUP'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain('MQTT_SHARED_GROUP ("ingest") needs a broker with shared subscriptions: the embedded broker (BROKER=embedded) has none');
 });
