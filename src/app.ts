@@ -22,6 +22,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import type { MessageWork } from './decode/work.ts';
 import { Committer, backoffMs } from './sink/committer.ts';
 import { migrate } from './schema/migrate.ts';
+import { restoreGate } from './schema/restore-state.ts';
 import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
 import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './schema/report.ts';
@@ -126,6 +127,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log.warn({ err }, 'idle database connection failed; it was removed from the pool');
   });
   let connected = false;
+  const waitForRestore = restoreGate({ held: (detail) => readiness.migrationsHeld(detail), log });
   const unavailable = new ErrorLogThrottle(undefined, clock);
   for (let attempt = 1; ; attempt++) {
     try {
@@ -134,6 +136,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         connected = true;
         log.info({ event: 'database_connected', database: redactUrl(config.databaseUrl), serverVersion: rows[0]?.v }, 'database connected');
       }
+      await waitForRestore(pool);
       const schema = await migrate(pool, catalog, log, config.storage);
       storage = schema.storage;
       log.info({ event: 'migrations_applied', applied: schema.applied }, `schema up to date (${schema.applied.length} migrations applied now)`);

@@ -120,6 +120,7 @@ export class ReadinessState {
   readonly #buffer: HighWater;
   #rowsBuffered = 0;
   #migrated = false;
+  #migrationsHeld: string | undefined;
   #shuttingDown = false;
   #started = false;
 
@@ -152,6 +153,16 @@ export class ReadinessState {
 
   migrationsApplied(): void {
     this.#migrated = true;
+    this.#migrationsHeld = undefined;
+  }
+
+  /**
+   * Migrations are held back on purpose (a TimescaleDB restore under way, or an extension version
+   * the server does not load): `detail` says why and names the command that ends it; undefined
+   * when the hold is over. Shown as `migrations_pending` until migrations are applied.
+   */
+  migrationsHeld(detail: string | undefined): void {
+    this.#migrationsHeld = detail;
   }
 
   /** Rows held in memory now (called on every change; cheap). */
@@ -176,7 +187,7 @@ export class ReadinessState {
     const mqtt = this.#o.mqttNotActive();
     this.#latchStarted(mqtt);
     const r: NotReady[] = [];
-    if (!this.#migrated) r.push({ code: 'migrations_pending', detail: 'schema migrations not applied yet' });
+    if (!this.#migrated) r.push({ code: 'migrations_pending', detail: this.#migrationsHeld ?? 'schema migrations not applied yet' });
     if (this.#db.tripped(now)) r.push({ code: 'database_unreachable', detail: `${this.#db.detail} (${this.#db.failures} checks failed in a row)` });
     if (this.#writes.tripped(now)) r.push({ code: 'database_writes_failing', detail: `${this.#writes.detail} (${this.#writes.failures} attempts failed in a row; retrying)` });
     if (mqtt !== undefined) r.push({ code: 'mqtt_subscription_inactive', detail: mqtt });

@@ -1,0 +1,109 @@
+// Is a restore of this database under way? Read before any migration or storage change: while
+// TimescaleDB is in restore mode (`timescaledb_pre_restore()` sets `timescaledb.restoring`), or
+// while the installed extension is not the version the server would load, DDL from the service
+// would land on a half-restored catalog (timescale/timescaledb #1797, #7383, #3198).
+import type { Logger } from '../log/logger.ts';
+import type { SqlClient } from './apply.ts';
+
+/** What the database says about a restore; `null` versions when TimescaleDB is absent. */
+export interface RestoreFacts {
+  /** `timescaledb.restoring` is on for new sessions of this database (set by `timescaledb_pre_restore()`). */
+  readonly restoring: boolean;
+  /** `pg_extension.extversion`: the version whose catalog this database holds. */
+  readonly installedVersion: string | null;
+  /** `pg_available_extensions.default_version`: the version the server's files would load. */
+  readonly serverVersion: string | null;
+}
+
+/** Why migrations wait, with the command that ends the wait; undefined when they may run. */
+export interface RestoreBlock {
+  readonly kind: 'restoring' | 'version_mismatch';
+  readonly detail: string;
+}
+
+/**
+ * The facts, in one query on any connection, pooled or new (works without TimescaleDB: versions
+ * come back null). Restore mode is read from where `timescaledb_pre_restore()` puts it (this
+ * database's own settings, `ALTER DATABASE … SET`) and from the server's configuration, not from
+ * the session: a connection opened during a restore keeps the old value after it ends.
+ */
+export async function readRestoreFacts(client: SqlClient): Promise<RestoreFacts> {
+  const { rows } = await client.query(`SELECT
+      EXISTS (SELECT 1 FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS c(cfg)
+              WHERE s.setrole = 0 AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND lower(c.cfg) IN ('timescaledb.restoring=on', 'timescaledb.restoring=true', 'timescaledb.restoring=1'))
+      OR EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.restoring' AND setting = 'on'
+                 AND source IN ('configuration file', 'command line', 'environment variable')) AS restoring,
+      (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS installed,
+      (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS server`);
+  const row = rows[0] as { restoring: boolean; installed: string | null; server: string | null } | undefined;
+  return { restoring: row?.restoring === true, installedVersion: row?.installed ?? null, serverVersion: row?.server ?? null };
+}
+
+/**
+ * Whether the service must hold back its schema work, and what a person runs to end it.
+ * A database without the extension installed is not blocked (the applier creates it).
+ */
+export function restoreBlock(f: RestoreFacts): RestoreBlock | undefined {
+  if (f.restoring) {
+    return {
+      kind: 'restoring',
+      detail:
+        'TimescaleDB restore mode is on (timescaledb.restoring); no schema change until it ends: ' +
+        'when pg_restore has finished, run `SELECT timescaledb_post_restore();` in this database',
+    };
+  }
+  if (f.installedVersion !== null && f.serverVersion !== null && f.installedVersion !== f.serverVersion) {
+    return {
+      kind: 'version_mismatch',
+      detail:
+        `TimescaleDB ${f.installedVersion} is installed in this database but the server loads ${f.serverVersion}; ` +
+        'no schema change until they agree: run `ALTER EXTENSION timescaledb UPDATE;` as the first command of a new session ' +
+        '(psql -X), or run the server version the data was restored from',
+    };
+  }
+  return undefined;
+}
+
+/** Reads the facts and decides; undefined when schema work may go ahead. */
+export async function checkRestore(client: SqlClient): Promise<(RestoreBlock & { readonly facts: RestoreFacts }) | undefined> {
+  const facts = await readRestoreFacts(client);
+  const block = restoreBlock(facts);
+  return block && { ...block, facts };
+}
+
+/**
+ * Resolves once no restore blocks schema work, checking every `pollMs`. `onHeld` hears the
+ * block when it starts or changes and `undefined` when it ends.
+ * @throws what the query throws (a database that cannot be reached): the caller retries.
+ */
+export async function waitWhileRestoring(client: SqlClient, o: { readonly pollMs: number; readonly onHeld: (block: (RestoreBlock & { readonly facts: RestoreFacts }) | undefined) => void}): Promise<void> {
+  let last: string | undefined;
+  for (;;) {
+    const block = await checkRestore(client);
+    if (block?.detail !== last) o.onHeld(block);
+    last = block?.detail;
+    if (!block) return;
+    await new Promise((resolve) => setTimeout(resolve, o.pollMs));
+  }
+}
+
+/** Time between checks while a restore holds schema work back, ms. */
+const RESTORE_POLL_MS = 2_000;
+
+/**
+ * The start-up gate in front of `migrate`: waits while a restore is under way, telling `held`
+ * (readiness) why and logging each change with both extension versions.
+ * @returns a function to await right before migrating, on the pool or any connection.
+ */
+export function restoreGate(o: { readonly held: (detail: string | undefined) => void; readonly log: Logger; readonly pollMs?: number }): (client: SqlClient) => Promise<void> {
+  return (client) =>
+    waitWhileRestoring(client, {
+      pollMs: o.pollMs ?? RESTORE_POLL_MS,
+      onHeld: (block) => {
+        o.held(block?.detail);
+        if (block) o.log.warn({ event: 'restore_in_progress', kind: block.kind, installedVersion: block.facts.installedVersion, serverVersion: block.facts.serverVersion }, `schema changes held: ${block.detail}`);
+        else o.log.info({ event: 'restore_finished' }, 'restore finished; applying the schema');
+      },
+    });
+}

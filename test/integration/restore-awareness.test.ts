@@ -1,0 +1,60 @@
+// The service started on a database in the middle of a logical restore (after
+// `timescaledb_pre_restore()`, before `timescaledb_post_restore()`): it runs no DDL, /readyz says
+// why and names the command, it does not subscribe (so the broker keeps the backlog for its
+// session), and once the restore is finished it migrates and stores the backlog by itself.
+// Upstream: timescale/timescaledb #1797, #7383 (DDL and reads on a half-restored catalog).
+import mqtt from 'mqtt';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PrivateMosquitto, Teardown, freshDatabase, query, readyz, startService, waitFor } from '../support/harness.ts';
+
+const t = new Teardown();
+afterAll(() => t.run());
+
+describe('a restore under way at start-up', () => {
+  it('holds migrations and intake during timescaledb_pre_restore(), then proceeds after timescaledb_post_restore()', async () => {
+    const db = await freshDatabase(t);
+    await query(db, 'CREATE EXTENSION IF NOT EXISTS timescaledb');
+    await query(db, 'SELECT timescaledb_pre_restore()');
+    const mq = new PrivateMosquitto();
+    t.add(() => mq.destroy());
+    await mq.start();
+
+    // The service's persistent session exists on the broker, as after an earlier run.
+    const clientId = 'esp-ingest-restore';
+    const topic = 'esp/site-r/WELL-R1/telemetry';
+    const session = await mqtt.connectAsync(mq.url, { clientId, clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3600 } });
+    await session.subscribeAsync('esp/+/+/telemetry', { qos: 1 });
+    await session.endAsync();
+
+    const svc = await startService({ DATABASE_URL: db, MQTT_URL: mq.url, MQTT_CLIENT_ID: clientId }, { waitReady: false });
+    t.add(() => svc.proc.kill('SIGKILL'));
+    const held = await waitFor('readyz naming the restore', async () => {
+      const r = await readyz(svc.httpPort);
+      const detail = (r.body as { details?: Record<string, string> }).details?.['migrations_pending'] ?? '';
+      return detail.includes('timescaledb_post_restore()') ? r : undefined;
+    }, 30_000, 100);
+    expect(held.status).toBe(503);
+    expect(held.body.reasons).toContain('migrations_pending');
+
+    // Readings published while the restore runs are queued by the broker for the session.
+    const publisher = await mqtt.connectAsync(mq.url, { clientId: 'restore-publisher', protocolVersion: 5 });
+    t.add(() => publisher.endAsync());
+    for (let i = 0; i < 5; i++) {
+      await publisher.publishAsync(topic, JSON.stringify({ ts: `2024-03-01T00:00:0${i}Z`, motor_current_a: 40 + i }), { qos: 1 });
+    }
+    // While held: no table of ours exists.
+    const tables = await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('esp_telemetry', 'esp_schema_migrations', 'rejected_messages')`);
+    expect(tables[0]?.n).toBe(0);
+    expect(svc.output()).toMatch(/"event":"restore_in_progress"/);
+    expect(svc.output()).toMatch(/"installedVersion":"\d+\.\d+\.\d+"/);
+
+    await query(db, 'SELECT timescaledb_post_restore()');
+    await waitFor('ready after the restore', async () => (await readyz(svc.httpPort)).status === 200, 30_000, 100);
+    const stored = await waitFor('the backlog stored', async () => {
+      const rows = await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'WELL-R1'`);
+      return rows[0]?.n === 5 ? rows : undefined;
+    }, 20_000, 100);
+    expect(stored[0]?.n).toBe(5);
+    expect(svc.output()).toMatch(/"event":"restore_finished"/);
+  }, 90_000);
+});
