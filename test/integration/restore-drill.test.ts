@@ -1,0 +1,114 @@
+// Point-in-time recovery with pgBackRest, end to end on a private TimescaleDB cluster with WAL
+// archiving: ingest the shipped wells in three parts (by device time), a full backup after the
+// first, note a time T after the second has committed, then the third; the restore drill
+// (`npm run restore-drill`, run as a command) restores to T into a fresh data directory and
+// must find exactly the readings committed by T: same count and checksum per well as the source
+// over the first two parts, none of the third, the hypertable with its chunks, the policy jobs,
+// and a unique key that still refuses a duplicate.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import type { Reading } from '../../src/decode/decode.ts';
+import { migrate } from '../../src/schema/migrate.ts';
+import { wellSums } from '../../src/tools/drill-checks.ts';
+import type { Verdict } from '../../src/tools/restore-drill.ts';
+import { ROOT, Teardown, query, waitFor } from '../support/harness.ts';
+import { PgBackRestStanza } from '../support/pgbackrest.ts';
+import { privatePostgres } from '../support/private-postgres.ts';
+import { copyOf, wellReadings } from '../support/well-rows.ts';
+
+const run = promisify(execFile);
+const t = new Teardown();
+afterAll(() => t.run());
+
+/** One COPY of `readings` in one transaction, as the writer's fast path sends them. */
+async function copyReadings(url: string, readings: readonly Reading[]): Promise<void> {
+  const { target, text } = copyOf(DEFAULT_CATALOG, readings);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query('BEGIN');
+    await pipeline(Readable.from([text]), c.query(copyFrom(`COPY ${target} FROM STDIN`)));
+    await c.query('COMMIT');
+  } finally {
+    await c.end();
+  }
+}
+
+const iso = (tsUs: bigint | number) => new Date(Number(tsUs) / 1000).toISOString();
+
+describe('restore drill: point-in-time recovery from pgBackRest', () => {
+  it('restores to T and finds exactly the readings committed by T, checksums equal per well', async () => {
+    const source = await privatePostgres(t);
+    const stanza = new PgBackRestStanza(source);
+    await stanza.create();
+    const pool = new pg.Pool({ connectionString: source.url, max: 2 });
+    t.add(() => pool.end());
+    await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
+
+    // The shipped wells in three parts by device time: [.., b1), [b1, b2), [b2, ..).
+    const readings = wellReadings(DEFAULT_CATALOG).sort((a, b) => Number(a.tsUs - b.tsUs));
+    const b1 = readings[Math.floor(readings.length * 0.5)]!.tsUs;
+    const b2 = readings[Math.floor(readings.length * 0.75)]!.tsUs;
+    const parts = [readings.filter((r) => r.tsUs < b1), readings.filter((r) => r.tsUs >= b1 && r.tsUs < b2), readings.filter((r) => r.tsUs >= b2)];
+    expect(parts.every((p) => p.length > 0)).toBe(true);
+
+    await copyReadings(source.url, parts[0]!);
+    let t0 = performance.now();
+    await stanza.backup('full');
+    const backupSeconds = (performance.now() - t0) / 1000;
+    const backup = await stanza.newestBackup();
+    // pgBackRest picks the newest backup that stopped before the target, by its stop time in
+    // whole seconds: T must be later than that.
+    await waitFor('the clock past the backup\'s stop second', async () => (await query<{ ok: boolean }>(source.url, 'SELECT clock_timestamp() >= to_timestamp($1) AS ok', [backup.stopS + 1]))[0]?.ok, 5_000, 50);
+    await copyReadings(source.url, parts[1]!);
+    const [{ t: target } = { t: '' }] = await query<{ t: string }>(source.url, `SELECT clock_timestamp()::text AS t`);
+    await copyReadings(source.url, parts[2]!);
+    // WAL up to and past T in the repository: switch segments and wait for the archiver.
+    const [{ wal } = { wal: '' }] = await query<{ wal: string }>(source.url, `SELECT pg_walfile_name(pg_switch_wal()) AS wal`);
+    await waitFor('WAL past T archived', async () => {
+      const [a] = await query<{ last: string | null }>(source.url, 'SELECT last_archived_wal AS last FROM pg_stat_archiver');
+      return a?.last != null && a.last >= wal;
+    }, 30_000, 100);
+
+    const workDir = path.join(source.dir, 'drill');
+    t0 = performance.now();
+    const { stdout } = await run(process.execPath, [
+      '--import', 'tsx', 'src/tools/restore-drill.ts',
+      '--stanza', stanza.name, '--config', stanza.configFile, '--target', target,
+      '--work-dir', workDir, '--to', iso(b2), '--compare-url', source.url, '--keep',
+    ], { cwd: ROOT }).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr }));
+    const drillSeconds = (performance.now() - t0) / 1000;
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const verdict = JSON.parse(lines[0]!) as Verdict;
+    const restoredUrl = `postgres://postgres@${encodeURIComponent(path.join(workDir, 'sock'))}:${verdict.port}/esp`;
+    t.add(() => run('runuser', ['-u', 'postgres', '--', '/usr/lib/postgresql/15/bin/pg_ctl', 'stop', '-m', 'immediate', '-D', path.join(workDir, 'pgdata')]));
+
+    expect(verdict.problems).toEqual([]);
+    expect(verdict.ok).toBe(true);
+    expect(verdict.target).toBe(target);
+    // Exactly what was committed by T: the first two parts, per well, by count and checksum.
+    const expected = await wellSums(pool, { to: iso(b2) });
+    expect(verdict.restored?.wells).toEqual(expected);
+    expect(verdict.restored?.rows).toBe(parts[0]!.length + parts[1]!.length);
+    const [all] = await query<{ n: number; later: number }>(restoredUrl, `SELECT count(*)::int AS n, count(*) FILTER (WHERE ts >= $1)::int AS later FROM esp_telemetry`, [iso(b2)]);
+    expect(all).toEqual({ n: parts[0]!.length + parts[1]!.length, later: 0 });
+    // The structure: hypertable, chunks, the same policy jobs as the source, the unique key.
+    expect(verdict.restored?.hypertable).toBe(true);
+    expect(verdict.restored?.chunks).toBeGreaterThan(0);
+    expect(verdict.restored?.uniqueKey).toEqual({ present: true, duplicates: 0 });
+    expect(verdict.uniqueKeyProbe).toBe('rejected');
+
+    // Figures for the README's Backups section (the shipped wells; this machine).
+    const [size] = await query<{ bytes: string }>(source.url, `SELECT pg_database_size('esp')::text AS bytes`);
+    console.info(JSON.stringify({ figures: { rows: readings.length, backupRows: parts[0]!.length, databaseBytes: Number(size?.bytes), backup, backupSeconds, drillSeconds, restoreSeconds: verdict.restoreSeconds, recoverySeconds: verdict.recoverySeconds } }));
+  }, 120_000);
+});
