@@ -12,6 +12,7 @@ import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { MqttIngress, type InboundMessage } from './ingress/mqtt-ingress.ts';
 import { parseTopicTemplate } from './decode/topic.ts';
+import { BackupHealth } from './lifecycle/backup-health.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
 import { EventLoopWatchdog } from './lifecycle/liveness.ts';
 import { ReadinessState, reasonsBody } from './lifecycle/readiness.ts';
@@ -168,6 +169,8 @@ export async function startApp(deps: AppDeps): Promise<App> {
     onResult: onDbCheck,
   });
   dbProbe.start();
+  const backupHealth = new BackupHealth({ db: pool, metrics, log: log.child({ component: 'backup-health' }), infoFile: config.backup.infoFile });
+  backupHealth.start();
 
   // 3. Sink and batcher.
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
@@ -281,6 +284,8 @@ export async function startApp(deps: AppDeps): Promise<App> {
       summary.stop();
       clearInterval(readyWatch);
       const probeStopped = dbProbe.stop();
+      // Not awaited: a reading in flight ends with the pool, and catches its own error.
+      void backupHealth.stop();
       ing.stopIntake();
       // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => abort.abort(), config.shutdownDeadlineMs);

@@ -92,6 +92,7 @@ const EnvSchema = z.object({
   STORAGE_CHUNK_INTERVAL: duration('1 day', 3_600, 366 * 86_400),
   STORAGE_COMPRESS_AFTER: durationOrOff('7 days', 3_600, 100 * 366 * 86_400),
   STORAGE_RETENTION: durationOrOff('off', 86_400, 100 * 366 * 86_400),
+  BACKUP_INFO_FILE: z.string().default(''),
   STORAGE_ROLLUPS: z.string().default('1m,1h').transform((text, ctx) => {
     const r = parseRollups(text);
     if (typeof r !== 'string') return r;
@@ -125,6 +126,11 @@ export interface Config {
     readonly password: string | undefined;
   };
   readonly http: { readonly port: number; readonly host: string };
+  /**
+   * `infoFile`: a `pgbackrest info --output=json` written by the backup job after each backup;
+   * the newest backup's stop time is exported from it. Undefined: not exported.
+   */
+  readonly backup: { readonly infoFile: string | undefined };
   /** Wells given an `esp_ingest_well_last_reading_age_seconds` series (bounds the label set). */
   readonly metrics: { readonly wellsMax: number };
   readonly batch: {
@@ -223,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     metrics: { wellsMax: e.METRICS_WELLS_MAX },
+    backup: { infoFile: e.BACKUP_INFO_FILE.trim() === '' ? undefined : e.BACKUP_INFO_FILE },
     batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,

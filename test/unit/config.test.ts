@@ -36,6 +36,7 @@ describe('loadConfig: defaults', () => {
       },
       http: { port: 9464, host: '0.0.0.0' },
       metrics: { wellsMax: 1_000 },
+      backup: { infoFile: undefined },
       batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, flushConcurrency: 2 },
       decode: {
         messageMaxBytes: 262_144,
