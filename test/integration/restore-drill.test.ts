@@ -6,6 +6,7 @@
 // over the first two parts, none of the third, the hypertable with its chunks, the policy jobs,
 // and a unique key that still refuses a duplicate.
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -16,6 +17,8 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
+import { BackupHealth } from '../../src/lifecycle/backup-health.ts';
+import { createMetrics } from '../../src/metrics/metrics.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { wellSums } from '../../src/tools/drill-checks.ts';
 import type { Verdict } from '../../src/tools/restore-drill.ts';
@@ -77,6 +80,19 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
       const [a] = await query<{ last: string | null }>(source.url, 'SELECT last_archived_wal AS last FROM pg_stat_archiver');
       return a?.last != null && a.last >= wal;
     }, 30_000, 100);
+
+    // Backup health as the service exports it: the archiver's statistics, and the info file the
+    // backup job writes.
+    const infoFile = path.join(source.dir, 'backup-info.json');
+    writeFileSync(infoFile, await stanza.pgbackrest('info', '--output=json'));
+    const metrics = createMetrics();
+    const health = new BackupHealth({ db: pool, metrics, log: pino({ level: 'silent' }), infoFile });
+    await health.tick();
+    const gauge = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values;
+    expect((await gauge('esp_ingest_backup_newest_timestamp_seconds')).map((v) => [v.labels['stanza'], v.value])).toEqual([['esp', backup.stopS]]);
+    const [archived] = await gauge('esp_ingest_wal_archived_last_timestamp_seconds');
+    expect(archived!.value).toBeGreaterThanOrEqual(backup.stopS - 60);
+    expect((await gauge('esp_ingest_wal_archive_failed_last_timestamp_seconds'))[0]!.value).toBe(0);
 
     const workDir = path.join(source.dir, 'drill');
     t0 = performance.now();
