@@ -74,11 +74,45 @@ const healthcheckCmd = JSON.parse(/CMD\s+(\[.*\])\s*$/.exec(one('HEALTHCHECK')[0
 const cmd = JSON.parse(one('CMD')[0] ?? '[]') as string[];
 
 describe('docker-compose.yml', () => {
-  it('runs TimescaleDB, Mosquitto, esp-ingest, Prometheus and Grafana', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['esp-ingest', 'grafana', 'mosquitto', 'prometheus', 'timescaledb']);
-    expect(svc('timescaledb').image).toMatch(/^timescale\/timescaledb:2\.(19\.[3-9]|[2-9]\d\.\d+)-pg1[5-9]$/);
+  it('runs TimescaleDB (with pgBackRest), its scheduled backups, Mosquitto, esp-ingest, Prometheus and Grafana', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['backup', 'esp-ingest', 'grafana', 'mosquitto', 'prometheus', 'timescaledb']);
+    // The official image, extended by ops/timescaledb/Dockerfile; the backup service is the same build.
+    const tsdb = svc('timescaledb').build as { context: string; args?: Record<string, string> };
+    expect(tsdb.args?.['TIMESCALEDB_IMAGE']).toMatch(/^timescale\/timescaledb:2\.(19\.[3-9]|[2-9]\d\.\d+)-pg1[5-9]$/);
+    expect(readFileSync(path.join(tsdb.context, 'Dockerfile'), 'utf8')).toMatch(/^FROM \$\{TIMESCALEDB_IMAGE\}$/m);
+    expect(svc('backup').build).toEqual(svc('timescaledb').build);
+    expect(svc('backup').image).toBe(svc('timescaledb').image);
     expect(svc('mosquitto').image).toBe('eclipse-mosquitto:2');
     expect(ingest.build).toBeDefined();
+  });
+
+  it('backups: WAL archiving through pgBackRest, one config for both services, full and differential on a schedule, retention, the info file esp-ingest reads', () => {
+    const tsdb = svc('timescaledb');
+    const backup = svc('backup');
+    const command = ((tsdb as { command?: string[] }).command ?? []).join(' ');
+    const conf = readFileSync(path.join(ROOT, 'ops/pgbackrest/pgbackrest.conf'), 'utf8');
+    const stanza = /^\[(?!global)(\w+)\]$/m.exec(conf)?.[1];
+    expect(stanza).toBe('esp');
+    expect(command).toContain('archive_mode=on');
+    expect(command).toContain(`archive_command=pgbackrest --stanza=${stanza} archive-push %p`);
+    expect(Number(/archive_timeout=(\d+)/.exec(command)?.[1])).toBeLessThanOrEqual(300);
+    expect(conf).toMatch(/^repo1-retention-full=\d+$/m);
+    for (const s of [tsdb, backup]) expect(binds(s)).toContainEqual({ source: path.join(ROOT, 'ops/pgbackrest/pgbackrest.conf'), target: '/etc/pgbackrest/pgbackrest.conf', readOnly: true });
+    const volumeTargets = (s: Service) => (s.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':')[1] : v.target));
+    const repo = /^repo1-path=(.+)$/m.exec(conf)?.[1];
+    const pgPath = /^pg1-path=(.+)$/m.exec(conf)?.[1];
+    for (const target of [repo, pgPath, /^pg1-socket-path=(.+)$/m.exec(conf)?.[1]]) {
+      expect(volumeTargets(tsdb)).toContain(target);
+      expect(volumeTargets(backup)).toContain(target);
+    }
+    const cron = readFileSync(path.join(ROOT, 'ops/pgbackrest/crontab'), 'utf8').split('\n').filter((l) => /^\d/.test(l));
+    expect(cron.some((l) => l.includes('backup.sh full'))).toBe(true);
+    expect(cron.some((l) => l.includes('backup.sh diff'))).toBe(true);
+    const info = ingestEnv['BACKUP_INFO_FILE'];
+    expect(info).toBeDefined();
+    expect(volumeTargets(ingest)).toContain(path.dirname(info!));
+    expect(volumeTargets(backup)).toContain(path.dirname(info!));
+    expect(readFileSync(path.join(ROOT, 'ops/pgbackrest/backup.sh'), 'utf8')).toContain(`${path.dirname(info!)}`);
   });
 
   it("esp-ingest's variables all exist in the config schema, and the service accepts them", () => {
