@@ -31,7 +31,10 @@ export interface Inspection {
   /** Continuous aggregates (materialised views), sorted. */
   readonly rollups: string[];
   readonly uniqueKey: { readonly present: boolean; readonly duplicates: number };
+  /** Readings in the range (the sum over `wells`). */
   readonly rows: number;
+  /** Readings in the whole table, whatever the range. */
+  readonly allRows: number;
   readonly wells: WellSum[];
 }
 
@@ -66,6 +69,7 @@ export async function inspect(client: SqlClient, range: TsRange): Promise<Inspec
         AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum = ANY (c.conkey)) = ARRAY['ts', 'well_id']) AS present`);
   const [dups] = await rows<{ n: number }>(client, `SELECT count(*)::int AS n FROM (SELECT 1 FROM esp_telemetry GROUP BY well_id, ts HAVING count(*) > 1) d`);
   const wells = await wellSums(client, range);
+  const [all] = await rows<{ n: number }>(client, 'SELECT count(*)::int AS n FROM esp_telemetry');
   let hypertable = false;
   let chunks = 0;
   let compressedChunks = 0;
@@ -94,6 +98,7 @@ export async function inspect(client: SqlClient, range: TsRange): Promise<Inspec
     rollups,
     uniqueKey: { present: key?.present === true, duplicates: dups?.n ?? 0 },
     rows: wells.reduce((n, w) => n + w.rows, 0),
+    allRows: all?.n ?? 0,
     wells,
   };
 }

@@ -115,6 +115,7 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     const expected = await wellSums(pool, { to: iso(b2) });
     expect(verdict.restored?.wells).toEqual(expected);
     expect(verdict.restored?.rows).toBe(parts[0]!.length + parts[1]!.length);
+    expect(verdict.restored?.allRows).toBe(parts[0]!.length + parts[1]!.length);
     const [all] = await query<{ n: number; later: number }>(restoredUrl, `SELECT count(*)::int AS n, count(*) FILTER (WHERE ts >= $1)::int AS later FROM esp_telemetry`, [iso(b2)]);
     expect(all).toEqual({ n: parts[0]!.length + parts[1]!.length, later: 0 });
     // The structure: hypertable, chunks, the same policy jobs as the source, the unique key.

@@ -14,6 +14,7 @@ const good: Inspection = {
   rollups: ['esp_telemetry_1h_g1'],
   uniqueKey: { present: true, duplicates: 0 },
   rows: 30,
+  allRows: 30,
   wells: [
     { wellId: 'A', rows: 10, md5: 'a' },
     { wellId: 'B', rows: 20, md5: 'b' },
