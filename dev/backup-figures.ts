@@ -1,3 +1,7 @@
+// The README's backup figures (`npx tsx dev/backup-figures.ts`, with TEST_DATABASE_URL or the
+// local TimescaleDB running): a private cluster with WAL archiving to pgBackRest, the six shipped
+// wells (29,718 readings), a full backup, a change and a differential, one WAL file's archiving
+// time, then `npm run restore-drill` to the end of the archive. Prints one JSON object.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -46,7 +50,7 @@ try {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/tools/restore-drill.ts', '--stanza', 'esp', '--config', st.configFile, '--compare-url', src.url, '--work-dir', `${src.dir}/drill`]).catch((e) => e);
   const drillS = (performance.now() - t0) / 1000;
   const v = JSON.parse(stdout.trim());
-  console.log(JSON.stringify({ rows: readings.length, clusterBytes: Number(cl?.b), dbBytes: Number(db?.b), hypertableBytes: Number(db?.tb), full: { ...full, seconds: fullS }, diff: { ...diff, seconds: diffS }, archiveS, repoDu: repoDu.split('\t')[0], drill: { ok: v.ok, problems: v.problems, restoreSeconds: v.restoreSeconds, recoverySeconds: v.recoverySeconds, totalSeconds: drillS }, now }, null, 1));
+  process.stdout.write(`${JSON.stringify({ rows: readings.length, clusterBytes: Number(cl?.b), dbBytes: Number(db?.b), hypertableBytes: Number(db?.tb), full: { ...full, seconds: fullS }, diff: { ...diff, seconds: diffS }, archiveS, repoDu: repoDu.split('\t')[0], drill: { ok: v.ok, problems: v.problems, restoreSeconds: v.restoreSeconds, recoverySeconds: v.recoverySeconds, totalSeconds: drillS }, now }, null, 1)}\n`);
   await pool.end();
 } finally {
   await t.run();
