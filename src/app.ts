@@ -8,7 +8,7 @@ import { Admission } from './batch/admission.ts';
 import { Batcher } from './batch/batcher.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { toWork } from './decode/to-work.ts';
-import { EspError } from './errors.ts';
+import { AbortedError, EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { MqttIngress, type InboundMessage } from './ingress/mqtt-ingress.ts';
 import { parseTopicTemplate } from './decode/topic.ts';
@@ -23,7 +23,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import type { MessageWork } from './decode/work.ts';
 import { Committer, backoffMs } from './sink/committer.ts';
 import { migrate } from './schema/migrate.ts';
-import { restoreGate } from './schema/restore-state.ts';
+import { RestoreWatch, restoreGate } from './schema/restore-state.ts';
 import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
 import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './schema/report.ts';
@@ -171,6 +171,8 @@ export async function startApp(deps: AppDeps): Promise<App> {
   dbProbe.start();
   const backupHealth = new BackupHealth({ db: pool, metrics, log: log.child({ component: 'backup-health' }), infoFile: config.backup.infoFile });
   backupHealth.start();
+  const restoreWatch = new RestoreWatch({ db: pool, onChange: (detail) => readiness.restoreInProgress(detail), log });
+  restoreWatch.start();
 
   // 3. Sink and batcher.
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
@@ -181,6 +183,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     bufferMaxRows: config.batch.bufferMaxRows,
     maxConcurrentFlushes: config.batch.flushConcurrency,
     flush: async (items) => {
+      if (!(await restoreWatch.whenClear(abort.signal))) throw new AbortedError('a commit held by a restore');
       await committer.commit(items);
       // Freshness per well: every reading of a message is of its topic's well.
       for (const { data, receivedAtMs } of items) {
@@ -286,6 +289,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
       const probeStopped = dbProbe.stop();
       // Not awaited: a reading in flight ends with the pool, and catches its own error.
       void backupHealth.stop();
+      restoreWatch.stop();
       ing.stopIntake();
       // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => abort.abort(), config.shutdownDeadlineMs);

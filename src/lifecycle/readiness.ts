@@ -7,6 +7,7 @@ export const NOT_READY_CODES = [
   'migrations_pending',
   'database_unreachable',
   'database_writes_failing',
+  'restore_in_progress',
   'mqtt_subscription_inactive',
   'buffer_above_high_water',
   'shutting_down',
@@ -121,6 +122,7 @@ export class ReadinessState {
   #rowsBuffered = 0;
   #migrated = false;
   #migrationsHeld: string | undefined;
+  #restore: string | undefined;
   #shuttingDown = false;
   #started = false;
 
@@ -165,6 +167,14 @@ export class ReadinessState {
     this.#migrationsHeld = detail;
   }
 
+  /**
+   * A restore started while the service runs holds its commits: `detail` says why and names the
+   * command that ends it; undefined once it has ended.
+   */
+  restoreInProgress(detail: string | undefined): void {
+    this.#restore = detail;
+  }
+
   /** Rows held in memory now (called on every change; cheap). */
   buffered(rows: number): void {
     this.#rowsBuffered = rows;
@@ -190,6 +200,7 @@ export class ReadinessState {
     if (!this.#migrated) r.push({ code: 'migrations_pending', detail: this.#migrationsHeld ?? 'schema migrations not applied yet' });
     if (this.#db.tripped(now)) r.push({ code: 'database_unreachable', detail: `${this.#db.detail} (${this.#db.failures} checks failed in a row)` });
     if (this.#writes.tripped(now)) r.push({ code: 'database_writes_failing', detail: `${this.#writes.detail} (${this.#writes.failures} attempts failed in a row; retrying)` });
+    if (this.#restore !== undefined) r.push({ code: 'restore_in_progress', detail: `commits held (nothing acknowledged; the broker keeps the messages): ${this.#restore}` });
     if (mqtt !== undefined) r.push({ code: 'mqtt_subscription_inactive', detail: mqtt });
     if (this.#buffer.above) {
       const { highRows, lowRows } = this.bufferMarks;

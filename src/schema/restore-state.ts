@@ -107,3 +107,83 @@ export function restoreGate(o: { readonly held: (detail: string | undefined) => 
       },
     });
 }
+
+export interface RestoreWatchDeps {
+  /** Where the facts are read (the service's pool). */
+  readonly db: SqlClient;
+  /** Told the block's detail when a restore starts (or changes), and undefined when it ends. */
+  readonly onChange: (detail: string | undefined) => void;
+  readonly log: Logger;
+  readonly pollMs?: number;
+}
+
+/**
+ * The same check while the service runs: a restore started under a running service (someone
+ * runs `timescaledb_pre_restore()` on its database) holds every commit until it ends, so nothing
+ * is written into a half-restored catalog and nothing more is acknowledged; the broker keeps the
+ * rest. (TimescaleDB 2.19 refuses the writes of a new session anyway, 0A000 "cannot INSERT into
+ * hypertable during restore": without the hold they would fail and retry as
+ * `database_writes_failing`, with the cause hidden in the logs.) A restore is noticed within one
+ * poll period; a commit in that window from a session opened before the restore goes through.
+ */
+export class RestoreWatch {
+  readonly #d: RestoreWatchDeps;
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #detail: string | undefined;
+  #waiters: (() => void)[] = [];
+
+  constructor(deps: RestoreWatchDeps) {
+    this.#d = deps;
+  }
+
+  /** Checks every poll period. Idempotent. */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.check(), this.#d.pollMs ?? RESTORE_POLL_MS);
+    this.#timer.unref();
+  }
+
+  /** One check now (none overlap); a failed query changes nothing (the database probe reports it). */
+  async check(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      const block = await checkRestore(this.#d.db);
+      if (block?.detail === this.#detail) return;
+      this.#detail = block?.detail;
+      this.#d.onChange(this.#detail);
+      if (block) {
+        this.#d.log.warn({ event: 'restore_in_progress', kind: block.kind, installedVersion: block.facts.installedVersion, serverVersion: block.facts.serverVersion }, `commits held: ${block.detail}`);
+      } else {
+        this.#d.log.info({ event: 'restore_finished' }, 'restore finished; commits resume');
+        const w = this.#waiters;
+        this.#waiters = [];
+        for (const f of w) f();
+      }
+    } catch {
+      // Unreachable database: the reachability probe and the writer report it.
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /**
+   * Resolves true at once when no restore is known, else true when it ends, or false when
+   * `signal` aborts first (the restore still on: the caller must not write).
+   */
+  whenClear(signal?: AbortSignal): Promise<boolean> {
+    if (this.#detail === undefined) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#waiters.push(() => resolve(true));
+      signal?.addEventListener('abort', () => resolve(false), { once: true });
+    });
+  }
+
+  /** Stops checking. Waiters stay held (a restore may still be on): their `signal` releases them. Idempotent. */
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -1,11 +1,12 @@
 // The service started on a database in the middle of a logical restore (after
 // `timescaledb_pre_restore()`, before `timescaledb_post_restore()`): it runs no DDL, /readyz says
 // why and names the command, it does not subscribe (so the broker keeps the backlog for its
-// session), and once the restore is finished it migrates and stores the backlog by itself.
+// session), and once the restore is finished it migrates and stores the backlog by itself. Then
+// a restore started under the running service: commits and PUBACKs held until it ends.
 // Upstream: timescale/timescaledb #1797, #7383 (DDL and reads on a half-restored catalog).
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, query, readyz, startService, waitFor } from '../support/harness.ts';
+import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -56,5 +57,25 @@ describe('a restore under way at start-up', () => {
     }, 20_000, 100);
     expect(stored[0]?.n).toBe(5);
     expect(svc.output()).toMatch(/"event":"restore_finished"/);
+
+    // A restore started under the running service: commits held, /readyz says why, nothing
+    // written and nothing acknowledged, then it goes on by itself; every row is in a chunk.
+    await query(db, 'SELECT timescaledb_pre_restore()');
+    const running = await waitFor('readyz restore_in_progress', async () => {
+      const r = await readyz(svc.httpPort);
+      return r.body.reasons.includes('restore_in_progress') ? r : undefined;
+    }, 15_000, 100);
+    expect((running.body as { details?: Record<string, string> }).details?.['restore_in_progress']).toContain('timescaledb_post_restore()');
+    for (let i = 0; i < 5; i++) {
+      await publisher.publishAsync(topic, JSON.stringify({ ts: `2024-03-01T00:01:0${i}Z`, motor_current_a: 50 + i }), { qos: 1 });
+    }
+    await waitFor('the readings received and held', async () => (await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')) === 5, 15_000, 100);
+    const during = await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'WELL-R1'`);
+    expect(during[0]?.n).toBe(5);
+    await query(db, 'SELECT timescaledb_post_restore()');
+    await waitFor('ready again', async () => (await readyz(svc.httpPort)).status === 200, 15_000, 100);
+    await waitFor('the held readings stored', async () => (await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'WELL-R1'`))[0]?.n === 10, 15_000, 100);
+    const root = await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM ONLY esp_telemetry');
+    expect(root[0]?.n).toBe(0);
   }, 90_000);
 });

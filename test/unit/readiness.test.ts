@@ -142,6 +142,7 @@ describe('ReadinessState', () => {
       world.nowMs = t;
       s.commit(false);
     }
+    s.restoreInProgress('restore mode on');
     s.buffered(1000);
     s.shuttingDown();
     expect(codes()).toEqual([...NOT_READY_CODES]);
