@@ -141,9 +141,26 @@ export async function refreshRollups(client: SqlClient, views: readonly string[]
   return out;
 }
 
+/**
+ * Waits up to `timeoutMs` for TimescaleDB's background-worker scheduler of this database (it runs
+ * the policies and rollup refreshes; after some restores it died and jobs stopped until a
+ * restart: timescale/timescaledb #1712). @returns whether it runs.
+ */
+export async function schedulerRunning(client: SqlClient, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const [r] = await rows<{ up: boolean }>(client, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+      WHERE datname = current_database() AND backend_type = 'TimescaleDB Background Worker Scheduler') AS up`);
+    if (r?.up || Date.now() > end) return r?.up === true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** What the drill observed on the restored server. */
 export interface DrillObservation {
   readonly restored: Inspection;
+  /** The TimescaleDB job scheduler of the database runs (undefined: not checked, no TimescaleDB). */
+  readonly scheduler?: boolean | undefined;
   readonly uniqueKeyProbe: 'rejected' | 'accepted' | 'empty';
   readonly rollupRefresh: Record<string, string>;
   /** The same inspection of a reference database (`--compare-url`), when given. */
@@ -162,6 +179,7 @@ export function drillProblems(o: DrillObservation): string[] {
   if (!r.uniqueKey.present) p.push('the (well_id, ts) unique key is missing or not valid');
   if (r.uniqueKey.duplicates > 0) p.push(`${r.uniqueKey.duplicates} (well_id, ts) keys are stored more than once`);
   if (o.uniqueKeyProbe === 'accepted') p.push('a duplicate (well_id, ts) was accepted');
+  if (o.scheduler === false) p.push("TimescaleDB's job scheduler is not running for the database, so no policy or rollup refresh runs: check timescaledb.max_background_workers and the server log");
   for (const [view, result] of Object.entries(o.rollupRefresh)) if (result !== 'refreshed') p.push(`continuous aggregate ${view} does not refresh: ${result}`);
   const ref = o.reference;
   if (ref) {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { drillProblems, inspect, probeUniqueKey, refreshRollups, type Inspection, type TsRange } from './drill-checks.ts';
+import { drillProblems, inspect, probeUniqueKey, refreshRollups, schedulerRunning, type Inspection, type TsRange } from './drill-checks.ts';
 import { parseCliOrExit } from './cli.ts';
 
 const run = promisify(execFile);
@@ -57,6 +57,8 @@ export interface Verdict {
   readonly restored: Inspection | null;
   readonly uniqueKeyProbe: string | null;
   readonly rollupRefresh: Record<string, string>;
+  /** TimescaleDB's job scheduler runs for the database; null without TimescaleDB. */
+  readonly scheduler: boolean | null;
   readonly compared: boolean;
   readonly problems: string[];
 }
@@ -69,7 +71,7 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
   const logFile = path.join(work, 'postgres.log');
   const asRoot = process.getuid?.() === 0;
   const as = (cmd: string, args: string[]) => (asRoot ? run('runuser', ['-u', o.osUser, '--', cmd, ...args]) : run(cmd, args));
-  const base = { stanza: o.stanza, target: o.target ?? null, compared: o.compareUrl !== undefined, rollupRefresh: {} };
+  const base = { stanza: o.stanza, target: o.target ?? null, compared: o.compareUrl !== undefined, rollupRefresh: {}, scheduler: null };
   let restoreSeconds: number | null = null;
   let recoverySeconds: number | null = null;
   let port: number | null = null;
@@ -147,6 +149,7 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
       const restored = await inspect(client, o.range);
       const uniqueKeyProbe = await probeUniqueKey(client);
       const rollupRefresh = await refreshRollups(client, restored.rollups);
+      const scheduler = restored.extension !== null ? await schedulerRunning(client, 15_000) : undefined;
       let reference: Inspection | undefined;
       if (o.compareUrl) {
         const live = new pg.Client({ connectionString: o.compareUrl });
@@ -157,8 +160,8 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
           await live.end();
         }
       }
-      const problems = drillProblems({ restored, uniqueKeyProbe, rollupRefresh, reference });
-      return { ...base, ok: problems.length === 0, restoreSeconds, recoverySeconds, port, dataDirectory: dataDir, restored, uniqueKeyProbe, rollupRefresh, problems };
+      const problems = drillProblems({ restored, uniqueKeyProbe, rollupRefresh, scheduler, reference });
+      return { ...base, ok: problems.length === 0, restoreSeconds, recoverySeconds, port, dataDirectory: dataDir, restored, uniqueKeyProbe, rollupRefresh, scheduler: scheduler ?? null, problems };
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -123,6 +123,7 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     expect(verdict.restored?.chunks).toBeGreaterThan(0);
     expect(verdict.restored?.uniqueKey).toEqual({ present: true, duplicates: 0 });
     expect(verdict.uniqueKeyProbe).toBe('rejected');
+    expect(verdict.scheduler).toBe(true);
 
     // Figures for the README's Backups section (the shipped wells; this machine).
     const [size] = await query<{ bytes: string }>(source.url, `SELECT pg_database_size('esp')::text AS bytes`);

@@ -37,6 +37,7 @@ describe('drillProblems', () => {
     { name: 'unique key gone', o: { ...ok, restored: { ...good, uniqueKey: { present: false, duplicates: 0 } } }, problem: /unique key is missing/ },
     { name: 'duplicates stored', o: { ...ok, restored: { ...good, uniqueKey: { present: true, duplicates: 2 } } }, problem: /2 \(well_id, ts\) keys are stored more than once/ },
     { name: 'duplicate accepted', o: { ...ok, uniqueKeyProbe: 'accepted' as const }, problem: /duplicate \(well_id, ts\) was accepted/ },
+    { name: 'jobs without a scheduler', o: { ...ok, scheduler: false }, problem: /job scheduler is not running/ },
     { name: 'rollup refresh fails', o: { ...ok, rollupRefresh: { esp_telemetry_1h_g1: 'invalidation threshold for hypertable 3 not found' } }, problem: /esp_telemetry_1h_g1 does not refresh: invalidation threshold/ },
     { name: 'a policy lost', o: { ...ok, reference: { ...good, jobs: [...good.jobs, 'policy_retention:esp_telemetry'] } }, problem: /policy jobs differ/ },
     { name: 'a rollup lost', o: { ...ok, reference: { ...good, rollups: [...good.rollups, 'esp_telemetry_1m_g1'] } }, problem: /continuous aggregates differ/ },
