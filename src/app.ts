@@ -85,7 +85,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
   const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock, onDbState: (ok, reason) => readiness.commit(ok, reason) });
   const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink: committer, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
-  const ingress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive) });
+  const ingress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive) });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {

@@ -11,7 +11,6 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
-import type { TopicTemplate } from '../decode/topic.ts';
 
 /** One received PUBLISH. */
 export interface InboundMessage {
@@ -33,7 +32,8 @@ export interface IngressDeps {
   /** Given options only, never a URL string (see broker-url.ts). */
   readonly connect: (options: IClientOptions) => MqttClient;
   readonly config: Config['mqtt'];
-  readonly topic: TopicTemplate;
+  /** The MQTT topic filter to subscribe to (from MQTT_TOPIC; `$share/<group>/` is added here). */
+  readonly filter: string;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly clock: () => number;
@@ -204,8 +204,8 @@ export class MqttIngress {
   }
 
   #subscribe(client: MqttClient): void {
-    const { config: c, topic, log } = this.#deps;
-    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${topic.filter}` : topic.filter;
+    const { config: c, log } = this.#deps;
+    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${this.#deps.filter}` : this.#deps.filter;
     // Retain handling 1: retained messages only for a new subscription [MQTT-3.3.1-10].
     const opts = c.protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
     client.subscribe(filter, opts, (err, granted) => {
