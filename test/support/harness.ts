@@ -11,7 +11,7 @@ import { startApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { freePort, scrapeMetric } from './service-process.ts';
 
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** TimescaleDB server for tests; scripts/test.sh provisions it and sets TEST_DATABASE_URL. */
 export function serverUrl(): string {
