@@ -12,7 +12,7 @@ try {
   config = loadConfig(process.env);
 } catch (err) {
   if (err instanceof ConfigError) {
-    process.stderr.write(`esp-ingest: ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
+    process.stderr.write(`esp-ingest: ${err.code} ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
     process.exit(2);
   }
   throw err;
