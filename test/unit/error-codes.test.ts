@@ -1,6 +1,7 @@
 // The error-code contract: README.md's "Error codes" table and the catalog of src/errors.ts list
 // the same codes, each with when it is raised and what to do, and every code is raised somewhere
 // in src/ (a code nothing raises is removed, not documented).
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,5 +75,12 @@ describe('error codes: README.md and src/errors.ts', () => {
     const cause = new Error('connection reset');
     const err = new EspError('ESP_DB_MIGRATION_FAILED', 'migration 001.sql failed', { cause });
     expect([err.code, err.name, err.cause, err instanceof Error]).toEqual(['ESP_DB_MIGRATION_FAILED', 'EspError', cause, true]);
+  });
+
+  it('the service prints a configuration error with its code on stderr and exits 2', () => {
+    const env = { PATH: process.env.PATH, DATABASE_URL: 'not a url' };
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/^esp-ingest: ESP_CONFIG_INVALID invalid configuration:\n {2}- DATABASE_URL: /);
   });
 });
