@@ -2,7 +2,7 @@
 // settings, the rollup SQL and column contract, and the planner (what changes for which state).
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
-import { ConfigError } from '../../src/errors.ts';
+import type { ConfigError } from '../../src/errors.ts';
 import type { Channel } from '../../src/decode/catalog.ts';
 import { planStorage, type Observed, type ServerFacts } from '../../src/schema/plan.ts';
 import { channelsOfColumns, createGenerationSql, viewColumnNames, viewSql } from '../../src/schema/rollups.ts';
