@@ -3,18 +3,19 @@
 // wells (29,718 readings), a full backup, a change and a differential, one WAL file's archiving
 // time, then `npm run restore-drill` to the end of the archive. Prints one JSON object.
 import { execFile } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG } from '../src/decode/catalog.ts';
 import { migrate } from '../src/schema/migrate.ts';
-import { Teardown, query, waitFor } from '../test/support/harness.ts';
+import { query, Teardown, waitFor } from '../test/support/harness.ts';
 import { PgBackRestStanza } from '../test/support/pgbackrest.ts';
 import { privatePostgres } from '../test/support/private-postgres.ts';
 import { copyOf, wellReadings } from '../test/support/well-rows.ts';
+
 const run = promisify(execFile);
 const t = new Teardown();
 try {
@@ -42,15 +43,37 @@ try {
   // archive latency: switch and wait
   t0 = performance.now();
   const [{ wal } = { wal: '' }] = await query<{ wal: string }>(src.url, `SELECT pg_walfile_name(pg_switch_wal()) AS wal`);
-  await waitFor('archived', async () => { const [a] = await query<{ last: string | null }>(src.url, 'SELECT last_archived_wal AS last FROM pg_stat_archiver'); return a?.last != null && a.last >= wal; }, 30_000, 20);
+  await waitFor(
+    'archived',
+    async () => {
+      const [a] = await query<{ last: string | null }>(src.url, 'SELECT last_archived_wal AS last FROM pg_stat_archiver');
+      return a?.last != null && a.last >= wal;
+    },
+    30_000,
+    20,
+  );
   const archiveS = (performance.now() - t0) / 1000;
   const [{ now } = { now: '' }] = await query<{ now: string }>(src.url, 'SELECT clock_timestamp()::text AS now');
   const { stdout: repoDu } = await run('du', ['-sb', `${st.dir}/repo`]);
   t0 = performance.now();
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/tools/restore-drill.ts', '--stanza', 'esp', '--config', st.configFile, '--compare-url', src.url, '--work-dir', `${src.dir}/drill`]).catch((e) => e);
+  const { stdout } = await run(process.execPath, [
+    '--import',
+    'tsx',
+    'src/tools/restore-drill.ts',
+    '--stanza',
+    'esp',
+    '--config',
+    st.configFile,
+    '--compare-url',
+    src.url,
+    '--work-dir',
+    `${src.dir}/drill`,
+  ]).catch((e) => e);
   const drillS = (performance.now() - t0) / 1000;
   const v = JSON.parse(stdout.trim());
-  process.stdout.write(`${JSON.stringify({ rows: readings.length, clusterBytes: Number(cl?.b), dbBytes: Number(db?.b), hypertableBytes: Number(db?.tb), full: { ...full, seconds: fullS }, diff: { ...diff, seconds: diffS }, archiveS, repoDu: repoDu.split('\t')[0], drill: { ok: v.ok, problems: v.problems, restoreSeconds: v.restoreSeconds, recoverySeconds: v.recoverySeconds, totalSeconds: drillS }, now }, null, 1)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ rows: readings.length, clusterBytes: Number(cl?.b), dbBytes: Number(db?.b), hypertableBytes: Number(db?.tb), full: { ...full, seconds: fullS }, diff: { ...diff, seconds: diffS }, archiveS, repoDu: repoDu.split('\t')[0], drill: { ok: v.ok, problems: v.problems, restoreSeconds: v.restoreSeconds, recoverySeconds: v.recoverySeconds, totalSeconds: drillS }, now }, null, 1)}\n`,
+  );
   await pool.end();
 } finally {
   await t.run();

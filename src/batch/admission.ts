@@ -8,6 +8,7 @@
 export class Admission<M> {
   readonly #admit: (m: M) => Promise<void> | undefined;
   readonly #maxWaiting: number;
+  readonly #onWaiting: (waiting: number) => void;
   #waiting: M[] = [];
   #head = 0;
   #blocked: Promise<void> | undefined;
@@ -18,10 +19,12 @@ export class Admission<M> {
    *   A throw (the batcher gave up at shutdown) drops the message unacknowledged: the broker
    *   redelivers it.
    * @param maxWaiting messages held undecoded before intake pauses.
+   * @param onWaiting told how many wait, whenever that changes (esp_ingest_messages_waiting).
    */
-  constructor(admit: (m: M) => Promise<void> | undefined, maxWaiting: number) {
+  constructor(admit: (m: M) => Promise<void> | undefined, maxWaiting: number, onWaiting: (waiting: number) => void = () => undefined) {
     this.#admit = admit;
     this.#maxWaiting = maxWaiting;
+    this.#onWaiting = onWaiting;
   }
 
   /** Messages waiting undecoded for room in the buffer. */
@@ -36,6 +39,7 @@ export class Admission<M> {
       return undefined;
     }
     this.#waiting.push(m);
+    this.#onWaiting(this.waiting);
     if (this.waiting < this.#maxWaiting) return undefined;
     return new Promise<void>((resolve) => this.#resumeIntake.push(resolve));
   }
@@ -56,11 +60,13 @@ export class Admission<M> {
   }
 
   #drain(): void {
+    const before = this.waiting;
     while (!this.#blocked && this.waiting > 0) {
       const m = this.#waiting[this.#head]!;
       this.#head++;
       this.#admitOne(m);
     }
+    if (this.waiting !== before) this.#onWaiting(this.waiting);
     if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
       this.#waiting = this.#waiting.slice(this.#head);
       this.#head = 0;

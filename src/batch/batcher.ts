@@ -25,7 +25,7 @@ export interface BatcherOptions<T> {
 }
 
 export class Batcher<T> {
-  readonly #o: BatcherOptions<T>;
+  readonly #options: BatcherOptions<T>;
   readonly #maxConcurrent: number;
   #pending: BatchItem<T>[] = [];
   #pendingRows = 0;
@@ -42,7 +42,7 @@ export class Batcher<T> {
   #failure: unknown;
 
   constructor(options: BatcherOptions<T>) {
-    this.#o = options;
+    this.#options = options;
     this.#maxConcurrent = Math.max(1, options.maxConcurrentFlushes ?? 1);
   }
 
@@ -70,10 +70,10 @@ export class Batcher<T> {
         this.#timer = undefined;
         this.#due = true;
         this.#kick();
-      }, this.#o.flushIntervalMs);
+      }, this.#options.flushIntervalMs);
     }
     this.#kick();
-    if (this.#bufferedRows < this.#o.bufferMaxRows) return undefined;
+    if (this.#bufferedRows < this.#options.bufferMaxRows) return undefined;
     return new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
   }
 
@@ -100,7 +100,7 @@ export class Batcher<T> {
 
   #kick(): void {
     while (this.#inFlight < this.#maxConcurrent && !this.#failure && this.#pending.length > 0) {
-      if (!this.#due && this.#pendingRows < this.#o.maxRows) return;
+      if (!this.#due && this.#pendingRows < this.#options.maxRows) return;
       this.#start(this.#take());
     }
   }
@@ -112,7 +112,7 @@ export class Batcher<T> {
   #start(batch: BatchItem<T>[]): void {
     this.#inFlight++;
     this.#inFlightOldest.push(batch[0]!.receivedAtMs);
-    const committed = this.#o.flush(batch);
+    const committed = this.#options.flush(batch);
     committed.catch(() => undefined); // observed by the chain below, in its turn
     this.#ackChain = this.#ackChain
       .then(async () => {
@@ -141,7 +141,7 @@ export class Batcher<T> {
     let rows = 0;
     let count = 0;
     for (const next of this.#pending) {
-      if (count > 0 && rows + next.rows > this.#o.maxRows) break;
+      if (count > 0 && rows + next.rows > this.#options.maxRows) break;
       rows += next.rows;
       count++;
     }
@@ -165,11 +165,11 @@ export class Batcher<T> {
 
   #setBuffered(rows: number): void {
     this.#bufferedRows = rows;
-    this.#o.onBuffered?.(rows);
+    this.#options.onBuffered?.(rows);
   }
 
   #wakeWaiters(): void {
-    if (this.#bufferedRows >= this.#o.bufferMaxRows && !this.#failure) return;
+    if (this.#bufferedRows >= this.#options.bufferMaxRows && !this.#failure) return;
     const waiters = this.#spaceWaiters;
     this.#spaceWaiters = [];
     for (const w of waiters) w();

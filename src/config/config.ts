@@ -187,7 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
   // The cross-field checks run on each variable's own parse, so a problem elsewhere in the
   // environment does not hide them (every problem at once).
-  const topic = EnvSchema.shape.MQTT_TOPIC.safeParse(clean['MQTT_TOPIC']);
+  const topic = EnvSchema.shape.MQTT_TOPIC.safeParse(clean.MQTT_TOPIC);
   if (topic.success) {
     try {
       parseTopicTemplate(topic.data);
@@ -195,18 +195,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       problems.push(`MQTT_TOPIC: ${(err as Error).message}`);
     }
   }
-  const batchMax = EnvSchema.shape.BATCH_MAX_ROWS.safeParse(clean['BATCH_MAX_ROWS']);
-  const bufferMax = EnvSchema.shape.BUFFER_MAX_ROWS.safeParse(clean['BUFFER_MAX_ROWS']);
+  const batchMax = EnvSchema.shape.BATCH_MAX_ROWS.safeParse(clean.BATCH_MAX_ROWS);
+  const bufferMax = EnvSchema.shape.BUFFER_MAX_ROWS.safeParse(clean.BUFFER_MAX_ROWS);
   if (batchMax.success && bufferMax.success && bufferMax.data < batchMax.data) {
     problems.push(`BUFFER_MAX_ROWS (${bufferMax.data}) must be >= BATCH_MAX_ROWS (${batchMax.data})`);
   }
-  const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean['FLUSH_CONCURRENCY']);
-  const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean['DB_POOL_MAX']);
+  const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean.FLUSH_CONCURRENCY);
+  const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean.DB_POOL_MAX);
   if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
     problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch plus one spare (the reachability check uses a connection of its own, outside the pool)`);
   }
-  const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean['STORAGE_COMPRESS_AFTER']);
-  const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean['STORAGE_RETENTION']);
+  const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean.STORAGE_COMPRESS_AFTER);
+  const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean.STORAGE_RETENTION);
   if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
     problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
   }

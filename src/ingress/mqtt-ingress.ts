@@ -11,7 +11,6 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
-import type { TopicTemplate } from '../decode/topic.ts';
 
 /** One received PUBLISH. */
 export interface InboundMessage {
@@ -33,12 +32,24 @@ export interface IngressDeps {
   /** Given options only, never a URL string (see broker-url.ts). */
   readonly connect: (options: IClientOptions) => MqttClient;
   readonly config: Config['mqtt'];
-  readonly topic: TopicTemplate;
+  /** The MQTT topic filter to subscribe to (from MQTT_TOPIC; `$share/<group>/` is added here). */
+  readonly filter: string;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly clock: () => number;
   /** Told once when the ingress hits an error it will not recover from (it stops reconnecting). */
   readonly onFatal: (err: EspError) => void;
+  /**
+   * Told when the subscription becomes active (undefined) or inactive (why, for /readyz): on
+   * connect and subscribe, on close, when intake stops, on a fatal error.
+   */
+  readonly onState?: (inactive: string | undefined) => void;
+}
+
+/** Where to connect, when it is known only at start (the embedded broker's port). */
+export interface BrokerEndpoint {
+  readonly url: string;
+  readonly protocolVersion: 4 | 5;
 }
 
 export class MqttIngress {
@@ -50,6 +61,7 @@ export class MqttIngress {
   #connects = 0;
   #fatal: EspError | undefined;
   #closing = false;
+  #reported: string | undefined | null = null;
   readonly #takeover = new TakeoverDetector();
 
   constructor(deps: IngressDeps) {
@@ -70,23 +82,26 @@ export class MqttIngress {
     return undefined;
   }
 
-  /** Connects and subscribes in the background; reconnects forever. No-op when started. */
-  start(onMessage: MessageSink): void {
+  /**
+   * Connects and subscribes in the background; reconnects forever. No-op when started.
+   * @param endpoint the broker, when not MQTT_URL (the embedded broker's address).
+   */
+  start(onMessage: MessageSink, endpoint: BrokerEndpoint = this.#deps.config): void {
     if (this.#client) return;
     const { config: c, log, metrics } = this.#deps;
     // MQTT_USERNAME / MQTT_PASSWORD take precedence over credentials in MQTT_URL.
     const options: IClientOptions = {
-      ...brokerAddress(c.url),
+      ...brokerAddress(endpoint.url),
       clientId: c.clientId,
       clean: false,
-      protocolVersion: c.protocolVersion,
+      protocolVersion: endpoint.protocolVersion,
       keepalive: c.keepaliveS,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       resubscribe: false,
       ...(c.username !== undefined ? { username: c.username } : {}),
       ...(c.password !== undefined ? { password: c.password } : {}),
-      ...(c.protocolVersion === 5
+      ...(endpoint.protocolVersion === 5
         ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } }
         : {}),
     };
@@ -95,11 +110,13 @@ export class MqttIngress {
     this.#client = client;
     const gate = new PubackGate(client);
     this.#gate = gate;
+    const unacknowledged = metrics.unackedMessages;
 
     client.handleMessage = (packet, callback) => {
       const qos = packet.qos;
       received[qos]?.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
+      if (release) unacknowledged.set(gate.held);
       if (!this.#accepting) {
         // Intake stopped: never PUBACK; the broker redelivers it to the next session.
         callback();
@@ -114,6 +131,7 @@ export class MqttIngress {
           ? () => {
               if (release()) metrics.messagesAcked.inc();
               else metrics.acksDropped.inc();
+              unacknowledged.set(gate.held);
             }
           : () => undefined,
       };
@@ -153,7 +171,10 @@ export class MqttIngress {
       else this.#setSubscribed(true);
     });
     client.on('reconnect', () => metrics.mqttReconnects.inc());
-    client.on('close', () => this.#setSubscribed(false));
+    client.on('close', () => {
+      unacknowledged.set(gate.held);
+      this.#setSubscribed(false);
+    });
     client.on('error', (err) => {
       explained = true;
       warnThrottled(log, outage, err, {}, 'mqtt client error', (n) => `mqtt client error (still failing: ${n} errors since the last line)`);
@@ -178,12 +199,13 @@ export class MqttIngress {
     );
     this.#deps.log.error({ err: this.#fatal }, 'session taken over');
     client.options.reconnectPeriod = 0;
+    this.#report();
     this.#deps.onFatal(this.#fatal);
   }
 
   #subscribe(client: MqttClient): void {
-    const { config: c, topic, log } = this.#deps;
-    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${topic.filter}` : topic.filter;
+    const { config: c, log } = this.#deps;
+    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${this.#deps.filter}` : this.#deps.filter;
     // Retain handling 1: retained messages only for a new subscription [MQTT-3.3.1-10].
     const opts = c.protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
     client.subscribe(filter, opts, (err, granted) => {
@@ -191,6 +213,7 @@ export class MqttIngress {
       if (err || refused) {
         this.#fatal = new EspError('ESP_MQTT_SUBSCRIBE_REFUSED', `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`, { cause: err });
         log.error({ err: this.#fatal }, 'subscribe failed');
+        this.#report();
         this.#deps.onFatal(this.#fatal);
         return;
       }
@@ -203,16 +226,26 @@ export class MqttIngress {
   #setSubscribed(on: boolean): void {
     this.#subscribed = on;
     this.#deps.metrics.mqttUp.set(on ? 1 : 0);
+    this.#report();
+  }
+
+  /** Tells `onState` when the reason to be inactive (or none) changed. */
+  #report(): void {
+    const inactive = this.notReadyReason;
+    if (inactive === this.#reported) return;
+    this.#reported = inactive;
+    this.#deps.onState?.(inactive);
   }
 
   /** Stops passing messages on; later ones are never PUBACKed (the broker keeps them). */
   stopIntake(): void {
     this.#accepting = false;
+    this.#report();
   }
 
   /** PUBACKs held now (received, not yet committed). */
   heldAcks(): number {
-    return this.#gate?.stats().held ?? 0;
+    return this.#gate?.held ?? 0;
   }
 
   /**

@@ -3,9 +3,9 @@
 // `pgbackrest info --output=json` file the backup job writes after each backup (BACKUP_INFO_FILE).
 // The service never runs pgBackRest or needs the repository: the file is its only contract.
 import { readFile } from 'node:fs/promises';
-import type { SqlClient } from '../schema/apply.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { SqlClient } from '../schema/apply.ts';
 
 /** Time between readings, ms. */
 const BACKUP_HEALTH_INTERVAL_MS = 30_000;
@@ -79,7 +79,8 @@ export class BackupHealth {
     } catch (err) {
       // Unreadable before anything was known: a series at 0, so "no backup in 26 h" fires.
       if (!this.#known) metrics.backupNewest.set({ stanza: '' }, 0);
-      if (!this.#fileFailing) log.warn({ event: 'backup_info_unreadable', file, err }, 'BACKUP_INFO_FILE cannot be read; the newest backup time is not updated');
+      if (!this.#fileFailing)
+        log.warn({ event: 'backup_info_unreadable', file, err }, 'BACKUP_INFO_FILE cannot be read; the newest backup time is not updated');
       this.#fileFailing = true;
     }
   }

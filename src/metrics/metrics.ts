@@ -8,6 +8,8 @@ export interface MetricsOptions {
   readonly wellsMax?: number;
   /** "Now" for the freshness gauge, milliseconds since the Unix epoch (default Date.now). */
   readonly clock?: () => number;
+  /** Read at scrape for esp_ingest_ready and esp_ingest_database_up (both 0 without it). */
+  readonly readiness?: { readyValue(): 0 | 1; databaseUpValue(): 0 | 1 };
 }
 
 /**
@@ -25,14 +27,23 @@ export function createMetrics(options: MetricsOptions = {}) {
   for (const name of DEFAULT_GAUGES_NAMED_TOTAL) registry.removeSingleMetric(p + name);
   const clock = options.clock ?? Date.now;
   const wellsMax = options.wellsMax ?? 1000;
-  /** Read at scrape time; the composition root points them at the live components. */
-  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0, ready: () => 0, databaseUp: () => 0 };
+  const readiness = options.readiness;
+  /** Receive time (ms since the epoch) of the oldest message not yet committed, as last reported. */
+  let oldestUnacknowledgedAtMs: number | undefined;
+  const oldestUnacknowledgedAgeSeconds = () => (oldestUnacknowledgedAtMs === undefined ? 0 : Math.max(0, (clock() - oldestUnacknowledgedAtMs) / 1000));
   /** Well id → receive time (ms) of its newest committed reading; never shrinks (a silent well must stay visible). */
   const wellLastReceivedMs = new Map<string, number>();
   const untrackedWellReadings = new Counter({ name: `${p}untracked_well_readings_total`, help: 'Committed readings of wells beyond METRICS_WELLS_MAX, which have no freshness series', registers: [registry] });
+  const storageMode = new Gauge({ name: `${p}storage_mode`, help: '1 for the storage mode in use: timescaledb_compressed, timescaledb_hypertable or postgresql_table', labelNames: ['mode'] as const, registers: [registry] });
+  const storageFeature = new Gauge({ name: `${p}storage_feature`, help: '1 for the state of each storage feature (hypertable, compression, compression_policy, retention_policy, rollups): applied, unsupported, disabled or failed', labelNames: ['feature', 'state'] as const, registers: [registry] });
   return {
     registry,
-    probes,
+    /** The batcher's oldest uncommitted message changed: its receive time (ms), or undefined when none. */
+    oldestUnacknowledged(receivedAtMs: number | undefined): void {
+      oldestUnacknowledgedAtMs = receivedAtMs;
+    },
+    /** Age of the oldest message received and not yet committed, s (0 when none). */
+    oldestUnacknowledgedAgeSeconds,
     /**
      * Records that `readings` readings of `wellId`, received at `receivedAtMs` (ms since the
      * epoch), were committed (as new rows or duplicates). The first METRICS_WELLS_MAX wells seen
@@ -61,7 +72,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     wellsTracked: new Gauge({ name: `${p}wells_tracked`, help: 'Wells with a freshness series (at most METRICS_WELLS_MAX)', registers: [registry], collect() { this.set(wellLastReceivedMs.size); } }),
     untrackedWellReadings,
-    ready: new Gauge({ name: `${p}ready`, help: '1 when GET /readyz would answer 200', registers: [registry], collect() { this.set(probes.ready()); } }),
+    ready: new Gauge({ name: `${p}ready`, help: '1 when GET /readyz would answer 200', registers: [registry], collect() { this.set(readiness?.readyValue() ?? 0); } }),
     messagesReceived: new Counter({ name: `${p}messages_received_total`, help: 'MQTT PUBLISH packets received, by QoS', labelNames: ['qos'] as const, registers: [registry] }),
     messagesAcked: new Counter({ name: `${p}messages_acknowledged_total`, help: 'PUBACKs sent after commit', registers: [registry] }),
     acksDropped: new Counter({ name: `${p}pubacks_dropped_total`, help: 'PUBACKs not sent because the connection closed before commit (the broker redelivers)', registers: [registry] }),
@@ -76,11 +87,11 @@ export function createMetrics(options: MetricsOptions = {}) {
     flushRetries: new Counter({ name: `${p}flush_retries_total`, help: 'Failed flush attempts that will be retried, by SQLSTATE or network', labelNames: ['code'] as const, registers: [registry] }),
     decompressionLimit: new Counter({ name: `${p}decompression_limit_total`, help: 'Batch parts that hit TimescaleDB\'s decompression limit (SQLSTATE 53400): split in two, or (one reading) written with the limit lifted', labelNames: ['action'] as const, registers: [registry] }),
     rowsBuffered: new Gauge({ name: `${p}rows_buffered`, help: 'Readings held in memory, not yet committed', registers: [registry] }),
-    messagesWaiting: new Gauge({ name: `${p}messages_waiting`, help: 'Messages received and held undecoded because the buffer is full', registers: [registry], collect() { this.set(probes.messagesWaiting()); } }),
-    unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry], collect() { this.set(probes.unacknowledgedMessages()); } }),
-    oldestUnackedSeconds: new Gauge({ name: `${p}oldest_unacknowledged_age_seconds`, help: 'Age of the oldest message received and not yet committed', registers: [registry], collect() { this.set(probes.oldestUnacknowledgedAgeSeconds()); } }),
+    messagesWaiting: new Gauge({ name: `${p}messages_waiting`, help: 'Messages received and held undecoded because the buffer is full', registers: [registry] }),
+    unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry] }),
+    oldestUnackedSeconds: new Gauge({ name: `${p}oldest_unacknowledged_age_seconds`, help: 'Age of the oldest message received and not yet committed', registers: [registry], collect() { this.set(oldestUnacknowledgedAgeSeconds()); } }),
     commitLagSeconds: new Histogram({ name: `${p}device_to_commit_lag_seconds`, help: 'Device time of the newest reading in a batch to its commit', buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400], registers: [registry] }),
-    dbUp: new Gauge({ name: `${p}database_up`, help: '1 unless /readyz reports the database unreachable or its writes failing (computed at scrape)', registers: [registry], collect() { this.set(probes.databaseUp()); } }),
+    dbUp: new Gauge({ name: `${p}database_up`, help: '1 unless /readyz reports the database unreachable or its writes failing (computed at scrape)', registers: [registry], collect() { this.set(readiness?.databaseUpValue() ?? 0); } }),
     mqttUp: new Gauge({ name: `${p}mqtt_up`, help: '1 while connected to the broker with the subscription active', registers: [registry] }),
     mqttReconnects: new Counter({ name: `${p}mqtt_reconnects_total`, help: 'Reconnect attempts to the broker', registers: [registry] }),
     sessionResets: new Counter({ name: `${p}mqtt_session_resets_total`, help: 'CONNACKs with sessionPresent=0 after the first connect: the broker forgot our session', registers: [registry] }),
@@ -89,8 +100,8 @@ export function createMetrics(options: MetricsOptions = {}) {
     walArchivedLast: new Gauge({ name: `${p}wal_archived_last_timestamp_seconds`, help: 'When the server last archived a WAL file (pg_stat_archiver.last_archived_time, Unix seconds; 0 = never since the statistics were reset)', registers: [registry] }),
     walArchiveFailedLast: new Gauge({ name: `${p}wal_archive_failed_last_timestamp_seconds`, help: 'When archiving a WAL file last failed (pg_stat_archiver.last_failed_time, Unix seconds; 0 = never)', registers: [registry] }),
     backupNewest: new Gauge({ name: `${p}backup_newest_timestamp_seconds`, help: 'Stop time of the newest pgBackRest backup per stanza, from BACKUP_INFO_FILE (Unix seconds; 0 = none, or the file unreadable before any was seen)', labelNames: ['stanza'] as const, registers: [registry] }),
-    storageMode: new Gauge({ name: `${p}storage_mode`, help: '1 for the storage mode in use: timescaledb_compressed, timescaledb_hypertable or postgresql_table', labelNames: ['mode'] as const, registers: [registry] }),
-    storageFeature: new Gauge({ name: `${p}storage_feature`, help: '1 for the state of each storage feature (hypertable, compression, compression_policy, retention_policy, rollups): applied, unsupported, disabled or failed', labelNames: ['feature', 'state'] as const, registers: [registry] }),
+    storageMode,
+    storageFeature,
   };
 }
 

@@ -2,7 +2,9 @@
 // TimescaleDB is in restore mode (`timescaledb_pre_restore()` sets `timescaledb.restoring`), or
 // while the installed extension is not the version the server would load, DDL from the service
 // would land on a half-restored catalog (timescale/timescaledb #1797, #7383, #3198).
+import { AbortedError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { sleep } from '../sink/backoff.ts';
 import type { SqlClient } from './apply.ts';
 
 /** What the database says about a restore; `null` versions when TimescaleDB is absent. */
@@ -72,40 +74,42 @@ export async function checkRestore(client: SqlClient): Promise<(RestoreBlock & {
   return block && { ...block, facts };
 }
 
+/** Time between checks while a restore holds schema work or commits back, ms. */
+const RESTORE_POLL_MS = 2_000;
+
+export interface RestoreGateDeps {
+  /** Told the block's detail (readiness) when it starts or changes, and undefined when it ends. */
+  readonly held: (detail: string | undefined) => void;
+  readonly log: Logger;
+  /** Shutdown during start-up: stops waiting at once. */
+  readonly signal: AbortSignal;
+  readonly pollMs?: number;
+}
+
 /**
- * Resolves once no restore blocks schema work, checking every `pollMs`. `onHeld` hears the
- * block when it starts or changes and `undefined` when it ends.
- * @throws what the query throws (a database that cannot be reached): the caller retries.
+ * The start-up gate in front of `migrate`: resolves once no restore blocks schema work, checking
+ * every poll period, telling `held` why it waits and logging each change with both versions.
+ * @throws what the query throws (an unreachable database: the caller retries); AbortedError when
+ *   `signal` aborts while it waits.
  */
-export async function waitWhileRestoring(client: SqlClient, o: { readonly pollMs: number; readonly onHeld: (block: (RestoreBlock & { readonly facts: RestoreFacts }) | undefined) => void}): Promise<void> {
+export async function waitWhileRestoring(client: SqlClient, o: RestoreGateDeps): Promise<void> {
   let last: string | undefined;
   for (;;) {
     const block = await checkRestore(client);
-    if (block?.detail !== last) o.onHeld(block);
+    if (block?.detail !== last) {
+      o.held(block?.detail);
+      if (block)
+        o.log.warn(
+          { event: 'restore_in_progress', kind: block.kind, installedVersion: block.facts.installedVersion, serverVersion: block.facts.serverVersion },
+          `schema changes held: ${block.detail}`,
+        );
+      else o.log.info({ event: 'restore_finished' }, 'restore finished; applying the schema');
+    }
     last = block?.detail;
     if (!block) return;
-    await new Promise((resolve) => setTimeout(resolve, o.pollMs));
+    await sleep(o.pollMs ?? RESTORE_POLL_MS, o.signal);
+    if (o.signal.aborted) throw new AbortedError('waiting for a restore to finish at start-up');
   }
-}
-
-/** Time between checks while a restore holds schema work back, ms. */
-const RESTORE_POLL_MS = 2_000;
-
-/**
- * The start-up gate in front of `migrate`: waits while a restore is under way, telling `held`
- * (readiness) why and logging each change with both extension versions.
- * @returns a function to await right before migrating, on the pool or any connection.
- */
-export function restoreGate(o: { readonly held: (detail: string | undefined) => void; readonly log: Logger; readonly pollMs?: number }): (client: SqlClient) => Promise<void> {
-  return (client) =>
-    waitWhileRestoring(client, {
-      pollMs: o.pollMs ?? RESTORE_POLL_MS,
-      onHeld: (block) => {
-        o.held(block?.detail);
-        if (block) o.log.warn({ event: 'restore_in_progress', kind: block.kind, installedVersion: block.facts.installedVersion, serverVersion: block.facts.serverVersion }, `schema changes held: ${block.detail}`);
-        else o.log.info({ event: 'restore_finished' }, 'restore finished; applying the schema');
-      },
-    });
 }
 
 export interface RestoreWatchDeps {
@@ -154,7 +158,10 @@ export class RestoreWatch {
       this.#detail = block?.detail;
       this.#d.onChange(this.#detail);
       if (block) {
-        this.#d.log.warn({ event: 'restore_in_progress', kind: block.kind, installedVersion: block.facts.installedVersion, serverVersion: block.facts.serverVersion }, `commits held: ${block.detail}`);
+        this.#d.log.warn(
+          { event: 'restore_in_progress', kind: block.kind, installedVersion: block.facts.installedVersion, serverVersion: block.facts.serverVersion },
+          `commits held: ${block.detail}`,
+        );
       } else {
         this.#d.log.info({ event: 'restore_finished' }, 'restore finished; commits resume');
         const w = this.#waiters;
@@ -179,6 +186,19 @@ export class RestoreWatch {
       this.#waiters.push(() => resolve(true));
       signal?.addEventListener('abort', () => resolve(false), { once: true });
     });
+  }
+
+  /**
+   * `sink` with every commit held while a restore is known (`whenClear`).
+   * @throws AbortedError from `commit` when `signal` aborts while held (nothing written).
+   */
+  holding<T>(sink: { commit(items: T): Promise<void> }, signal: AbortSignal): { commit(items: T): Promise<void> } {
+    return {
+      commit: async (items) => {
+        if (!(await this.whenClear(signal))) throw new AbortedError('a commit held by a restore');
+        await sink.commit(items);
+      },
+    };
   }
 
   /** Stops checking. Waiters stay held (a restore may still be on): their `signal` releases them. Idempotent. */

@@ -11,6 +11,7 @@ import type { Pool, PoolClient } from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
+import { destroyConnection } from './connections.ts';
 import { AbortedError } from '../errors.ts';
 import { copyTimestampUs } from './copy-encode.ts';
 import { isTransientWriteConflict } from './sqlstate.ts';
@@ -87,7 +88,7 @@ export class TelemetryWriter {
     const discard = (why: Error) => {
       failure ??= why;
       // Destroying the socket fails every pending query on this client at once.
-      (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream?.destroy(why);
+      destroyConnection(client, why);
     };
     const timer = setTimeout(() => discard(new Error(`batch write exceeded ${this.#deadlineMs} ms; connection discarded`)), this.#deadlineMs);
     const onAbort = () => discard(new AbortedError('batch write'));

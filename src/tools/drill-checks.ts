@@ -60,13 +60,19 @@ export async function wellSums(client: SqlClient, range: TsRange): Promise<WellS
 
 /** Reads everything the drill judges, without changing anything. */
 export async function inspect(client: SqlClient, range: TsRange): Promise<Inspection> {
-  const [ext] = await rows<{ v: string | null; restoring: string | null }>(client, `SELECT
+  const [ext] = await rows<{ v: string | null; restoring: string | null }>(
+    client,
+    `SELECT
       (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS v,
-      current_setting('timescaledb.restoring', true) AS restoring`);
+      current_setting('timescaledb.restoring', true) AS restoring`,
+  );
   const extension = ext?.v ?? null;
-  const [key] = await rows<{ present: boolean }>(client, `SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
+  const [key] = await rows<{ present: boolean }>(
+    client,
+    `SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
       WHERE r.relname = 'esp_telemetry' AND c.contype IN ('u', 'p') AND c.convalidated
-        AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum = ANY (c.conkey)) = ARRAY['ts', 'well_id']) AS present`);
+        AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum = ANY (c.conkey)) = ARRAY['ts', 'well_id']) AS present`,
+  );
   const [dups] = await rows<{ n: number }>(client, `SELECT count(*)::int AS n FROM (SELECT 1 FROM esp_telemetry GROUP BY well_id, ts HAVING count(*) > 1) d`);
   const wells = await wellSums(client, range);
   const [all] = await rows<{ n: number }>(client, 'SELECT count(*)::int AS n FROM esp_telemetry');
@@ -78,15 +84,23 @@ export async function inspect(client: SqlClient, range: TsRange): Promise<Inspec
   if (extension !== null) {
     const [h] = await rows<{ n: number }>(client, `SELECT count(*)::int AS n FROM timescaledb_information.hypertables WHERE hypertable_name = 'esp_telemetry'`);
     hypertable = (h?.n ?? 0) > 0;
-    const [c] = await rows<{ n: number; compressed: number }>(client, `SELECT count(*)::int AS n, count(*) FILTER (WHERE is_compressed)::int AS compressed
-      FROM timescaledb_information.chunks WHERE hypertable_name = 'esp_telemetry'`);
+    const [c] = await rows<{ n: number; compressed: number }>(
+      client,
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE is_compressed)::int AS compressed
+      FROM timescaledb_information.chunks WHERE hypertable_name = 'esp_telemetry'`,
+    );
     chunks = c?.n ?? 0;
     compressedChunks = c?.compressed ?? 0;
     rollups = (await rows<{ v: string }>(client, `SELECT view_name::text AS v FROM timescaledb_information.continuous_aggregates ORDER BY 1`)).map((r) => r.v);
-    jobs = (await rows<{ j: string }>(client, `SELECT j.proc_name || ':' || coalesce(ca.view_name, j.hypertable_name) AS j
+    jobs = (
+      await rows<{ j: string }>(
+        client,
+        `SELECT j.proc_name || ':' || coalesce(ca.view_name, j.hypertable_name) AS j
       FROM timescaledb_information.jobs j
       LEFT JOIN timescaledb_information.continuous_aggregates ca ON ca.materialization_hypertable_name = j.hypertable_name
-      WHERE j.hypertable_name IS NOT NULL ORDER BY 1`)).map((r) => r.j);
+      WHERE j.hypertable_name IS NOT NULL ORDER BY 1`,
+      )
+    ).map((r) => r.j);
   }
   return {
     extension,
@@ -111,8 +125,11 @@ export async function inspect(client: SqlClient, range: TsRange): Promise<Inspec
 export async function probeUniqueKey(client: SqlClient): Promise<'rejected' | 'accepted' | 'empty'> {
   await client.query('BEGIN');
   try {
-    const r = await rows<{ n: number }>(client, `WITH one AS (SELECT ts, well_id FROM esp_telemetry LIMIT 1)
-      INSERT INTO esp_telemetry (ts, well_id) SELECT ts, well_id FROM one RETURNING 1 AS n`);
+    const r = await rows<{ n: number }>(
+      client,
+      `WITH one AS (SELECT ts, well_id FROM esp_telemetry LIMIT 1)
+      INSERT INTO esp_telemetry (ts, well_id) SELECT ts, well_id FROM one RETURNING 1 AS n`,
+    );
     return r.length === 0 ? 'empty' : 'accepted';
   } catch (err) {
     if (sqlstateOf(err) === '23505') return 'rejected';
@@ -149,8 +166,11 @@ export async function refreshRollups(client: SqlClient, views: readonly string[]
 export async function schedulerRunning(client: SqlClient, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const [r] = await rows<{ up: boolean }>(client, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-      WHERE datname = current_database() AND backend_type = 'TimescaleDB Background Worker Scheduler') AS up`);
+    const [r] = await rows<{ up: boolean }>(
+      client,
+      `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+      WHERE datname = current_database() AND backend_type = 'TimescaleDB Background Worker Scheduler') AS up`,
+    );
     if (r?.up || Date.now() > end) return r?.up === true;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -179,7 +199,10 @@ export function drillProblems(o: DrillObservation): string[] {
   if (!r.uniqueKey.present) p.push('the (well_id, ts) unique key is missing or not valid');
   if (r.uniqueKey.duplicates > 0) p.push(`${r.uniqueKey.duplicates} (well_id, ts) keys are stored more than once`);
   if (o.uniqueKeyProbe === 'accepted') p.push('a duplicate (well_id, ts) was accepted');
-  if (o.scheduler === false) p.push("TimescaleDB's job scheduler is not running for the database, so no policy or rollup refresh runs: check timescaledb.max_background_workers and the server log");
+  if (o.scheduler === false)
+    p.push(
+      "TimescaleDB's job scheduler is not running for the database, so no policy or rollup refresh runs: check timescaledb.max_background_workers and the server log",
+    );
   for (const [view, result] of Object.entries(o.rollupRefresh)) if (result !== 'refreshed') p.push(`continuous aggregate ${view} does not refresh: ${result}`);
   const ref = o.reference;
   if (ref) {

@@ -113,7 +113,9 @@ export async function importDatabase(url: string, dir: string): Promise<ImportRe
     const r = await run('pg_restore', ['--exit-on-error', '-d', url, path.join(dir, DUMP)], { maxBuffer: 16 * 1024 * 1024 });
     warnings = r.stderr;
   } catch (err) {
-    throw new Error(`pg_restore failed: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(0, 8).join(' | ')}`, { cause: err });
+    throw new Error(`pg_restore failed: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(0, 8).join(' | ')}`, {
+      cause: err,
+    });
   } finally {
     if (manifest.timescaledb !== null) await withClient(url, (c) => c.query('SELECT timescaledb_post_restore()'));
   }
@@ -129,7 +131,12 @@ const USAGE = `usage: npm run logical-backup -- export --dir DIR
 Needs pg_dump / pg_restore of the server's PostgreSQL major (or later) on PATH.`;
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseCliOrExit(process.argv.slice(2), { name: 'logical-backup', usage: USAGE, options: { dir: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCliOrExit(process.argv.slice(2), {
+    name: 'logical-backup',
+    usage: USAGE,
+    options: { dir: { type: 'string' } },
+    allowPositionals: true,
+  });
   const [command] = positionals;
   const url = process.env.DATABASE_URL;
   if ((command !== 'export' && command !== 'import') || positionals.length !== 1 || !values.dir || !url) {

@@ -11,8 +11,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { drillProblems, inspect, probeUniqueKey, refreshRollups, schedulerRunning, type Inspection, type TsRange } from './drill-checks.ts';
 import { parseCliOrExit } from './cli.ts';
+import { drillProblems, type Inspection, inspect, probeUniqueKey, refreshRollups, schedulerRunning, type TsRange } from './drill-checks.ts';
 
 const run = promisify(execFile);
 
@@ -77,7 +77,17 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
   let port: number | null = null;
   let started = false;
   let pgCtl = 'pg_ctl';
-  const fail = (problem: string, restored: Inspection | null = null): Verdict => ({ ...base, ok: false, restoreSeconds, recoverySeconds, port, dataDirectory: dataDir, restored, uniqueKeyProbe: null, problems: [problem] });
+  const fail = (problem: string, restored: Inspection | null = null): Verdict => ({
+    ...base,
+    ok: false,
+    restoreSeconds,
+    recoverySeconds,
+    port,
+    dataDirectory: dataDir,
+    restored,
+    uniqueKeyProbe: null,
+    problems: [problem],
+  });
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     mkdirSync(sockDir, { recursive: true, mode: 0o700 });
@@ -113,7 +123,8 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
     pgCtl = bin ? path.join(bin, 'pg_ctl') : 'pg_ctl';
     // A cluster whose configuration lives outside the data directory (Debian's /etc/postgresql)
     // restores without it: give it the one setting TimescaleDB cannot do without.
-    if (!existsSync(path.join(dataDir, 'postgresql.conf'))) writeOwned(path.join(dataDir, 'postgresql.conf'), "shared_preload_libraries = 'timescaledb'\n", asRoot);
+    if (!existsSync(path.join(dataDir, 'postgresql.conf')))
+      writeOwned(path.join(dataDir, 'postgresql.conf'), "shared_preload_libraries = 'timescaledb'\n", asRoot);
     const hba = path.join(work, 'pg_hba.conf');
     writeOwned(hba, 'local all all trust\n', asRoot);
     port = await freePort();
@@ -161,7 +172,19 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
         }
       }
       const problems = drillProblems({ restored, uniqueKeyProbe, rollupRefresh, scheduler, reference });
-      return { ...base, ok: problems.length === 0, restoreSeconds, recoverySeconds, port, dataDirectory: dataDir, restored, uniqueKeyProbe, rollupRefresh, scheduler: scheduler ?? null, problems };
+      return {
+        ...base,
+        ok: problems.length === 0,
+        restoreSeconds,
+        recoverySeconds,
+        port,
+        dataDirectory: dataDir,
+        restored,
+        uniqueKeyProbe,
+        rollupRefresh,
+        scheduler: scheduler ?? null,
+        problems,
+      };
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -145,7 +145,7 @@ describe('docker-compose.yml', () => {
   });
 
   it("MQTT: the broker service mounts mosquitto.conf, and its listener is MQTT_URL's port", () => {
-    const url = new URL(ingestEnv['MQTT_URL'] ?? '');
+    const url = new URL(ingestEnv.MQTT_URL ?? '');
     const broker = svc(url.hostname);
     expect(binds(broker)).toContainEqual({ source: path.join(ROOT, 'mosquitto.conf'), target: '/mosquitto/config/mosquitto.conf', readOnly: true });
     const conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8');
@@ -186,8 +186,8 @@ describe('docker-compose.yml', () => {
     const [pgHost, pgPort] = pgds.url.split(':');
     expect(pgHost).toBe('timescaledb');
     expect(pgPort).toBe('5432');
-    expect(pgds.jsonData?.database).toBe(tsdb.environment?.['POSTGRES_DB']);
-    expect(new URL(ingestEnv['DATABASE_URL']!).pathname).toBe(`/${tsdb.environment?.['POSTGRES_DB']}`);
+    expect(pgds.jsonData?.database).toBe(tsdb.environment?.POSTGRES_DB);
+    expect(new URL(ingestEnv.DATABASE_URL!).pathname).toBe(`/${tsdb.environment?.POSTGRES_DB}`);
     // $VARS in provisioning are read from Grafana's environment; the role is created by the
     // init script from the database's environment: both must agree.
     for (const [value, name] of [[pgds.user, 'GRAFANA_DB_USER'], [pgds.secureJsonData?.password, 'GRAFANA_DB_PASSWORD']] as const) {
@@ -203,7 +203,7 @@ describe('docker-compose.yml', () => {
     expect(mount).toBeDefined();
     const providers = (readYaml(path.join(ROOT, 'ops/grafana/provisioning/dashboards/dashboards.yml')) as { providers: { options: { path: string } }[] }).providers;
     expect(providers.map((p) => p.options.path)).toEqual([mount!.target]);
-    const home = grafana.environment?.['GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH'] ?? '';
+    const home = grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '';
     expect(path.dirname(home)).toBe(mount!.target);
     expect(existsSync(path.join(ROOT, 'ops/grafana/dashboards', path.basename(home)))).toBe(true);
   });

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
+import { RSS_BOUND_MB, type WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** How long the database hangs. */
 const STALL_MS = 5_000;

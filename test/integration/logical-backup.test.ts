@@ -8,17 +8,17 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { inspect, probeUniqueKey } from '../../src/tools/drill-checks.ts';
-import { ROOT, Teardown, freshDatabase, query } from '../support/harness.ts';
+import { freshDatabase, query, ROOT, Teardown } from '../support/harness.ts';
 import { copyOf, wellReadings } from '../support/well-rows.ts';
 
 const run = promisify(execFile);
@@ -26,7 +26,10 @@ const t = new Teardown();
 afterAll(() => t.run());
 
 const tool = (url: string, ...args: string[]) =>
-  run(process.execPath, ['--import', 'tsx', 'src/tools/logical-backup.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', DATABASE_URL: url } }).then(
+  run(process.execPath, ['--import', 'tsx', 'src/tools/logical-backup.ts', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: url },
+  }).then(
     (r) => ({ code: 0, ...r }),
     (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
   );

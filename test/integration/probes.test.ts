@@ -56,8 +56,8 @@ describe('probes of the running service (child process)', () => {
     const before = await reasonsBecome(svc.httpPort, '/readyz', ['migrations_pending', 'database_unreachable', 'mqtt_subscription_inactive']);
     expect(before.status).toBe(503);
     expect(before.body.ready).toBe(false);
-    expect(before.body.details?.['database_unreachable']).toMatch(/ECONNREFUSED/);
-    expect(before.body.details?.['database_unreachable']).toMatch(/checks failed in a row/);
+    expect(before.body.details?.database_unreachable).toMatch(/ECONNREFUSED/);
+    expect(before.body.details?.database_unreachable).toMatch(/checks failed in a row/);
     const startupBefore = await probe(svc.httpPort, '/startupz');
     expect(startupBefore.status).toBe(503);
     expect(startupBefore.body.started).toBe(false);
@@ -96,7 +96,7 @@ describe('probes of the running service (child process)', () => {
     const mqDown = await reasonsBecome(svc.httpPort, '/readyz', ['mqtt_subscription_inactive'], 15_000);
     const mqDownAfterS = (performance.now() - mqStopped) / 1000;
     expect(mqDown.status).toBe(503);
-    expect(mqDown.body.details?.['mqtt_subscription_inactive']).toMatch(/^mqtt: /);
+    expect(mqDown.body.details?.mqtt_subscription_inactive).toMatch(/^mqtt: /);
     expect((await probe(svc.httpPort, '/startupz')).status).toBe(200);
     expect((await probe(svc.httpPort, '/livez')).status).toBe(200);
     await mq.start();
@@ -140,7 +140,7 @@ describe('probes of the running service (child process)', () => {
     const high = await reasonsBecome(svc.httpPort, '/readyz', ['buffer_above_high_water']);
     expect(high.status).toBe(503);
     expect(high.body.rowsBuffered).toBe(700);
-    expect(high.body.details?.['buffer_above_high_water']).toMatch(/700 rows buffered \(high water 500, ready again below 250\)/);
+    expect(high.body.details?.buffer_above_high_water).toMatch(/700 rows buffered \(high water 500, ready again below 250\)/);
     expect(await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')).toBe(7);
 
     await locker.release();
@@ -167,7 +167,7 @@ describe('probes of the running service (child process)', () => {
     const after = await during;
     expect(after.status).toBe(503);
     expect(after.body).toMatchObject({ live: false, reasons: ['event_loop_blocked'], maxEventLoopBlockMs: 300 });
-    expect(after.body['eventLoopBlockedMs']).toBeGreaterThan(300);
+    expect(after.body.eventLoopBlockedMs).toBeGreaterThan(300);
     await waitFor('/livez 200 again', async () => (await probe(svc.httpPort, '/livez')).status === 200, 10_000, 50);
     svc.proc.kill('SIGTERM');
     expect(await svc.exited).toBe(0);
@@ -198,7 +198,7 @@ describe('/livez in-process', () => {
     expect(response).toMatch(/^HTTP\/1\.1 503 /);
     const body = JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)) as ProbeBody;
     expect(body).toMatchObject({ live: false, reasons: ['event_loop_blocked'], maxEventLoopBlockMs: 200 });
-    expect(body['eventLoopBlockedMs']).toBeGreaterThanOrEqual(350);
+    expect(body.eventLoopBlockedMs).toBeGreaterThanOrEqual(350);
     await waitFor('/livez 200 again', async () => (await probe(port, '/livez')).status === 200, 5_000, 20);
   });
 });

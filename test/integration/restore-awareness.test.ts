@@ -6,7 +6,7 @@
 // Upstream: timescale/timescaledb #1797, #7383 (DDL and reads on a half-restored catalog).
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor } from '../support/harness.ts';
+import { freshDatabase, metric, PrivateMosquitto, query, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -29,11 +29,16 @@ describe('a restore under way at start-up', () => {
 
     const svc = await startService({ DATABASE_URL: db, MQTT_URL: mq.url, MQTT_CLIENT_ID: clientId }, { waitReady: false });
     t.add(() => svc.proc.kill('SIGKILL'));
-    const held = await waitFor('readyz naming the restore', async () => {
-      const r = await readyz(svc.httpPort);
-      const detail = (r.body as { details?: Record<string, string> }).details?.['migrations_pending'] ?? '';
-      return detail.includes('timescaledb_post_restore()') ? r : undefined;
-    }, 30_000, 100);
+    const held = await waitFor(
+      'readyz naming the restore',
+      async () => {
+        const r = await readyz(svc.httpPort);
+        const detail = (r.body as { details?: Record<string, string> }).details?.['migrations_pending'] ?? '';
+        return detail.includes('timescaledb_post_restore()') ? r : undefined;
+      },
+      30_000,
+      100,
+    );
     expect(held.status).toBe(503);
     expect(held.body.reasons).toContain('migrations_pending');
 
@@ -44,27 +49,40 @@ describe('a restore under way at start-up', () => {
       await publisher.publishAsync(topic, JSON.stringify({ ts: `2024-03-01T00:00:0${i}Z`, motor_current_a: 40 + i }), { qos: 1 });
     }
     // While held: no table of ours exists.
-    const tables = await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('esp_telemetry', 'esp_schema_migrations', 'rejected_messages')`);
+    const tables = await query<{ n: number }>(
+      db,
+      `SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('esp_telemetry', 'esp_schema_migrations', 'rejected_messages')`,
+    );
     expect(tables[0]?.n).toBe(0);
     expect(svc.output()).toMatch(/"event":"restore_in_progress"/);
     expect(svc.output()).toMatch(/"installedVersion":"\d+\.\d+\.\d+"/);
 
     await query(db, 'SELECT timescaledb_post_restore()');
     await waitFor('ready after the restore', async () => (await readyz(svc.httpPort)).status === 200, 30_000, 100);
-    const stored = await waitFor('the backlog stored', async () => {
-      const rows = await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'WELL-R1'`);
-      return rows[0]?.n === 5 ? rows : undefined;
-    }, 20_000, 100);
+    const stored = await waitFor(
+      'the backlog stored',
+      async () => {
+        const rows = await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'WELL-R1'`);
+        return rows[0]?.n === 5 ? rows : undefined;
+      },
+      20_000,
+      100,
+    );
     expect(stored[0]?.n).toBe(5);
     expect(svc.output()).toMatch(/"event":"restore_finished"/);
 
     // A restore started under the running service: commits held, /readyz says why, nothing
     // written and nothing acknowledged, then it goes on by itself; every row is in a chunk.
     await query(db, 'SELECT timescaledb_pre_restore()');
-    const running = await waitFor('readyz restore_in_progress', async () => {
-      const r = await readyz(svc.httpPort);
-      return r.body.reasons.includes('restore_in_progress') ? r : undefined;
-    }, 15_000, 100);
+    const running = await waitFor(
+      'readyz restore_in_progress',
+      async () => {
+        const r = await readyz(svc.httpPort);
+        return r.body.reasons.includes('restore_in_progress') ? r : undefined;
+      },
+      15_000,
+      100,
+    );
     expect((running.body as { details?: Record<string, string> }).details?.['restore_in_progress']).toContain('timescaledb_post_restore()');
     for (let i = 0; i < 5; i++) {
       await publisher.publishAsync(topic, JSON.stringify({ ts: `2024-03-01T00:01:0${i}Z`, motor_current_a: 50 + i }), { qos: 1 });
@@ -74,7 +92,12 @@ describe('a restore under way at start-up', () => {
     expect(during[0]?.n).toBe(5);
     await query(db, 'SELECT timescaledb_post_restore()');
     await waitFor('ready again', async () => (await readyz(svc.httpPort)).status === 200, 15_000, 100);
-    await waitFor('the held readings stored', async () => (await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'WELL-R1'`))[0]?.n === 10, 15_000, 100);
+    await waitFor(
+      'the held readings stored',
+      async () => (await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'WELL-R1'`))[0]?.n === 10,
+      15_000,
+      100,
+    );
     const root = await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM ONLY esp_telemetry');
     expect(root[0]?.n).toBe(0);
   }, 90_000);

@@ -8,11 +8,11 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
@@ -22,7 +22,7 @@ import { createMetrics } from '../../src/metrics/metrics.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { wellSums } from '../../src/tools/drill-checks.ts';
 import type { Verdict } from '../../src/tools/restore-drill.ts';
-import { ROOT, Teardown, query, waitFor } from '../support/harness.ts';
+import { query, ROOT, Teardown, waitFor } from '../support/harness.ts';
 import { PgBackRestStanza } from '../support/pgbackrest.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { copyOf, wellReadings } from '../support/well-rows.ts';
@@ -70,16 +70,26 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     const backup = await stanza.newestBackup();
     // pgBackRest picks the newest backup that stopped before the target, by its stop time in
     // whole seconds: T must be later than that.
-    await waitFor('the clock past the backup\'s stop second', async () => (await query<{ ok: boolean }>(source.url, 'SELECT clock_timestamp() >= to_timestamp($1) AS ok', [backup.stopS + 1]))[0]?.ok, 5_000, 50);
+    await waitFor(
+      "the clock past the backup's stop second",
+      async () => (await query<{ ok: boolean }>(source.url, 'SELECT clock_timestamp() >= to_timestamp($1) AS ok', [backup.stopS + 1]))[0]?.ok,
+      5_000,
+      50,
+    );
     await copyReadings(source.url, parts[1]!);
     const [{ t: target } = { t: '' }] = await query<{ t: string }>(source.url, `SELECT clock_timestamp()::text AS t`);
     await copyReadings(source.url, parts[2]!);
     // WAL up to and past T in the repository: switch segments and wait for the archiver.
     const [{ wal } = { wal: '' }] = await query<{ wal: string }>(source.url, `SELECT pg_walfile_name(pg_switch_wal()) AS wal`);
-    await waitFor('WAL past T archived', async () => {
-      const [a] = await query<{ last: string | null }>(source.url, 'SELECT last_archived_wal AS last FROM pg_stat_archiver');
-      return a?.last != null && a.last >= wal;
-    }, 30_000, 100);
+    await waitFor(
+      'WAL past T archived',
+      async () => {
+        const [a] = await query<{ last: string | null }>(source.url, 'SELECT last_archived_wal AS last FROM pg_stat_archiver');
+        return a?.last != null && a.last >= wal;
+      },
+      30_000,
+      100,
+    );
 
     // Backup health as the service exports it: the archiver's statistics, and the info file the
     // backup job writes.
@@ -96,11 +106,28 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
 
     const workDir = path.join(source.dir, 'drill');
     t0 = performance.now();
-    const { stdout } = await run(process.execPath, [
-      '--import', 'tsx', 'src/tools/restore-drill.ts',
-      '--stanza', stanza.name, '--config', stanza.configFile, '--target', target,
-      '--work-dir', workDir, '--to', iso(b2), '--compare-url', source.url, '--keep',
-    ], { cwd: ROOT }).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr }));
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/tools/restore-drill.ts',
+        '--stanza',
+        stanza.name,
+        '--config',
+        stanza.configFile,
+        '--target',
+        target,
+        '--work-dir',
+        workDir,
+        '--to',
+        iso(b2),
+        '--compare-url',
+        source.url,
+        '--keep',
+      ],
+      { cwd: ROOT },
+    ).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr }));
     const drillSeconds = (performance.now() - t0) / 1000;
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -116,7 +143,11 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     expect(verdict.restored?.wells).toEqual(expected);
     expect(verdict.restored?.rows).toBe(parts[0]!.length + parts[1]!.length);
     expect(verdict.restored?.allRows).toBe(parts[0]!.length + parts[1]!.length);
-    const [all] = await query<{ n: number; later: number }>(restoredUrl, `SELECT count(*)::int AS n, count(*) FILTER (WHERE ts >= $1)::int AS later FROM esp_telemetry`, [iso(b2)]);
+    const [all] = await query<{ n: number; later: number }>(
+      restoredUrl,
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE ts >= $1)::int AS later FROM esp_telemetry`,
+      [iso(b2)],
+    );
     expect(all).toEqual({ n: parts[0]!.length + parts[1]!.length, later: 0 });
     // The structure: hypertable, chunks, the same policy jobs as the source, the unique key.
     expect(verdict.restored?.hypertable).toBe(true);
@@ -127,6 +158,19 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
 
     // Figures for the README's Backups section (the shipped wells; this machine).
     const [size] = await query<{ bytes: string }>(source.url, `SELECT pg_database_size('esp')::text AS bytes`);
-    console.info(JSON.stringify({ figures: { rows: readings.length, backupRows: parts[0]!.length, databaseBytes: Number(size?.bytes), backup, backupSeconds, drillSeconds, restoreSeconds: verdict.restoreSeconds, recoverySeconds: verdict.recoverySeconds } }));
+    console.info(
+      JSON.stringify({
+        figures: {
+          rows: readings.length,
+          backupRows: parts[0]!.length,
+          databaseBytes: Number(size?.bytes),
+          backup,
+          backupSeconds,
+          drillSeconds,
+          restoreSeconds: verdict.restoreSeconds,
+          recoverySeconds: verdict.recoverySeconds,
+        },
+      }),
+    );
   }, 120_000);
 });

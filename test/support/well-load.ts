@@ -29,7 +29,7 @@ interface Sent {
 export type Key = string;
 
 export class WellLoad {
-  readonly #o: Required<WellLoadOptions>;
+  readonly #options: Required<WellLoadOptions>;
   readonly #sent: Sent[] = [];
   #client: mqtt.MqttClient | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -39,7 +39,7 @@ export class WellLoad {
   readonly baseTsMs = Math.floor(Date.now() / 1000) * 1000 - 12 * 3600_000;
 
   constructor(o: WellLoadOptions) {
-    this.#o = {
+    this.#options = {
       topic: (w) => `esp/fault/${w}/telemetry`,
       clientId: `well-load-${Math.random().toString(36).slice(2, 8)}`,
       protocolVersion: 4,
@@ -58,7 +58,7 @@ export class WellLoad {
 
   /** Connects, then publishes every well at the configured rate until `stop`. */
   async start(): Promise<void> {
-    const o = this.#o;
+    const o = this.#options;
     const client = mqtt.connect(o.url, { clientId: o.clientId, clean: true, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000 });
     client.on('error', () => undefined); // reconnects on its own; errors show up as missing PUBACKs
     this.#client = client;
@@ -80,7 +80,7 @@ export class WellLoad {
     const payload = JSON.stringify({ ts: this.baseTsMs + seq * 1000, seq, motor_current_a: 40 + (seq % 10), intake_pressure_kpa: 8000 + (seq % 100) });
     // Publishes made while disconnected are queued by MQTT.js and sent on reconnect; unacknowledged
     // ones are resent from its outgoing store, so the callback means "the broker PUBACKed it".
-    this.#client!.publish(this.#o.topic(well), payload, { qos: 1 }, (err) => {
+    this.#client!.publish(this.#options.topic(well), payload, { qos: 1 }, (err) => {
       this.#inFlight--;
       if (err) this.#failed++;
       else sent.acked = true;

@@ -3,12 +3,25 @@
 import { describe, expect, it } from 'vitest';
 import { newestBackups } from '../../src/lifecycle/backup-health.ts';
 
-const backup = (label: string, type: string, start: number, stop: number) => ({ label, type, timestamp: { start, stop }, info: { size: 1, delta: 1, repository: { size: 1, delta: 1 } } });
+const backup = (label: string, type: string, start: number, stop: number) => ({
+  label,
+  type,
+  timestamp: { start, stop },
+  info: { size: 1, delta: 1, repository: { size: 1, delta: 1 } },
+});
 
 describe('newestBackups', () => {
   it('takes the latest stop time of each stanza, whatever the backup type and order', () => {
     const info = [
-      { name: 'esp', status: { code: 0, message: 'ok' }, backup: [backup('20240501-010000F', 'full', 1714525200, 1714525260), backup('20240502-010000F_20240502-010000D', 'diff', 1714611600, 1714611630), backup('20240501-130000F_20240501-130000I', 'incr', 1714568400, 1714568410)] },
+      {
+        name: 'esp',
+        status: { code: 0, message: 'ok' },
+        backup: [
+          backup('20240501-010000F', 'full', 1714525200, 1714525260),
+          backup('20240502-010000F_20240502-010000D', 'diff', 1714611600, 1714611630),
+          backup('20240501-130000F_20240501-130000I', 'incr', 1714568400, 1714568410),
+        ],
+      },
       { name: 'other', status: { code: 0, message: 'ok' }, backup: [backup('20240401-010000F', 'full', 1711933200, 1711933300)] },
     ];
     expect(newestBackups(info)).toEqual([

@@ -238,7 +238,7 @@ describe('loadConfig: URL settings (WHATWG URL parser)', () => {
     for (const url of urls) {
       let message = '';
       try {
-        loadConfig({ DATABASE_URL: url.replace('mqtt:', 'postgres:') + '/esp', MQTT_URL: url });
+        loadConfig({ DATABASE_URL: `${url.replace('mqtt:', 'postgres:')}/esp`, MQTT_URL: url });
       } catch (err) {
         message = (err as Error).message;
       }

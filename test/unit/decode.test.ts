@@ -559,7 +559,7 @@ describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => 
     const shapes = {
       manyReadings: fill('[', `{"ts":${TS_US / 1000},"motor_current_a":"12.5"},`, ']'),
       manyUnknownFields: fill(`{"ts":"${TS}",`, '"f0000000":1,', '}').replace(/"f0000000"/g, () => `"f${Math.random().toString(36).slice(2, 9)}"`),
-      deepNesting: `{"ts":"${TS}","fw":` + '['.repeat(100_000) + ']'.repeat(100_000) + '}',
+      deepNesting: `{"ts":"${TS}","fw":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
       longString: `{"ts":"${TS}","fw":"${'\\u00e9'.repeat(40_000)}"}`,
     };
     // Per shape, after a warm-up (the first message of a process also pays for JIT compilation),

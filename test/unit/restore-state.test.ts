@@ -11,9 +11,30 @@ describe('restoreBlock', () => {
     { name: 'extension available, not created yet', restoring: false, installed: null, server: '2.19.3', kind: undefined, command: undefined },
     { name: 'same versions', restoring: false, installed: '2.19.3', server: '2.19.3', kind: undefined, command: undefined },
     { name: 'restore mode on', restoring: true, installed: '2.19.3', server: '2.19.3', kind: 'restoring', command: 'SELECT timescaledb_post_restore();' },
-    { name: 'restore mode on and versions differ: restore mode first', restoring: true, installed: '2.17.1', server: '2.19.3', kind: 'restoring', command: 'timescaledb_post_restore()' },
-    { name: 'older catalog than the server loads', restoring: false, installed: '2.17.1', server: '2.19.3', kind: 'version_mismatch', command: 'ALTER EXTENSION timescaledb UPDATE;' },
-    { name: 'newer catalog than the server loads', restoring: false, installed: '2.20.0', server: '2.19.3', kind: 'version_mismatch', command: 'server version the data was restored from' },
+    {
+      name: 'restore mode on and versions differ: restore mode first',
+      restoring: true,
+      installed: '2.17.1',
+      server: '2.19.3',
+      kind: 'restoring',
+      command: 'timescaledb_post_restore()',
+    },
+    {
+      name: 'older catalog than the server loads',
+      restoring: false,
+      installed: '2.17.1',
+      server: '2.19.3',
+      kind: 'version_mismatch',
+      command: 'ALTER EXTENSION timescaledb UPDATE;',
+    },
+    {
+      name: 'newer catalog than the server loads',
+      restoring: false,
+      installed: '2.20.0',
+      server: '2.19.3',
+      kind: 'version_mismatch',
+      command: 'server version the data was restored from',
+    },
   ] as const)('$name → $kind', ({ restoring, installed, server, kind, command }) => {
     const block = restoreBlock({ restoring, installedVersion: installed, serverVersion: server });
     expect(block?.kind).toBe(kind);
@@ -24,7 +45,8 @@ describe('restoreBlock', () => {
 
 describe('readiness while migrations are held', () => {
   it('migrations_pending carries the hold, and clears once migrations are applied', () => {
-    const s = new ReadinessState({ bufferMaxRows: 100, bufferHighWaterRatio: 0.9, clock: () => 0, mqttNotActive: () => undefined });
+    const s = new ReadinessState({ bufferMaxRows: 100, bufferHighWaterRatio: 0.9, clock: () => 0 });
+    s.mqtt(undefined);
     expect(s.reasons()[0]).toEqual({ code: 'migrations_pending', detail: 'schema migrations not applied yet' });
     s.migrationsHeld('restore mode: run SELECT timescaledb_post_restore();');
     expect(s.reasons()[0]).toEqual({ code: 'migrations_pending', detail: 'restore mode: run SELECT timescaledb_post_restore();' });

@@ -2,10 +2,10 @@
 // settings, the rollup SQL and column contract, and the planner (what changes for which state).
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
-import { ConfigError } from '../../src/errors.ts';
+import type { ConfigError } from '../../src/errors.ts';
 import type { Channel } from '../../src/decode/catalog.ts';
 import { planStorage, type Observed, type ServerFacts } from '../../src/schema/plan.ts';
-import { channelsOfColumns, createGenerationSql, rollupColumns, viewSql } from '../../src/schema/rollups.ts';
+import { channelsOfColumns, createGenerationSql, viewColumnNames, viewSql } from '../../src/schema/rollups.ts';
 import { DEFAULT_STORAGE_SETTINGS, formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../../src/schema/settings.ts';
 
 const ch = (column: string): Channel => ({ column, unit: 'x', min: 0, max: 1, description: column });
@@ -25,7 +25,7 @@ const SETTLED: Observed = {
     { rollup: '1m', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 60, scheduleS: 300, bucketsPerBatch: 1_440 } },
     { rollup: '1h', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 3_600, scheduleS: 1_800, bucketsPerBatch: 168 } },
   ],
-  viewColumns: { '1m': rollupColumns(['a_kpa', 'b_hz']), '1h': rollupColumns(['a_kpa', 'b_hz']) },
+  viewColumns: { '1m': viewColumnNames(['a_kpa', 'b_hz']), '1h': viewColumnNames(['a_kpa', 'b_hz']) },
 };
 
 const sqlOf = (server: ServerFacts, observed: Observed, settings: StorageSettings = S, catalog = CATALOG) =>
@@ -74,8 +74,8 @@ describe('durations and rollup lists', () => {
 
 describe('rollup SQL', () => {
   it('names columns per the contract: well_id, bucket, readings, then min/max/avg/last/count per channel', () => {
-    expect(rollupColumns(['a_kpa'])).toEqual(['well_id', 'bucket', 'readings', 'a_kpa_min', 'a_kpa_max', 'a_kpa_avg', 'a_kpa_last', 'a_kpa_count']);
-    expect(channelsOfColumns(rollupColumns(['a_kpa', 'x_avg', 'b_hz']).filter((c) => c !== 'readings'))).toEqual(['a_kpa', 'x_avg', 'b_hz']);
+    expect(viewColumnNames(['a_kpa'])).toEqual(['well_id', 'bucket', 'readings', 'a_kpa_min', 'a_kpa_max', 'a_kpa_avg', 'a_kpa_last', 'a_kpa_count']);
+    expect(channelsOfColumns(viewColumnNames(['a_kpa', 'x_avg', 'b_hz']).filter((c) => c !== 'readings'))).toEqual(['a_kpa', 'x_avg', 'b_hz']);
   });
 
   it('makes generation 1 count every row and later generations keep only buckets with a value', () => {
