@@ -7,14 +7,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchItem } from '../../src/batch/batcher.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import { Committer } from '../../src/sink/committer.ts';
 import { commitBatch, type SqlSession, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
-import type { MessageWork, RejectRow } from '../../src/decode/work.ts';
+import type { RejectRow } from '../../src/decode/work.ts';
 import { readingLines, writerSql } from '../../src/sink/writer-sql.ts';
+import { message, reading } from '../support/fixtures.ts';
 import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
 
 /** First release with timescaledb PR #7673 (#7672: ON CONFLICT DO NOTHING on compressed chunks skipped the rows after the first conflict). */
@@ -22,16 +22,9 @@ const FIXED_RELEASE = '2.18.1';
 const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 const sql = writerSql(DEFAULT_CATALOG);
 const N = DEFAULT_CATALOG.length;
-const col = (name: string) => DEFAULT_CATALOG.findIndex((c) => c.column === name);
 const DAY_US = 86_400_000_000;
 /** Midnight UTC, 30 days ago: old enough for a 7-day columnstore policy. */
 const DAY0_US = (Math.floor(Date.now() / 86_400_000) - 30) * DAY_US;
-
-function reading(wellId: string, tsUs: number, values: Record<string, number>): Reading {
-  const v: (number | null)[] = DEFAULT_CATALOG.map(() => null);
-  for (const [k, x] of Object.entries(values)) v[col(k)] = x;
-  return { wellId, site: 'field-1', tsUs, seq: null, values: v, extra: null };
-}
 
 /** The pump's hourly channels of the seed: deterministic per hour. */
 const pump = (h: number) => ({ motor_current_a: 40 + h, intake_pressure_kpa: 9000 + h });
@@ -81,8 +74,7 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
   }
 
   /** One message per reading, as a 1 Hz device publishes them (the committer splits by message). */
-  const batch = (readings: Reading[]): BatchItem<MessageWork>[] =>
-    readings.map((r) => ({ rows: 1, receivedAtMs: 0, ack: () => undefined, data: { readings: [r], rejects: [], topic: `wells/${r.wellId}/telemetry`, payload: Buffer.from('{}'), wellId: r.wellId } }));
+  const batch = (readings: Reading[]) => readings.map((r) => message([r]));
 
   async function counter(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
     const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
