@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
-import { parseYaml, readYaml, ROOT } from '../support/dashboards.ts';
+import { parseYaml, readYaml } from '../support/dashboards.ts';
+import { ROOT } from '../support/root.ts';
 import { freePort, freshDatabase, PrivateMosquitto, readyz, Teardown, waitFor } from '../support/harness.ts';
 
 interface Service {

@@ -3,7 +3,7 @@
 // each restart the broker redelivers what was not PUBACKed; every published (well_id, ts) must
 // end up stored exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { loadWells } from '../../dev/wells.ts';
+import { loadWells } from '../support/wells.ts';
 import { replay } from '../../dev/replay.ts';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess } from '../support/harness.ts';
 
