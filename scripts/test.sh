@@ -8,7 +8,7 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   export TEST_DATABASE_URL
 fi
 command -v mosquitto >/dev/null || { echo "mosquitto is not installed (apt-get install mosquitto)" >&2; exit 1; }
-# Time handling must not depend on the host's zone (issue 4, rule 3): the decode and config unit
+# Time handling must not depend on the host's zone (docs/payload.md, Time): the decode and config unit
 # tests again under a UTC-3 zone with DST history and a UTC+3 one without. Skipped when the run
 # names files.
 if [ "$#" -eq 0 ]; then

@@ -1,9 +1,10 @@
-// Issue 3, scenario "broker restart" (BC-11): the broker restarts under load. Mosquitto with
-// persistence keeps the service's session and queue across a restart: the service reconnects
-// (session present) and every reading the broker PUBACKed to the wells is stored once. The
-// embedded aedes broker keeps sessions in memory only: after its restart the session is gone
-// (sessionPresent=0), so the service must subscribe again and count a session reset, and every
-// reading published after that is stored. The wells' publisher reconnects and resends on its own.
+// Fault: the broker restarts under load (a subscriber left connected but deaf after a restart:
+// MQTT.js #895, mosquitto #2265). Mosquitto with persistence keeps the service's session and queue
+// across a restart: the service reconnects (session present) and every reading the broker PUBACKed
+// to the wells is stored once. The embedded aedes broker keeps sessions in memory only: after its
+// restart the session is gone (sessionPresent=0), so the service must subscribe again and count a
+// session reset, and every reading published after that is stored. The wells' publisher reconnects
+// and resends on its own.
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from '../support/harness.ts';

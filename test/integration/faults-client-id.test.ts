@@ -1,10 +1,9 @@
-// Issue 3, scenario "two instances, one client id" (BC-12): a second instance is started by
-// mistake with the same MQTT_CLIENT_ID (MQTT 5, Mosquitto with the project's config). The broker
-// hands the session to the newcomer and closes the first one's connection (Mosquitto 2.0.11 sends
-// no DISCONNECT 0x8E [MQTT-3.1.4-3]); the first must fail fast with a clear error instead of
-// reconnecting and kicking the other one back forever (the connect/disconnect storm of MQTT.js
-// #1585, #684). The survivor resumes the session, so nothing the wells published is lost, and
-// nothing is stored twice.
+// Fault: two instances with one client id: a second instance is started by mistake with the same
+// MQTT_CLIENT_ID (MQTT 5, Mosquitto with the project's config). The broker hands the session to the
+// newcomer and closes the first one's connection (Mosquitto 2.0.11 sends no DISCONNECT 0x8E
+// [MQTT-3.1.4-3]); the first must fail fast with a clear error instead of reconnecting and kicking
+// the other one back forever (the connect/disconnect storm of MQTT.js #1585, #684). The survivor
+// resumes the session, so nothing the wells published is lost, and nothing is stored twice.
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
 import { TAKEOVER_SILENT_CLOSES } from '../../src/ingress/takeover.ts';

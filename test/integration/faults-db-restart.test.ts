@@ -1,7 +1,7 @@
-// Issue 3, scenario "database restart" (BC-13): the PostgreSQL server stops (pg_ctl stop -m
-// fast) under load and comes back after OUTAGE_MS. Idle pooled connections die with 57P01 and
-// must not crash the process (node-postgres #1324, #2439); /readyz says 503 naming the database
-// meanwhile; afterwards every reading the wells published is stored exactly once.
+// Fault: the database restarts: the PostgreSQL server stops (pg_ctl stop -m fast) under load and
+// comes back after OUTAGE_MS. Idle pooled connections die with 57P01 and must not crash the process
+// (node-postgres #1324, #2439); /readyz says 503 naming the database meanwhile; afterwards every
+// reading the wells published is stored exactly once.
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';

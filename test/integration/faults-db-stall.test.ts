@@ -1,8 +1,9 @@
-// Issue 3, scenario "database stall" (BC-18, BC-19): the server hangs instead of refusing, under
-// load. (1) Another session holds ACCESS EXCLUSIVE on esp_telemetry: every write waits
+// Fault: the database stalls (COPY hanging on locks around compression: timescaledb #5986;
+// keepalive lost while the consumer waits: MQTT.js #1935). The server hangs instead of refusing,
+// under load. (1) Another session holds ACCESS EXCLUSIVE on esp_telemetry: every write waits
 // lock_timeout, fails 55P03 and is retried. (2) Every server process is SIGSTOPped (what `docker
-// pause` does): nothing answers, so only the client side can bound the wait (connect timeout,
-// the writer's whole-transaction deadline); the stuck connection is discarded. Either way ingest
+// pause` does): nothing answers, so only the client side can bound the wait (connect timeout, the
+// writer's whole-transaction deadline); the stuck connection is discarded. Either way ingest
 // resumes when the stall clears, the MQTT connection never drops, and every reading is stored once.
 import { afterAll, describe, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
@@ -46,7 +47,7 @@ async function recovers(what: string, svc: ServiceProcess, load: WellLoad, datab
   expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
   // A stalled database never starves the MQTT keepalive (MQTT.js #1935).
   expect(await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')).toBe(0);
-  // No connection left stuck in an aborted transaction (BC-15).
+  // No connection left stuck in an aborted transaction (pg-copy-streams #113, porsager/postgres #1173).
   await waitFor('no esp-ingest session idle in transaction', async () => {
     const [r] = await query<{ n: number }>(databaseUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'esp-ingest' AND state LIKE 'idle in transaction%'`);
     return r!.n === 0;

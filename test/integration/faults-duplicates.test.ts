@@ -1,8 +1,9 @@
-// Issue 3, scenario "duplicate delivery" (BC-08): QoS 1 is at-least-once, so the same reading
-// arrives more than once: the same message published twice, the same reading in two messages,
-// the same (well_id, ts) twice inside one message, and all of these again in a later batch, when
-// the first copy is already stored. Each key is stored once (first arrival wins, later copies only
-// fill channels still empty), every extra copy is counted, and no batch fails or is retried.
+// Fault: duplicate delivery (a redelivered duplicate that failed the whole batch: hookdeck/outpost
+// #946, monster-mq #63). QoS 1 is at-least-once, so the same reading arrives more than once: the
+// same message published twice, the same reading in two messages, the same (well_id, ts) twice
+// inside one message, and all of these again in a later batch, when the first copy is already
+// stored. Each key is stored once (first arrival wins, later copies only fill channels still
+// empty), every extra copy is counted, and no batch fails or is retried.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';

@@ -1,8 +1,9 @@
-// Issue 3, scenario "long outage, bounded memory" (BC-19): the database is down for OUTAGE_S at
-// a steady load. The service's memory stays under the documented bound, the backlog stays on
-// the broker (unacknowledged, at most Receive Maximum messages in the service), the MQTT
-// keepalive never times out, and after recovery the backlog drains and every reading is stored
-// exactly once.
+// Fault: a long database outage, with bounded memory (buffers that grew or dropped silently while
+// the output was stuck: telegraf #5536, #17200; keepalive lost under a slow consumer: MQTT.js
+// #1935). The database is down for OUTAGE_S at a steady load. The service's memory stays under the
+// documented bound, the backlog stays on the broker (unacknowledged, at most Receive Maximum
+// messages in the service), the MQTT keepalive never times out, and after recovery the backlog
+// drains and every reading is stored exactly once.
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';

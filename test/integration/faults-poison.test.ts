@@ -1,8 +1,10 @@
-// Issue 3, scenario "poison message" (BC-15, BC-23): a message the decoder accepts but the
-// database always refuses (here a value that violates a CHECK constraint added after migration),
-// arriving between good messages while wells publish. It must land in rejected_messages (reason
-// db_rejected, the server's error in detail, the raw payload), be PUBACKed like any message, and
-// not hold up the ones behind it; the failed batch leaves no connection in an aborted transaction.
+// Fault: a poison message (failed messages that never released their in-flight slot stalled ingest:
+// telegraf #13476; a failed COPY left the connection in an aborted transaction: porsager/postgres
+// #1173). A message the decoder accepts but the database always refuses (here a value that violates
+// a CHECK constraint added after migration), arriving between good messages while wells publish. It
+// must land in rejected_messages (reason db_rejected, the server's error in detail, the raw
+// payload), be PUBACKed like any message, and not hold up the ones behind it; the failed batch
+// leaves no connection in an aborted transaction.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';

@@ -1,16 +1,17 @@
-// Issue 3, scenario "graceful shutdown" (BC-26): SIGTERM to the service while wells publish.
-// (1) Mid-batch, database healthy: intake stops, the buffered batch commits, its PUBACKs go out,
-// exit 0 before SHUTDOWN_DEADLINE_MS; the next instance gets no redelivery of what was committed.
-// (2) Database blocked by a lock: the deadline passes, exit non-zero at the deadline (not when the
-// blocked write would have timed out), nothing uncommitted was PUBACKed, so the broker redelivers
-// it to the next instance and it is stored once. (3) The same with a hung server (SIGSTOP): no
-// write, connect or pooled connection may hold the exit past the deadline.
+// Fault: graceful shutdown, SIGTERM to the service while wells publish (a drain that lost or
+// replayed the last batch: sql-flow PR #172, #182). (1) Mid-batch, database healthy: intake stops,
+// the buffered batch commits, its PUBACKs go out, exit 0 before SHUTDOWN_DEADLINE_MS; the next
+// instance gets no redelivery of what was committed. (2) Database blocked by a lock: the deadline
+// passes, exit non-zero at the deadline (not when the blocked write would have timed out), nothing
+// uncommitted was PUBACKed, so the broker redelivers it to the next instance and it is stored once.
+// (3) The same with a hung server (SIGSTOP): no write, connect or pooled connection may hold the
+// exit past the deadline.
 import { afterAll, describe, expect, it } from 'vitest';
 import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
-/** How long the server has hung when SIGTERM arrives (scenario 3). */
+/** How long the server has hung when SIGTERM arrives (the hung-server case, (3) above). */
 const HUNG_BEFORE_SIGTERM_MS = 6_000;
 
 const t = new Teardown();

@@ -1,8 +1,10 @@
 // Concurrent writers of the same keys on the test TimescaleDB (Apache build: uncompressed
-// hypertable), through the real TelemetryWriter and Committer on separate pools: BC-16's "same
-// batch from 2 connections" and BC-18's writers racing at a chunk boundary. Every key is stored
-// once; nothing goes to rejected_messages; whatever the server refused in between (23505,
-// 40P01, 55P03) was retried. The compressed-chunk side runs in test/licensed/late-data.test.ts.
+// hypertable), through the real TelemetryWriter and Committer on separate pools: the same batch
+// from two connections (ON CONFLICT DO NOTHING racing on one key: timescaledb #5448) and writers
+// racing at a chunk boundary (chunk creation blocking or deadlocking: timescaledb #4800, #7429).
+// Every key is stored once; nothing goes to rejected_messages; whatever the server refused in
+// between (23505, 40P01, 55P03) was retried. The compressed-chunk side runs in
+// test/licensed/late-data.test.ts.
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -80,7 +82,7 @@ function shuffled<T>(xs: readonly T[], seed: number): T[] {
   return out;
 }
 
-describe('concurrent writers of the same keys (BC-16, BC-18)', () => {
+describe('concurrent writers of the same keys', () => {
   it('two instances commit the same batch at once (late data: A already stored, B…): every key once, none in rejected_messages', async () => {
     const url = await schema();
     const a = instance(url);

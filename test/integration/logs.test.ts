@@ -1,7 +1,7 @@
-// Issue 6, logs of the real service (child process, LOG_FORMAT=json): one JSON line per lifecycle
-// event with a fixed `event` code, in start-up and stop order; a summary line per
-// LOG_SUMMARY_INTERVAL_S with stable keys, never a line per message; and the database and MQTT
-// passwords (in DATABASE_URL, MQTT_URL and MQTT_PASSWORD) never in the output.
+// Logs of the real service (child process, LOG_FORMAT=json): one JSON line per lifecycle event with
+// a fixed `event` code, in start-up and stop order; a summary line per LOG_SUMMARY_INTERVAL_S with
+// stable keys, never a line per message; and the database and MQTT passwords (in DATABASE_URL,
+// MQTT_URL and MQTT_PASSWORD) never in the output.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { LIFECYCLE_EVENTS } from '../../src/log/logger.ts';

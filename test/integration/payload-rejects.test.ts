@@ -1,7 +1,7 @@
-// Issue 4, rule 8: the rejects table (payload SHA-256 from the server) and the rejects command:
-// list by reason; replay after a fix publishes each message once through the embedded broker to
-// the in-process service, deletes its rows only after the PUBACK, and what is still bad comes
-// back as a new rejection.
+// The rejects table (payload SHA-256 from the server) and the rejects command: list by reason;
+// replay after a fix publishes each message once through the embedded broker to the in-process
+// service, deletes its rows only after the PUBACK, and what is still bad comes back as a new
+// rejection.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';

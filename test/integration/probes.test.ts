@@ -1,8 +1,8 @@
-// Issue 6, probes against real servers: /startupz before and after the first start; /readyz
-// reason codes while the database is down (a private cluster stopped and started), the broker
-// is down, or the buffer is above its high-water mark (a table lock holds the writes); /livez
-// untouched by all of that and 503 only when the event loop is blocked (the process SIGSTOPped,
-// and in-process a busy-wait).
+// Probes against real servers: /startupz before and after the first start; /readyz reason codes
+// while the database is down (a private cluster stopped and started), the broker is down, or the
+// buffer is above its high-water mark (a table lock holds the writes); /livez untouched by all of
+// that and 503 only when the event loop is blocked (the process SIGSTOPped, and in-process a
+// busy-wait).
 import { connect } from 'node:net';
 import mqtt from 'mqtt';
 import { Registry } from 'prom-client';

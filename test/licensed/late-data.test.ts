@@ -1,7 +1,8 @@
-// Licensed TimescaleDB (PGlite build, test tool only): late and backfilled readings into
-// compressed chunks (issue 5 item 3, BC-16), through the service's own batch transaction
-// (writer.ts commitBatch with writer-sql.ts statements and COPY text) and its real Committer.
-// Concurrency (2 connections) cannot run in PGlite: see test/integration/late-data.test.ts.
+// Licensed TimescaleDB (PGlite build, test tool only): late and backfilled readings into compressed
+// chunks (ON CONFLICT DO NOTHING on compressed chunks erred or skipped rows: timescaledb #4523,
+// #7672), through the service's own batch transaction (writer.ts commitBatch with writer-sql.ts
+// statements and COPY text) and its real Committer. Concurrency (2 connections) cannot run in
+// PGlite: see test/integration/late-data.test.ts.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,7 +131,7 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     ).toBe(true);
   });
 
-  describe('BC-16: A (a compressed row again), then B, C, D (new), ESP-006 hourly, 30 days ago', () => {
+  describe('late data into a compressed chunk: A (a compressed row again), then B, C, D (new), ESP-006 hourly, 30 days ago', () => {
     const day = DAY0_US;
     const at = (h: number, minute: number) => day + h * 3_600_000_000 + minute * 60_000_000;
     let before: Record<string, unknown>;
@@ -142,13 +143,13 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     });
 
     it('the server itself (PR #7673): INSERT … ON CONFLICT DO NOTHING from a table ordered A, B, C, D stores B, C, D', async () => {
-      await db.exec(`CREATE TEMP TABLE bc16_probe (LIKE esp_telemetry INCLUDING DEFAULTS)`);
+      await db.exec(`CREATE TEMP TABLE conflict_probe (LIKE esp_telemetry INCLUDING DEFAULTS)`);
       const iso = (us: number) => new Date(us / 1000).toISOString();
       await db.query(
-        `INSERT INTO bc16_probe (ts, well_id, motor_current_a) VALUES ($1, 'ESP-006', 1), ($2, 'ESP-006', 2), ($3, 'ESP-006', 3), ($4, 'ESP-006', 4)`,
+        `INSERT INTO conflict_probe (ts, well_id, motor_current_a) VALUES ($1, 'ESP-006', 1), ($2, 'ESP-006', 2), ($3, 'ESP-006', 3), ($4, 'ESP-006', 4)`,
         [iso(at(6, 0)), iso(at(6, 1)), iso(at(6, 2)), iso(at(6, 3))],
       );
-      const ins = await db.query(`INSERT INTO esp_telemetry (ts, well_id, motor_current_a) SELECT ts, well_id, motor_current_a FROM bc16_probe ORDER BY ts ON CONFLICT (well_id, ts) DO NOTHING`);
+      const ins = await db.query(`INSERT INTO esp_telemetry (ts, well_id, motor_current_a) SELECT ts, well_id, motor_current_a FROM conflict_probe ORDER BY ts ON CONFLICT (well_id, ts) DO NOTHING`);
       expect(ins.rowCount).toBe(3);
       const after = await keyCounts('ESP-006', at(6, 0), at(6, 4));
       expect(after).toEqual({ keys: 4, rows: 4 });

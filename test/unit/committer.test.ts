@@ -78,8 +78,8 @@ describe('Committer: transient errors are retried, never moved to rejected_messa
   it.each([
     ['23505 from a concurrent writer on the staged path (timescaledb #5448), as the writer throws it', new RetryableWriteError(pgError('23505', 'duplicate key value violates unique constraint "1_1_esp_telemetry_well_ts_key"'))],
     ['42704 "chunk not found" during recompression (timescaledb #5471, #3400), as the writer throws it', new RetryableWriteError(pgError('42704', 'chunk not found'))],
-    ['40P01 deadlock at a chunk boundary (BC-18)', pgError('40P01', 'deadlock detected')],
-    ['55P03 lock_timeout while the compression job holds the chunk (BC-18)', pgError('55P03', 'canceling statement due to lock timeout')],
+    ['40P01 deadlock at a chunk boundary (timescaledb #4800, #7429)', pgError('40P01', 'deadlock detected')],
+    ['55P03 lock_timeout while the compression job holds the chunk (timescaledb #5986)', pgError('55P03', 'canceling statement due to lock timeout')],
     ['57014 statement_timeout', pgError('57014', 'canceling statement due to statement timeout')],
   ])('%s', async (_what, err) => {
     const store = new KeyedStore((_rows, call) => (call < 3 ? err : undefined));

@@ -456,7 +456,7 @@ describe('decodeMessage: unknown fields', () => {
   });
 });
 
-describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (issue 4, rule 3)', () => {
+describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (docs/payload.md, Time)', () => {
   const SECONDS = Date.parse(TS) / 1000;
   it.each([
     ['s', SECONDS],
@@ -505,7 +505,7 @@ describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (issue 4, rule 3)', () => 
   });
 });
 
-describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => {
+describe('decodeMessage: bytes, size, identity (docs/payload.md, Bytes and Identity)', () => {
   it.each([
     ['inside a string', '{"ts":"2024-05-01T12:00:00Z","fw":"a\u0000b"}'],
     ['between tokens', '{"ts":"2024-05-01T12:00:00Z",\u0000"motor_current_a":1}'],
