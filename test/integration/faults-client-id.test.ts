@@ -5,7 +5,7 @@
 // the other one back forever (the connect/disconnect storm of MQTT.js #1585, #684). The survivor
 // resumes the session, so nothing the wells published is lost, and nothing is stored twice.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
 import { TAKEOVER_SILENT_CLOSES } from '../../src/ingress/takeover.ts';
 import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
@@ -17,17 +17,13 @@ const t = new Teardown();
 afterAll(() => t.run());
 
 it('the instance whose session is taken over exits non-zero with ESP_MQTT_CLIENT_ID_TAKEN; no storm, nothing lost', async () => {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
+  const broker = await privateMosquitto(t);
   const databaseUrl = await freshDatabase(t);
   const env = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: CLIENT_ID, BATCH_FLUSH_INTERVAL_MS: '100' };
-  const first = await startService(env);
-  t.add(() => first.proc.kill('SIGKILL'));
+  const first = await startService(t, env);
   const load = await steadyLoad(t, broker.url, first.httpPort);
 
-  const second = await startService(env);
-  t.add(() => second.proc.kill('SIGKILL'));
+  const second = await startService(t, env);
   const tookOver = performance.now();
   const code = await Promise.race([first.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000))]);
   const exitedAfterS = (performance.now() - tookOver) / 1000;

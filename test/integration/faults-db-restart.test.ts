@@ -3,7 +3,7 @@
 // (node-postgres #1324, #2439); /readyz says 503 naming the database meanwhile; afterwards every
 // reading the wells published is stored exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
@@ -15,10 +15,8 @@ afterAll(() => t.run());
 
 it(`survives a ${OUTAGE_MS / 1000} s database restart under load and stores every reading once`, async () => {
   const db = await privatePostgres(t);
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
-  const svc = await startService({
+  const broker = await privateMosquitto(t);
+  const svc = await startService(t, {
     DATABASE_URL: db.url,
     MQTT_URL: broker.url,
     MQTT_CLIENT_ID: 'esp-ingest-db-restart',
@@ -26,7 +24,6 @@ it(`survives a ${OUTAGE_MS / 1000} s database restart under load and stores ever
     DB_CONNECT_TIMEOUT_MS: '1000',
     RETRY_MAX_DELAY_MS: '1000',
   });
-  t.add(() => svc.proc.kill('SIGKILL'));
   const load = await steadyLoad(t, broker.url, svc.httpPort);
 
   await db.stop();

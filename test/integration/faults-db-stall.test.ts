@@ -6,7 +6,7 @@
 // writer's whole-transaction deadline); the stuck connection is discarded. Either way ingest
 // resumes when the stall clears, the MQTT connection never drops, and every reading is stored once.
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
@@ -18,10 +18,8 @@ afterAll(() => t.run());
 
 /** Broker, service on `databaseUrl` with short timeouts, and three wells at 50 Hz each. */
 async function underLoad(databaseUrl: string, clientId: string): Promise<{ svc: ServiceProcess; load: WellLoad }> {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
-  const svc = await startService({
+  const broker = await privateMosquitto(t);
+  const svc = await startService(t, {
     DATABASE_URL: databaseUrl,
     MQTT_URL: broker.url,
     MQTT_CLIENT_ID: clientId,
@@ -31,7 +29,6 @@ async function underLoad(databaseUrl: string, clientId: string): Promise<{ svc: 
     DB_CONNECT_TIMEOUT_MS: '1000',
     RETRY_MAX_DELAY_MS: '500',
   });
-  t.add(() => svc.proc.kill('SIGKILL'));
   const load = await steadyLoad(t, broker.url, svc.httpPort);
   return { svc, load };
 }

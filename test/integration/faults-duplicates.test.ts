@@ -6,7 +6,7 @@
 // empty), every extra copy is counted, and no batch fails or is retried.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
 import { RSS_BOUND_MB, peakRssMb } from '../support/well-load.ts';
 
 const t = new Teardown();
@@ -17,14 +17,11 @@ const at = (s: number) => T0 + s * 1000;
 const deviceReading = (s: number, fields: Record<string, number> = { motor_current_a: 40 + s }) => ({ ts: at(s), seq: s, ...fields });
 
 it('stores each (well_id, ts) once, counts every duplicate, and fails no batch', async () => {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
+  const broker = await privateMosquitto(t);
   const databaseUrl = await freshDatabase(t);
   // Batches of exactly 10 rows (readings + rejections), flushed when full: the test decides
   // which copies share a batch.
-  const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-duplicates', BATCH_MAX_ROWS: '10', BATCH_FLUSH_INTERVAL_MS: '600000' });
-  t.add(() => svc.proc.kill('SIGKILL'));
+  const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-duplicates', BATCH_MAX_ROWS: '10', BATCH_FLUSH_INTERVAL_MS: '600000' });
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'dup-publisher', clean: true });
   t.add(() => pub.endAsync());
   const topic = 'esp/fault/W-DUP/telemetry';

@@ -5,7 +5,7 @@
 // messages in the service), the MQTT keepalive never times out, and after recovery the backlog
 // drains and every reading is stored exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
@@ -19,10 +19,8 @@ afterAll(() => t.run());
 
 it(`keeps memory bounded and the connection alive through a ${OUTAGE_S} s database outage, then stores everything once`, async () => {
   const db = await privatePostgres(t);
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
-  const svc = await startService({
+  const broker = await privateMosquitto(t);
+  const svc = await startService(t, {
     DATABASE_URL: db.url,
     MQTT_URL: broker.url,
     MQTT_CLIENT_ID: 'esp-ingest-long-outage',
@@ -33,7 +31,6 @@ it(`keeps memory bounded and the connection alive through a ${OUTAGE_S} s databa
     DB_CONNECT_TIMEOUT_MS: '1000',
     RETRY_MAX_DELAY_MS: '2000',
   });
-  t.add(() => svc.proc.kill('SIGKILL'));
   // 4 wells at 10 Hz: 40 readings/s, 12,000 over 5 minutes: three times what the service may hold.
   const load = await steadyLoad(t, broker.url, svc.httpPort, { wells: ['W-1', 'W-2', 'W-3', 'W-4'], ratePerWellHz: 10, committedAtLeast: 100 });
 

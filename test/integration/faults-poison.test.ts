@@ -7,7 +7,7 @@
 // leaves no connection in an aborted transaction.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
 import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** The value the test's CHECK constraint forbids. */
@@ -18,12 +18,9 @@ const t = new Teardown();
 afterAll(() => t.run());
 
 it('moves a message the database refuses to rejected_messages, PUBACKs it, and stores everything behind it', async () => {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
+  const broker = await privateMosquitto(t);
   const databaseUrl = await freshDatabase(t);
-  const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-poison', BATCH_FLUSH_INTERVAL_MS: '100' });
-  t.add(() => svc.proc.kill('SIGKILL'));
+  const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-poison', BATCH_FLUSH_INTERVAL_MS: '100' });
   await query(databaseUrl, `ALTER TABLE esp_telemetry ADD CONSTRAINT t_chk CHECK (motor_current_a <> ${POISON_A})`);
   const load = await steadyLoad(t, broker.url, svc.httpPort);
 

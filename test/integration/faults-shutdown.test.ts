@@ -7,7 +7,7 @@
 // (3) The same with a hung server (SIGSTOP): no write, connect or pooled connection may hold the
 // exit past the deadline.
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
@@ -28,14 +28,11 @@ async function terminate(svc: ServiceProcess): Promise<{ code: number | null; se
 describe('SIGTERM under load', () => {
   it('mid-batch: commits the buffered rows, PUBACKs them, exits 0 before the deadline', async () => {
     const deadlineMs = 10_000;
-    const broker = new PrivateMosquitto();
-    await broker.start();
-    t.add(() => broker.destroy());
+    const broker = await privateMosquitto(t);
     const databaseUrl = await freshDatabase(t);
     const base = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
     // A flush interval far beyond the test: rows stay buffered until the shutdown flushes them.
-    const svc = await startService({ ...base, BATCH_FLUSH_INTERVAL_MS: '600000', BATCH_MAX_ROWS: '100000', BUFFER_MAX_ROWS: '100000' });
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, { ...base, BATCH_FLUSH_INTERVAL_MS: '600000', BATCH_MAX_ROWS: '100000', BUFFER_MAX_ROWS: '100000' });
     const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
     await load.start();
     t.add(() => load.stop(1_000).catch(() => undefined));
@@ -51,8 +48,7 @@ describe('SIGTERM under load', () => {
     expect(committed).toBeGreaterThanOrEqual(300);
 
     // The next instance: what was committed was PUBACKed, so nothing of it comes back.
-    const next = await startService({ ...base, BATCH_FLUSH_INTERVAL_MS: '100' });
-    t.add(() => next.proc.kill('SIGKILL'));
+    const next = await startService(t, { ...base, BATCH_FLUSH_INTERVAL_MS: '100' });
     const sent = await load.stop();
     expect(sent.acked).toBe(sent.published);
     const check = await waitStored(databaseUrl, load.allKeys());
@@ -65,15 +61,12 @@ describe('SIGTERM under load', () => {
 
   it('database blocked: exits non-zero at the deadline; nothing uncommitted is lost, the next instance stores it', async () => {
     const deadlineMs = 1_000;
-    const broker = new PrivateMosquitto();
-    await broker.start();
-    t.add(() => broker.destroy());
+    const broker = await privateMosquitto(t);
     const databaseUrl = await freshDatabase(t);
     // lock_timeout (default 10 s) is far longer than the shutdown deadline: the write in progress
     // when SIGTERM arrives is still waiting on the lock when the deadline passes.
     const base = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-blocked', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
-    const svc = await startService(base);
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, base);
     const locker = await lockTelemetryTable(t, databaseUrl);
     const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
     await load.start();
@@ -88,8 +81,7 @@ describe('SIGTERM under load', () => {
 
     await locker.release();
     const released = performance.now();
-    const next = await startService({ ...base, SHUTDOWN_DEADLINE_MS: '10000' });
-    t.add(() => next.proc.kill('SIGKILL'));
+    const next = await startService(t, { ...base, SHUTDOWN_DEADLINE_MS: '10000' });
     const sent = await load.stop();
     expect(sent.acked).toBe(sent.published);
     const check = await waitStored(databaseUrl, load.allKeys());
@@ -107,14 +99,11 @@ describe('SIGTERM under load', () => {
   it('database hung (every server process SIGSTOPped): exits non-zero at the deadline; the next instance stores everything', async () => {
     const deadlineMs = 2_000;
     const db = await privatePostgres(t);
-    const broker = new PrivateMosquitto();
-    await broker.start();
-    t.add(() => broker.destroy());
+    const broker = await privateMosquitto(t);
     // Default statement timeout (30 s; the writer's own deadline is twice that): only the shutdown
     // deadline can end the write in progress, and no pooled connection may hold the exit.
     const base = { DATABASE_URL: db.url, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-hung', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
-    const svc = await startService(base);
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, base);
     const load = await steadyLoad(t, broker.url, svc.httpPort);
     db.freeze();
     const frozen = performance.now();
@@ -129,8 +118,7 @@ describe('SIGTERM under load', () => {
 
     db.thaw();
     const thawed = performance.now();
-    const next = await startService({ ...base, SHUTDOWN_DEADLINE_MS: '10000' });
-    t.add(() => next.proc.kill('SIGKILL'));
+    const next = await startService(t, { ...base, SHUTDOWN_DEADLINE_MS: '10000' });
     const sent = await load.stop();
     expect(sent.acked).toBe(sent.published);
     const check = await waitStored(db.url, load.allKeys());

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -24,9 +24,7 @@ let published = 0;
 
 beforeAll(async () => {
   databaseUrl = await freshDatabase(t);
-  const mosquitto = new PrivateMosquitto();
-  t.add(() => mosquitto.destroy());
-  await mosquitto.start();
+  const mosquitto = await privateMosquitto(t);
   prefix = `c${Math.random().toString(36).slice(2, 10)}`;
   app = await startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url, METRICS_WELLS_MAX: String(WELLS_MAX) });
   pub = await mqtt.connectAsync(mosquitto.url, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });

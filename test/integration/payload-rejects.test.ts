@@ -19,7 +19,7 @@ import { ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '.
 const t = new Teardown();
 afterAll(() => t.run());
 
-function startService(databaseUrl: string, mqttUrl: string, prefix: string, env: Record<string, string>): Promise<App> {
+function startServiceInProcess(databaseUrl: string, mqttUrl: string, prefix: string, env: Record<string, string>): Promise<App> {
   return startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', ...env });
 }
 
@@ -33,7 +33,7 @@ describe('rejects command', () => {
     const topic = `${prefix}/north/W-1/telemetry`;
 
     // 1. A service that refuses unknown fields: two messages land in rejected_messages.
-    const strict = await startService(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'reject' });
+    const strict = await startServiceInProcess(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'reject' });
     const pub = await mqtt.connectAsync(mqttUrl, { clientId: `pub-${prefix}`, clean: true });
     t.add(() => pub.endAsync());
     const fixable = '{"ts":"2024-05-01T00:00:00Z","motor_current_a":10,"sand_rate_g_s":1}';
@@ -71,7 +71,7 @@ describe('rejects command', () => {
     expect(Number((await db.query('SELECT count(*) AS n FROM rejected_messages')).rows[0].n)).toBe(4);
 
     // 3. The fix: the service keeps unknown fields. Replay the unknown_field messages.
-    await startService(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'keep' });
+    await startServiceInProcess(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'keep' });
     const r = await replayRejects(db, pub, { reason: 'unknown_field' });
     // Only the refused readings are republished; the still-bad element keeps its row.
     expect(r).toEqual({ messages: 2, published: 2, rowsDeleted: 2, failed: [] });

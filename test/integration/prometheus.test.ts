@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { PrivatePrometheus } from '../support/prometheus.ts';
-import { PrivateMosquitto, ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { privateMosquitto, ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -25,9 +25,7 @@ const sent = { rows: 0, rejects: 0 };
 
 beforeAll(async () => {
   databaseUrl = await freshDatabase(t);
-  const mosquitto = new PrivateMosquitto();
-  t.add(() => mosquitto.destroy());
-  await mosquitto.start();
+  const mosquitto = await privateMosquitto(t);
   prefix = `m${Math.random().toString(36).slice(2, 10)}`;
   app = await startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url });
   pub = await mqtt.connectAsync(mosquitto.url, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });

@@ -10,7 +10,7 @@ import type { Teardown } from './teardown.ts';
 import { waitFor } from './wait.ts';
 
 export { PLAIN_PG_URL, freshDatabase, lockTelemetryTable, query, serverUrl } from './database.ts';
-export { PrivateMosquitto } from './mosquitto.ts';
+export { PrivateMosquitto, privateMosquitto } from './mosquitto.ts';
 export { freePort } from './net.ts';
 export { ROOT } from './root.ts';
 export { readyz, ServiceProcess } from './service-process.ts';
@@ -20,9 +20,13 @@ export { waitFor } from './wait.ts';
 /** Sum of one metric's samples on a service's /metrics (see scrapeMetric). */
 export const metric = scrapeMetric;
 
-/** Starts the service as a child process (ServiceProcess); unless `waitReady` is false, resolves once /readyz is 200. */
-export async function startService(env: Record<string, string>, opts: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
+/**
+ * Starts the service as a child process (ServiceProcess) and registers a SIGKILL of it at
+ * teardown; unless `waitReady` is false, resolves once /readyz is 200.
+ */
+export async function startService(t: Teardown, env: Record<string, string>, opts: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
   const svc = new ServiceProcess(env);
+  t.add(() => svc.stop('SIGKILL'));
   await svc.start(opts);
   return svc;
 }

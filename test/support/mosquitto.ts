@@ -8,6 +8,7 @@ import path from 'node:path';
 import { adopt, stopChild } from './children.ts';
 import { acceptsConnections, freePort } from './net.ts';
 import { ROOT } from './root.ts';
+import type { Teardown } from './teardown.ts';
 import { waitFor } from './wait.ts';
 
 export interface PrivateMosquittoOptions {
@@ -60,4 +61,12 @@ export class PrivateMosquitto {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Starts a private Mosquitto and registers its destruction. */
+export async function privateMosquitto(t: Teardown): Promise<PrivateMosquitto> {
+  const broker = new PrivateMosquitto();
+  t.add(() => broker.destroy());
+  await broker.start();
+  return broker;
 }
