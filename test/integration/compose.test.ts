@@ -9,15 +9,11 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, stat
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
-import { pino } from 'pino';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
-import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
-import { migrate } from '../../src/schema/migrate.ts';
 import { parseYaml, readYaml } from '../support/dashboards.ts';
 import { ROOT } from '../support/root.ts';
-import { freePort, freshDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
+import { freePort, freshDatabase, migratedDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
 
 interface Service {
   image?: string;
@@ -256,10 +252,7 @@ describe('Dockerfile', () => {
 
     it('runs the operator tool as the README says: `npm run rejects -- list` with production dependencies only', async () => {
       expect(existsSync(path.join(dir, 'node_modules', 'vitest')), 'a devDependency in the image').toBe(false);
-      const databaseUrl = await freshDatabase(t);
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
-      await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
-      await pool.end();
+      const databaseUrl = await migratedDatabase(t);
       await query(databaseUrl, "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 'esp/north/W-1/telemetry', 'invalid_json', 'x', '\\x7b')");
       // The container's environment (compose's variables), as `docker compose exec` gives it.
       const env = { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...ingestEnv, DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url };

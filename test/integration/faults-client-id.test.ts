@@ -7,7 +7,7 @@
 import { afterAll, expect, it } from 'vitest';
 import { privateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
 import { TAKEOVER_SILENT_CLOSES } from '../../src/ingress/takeover.ts';
-import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
+import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad } from '../support/well-load.ts';
 
 /** How long the test watches for a reconnect storm after the takeover. */
 const OBSERVE_MS = 3_000;
@@ -42,10 +42,7 @@ it('the instance whose session is taken over exits non-zero with ESP_MQTT_CLIENT
   expect(survivorReconnects).toBeLessThan(TAKEOVER_SILENT_CLOSES);
   expect(second.proc.exitCode).toBeNull();
 
-  const sent = await load.stop();
-  expect(sent.acked).toBe(sent.published);
-  const check = await waitStored(databaseUrl, load.allKeys());
-  expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+  const sent = await expectStoredOnce(load, databaseUrl);
   const rss = peakRssMb(second.proc.pid!);
   expect(rss).toBeLessThan(RSS_BOUND_MB);
   console.log(

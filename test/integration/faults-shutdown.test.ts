@@ -9,7 +9,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
+import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad, WellLoad } from '../support/well-load.ts';
 
 /** How long the server has hung when SIGTERM arrives (the hung-server case, (3) above). */
 const HUNG_BEFORE_SIGTERM_MS = 6_000;
@@ -49,10 +49,7 @@ describe('SIGTERM under load', () => {
 
     // The next instance: what was committed was PUBACKed, so nothing of it comes back.
     const next = await startService(t, { ...base, BATCH_FLUSH_INTERVAL_MS: '100' });
-    const sent = await load.stop();
-    expect(sent.acked).toBe(sent.published);
-    const check = await waitStored(databaseUrl, load.allKeys());
-    expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+    const sent = await expectStoredOnce(load, databaseUrl);
     expect(await metric(next.httpPort, 'esp_ingest_readings_duplicate_total')).toBe(0);
     expect(rss).toBeLessThan(RSS_BOUND_MB);
     console.log(`SIGTERM mid-batch: exit 0 after ${stop.seconds.toFixed(2)} s (deadline ${deadlineMs / 1000} s) with ${committed} rows committed in the last flush; ${sent.published} readings stored once in all; peak RSS ${rss.toFixed(0)} MiB`);
@@ -82,11 +79,8 @@ describe('SIGTERM under load', () => {
     await locker.release();
     const released = performance.now();
     const next = await startService(t, { ...base, SHUTDOWN_DEADLINE_MS: '10000' });
-    const sent = await load.stop();
-    expect(sent.acked).toBe(sent.published);
-    const check = await waitStored(databaseUrl, load.allKeys());
+    const sent = await expectStoredOnce(load, databaseUrl);
     const recoveredS = (performance.now() - released) / 1000;
-    expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
     const rss = peakRssMb(next.proc.pid!);
     expect(rss).toBeLessThan(RSS_BOUND_MB);
     console.log(
@@ -119,11 +113,8 @@ describe('SIGTERM under load', () => {
     db.thaw();
     const thawed = performance.now();
     const next = await startService(t, { ...base, SHUTDOWN_DEADLINE_MS: '10000' });
-    const sent = await load.stop();
-    expect(sent.acked).toBe(sent.published);
-    const check = await waitStored(db.url, load.allKeys());
+    const sent = await expectStoredOnce(load, db.url);
     const recoveredS = (performance.now() - thawed) / 1000;
-    expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
     const rss = peakRssMb(next.proc.pid!);
     expect(rss).toBeLessThan(RSS_BOUND_MB);
     console.log(

@@ -11,10 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import { Committer } from '../../src/sink/committer.ts';
-import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
 import { message, reading } from '../support/fixtures.ts';
-import { Teardown, freshDatabase, query } from '../support/harness.ts';
+import { Teardown, migratedDatabase, query } from '../support/harness.ts';
 
 const log = pino({ level: 'silent' });
 const t = new Teardown();
@@ -47,14 +46,6 @@ function instance(url: string): { committer: Committer; metrics: Metrics } {
   return { committer, metrics };
 }
 
-async function schema(): Promise<string> {
-  const url = await freshDatabase(t);
-  const pool = new pg.Pool({ connectionString: url, max: 1 });
-  t.add(() => pool.end());
-  await migrate(pool, DEFAULT_CATALOG, log);
-  return url;
-}
-
 async function retryCodes(metrics: Metrics): Promise<string[]> {
   const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === 'esp_ingest_flush_retries_total');
   return (m?.values ?? []).filter((v) => Number(v.value) > 0).map((v) => String(v.labels.code));
@@ -84,7 +75,7 @@ function shuffled<T>(xs: readonly T[], seed: number): T[] {
 
 describe('concurrent writers of the same keys', () => {
   it('two instances commit the same batch at once (late data: A already stored, B…): every key once, none in rejected_messages', async () => {
-    const url = await schema();
+    const url = await migratedDatabase(t);
     const a = instance(url);
     const b = instance(url);
     const day = Date.UTC(2024, 4, 1) * 1000;
@@ -99,7 +90,7 @@ describe('concurrent writers of the same keys', () => {
   });
 
   it('four instances race at a chunk boundary (200 new wells, 23:59:50–00:00:10, each in its own order): stored = published, none rejected', async () => {
-    const url = await schema();
+    const url = await migratedDatabase(t);
     const writers = [instance(url), instance(url), instance(url), instance(url)];
     const midnight = Date.UTC(2024, 5, 2) * 1000;
     const wells = Array.from({ length: 200 }, (_, i) => `ESP-${String(i + 100).padStart(3, '0')}`);

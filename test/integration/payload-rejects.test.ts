@@ -7,14 +7,11 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import type { App } from '../../src/app.ts';
-import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrate } from '../../src/schema/migrate.ts';
 import { formatTable, listRejects, replayRejects } from '../../src/tools/rejects.ts';
-import { ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { ROOT, Teardown, freshDatabase, migratedDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -89,10 +86,7 @@ describe('rejects command', () => {
   });
 
   it('the CLI prints the table and refuses a replay without --reason', async () => {
-    const databaseUrl = await freshDatabase(t);
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
-    await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
-    await pool.end();
+    const databaseUrl = await migratedDatabase(t);
     await query(databaseUrl, "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 't', 'invalid_json', 'x', '\\x00')");
     const run = promisify(execFile);
     const env = { ...process.env, DATABASE_URL: databaseUrl };

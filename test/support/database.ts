@@ -1,8 +1,11 @@
 // Databases for tests and dev tools: the TimescaleDB server (the one scripts/timescaledb.sh
-// provisions, or TEST_DATABASE_URL), a new empty database on it per test or per run, one-off
+// provisions, or TEST_DATABASE_URL), a new database on it per test or per run (empty or migrated), one-off
 // queries, and a lock that makes every write wait.
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
+import { pino } from 'pino';
+import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { migrate } from '../../src/schema/migrate.ts';
 import { ROOT } from './root.ts';
 import type { Teardown } from './teardown.ts';
 
@@ -49,6 +52,18 @@ export async function freshDatabase(t: Teardown, baseUrl = serverUrl()): Promise
   const name = `esp_t_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const url = await createDatabase(baseUrl, name);
   t.add(() => query(baseUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  return url;
+}
+
+/** A fresh database (see freshDatabase) with the service's migrations applied for DEFAULT_CATALOG. */
+export async function migratedDatabase(t: Teardown, baseUrl = serverUrl()): Promise<string> {
+  const url = await freshDatabase(t, baseUrl);
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  try {
+    await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
+  } finally {
+    await pool.end();
+  }
   return url;
 }
 

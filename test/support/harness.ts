@@ -9,7 +9,7 @@ import { readyz, scrapeMetric, ServiceProcess } from './service-process.ts';
 import type { Teardown } from './teardown.ts';
 import { waitFor } from './wait.ts';
 
-export { PLAIN_PG_URL, freshDatabase, lockTelemetryTable, query, serverUrl } from './database.ts';
+export { PLAIN_PG_URL, freshDatabase, lockTelemetryTable, migratedDatabase, query, serverUrl } from './database.ts';
 export { PrivateMosquitto, privateMosquitto } from './mosquitto.ts';
 export { freePort } from './net.ts';
 export { ROOT } from './root.ts';
