@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { privateMosquitto, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, query, startInProcessWithPublisher, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -23,12 +23,8 @@ let pub: mqtt.MqttClient;
 let published = 0;
 
 beforeAll(async () => {
-  databaseUrl = await freshDatabase(t);
   const mosquitto = await privateMosquitto(t);
-  prefix = `c${Math.random().toString(36).slice(2, 10)}`;
-  app = await startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url, METRICS_WELLS_MAX: String(WELLS_MAX) });
-  pub = await mqtt.connectAsync(mosquitto.url, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });
-  t.add(() => pub.endAsync());
+  ({ app, databaseUrl, prefix, pub } = await startInProcessWithPublisher(t, mosquitto.url, { METRICS_WELLS_MAX: String(WELLS_MAX) }));
 });
 
 async function publishWells(ids: string[]): Promise<void> {

@@ -4,12 +4,11 @@
 // after garbage. The machine's Mosquitto (MQTT 5), the in-process service and real TimescaleDB.
 // Each test asserts the exact rows stored and rejected, their reason codes, and that
 // esp_ingest_readings_rejected_total matches the rejects table.
-import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { REJECT_REASONS } from '../../src/decode/decode.ts';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
+import { Teardown, metric, query, startInProcessWithPublisher, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -27,11 +26,7 @@ interface Run {
 }
 
 async function start(env: Record<string, string> = {}): Promise<Run> {
-  const db = await freshDatabase(t);
-  const prefix = `p${Math.random().toString(36).slice(2, 10)}`;
-  const app = await startInProcess(t, prefix, { DATABASE_URL: db, MQTT_URL: BROKER, ...env });
-  const pub = await mqtt.connectAsync(BROKER, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });
-  t.add(() => pub.endAsync());
+  const { app, databaseUrl: db, prefix, pub } = await startInProcessWithPublisher(t, BROKER, env);
   let sent = 0;
   return {
     app,

@@ -2,9 +2,11 @@
 // the test TimescaleDB, a private Mosquitto, the service as a child process or in-process,
 // polling, a teardown registry). No mocks: real servers only. Each part lives in its own module
 // here, which the dev tools (dev/) import directly.
+import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { startApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
+import { freshDatabase } from './database.ts';
 import { readyz, scrapeMetric, ServiceProcess } from './service-process.ts';
 import type { Teardown } from './teardown.ts';
 import { waitFor } from './wait.ts';
@@ -49,4 +51,26 @@ export async function startInProcess(t: Teardown, prefix: string, env: Record<st
   t.add(() => app.stop());
   await waitFor('ready', async () => (await readyz(app.httpPort)).status === 200, 20_000);
   return app;
+}
+
+export interface InProcessRun {
+  readonly app: App;
+  readonly databaseUrl: string;
+  /** The service reads `<prefix>/{site}/{well_id}/telemetry`. */
+  readonly prefix: string;
+  /** A clean-session MQTT 5 client on the service's broker, for the test's publishes. */
+  readonly pub: mqtt.MqttClient;
+}
+
+/**
+ * A fresh database, the service in-process on it (startInProcess) reading `mqttUrl` under a
+ * topic prefix of its own, and a publisher on the same broker; all ended at teardown.
+ */
+export async function startInProcessWithPublisher(t: Teardown, mqttUrl: string, env: Record<string, string> = {}): Promise<InProcessRun> {
+  const databaseUrl = await freshDatabase(t);
+  const prefix = `t${Math.random().toString(36).slice(2, 10)}`;
+  const app = await startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, ...env });
+  const pub = await mqtt.connectAsync(mqttUrl, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });
+  t.add(() => pub.endAsync());
+  return { app, databaseUrl, prefix, pub };
 }
