@@ -1,15 +1,15 @@
-// Issue 6, probes against real servers: /startupz before and after the first start; /readyz
-// reason codes while the database is down (a private cluster stopped and started), the broker
-// is down, or the buffer is above its high-water mark (a table lock holds the writes); /livez
-// untouched by all of that and 503 only when the event loop is blocked (the process SIGSTOPped,
-// and in-process a busy-wait).
+// Probes against real servers: /startupz before and after the first start; /readyz reason codes
+// while the database is down (a private cluster stopped and started), the broker is down, or the
+// buffer is above its high-water mark (a table lock holds the writes); /livez untouched by all of
+// that and 503 only when the event loop is blocked (the process SIGSTOPped, and in-process a
+// busy-wait).
 import { connect } from 'node:net';
 import mqtt from 'mqtt';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sidecar } from '../../src/http/sidecar.ts';
 import { EventLoopWatchdog } from '../../src/lifecycle/liveness.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 
 const t = new Teardown();
@@ -34,23 +34,15 @@ async function reasonsBecome(port: number, path: string, reasons: string[], time
   }, timeoutMs, 50);
 }
 
-async function broker(): Promise<PrivateMosquitto> {
-  const b = new PrivateMosquitto();
-  t.add(() => b.destroy());
-  await b.start();
-  return b;
-}
-
 describe('probes of the running service (child process)', () => {
   it('/startupz, /readyz, /livez through start-up with the database down, a database outage and a broker outage', async () => {
     const db = await privatePostgres(t);
     await db.stop();
-    const mq = await broker();
-    const svc = await startService(
+    const mq = await privateMosquitto(t);
+    const svc = await startService(t, 
       { DATABASE_URL: db.url, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes', DB_CONNECT_TIMEOUT_MS: '1000', RETRY_MAX_DELAY_MS: '500' },
       { waitReady: false },
     );
-    t.add(() => svc.proc.kill('SIGKILL'));
 
     // Start-up with the database down: not started, not ready (with why), yet alive.
     const before = await reasonsBecome(svc.httpPort, '/readyz', ['migrations_pending', 'database_unreachable', 'mqtt_subscription_inactive']);
@@ -115,8 +107,8 @@ describe('probes of the running service (child process)', () => {
 
   it('buffer_above_high_water while a table lock holds the writes; ready again once they commit', async () => {
     const databaseUrl = await freshDatabase(t);
-    const mq = await broker();
-    const svc = await startService({
+    const mq = await privateMosquitto(t);
+    const svc = await startService(t, {
       DATABASE_URL: databaseUrl,
       MQTT_URL: mq.url,
       MQTT_CLIENT_ID: 'esp-ingest-probes-buffer',
@@ -126,7 +118,6 @@ describe('probes of the running service (child process)', () => {
       DB_LOCK_TIMEOUT_MS: '120000',
       DB_STATEMENT_TIMEOUT_MS: '120000',
     });
-    t.add(() => svc.proc.kill('SIGKILL'));
     const locker = await lockTelemetryTable(t, databaseUrl);
 
     // 7 messages of 100 readings: 700 rows held, above the mark of 500 (0.5 × 1000).
@@ -152,9 +143,8 @@ describe('probes of the running service (child process)', () => {
 
   it('/livez 503 after the process was frozen (SIGSTOP) longer than LIVEZ_MAX_EVENT_LOOP_BLOCK_MS; 200 again after', async () => {
     const databaseUrl = await freshDatabase(t);
-    const mq = await broker();
-    const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes-livez', LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: '300' });
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const mq = await privateMosquitto(t);
+    const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes-livez', LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: '300' });
     expect(await probe(svc.httpPort, '/livez')).toEqual({ status: 200, body: { live: true } });
 
     svc.proc.kill('SIGSTOP');

@@ -6,7 +6,7 @@
 // Upstream: timescale/timescaledb #1797, #7383 (DDL and reads on a half-restored catalog).
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freshDatabase, metric, PrivateMosquitto, query, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
+import { freshDatabase, metric, privateMosquitto, query, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -16,9 +16,7 @@ describe('a restore under way at start-up', () => {
     const db = await freshDatabase(t);
     await query(db, 'CREATE EXTENSION IF NOT EXISTS timescaledb');
     await query(db, 'SELECT timescaledb_pre_restore()');
-    const mq = new PrivateMosquitto();
-    t.add(() => mq.destroy());
-    await mq.start();
+    const mq = await privateMosquitto(t);
 
     // The service's persistent session exists on the broker, as after an earlier run.
     const clientId = 'esp-ingest-restore';
@@ -27,8 +25,7 @@ describe('a restore under way at start-up', () => {
     await session.subscribeAsync('esp/+/+/telemetry', { qos: 1 });
     await session.endAsync();
 
-    const svc = await startService({ DATABASE_URL: db, MQTT_URL: mq.url, MQTT_CLIENT_ID: clientId }, { waitReady: false });
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, { DATABASE_URL: db, MQTT_URL: mq.url, MQTT_CLIENT_ID: clientId }, { waitReady: false });
     const held = await waitFor(
       'readyz naming the restore',
       async () => {

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { pino } from 'pino';
-import { loadWells } from '../../dev/wells.ts';
+import { loadWells } from '../support/wells.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { DEFAULT_STORAGE_SETTINGS } from '../../src/schema/settings.ts';

@@ -3,11 +3,10 @@
 // the tests read, the PostgreSQL major that scripts/timescaledb.sh builds against, steps in order).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/root.ts';
 import { parse } from 'yaml';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Step {
   readonly name?: string;
