@@ -1,7 +1,7 @@
 // Start-up's database step: connect, wait while a restore is under way, then bring the schema up
 // to date, retrying with backoff while the server is unreachable (or a migration fails for a
-// transient reason). A refused
-// migration ends the start; shutdown (the signal) ends the wait at once.
+// transient reason). A refused migration ends the start; shutdown (the signal) ends the wait at
+// once.
 import type pg from 'pg';
 import type { Channel } from '../decode/catalog.ts';
 import { AbortedError, EspError } from '../errors.ts';
