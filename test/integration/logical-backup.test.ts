@@ -18,6 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { inspect, probeUniqueKey } from '../../src/tools/drill-checks.ts';
+import { importDatabase } from '../../src/tools/logical-backup.ts';
 import { freshDatabase, query, ROOT, Teardown } from '../support/harness.ts';
 import { copyOf, wellReadings } from '../support/well-rows.ts';
 
@@ -70,8 +71,8 @@ describe('logical export and import', () => {
 
     // The same version: restored, equal, and out of restore mode.
     const restored = await freshDatabase(t);
-    const imported = await tool(restored, 'import', '--dir', dir);
-    expect(imported.code, imported.stderr).toBe(0);
+    const imported = await importDatabase(restored, dir);
+    expect(imported).toMatchObject({ ok: true, manifest: { timescaledb: manifest.timescaledb } });
     const r = new pg.Client({ connectionString: restored });
     await r.connect();
     t.add(() => r.end());

@@ -5,7 +5,10 @@
 // a restore started under the running service: commits and PUBACKs held until it ends.
 // Upstream: timescale/timescaledb #1797, #7383 (DDL and reads on a half-restored catalog).
 import mqtt from 'mqtt';
+import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { checkRestore, RestoreWatch, waitWhileRestoring } from '../../src/schema/restore-state.ts';
 import { freshDatabase, metric, privateMosquitto, query, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
@@ -98,4 +101,53 @@ describe('a restore under way at start-up', () => {
     const root = await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM ONLY esp_telemetry');
     expect(root[0]?.n).toBe(0);
   }, 90_000);
+});
+
+describe('the restore checks on a real database', () => {
+  it('the start-up gate waits through restore mode; the watch holds a commit until the restore ends', async () => {
+    const db = await freshDatabase(t);
+    await query(db, 'CREATE EXTENSION IF NOT EXISTS timescaledb');
+    const pool = new pg.Pool({ connectionString: db, max: 2 });
+    t.add(() => pool.end());
+    const log = pino({ level: 'silent' });
+    // A pooled session opened before the restore keeps its old setting: the check must not
+    // depend on it.
+    await pool.query('SELECT 1');
+    await query(db, 'SELECT timescaledb_pre_restore()');
+    expect((await checkRestore(pool))?.kind).toBe('restoring');
+
+    // Start-up gate: held with the command, released by post_restore, aborted by shutdown.
+    const held: (string | undefined)[] = [];
+    const gate = waitWhileRestoring(pool, { held: (d) => held.push(d), log, signal: new AbortController().signal, pollMs: 50 });
+    await waitFor('the gate holding', () => held.length === 1);
+    expect(held[0]).toContain('SELECT timescaledb_post_restore();');
+    const shutdown = new AbortController();
+    const aborted = waitWhileRestoring(pool, { held: () => undefined, log, signal: shutdown.signal, pollMs: 50 });
+    shutdown.abort();
+    await expect(aborted).rejects.toThrow(/aborted by shutdown/);
+
+    // The running watch: a commit waits while restoring, and goes through after.
+    const changes: (string | undefined)[] = [];
+    const watch = new RestoreWatch({ db: pool, onChange: (d) => changes.push(d), log, pollMs: 50 });
+    await watch.check();
+    expect(changes).toHaveLength(1);
+    const committed: number[] = [];
+    const sink = watch.holding({ commit: async (items: number[]) => void committed.push(...items) }, new AbortController().signal);
+    const commit = sink.commit([1, 2]);
+    const stopping = new AbortController();
+    const refused = watch.holding({ commit: async () => undefined }, stopping.signal).commit([]);
+    stopping.abort();
+    await expect(refused).rejects.toThrow(/a commit held by a restore/);
+    expect(committed).toEqual([]);
+
+    await query(db, 'SELECT timescaledb_post_restore()');
+    await gate;
+    expect(held.at(-1)).toBeUndefined();
+    watch.start();
+    await commit;
+    watch.stop();
+    expect(committed).toEqual([1, 2]);
+    expect(changes.at(-1)).toBeUndefined();
+    expect(await checkRestore(pool)).toBeUndefined();
+  });
 });

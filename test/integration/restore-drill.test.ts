@@ -1,7 +1,7 @@
 // Point-in-time recovery with pgBackRest, end to end on a private TimescaleDB cluster with WAL
 // archiving: ingest the shipped wells in three parts (by device time), a full backup after the
 // first, note a time T after the second has committed, then the third; the restore drill
-// (`npm run restore-drill`, run as a command) restores to T into a fresh data directory and
+// (`npm run restore-drill`) restores to T into a fresh data directory and
 // must find exactly the readings committed by T: same count and checksum per well as the source
 // over the first two parts, none of the third, the hypertable with its chunks, the policy jobs,
 // and a unique key that still refuses a duplicate.
@@ -21,7 +21,7 @@ import { BackupHealth } from '../../src/lifecycle/backup-health.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { wellSums } from '../../src/tools/drill-checks.ts';
-import type { Verdict } from '../../src/tools/restore-drill.ts';
+import { restoreDrill } from '../../src/tools/restore-drill.ts';
 import { query, ROOT, Teardown, waitFor } from '../support/harness.ts';
 import { PgBackRestStanza } from '../support/pgbackrest.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
@@ -106,32 +106,20 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
 
     const workDir = path.join(source.dir, 'drill');
     t0 = performance.now();
-    const { stdout } = await run(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/tools/restore-drill.ts',
-        '--stanza',
-        stanza.name,
-        '--config',
-        stanza.configFile,
-        '--target',
-        target,
-        '--work-dir',
-        workDir,
-        '--to',
-        iso(b2),
-        '--compare-url',
-        source.url,
-        '--keep',
-      ],
-      { cwd: ROOT },
-    ).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr }));
+    const verdict = await restoreDrill({
+      stanza: stanza.name,
+      config: stanza.configFile,
+      target,
+      database: 'esp',
+      user: 'postgres',
+      osUser: 'postgres',
+      workDir,
+      range: { to: iso(b2) },
+      compareUrl: source.url,
+      keep: true,
+      timeoutS: 120,
+    });
     const drillSeconds = (performance.now() - t0) / 1000;
-    const lines = stdout.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    const verdict = JSON.parse(lines[0]!) as Verdict;
     const restoredUrl = `postgres://postgres@${encodeURIComponent(path.join(workDir, 'sock'))}:${verdict.port}/esp`;
     t.add(() => run('runuser', ['-u', 'postgres', '--', '/usr/lib/postgresql/15/bin/pg_ctl', 'stop', '-m', 'immediate', '-D', path.join(workDir, 'pgdata')]));
 
@@ -155,6 +143,25 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     expect(verdict.restored?.uniqueKey).toEqual({ present: true, duplicates: 0 });
     expect(verdict.uniqueKeyProbe).toBe('rejected');
     expect(verdict.scheduler).toBe(true);
+
+    // The command: one JSON line, exit 1 when the drill fails (here: a target before any backup).
+    const cli = await run(
+      process.execPath,
+      ['--import', 'tsx', 'src/tools/restore-drill.ts', '--stanza', stanza.name, '--config', stanza.configFile, '--target', '2000-01-01 00:00:00+00'],
+      { cwd: ROOT },
+    ).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (err: { code?: number; stdout?: string }) => ({ code: err.code, stdout: err.stdout ?? '' }),
+    );
+    expect(cli.code).toBe(1);
+    const cliLines = cli.stdout.trim().split('\n');
+    expect(cliLines).toHaveLength(1);
+    expect(JSON.parse(cliLines[0]!)).toMatchObject({
+      ok: false,
+      stanza: 'esp',
+      target: '2000-01-01 00:00:00+00',
+      problems: [expect.stringMatching(/pgbackrest restore failed: .*backup set/)],
+    });
 
     // Figures for the README's Backups section (the shipped wells; this machine).
     const [size] = await query<{ bytes: string }>(source.url, `SELECT pg_database_size('esp')::text AS bytes`);
