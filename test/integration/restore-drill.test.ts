@@ -104,6 +104,22 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     expect(archived!.value).toBeGreaterThanOrEqual(backup.stopS - 60);
     expect((await gauge('esp_ingest_wal_archive_failed_last_timestamp_seconds'))[0]!.value).toBe(0);
 
+    // An info file that cannot be read before any backup was seen: a series at 0, so the
+    // no-backup alert fires instead of staying silent.
+    const blind = createMetrics();
+    const missing = new BackupHealth({
+      db: pool,
+      metrics: blind,
+      log: pino({ level: 'silent' }),
+      infoFile: path.join(source.dir, 'no-such-info.json'),
+      intervalMs: 60_000,
+    });
+    missing.start();
+    await missing.tick();
+    await missing.stop();
+    const blindSeries = (await blind.registry.getSingleMetric('esp_ingest_backup_newest_timestamp_seconds')!.get()).values;
+    expect(blindSeries.map((v) => [v.labels['stanza'], v.value])).toEqual([['', 0]]);
+
     const workDir = path.join(source.dir, 'drill');
     t0 = performance.now();
     const verdict = await restoreDrill({
