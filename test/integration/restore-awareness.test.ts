@@ -33,7 +33,7 @@ describe('a restore under way at start-up', () => {
       'readyz naming the restore',
       async () => {
         const r = await readyz(svc.httpPort);
-        const detail = (r.body as { details?: Record<string, string> }).details?.['migrations_pending'] ?? '';
+        const detail = (r.body as { details?: Record<string, string> }).details?.migrations_pending ?? '';
         return detail.includes('timescaledb_post_restore()') ? r : undefined;
       },
       30_000,
@@ -83,7 +83,7 @@ describe('a restore under way at start-up', () => {
       15_000,
       100,
     );
-    expect((running.body as { details?: Record<string, string> }).details?.['restore_in_progress']).toContain('timescaledb_post_restore()');
+    expect((running.body as { details?: Record<string, string> }).details?.restore_in_progress).toContain('timescaledb_post_restore()');
     for (let i = 0; i < 5; i++) {
       await publisher.publishAsync(topic, JSON.stringify({ ts: `2024-03-01T00:01:0${i}Z`, motor_current_a: 50 + i }), { qos: 1 });
     }

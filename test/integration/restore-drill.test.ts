@@ -99,7 +99,7 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     const health = new BackupHealth({ db: pool, metrics, log: pino({ level: 'silent' }), infoFile });
     await health.tick();
     const gauge = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values;
-    expect((await gauge('esp_ingest_backup_newest_timestamp_seconds')).map((v) => [v.labels['stanza'], v.value])).toEqual([['esp', backup.stopS]]);
+    expect((await gauge('esp_ingest_backup_newest_timestamp_seconds')).map((v) => [v.labels.stanza, v.value])).toEqual([['esp', backup.stopS]]);
     const [archived] = await gauge('esp_ingest_wal_archived_last_timestamp_seconds');
     expect(archived!.value).toBeGreaterThanOrEqual(backup.stopS - 60);
     expect((await gauge('esp_ingest_wal_archive_failed_last_timestamp_seconds'))[0]!.value).toBe(0);
@@ -118,7 +118,7 @@ describe('restore drill: point-in-time recovery from pgBackRest', () => {
     await missing.tick();
     await missing.stop();
     const blindSeries = (await blind.registry.getSingleMetric('esp_ingest_backup_newest_timestamp_seconds')!.get()).values;
-    expect(blindSeries.map((v) => [v.labels['stanza'], v.value])).toEqual([['', 0]]);
+    expect(blindSeries.map((v) => [v.labels.stanza, v.value])).toEqual([['', 0]]);
 
     const workDir = path.join(source.dir, 'drill');
     t0 = performance.now();
