@@ -159,6 +159,37 @@ export async function refreshRollups(client: SqlClient, views: readonly string[]
 }
 
 /**
+ * Readings per well in each rollup that counts rows (a `readings` column: generation 1 of
+ * rollups.ts) against `count(*)` of esp_telemetry: after a refresh they must agree, or the
+ * restore lost part of the rollups' state. @returns one sentence per disagreement.
+ */
+export async function rollupTotalProblems(client: SqlClient, views: readonly string[]): Promise<string[]> {
+  const problems: string[] = [];
+  const raw = new Map(
+    (await rows<{ w: string; n: number }>(client, 'SELECT well_id AS w, count(*)::int AS n FROM esp_telemetry GROUP BY well_id')).map((r) => [r.w, r.n]),
+  );
+  for (const view of views) {
+    const [hasReadings] = await rows<{ ok: boolean }>(
+      client,
+      `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'readings') AS ok`,
+      [view],
+    );
+    if (!hasReadings?.ok) continue;
+    const [q] = await rows<{ q: string }>(client, 'SELECT quote_ident($1) AS q', [view]);
+    const rolled = new Map(
+      (await rows<{ w: string; n: number }>(client, `SELECT well_id AS w, sum(readings)::int AS n FROM ${q!.q} GROUP BY well_id`)).map((r) => [r.w, r.n]),
+    );
+    for (const well of [...new Set([...raw.keys(), ...rolled.keys()])].sort()) {
+      const a = rolled.get(well) ?? 0;
+      const b = raw.get(well) ?? 0;
+      if (a !== b) problems.push(`continuous aggregate ${view}: well ${well} counts ${a} readings, esp_telemetry holds ${b}`);
+    }
+  }
+  return problems;
+}
+
+/**
  * Waits up to `timeoutMs` for TimescaleDB's background-worker scheduler of this database (it runs
  * the policies and rollup refreshes; after some restores it died and jobs stopped until a
  * restart: timescale/timescaledb #1712). @returns whether it runs.
@@ -185,6 +216,8 @@ export interface DrillObservation {
   readonly rollupRefresh: Record<string, string>;
   /** The same inspection of a reference database (`--compare-url`), when given. */
   readonly reference?: Inspection | undefined;
+  /** rollupTotalProblems after the refresh. */
+  readonly rollupTotals?: readonly string[] | undefined;
 }
 
 /** Everything wrong with a restore, one sentence each; empty when the drill passes. Pure. */
@@ -204,6 +237,7 @@ export function drillProblems(o: DrillObservation): string[] {
       "TimescaleDB's job scheduler is not running for the database, so no policy or rollup refresh runs: check timescaledb.max_background_workers and the server log",
     );
   for (const [view, result] of Object.entries(o.rollupRefresh)) if (result !== 'refreshed') p.push(`continuous aggregate ${view} does not refresh: ${result}`);
+  p.push(...(o.rollupTotals ?? []));
   const ref = o.reference;
   if (ref) {
     const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);

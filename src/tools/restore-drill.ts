@@ -12,7 +12,16 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { parseCliOrExit } from './cli.ts';
-import { drillProblems, type Inspection, inspect, probeUniqueKey, refreshRollups, schedulerRunning, type TsRange } from './drill-checks.ts';
+import {
+  drillProblems,
+  type Inspection,
+  inspect,
+  probeUniqueKey,
+  refreshRollups,
+  rollupTotalProblems,
+  schedulerRunning,
+  type TsRange,
+} from './drill-checks.ts';
 
 const run = promisify(execFile);
 
@@ -160,6 +169,7 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
       const restored = await inspect(client, o.range);
       const uniqueKeyProbe = await probeUniqueKey(client);
       const rollupRefresh = await refreshRollups(client, restored.rollups);
+      const rollupTotals = await rollupTotalProblems(client, restored.rollups);
       const scheduler = restored.extension !== null ? await schedulerRunning(client, 15_000) : undefined;
       let reference: Inspection | undefined;
       if (o.compareUrl) {
@@ -171,7 +181,7 @@ export async function restoreDrill(o: DrillOptions): Promise<Verdict> {
           await live.end();
         }
       }
-      const problems = drillProblems({ restored, uniqueKeyProbe, rollupRefresh, scheduler, reference });
+      const problems = drillProblems({ restored, uniqueKeyProbe, rollupRefresh, rollupTotals, scheduler, reference });
       return {
         ...base,
         ok: problems.length === 0,
