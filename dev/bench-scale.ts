@@ -8,8 +8,11 @@
 // sizing on other machines starts from. Last line: one JSON object.
 //   npm run bench:scale -- [--copies 2] [--rounds 1]   (figures are medians over the rounds)
 import { parseCliOrExit } from '../src/tools/cli.ts';
-import { ServiceProcess, freePort } from '../test/support/service-process.ts';
-import { benchMessages, benchServer, benchWells, freshBenchDb, publishAll, startBenchMosquitto, type BenchMessage } from './bench-support.ts';
+import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
+import { PrivateMosquitto } from '../test/support/mosquitto.ts';
+import { freePort } from '../test/support/net.ts';
+import { ServiceProcess } from '../test/support/service-process.ts';
+import { benchMessages, benchWells, publishAll, type BenchMessage } from './bench-support.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'bench:scale',
@@ -25,9 +28,12 @@ local TimescaleDB that scripts/timescaledb.sh provisions. Needs mosquitto on the
 const say = (s: string) => process.stderr.write(`bench:scale: ${s}\n`);
 const wells = benchWells(numbers.copies);
 const totalReadings = wells.reduce((n, w) => n + w.readings.length, 0);
-const server = benchServer();
-const mosquitto = await startBenchMosquitto();
+const server = process.env.DATABASE_URL ?? localTimescaleUrl();
+const mosquitto = new PrivateMosquitto({ endWithScript: true });
+await mosquitto.start();
 say(`${totalReadings} readings over ${wells.length} wells; Mosquitto on ${mosquitto.url}; service log ${values.log}`);
+
+const serviceOptions = { logFile: values.log, inheritEnv: true, endWithScript: true };
 
 interface Run {
   /** Readings committed per second, first publish to last commit. */
@@ -57,20 +63,20 @@ async function measure(svcs: ServiceProcess[], url: string, msgs: BenchMessage[]
 /** `instances` services in one shared group on Mosquitto, one database. */
 async function external(instances: number, perMessage: number): Promise<Run> {
   const prefix = `x${instances}p${perMessage}`;
-  const db = await freshBenchDb(server, `esp_bench_scale_${prefix}`);
+  const db = await createDatabase(server, `esp_bench_scale_${prefix}`);
   const svcs = Array.from({ length: instances }, (_, i) => new ServiceProcess({
     DATABASE_URL: db, MQTT_URL: mosquitto.url, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, MQTT_CLIENT_ID: `esp-bench-${prefix}-${i}`,
     ...(instances > 1 ? { MQTT_SHARED_GROUP: `bench-${prefix}` } : {}), LOG_LEVEL: 'warn',
-  }, values.log));
+  }, serviceOptions));
   return measure(svcs, mosquitto.url, benchMessages(wells, perMessage, prefix));
 }
 
 /** One service with BROKER=embedded; the wells publish to it. */
 async function embedded(perMessage: number): Promise<Run> {
   const prefix = `e1p${perMessage}`;
-  const db = await freshBenchDb(server, `esp_bench_scale_${prefix}`);
+  const db = await createDatabase(server, `esp_bench_scale_${prefix}`);
   const port = await freePort();
-  const svc = new ServiceProcess({ DATABASE_URL: db, BROKER: 'embedded', BROKER_PORT: String(port), MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, LOG_LEVEL: 'warn' }, values.log);
+  const svc = new ServiceProcess({ DATABASE_URL: db, BROKER: 'embedded', BROKER_PORT: String(port), MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, LOG_LEVEL: 'warn' }, serviceOptions);
   return measure([svc], `mqtt://127.0.0.1:${port}`, benchMessages(wells, perMessage, prefix));
 }
 
@@ -95,7 +101,7 @@ for (let round = 1; round <= numbers.rounds; round++) {
     say(`  ${name}: ${Math.round(r.rate)} readings/s; ${r.cpuMsPer1000.toFixed(1)} CPU ms and ${r.dbMsPer1000.toFixed(1)} commit ms per 1000 readings`);
   }
 }
-mosquitto.stop();
+await mosquitto.destroy();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const result = Object.fromEntries(
   (Object.entries(runs) as [Case, Run[]][]).map(([name, rs]) => [

@@ -1,18 +1,10 @@
 // Shared by the benchmarks (`npm run bench`, `npm run bench:scale`): the load (the real wells,
-// N times over under distinct well ids), fresh databases, a private Mosquitto with the project's
-// mosquitto.conf, and a QoS 1 publisher with a bounded in-flight window.
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+// N times over under distinct well ids, as messages of N readings) and a QoS 1 publisher with a
+// bounded in-flight window.
 import mqtt from 'mqtt';
-import pg from 'pg';
 import { brokerAddress } from '../src/ingress/broker-url.ts';
 import type { Progress } from '../src/tools/progress.ts';
-import { adopt } from '../test/support/children.ts';
-import { freePort } from '../test/support/service-process.ts';
-import { loadWells, type WellSeries } from './wells.ts';
+import { loadWells, type WellSeries } from '../test/support/wells.ts';
 
 export interface BenchMessage {
   readonly topic: string;
@@ -38,65 +30,14 @@ export function benchMessages(wells: readonly WellSeries[], perMessage: number, 
   return out;
 }
 
-/** The database server: DATABASE_URL, else the local TimescaleDB scripts/timescaledb.sh provisions. */
-export function benchServer(): string {
-  return process.env.DATABASE_URL ?? execFileSync('bash', ['scripts/timescaledb.sh', 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
-}
-
-/** Drops and creates database `name` on `server`; returns its URL. */
-export async function freshBenchDb(server: string, name: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(server);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-/** Starts Mosquitto with the project's mosquitto.conf on a free port; resolves with its URL once it accepts. */
-export async function startBenchMosquitto(): Promise<{ url: string; stop: () => void }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'esp-bench-mq-'));
-  chmodSync(dir, 0o777);
-  const port = await freePort();
-  writeFileSync(
-    path.join(dir, 'mosquitto.conf'),
-    readFileSync('mosquitto.conf', 'utf8').replace(/^listener 1883.*$/m, `listener ${port} 127.0.0.1`).replace(/^persistence_location .*$/m, `persistence_location ${dir}/`),
-  );
-  const proc = adopt(spawn('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' }));
-  await waitAccepting(port);
-  return { url: `mqtt://127.0.0.1:${port}`, stop: () => void proc.kill('SIGTERM') };
-}
-
-/** Resolves once something accepts TCP connections on 127.0.0.1:`port` (up to 10 s). */
-export async function waitAccepting(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => resolve(s.destroy() && true));
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing accepts connections on port ${port}`);
-}
-
-/** Polls `cond` every `everyMs` until true; throws naming `what` after `timeoutMs`. */
-export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 180_000, everyMs = 10): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 export interface PublishOptions {
   /** Most publishes awaiting PUBACK at once, per connection (default 1000). */
   readonly window?: number;
   /** One connection per topic (a well with its own controller) instead of one for all. */
   readonly connectionPerTopic?: boolean;
+  /** Default 5. */
   readonly protocolVersion?: 4 | 5;
+  /** Counts the PUBACKs. */
   readonly progress?: Progress;
 }
 

@@ -6,7 +6,7 @@ import mqtt from 'mqtt';
 import { pathToFileURL } from 'node:url';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { Progress } from '../src/tools/progress.ts';
-import { loadWells, type WellSeries } from './wells.ts';
+import { WELLS_DIR, loadWells, type WellSeries } from '../test/support/wells.ts';
 import { brokerAddress } from '../src/ingress/broker-url.ts';
 
 export interface ReplayOptions {
@@ -118,19 +118,31 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
     name: 'replay',
-    usage: `usage: npm run replay -- [--url URL] [--speed N] [--per-message N] [--site NAME]
+    usage: `usage: npm run replay -- [--url URL] [--speed N] [--per-message N] [--site NAME] [--dir DIR] [--since TIME]
   --url URL         the broker (default MQTT_URL, else mqtt://127.0.0.1:1883)
   --speed N         N× real time (600 = ten minutes of data per second); 0 = as fast as the broker takes (default 0)
   --per-message N   readings per MQTT message, an integer ≥ 1 (default 1)
-  --site NAME       the {site} of the topic esp/{site}/{well_id}/telemetry (default 3w)`,
+  --site NAME       the {site} of the topic esp/{site}/{well_id}/telemetry (default 3w)
+  --dir DIR         the CSV files to publish, one well per file (columns well_id, ts, then 3W or
+                    catalog column names; default data/wells/): e.g. an export after a restore
+  --since TIME      only readings with ts at or after this ISO-8601 time (default: all)`,
     options: {
       url: { type: 'string', default: process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883' },
       speed: { type: 'string', default: '0' },
       'per-message': { type: 'string', default: '1' },
       site: { type: 'string', default: '3w' },
+      dir: { type: 'string', default: WELLS_DIR },
+      since: { type: 'string' },
     },
     numbers: { speed: { min: 0 }, 'per-message': { min: 1, integer: true } },
   });
-  const r = await replay({ url: values.url, speed: numbers.speed, perMessage: numbers['per-message'], site: values.site, progress: true });
+  // V8's Date.parse takes much that is not a time ("WELL-00003"): ISO-8601 with a zone only.
+  const sinceMs = values.since === undefined ? undefined : /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(values.since) ? Date.parse(values.since) : Number.NaN;
+  if (sinceMs !== undefined && Number.isNaN(sinceMs)) {
+    process.stderr.write(`replay: --since must be an ISO-8601 time, got ${JSON.stringify(values.since)}\n`);
+    process.exit(2);
+  }
+  const wells = loadWells(values.dir).map((w) => ({ ...w, readings: w.readings.filter((r) => sinceMs === undefined || Date.parse(String(r.ts)) >= sinceMs) }));
+  const r = await replay({ url: values.url, speed: numbers.speed, perMessage: numbers['per-message'], site: values.site, wells, progress: true });
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }

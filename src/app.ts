@@ -16,6 +16,7 @@ import { InProcessIngress } from './ingress/in-process.ts';
 import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
 import { drainUntilQuiet } from './ingress/shared-stop.ts';
 import { pubackGateProblem } from './ingress/puback-gate.ts';
+import { BackupHealth } from './lifecycle/backup-health.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
 import { EventLoopWatchdog } from './lifecycle/liveness.ts';
 import { ReadinessLog } from './lifecycle/ready-log.ts';
@@ -26,6 +27,7 @@ import type { Logger } from './log/logger.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Pipeline } from './pipeline.ts';
 import { untilMigrated } from './schema/connect.ts';
+import { RestoreWatch } from './schema/restore-state.ts';
 import { exportStorageReport } from './schema/report.ts';
 import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { Committer } from './sink/committer.ts';
@@ -90,10 +92,13 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const dbProbe = new DbProbe({ newClient: () => probeClient(config), onResult: (ok, detail) => readiness.databaseCheck(ok, detail) });
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
   const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock, onDbState: (ok, reason) => readiness.commit(ok, reason) });
-  const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink: committer, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
+  const restoreWatch = new RestoreWatch({ db: pool, onChange: (detail) => readiness.restoreInProgress(detail), log });
+  const backupHealth = new BackupHealth({ db: pool, metrics, log: log.child({ component: 'backup-health' }), infoFile: config.backup.infoFile });
+  const sink = restoreWatch.holding(committer, shutdown.signal);
+  const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
   // On an external broker, a canary proves the subscription delivers (never ready while deaf).
   const canary = config.broker.mode === 'external' ? new SubscriptionCanary({ config: config.mqtt, log: log.child({ component: 'canary' }), onState: (deaf) => readiness.canary(deaf), onFatal }) : undefined;
-  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), ...(canary ? { canary } : {}) });
+  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), ...(canary ? { canary } : {}) });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
@@ -125,12 +130,16 @@ export async function startApp(deps: AppDeps): Promise<App> {
     started.push(() => pool.end());
     const onDbCheck = (ok: boolean, detail?: string) => readiness.databaseCheck(ok, detail);
     const startSignal = deps.signal ? AbortSignal.any([deps.signal, shutdown.signal]) : shutdown.signal;
-    const { storage } = await untilMigrated({ pool, databaseUrl: config.databaseUrl, catalog, storage: config.storage, log, retryMaxDelayMs: config.retryMaxDelayMs, clock, onDbCheck, signal: startSignal });
+    const { storage } = await untilMigrated({ pool, databaseUrl: config.databaseUrl, catalog, storage: config.storage, log, retryMaxDelayMs: config.retryMaxDelayMs, clock, onDbCheck, signal: startSignal, onRestoreHeld: (detail) => readiness.migrationsHeld(detail) });
     readiness.migrationsApplied(storage);
     exportStorageReport(metrics, storage);
     log.info({ event: 'storage_mode', storage: storage.mode }, `storage mode: ${storage.mode}`);
     dbProbe.start();
     started.push(() => dbProbe.stop());
+    restoreWatch.start();
+    started.push(() => restoreWatch.stop());
+    backupHealth.start();
+    started.push(() => backupHealth.stop());
     if (config.broker.mode === 'embedded') {
       embedded = await startEmbedded(config, log, metrics);
       started.push(() => embedded?.close());
@@ -157,6 +166,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
       summary.stop();
       readinessLog.stop();
       const probeStopped = dbProbe.stop();
+      restoreWatch.stop();
+      // Not awaited: a reading in flight ends with the pool, and catches its own error.
+      void backupHealth.stop();
       canary?.stop();
       // The deadline ends the write in progress (its connection is destroyed) and the retries.
       const deadline = setTimeout(() => shutdown.abort(), config.shutdownDeadlineMs);

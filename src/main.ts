@@ -2,17 +2,17 @@
 // SIGTERM/SIGINT. Exit codes: 0 clean stop; 1 shutdown deadline passed or fatal error;
 // 2 invalid configuration.
 import { startApp, type App } from './app.ts';
-import { loadConfig } from './config/config.ts';
+import { type Config, loadConfig } from './config/config.ts';
 import { ConfigError, EspError } from './errors.ts';
 import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env);
 } catch (err) {
   if (err instanceof ConfigError) {
-    process.stderr.write(`esp-ingest: ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
+    process.stderr.write(`esp-ingest: ${err.code} ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
     process.exit(2);
   }
   throw err;

@@ -93,6 +93,7 @@ const EnvSchema = z.object({
   STORAGE_CHUNK_INTERVAL: duration('1 day', 3_600, 366 * 86_400),
   STORAGE_COMPRESS_AFTER: durationOrOff('7 days', 3_600, 100 * 366 * 86_400),
   STORAGE_RETENTION: durationOrOff('off', 86_400, 100 * 366 * 86_400),
+  BACKUP_INFO_FILE: z.string().default(''),
   STORAGE_ROLLUPS: z.string().default('1m,1h').transform((text, ctx) => {
     const r = parseRollups(text);
     if (typeof r !== 'string') return r;
@@ -131,6 +132,11 @@ export interface Config {
     readonly password: string | undefined;
   };
   readonly http: { readonly port: number; readonly host: string };
+  /**
+   * `infoFile`: a `pgbackrest info --output=json` written by the backup job after each backup;
+   * the newest backup's stop time is exported from it. Undefined: not exported.
+   */
+  readonly backup: { readonly infoFile: string | undefined };
   /** Wells given an `esp_ingest_well_last_reading_age_seconds` series (bounds the label set). */
   readonly metrics: { readonly wellsMax: number };
   readonly batch: {
@@ -187,7 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
   // The cross-field checks run on each variable's own parse, so a problem elsewhere in the
   // environment does not hide them (every problem at once).
-  const topic = EnvSchema.shape.MQTT_TOPIC.safeParse(clean['MQTT_TOPIC']);
+  const topic = EnvSchema.shape.MQTT_TOPIC.safeParse(clean.MQTT_TOPIC);
   if (topic.success) {
     try {
       parseTopicTemplate(topic.data);
@@ -195,18 +201,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       problems.push(`MQTT_TOPIC: ${(err as Error).message}`);
     }
   }
-  const batchMax = EnvSchema.shape.BATCH_MAX_ROWS.safeParse(clean['BATCH_MAX_ROWS']);
-  const bufferMax = EnvSchema.shape.BUFFER_MAX_ROWS.safeParse(clean['BUFFER_MAX_ROWS']);
+  const batchMax = EnvSchema.shape.BATCH_MAX_ROWS.safeParse(clean.BATCH_MAX_ROWS);
+  const bufferMax = EnvSchema.shape.BUFFER_MAX_ROWS.safeParse(clean.BUFFER_MAX_ROWS);
   if (batchMax.success && bufferMax.success && bufferMax.data < batchMax.data) {
     problems.push(`BUFFER_MAX_ROWS (${bufferMax.data}) must be >= BATCH_MAX_ROWS (${batchMax.data})`);
   }
-  const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean['FLUSH_CONCURRENCY']);
-  const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean['DB_POOL_MAX']);
+  const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean.FLUSH_CONCURRENCY);
+  const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean.DB_POOL_MAX);
   if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
     problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch plus one spare (the reachability check uses a connection of its own, outside the pool)`);
   }
-  const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean['STORAGE_COMPRESS_AFTER']);
-  const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean['STORAGE_RETENTION']);
+  const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean.STORAGE_COMPRESS_AFTER);
+  const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean.STORAGE_RETENTION);
   if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
     problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
   }
@@ -236,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     metrics: { wellsMax: e.METRICS_WELLS_MAX },
+    backup: { infoFile: e.BACKUP_INFO_FILE.trim() === '' ? undefined : e.BACKUP_INFO_FILE },
     batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,

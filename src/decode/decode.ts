@@ -145,7 +145,7 @@ export function parseTimestamp(ts: string | number, unit: EpochUnit = 'ms'): TsR
   }
   // Date.UTC maps years 0-99 to 1900-1999; utcMs does not (and is slower, so only there).
   const ms = (year >= 100 ? Date.UTC(year, month - 1, day, hour, minute, second) : utcMs(year, month - 1, day, hour, minute, second)) - offsetMin * 60_000;
-  const us = Number((frac + '000000').slice(0, 6));
+  const us = Number(frac.padEnd(6, '0').slice(0, 6));
   return { ok: true, us: ms * 1000 + us };
 }
 
@@ -288,7 +288,8 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions): Read
       const text = textProblem(key, value);
       if (text === 'nul') return { reason: 'invalid_text', detail: `${key.slice(0, 64)}: contains U+0000, which PostgreSQL jsonb cannot store` };
       if (text === 'deep') return { reason: 'invalid_json', detail: `${key.slice(0, 64)}: nested deeper than ${MAX_EXTRA_DEPTH} levels` };
-      (kept ??= []).push([key, value]);
+      kept ??= [];
+      kept.push([key, value]);
       continue;
     }
     if (value === null) continue;

@@ -12,7 +12,6 @@ import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
 import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
-import type { TopicTemplate } from '../decode/topic.ts';
 
 /** One received PUBLISH. */
 export interface InboundMessage {
@@ -34,7 +33,8 @@ export interface IngressDeps {
   /** Given options only, never a URL string (see broker-url.ts). */
   readonly connect: (options: IClientOptions) => MqttClient;
   readonly config: Config['mqtt'];
-  readonly topic: TopicTemplate;
+  /** The MQTT topic filter to subscribe to (from MQTT_TOPIC; `$share/<group>/` is added here). */
+  readonly filter: string;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly clock: () => number;
@@ -212,15 +212,15 @@ export class MqttIngress {
     this.#deps.onFatal(this.#fatal);
   }
 
-  /** The subscription filter: `$share/<MQTT_SHARED_GROUP>/<filter>` in a group. */
-  get filter(): string {
-    const { config: c, topic } = this.#deps;
-    return c.sharedGroup ? `$share/${c.sharedGroup}/${topic.filter}` : topic.filter;
+  /** What it subscribes to: `$share/<MQTT_SHARED_GROUP>/<filter>` in a group, else the filter. */
+  get subscriptionFilter(): string {
+    const { config: c, filter } = this.#deps;
+    return c.sharedGroup ? `$share/${c.sharedGroup}/${filter}` : filter;
   }
 
   #subscribe(client: MqttClient): void {
     const { config: c, log } = this.#deps;
-    const filter = this.filter;
+    const filter = this.subscriptionFilter;
     // Retain handling 1: retained messages only for a new subscription [MQTT-3.3.1-10].
     const opts = c.protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
     client.subscribe(filter, opts, (err, granted) => {
@@ -270,7 +270,7 @@ export class MqttIngress {
     const { config: c, log, metrics } = this.#deps;
     const client = this.#client;
     if (!c.sharedGroup || c.sharedStop === 'stay' || !client || this.#fatal) return false;
-    this.#leftGroup = await unsubscribeShared(client, this.filter, signal);
+    this.#leftGroup = await unsubscribeShared(client, this.subscriptionFilter, signal);
     if (this.#leftGroup) {
       metrics.sharedGroupMember.set({ group: c.sharedGroup }, 0);
       log.info({ event: 'shared_group_left', group: c.sharedGroup }, 'left the shared subscription group: taking what the broker had already dealt us, then ending the session');

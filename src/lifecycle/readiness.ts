@@ -9,6 +9,7 @@ export const NOT_READY_CODES = [
   'migrations_pending',
   'database_unreachable',
   'database_writes_failing',
+  'restore_in_progress',
   'mqtt_subscription_inactive',
   'mqtt_subscription_deaf',
   'buffer_above_high_water',
@@ -124,6 +125,8 @@ export class ReadinessState {
   #mqttDeaf: string | undefined;
   #storage: StorageReport | undefined;
   #migrated = false;
+  #migrationsHeld: string | undefined;
+  #restore: string | undefined;
   #shuttingDown = false;
   #started = false;
 
@@ -157,6 +160,7 @@ export class ReadinessState {
   /** The schema is up to date; `storage` is what the storage lifecycle applied (for /readyz). */
   migrationsApplied(storage?: StorageReport): void {
     this.#migrated = true;
+    this.#migrationsHeld = undefined;
     this.#storage = storage;
   }
 
@@ -183,6 +187,23 @@ export class ReadinessState {
     this.#latchStarted();
   }
 
+  /**
+   * Migrations are held back on purpose (a TimescaleDB restore under way, or an extension version
+   * the server does not load): `detail` says why and names the command that ends it; undefined
+   * when the hold is over. Shown as `migrations_pending` until migrations are applied.
+   */
+  migrationsHeld(detail: string | undefined): void {
+    this.#migrationsHeld = detail;
+  }
+
+  /**
+   * A restore started while the service runs holds its commits: `detail` says why and names the
+   * command that ends it; undefined once it has ended.
+   */
+  restoreInProgress(detail: string | undefined): void {
+    this.#restore = detail;
+  }
+
   /** Rows held in memory now (called on every change; cheap). */
   buffered(rows: number): void {
     this.#rowsBuffered = rows;
@@ -205,9 +226,10 @@ export class ReadinessState {
     const mqtt = this.#mqttInactive;
     this.#latchStarted();
     const r: NotReady[] = [];
-    if (!this.#migrated) r.push({ code: 'migrations_pending', detail: 'schema migrations not applied yet' });
+    if (!this.#migrated) r.push({ code: 'migrations_pending', detail: this.#migrationsHeld ?? 'schema migrations not applied yet' });
     if (this.#db.tripped(now)) r.push({ code: 'database_unreachable', detail: `${this.#db.detail} (${this.#db.failures} checks failed in a row)` });
     if (this.#writes.tripped(now)) r.push({ code: 'database_writes_failing', detail: `${this.#writes.detail} (${this.#writes.failures} attempts failed in a row; retrying)` });
+    if (this.#restore !== undefined) r.push({ code: 'restore_in_progress', detail: `commits held (nothing acknowledged; the broker keeps the messages): ${this.#restore}` });
     if (mqtt !== undefined) r.push({ code: 'mqtt_subscription_inactive', detail: mqtt });
     if (this.#mqttDeaf !== undefined) r.push({ code: 'mqtt_subscription_deaf', detail: this.#mqttDeaf });
     if (this.#buffer.above) {

@@ -98,6 +98,9 @@ export function createMetrics(options: MetricsOptions = {}) {
     sessionResets: new Counter({ name: `${p}mqtt_session_resets_total`, help: 'CONNACKs with sessionPresent=0 after the first connect: the broker forgot our session', registers: [registry] }),
     embeddedBrokerPublishesRefused: new Counter({ name: `${p}embedded_broker_publishes_refused_total`, help: 'PUBLISH packets the embedded broker (BROKER=embedded) refused before acknowledging them, by reason', labelNames: ['reason'] as const, registers: [registry] }),
     dbPoolErrors: new Counter({ name: `${p}database_idle_client_errors_total`, help: 'Errors on idle pooled connections (node-postgres #1324)', registers: [registry] }),
+    walArchivedLast: new Gauge({ name: `${p}wal_archived_last_timestamp_seconds`, help: 'When the server last archived a WAL file (pg_stat_archiver.last_archived_time, Unix seconds; 0 = never since the statistics were reset)', registers: [registry] }),
+    walArchiveFailedLast: new Gauge({ name: `${p}wal_archive_failed_last_timestamp_seconds`, help: 'When archiving a WAL file last failed (pg_stat_archiver.last_failed_time, Unix seconds; 0 = never)', registers: [registry] }),
+    backupNewest: new Gauge({ name: `${p}backup_newest_timestamp_seconds`, help: 'Stop time of the newest pgBackRest backup per stanza, from BACKUP_INFO_FILE (Unix seconds; 0 = none, or the file unreadable before any was seen)', labelNames: ['stanza'] as const, registers: [registry] }),
     storageMode,
     storageFeature,
   };

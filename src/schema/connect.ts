@@ -1,6 +1,7 @@
-// Start-up's database step: connect, then bring the schema up to date, retrying with backoff
-// while the server is unreachable (or a migration fails for a transient reason). A refused
-// migration ends the start; shutdown (the signal) ends the wait at once.
+// Start-up's database step: connect, wait while a restore is under way, then bring the schema up
+// to date, retrying with backoff while the server is unreachable (or a migration fails for a
+// transient reason). A refused migration ends the start; shutdown (the signal) ends the wait at
+// once.
 import type pg from 'pg';
 import type { Channel } from '../decode/catalog.ts';
 import { AbortedError, EspError } from '../errors.ts';
@@ -9,6 +10,7 @@ import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import { backoffMs, sleep } from '../sink/backoff.ts';
 import { classifyDbError } from '../sink/sqlstate.ts';
 import { migrate, type SchemaResult } from './migrate.ts';
+import { waitWhileRestoring } from './restore-state.ts';
 import type { StorageSettings } from './settings.ts';
 
 export interface UntilMigratedDeps {
@@ -25,6 +27,11 @@ export interface UntilMigratedDeps {
   readonly onDbCheck: (ok: boolean, detail?: string) => void;
   /** Shutdown during start-up: stops waiting at once. */
   readonly signal: AbortSignal;
+  /**
+   * Told why migrations wait while a restore is under way (restore-state.ts), with the command
+   * that ends it, and undefined when it has ended (readiness).
+   */
+  readonly onRestoreHeld?: (detail: string | undefined) => void;
 }
 
 /**
@@ -44,6 +51,8 @@ export async function untilMigrated(deps: UntilMigratedDeps): Promise<SchemaResu
         connected = true;
         log.info({ event: 'database_connected', database: redactUrl(deps.databaseUrl), serverVersion: rows[0]?.v }, 'database connected');
       }
+      // No DDL on a database being restored: wait for the restore to finish.
+      await waitWhileRestoring(pool, { held: deps.onRestoreHeld ?? (() => undefined), log, signal });
       const schema = await migrate(pool, deps.catalog, log, deps.storage);
       log.info({ event: 'migrations_applied', applied: schema.applied }, `schema up to date (${schema.applied.length} migrations applied now)`);
       deps.onDbCheck(true);

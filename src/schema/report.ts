@@ -53,7 +53,7 @@ export function storageMode(features: Readonly<Record<Feature, FeatureState>>): 
 }
 
 /** One line: `hypertable applied; compression unsupported (0A000); retention_policy disabled`. */
-export function summarize(report: StorageReport): string {
+export function describeStorage(report: StorageReport): string {
   const parts = FEATURES.map((f) => {
     const s = report.features[f];
     return s.state === 'unsupported' || s.state === 'failed' ? `${f} ${s.state}${s.sqlstate ? ` (${s.sqlstate})` : ''}` : `${f} ${s.state}`;

@@ -64,7 +64,7 @@ WITH NO DATA`;
  */
 export function viewSql(rollup: RollupName, gens: readonly { n: number; channels: readonly string[] }[]): string {
   const first = gens[0];
-  if (!first || first.n !== 1) throw new Error(`rollup ${rollup}: generation 1 is missing`);
+  if (first?.n !== 1) throw new Error(`rollup ${rollup}: generation 1 is missing`);
   const cols = ['g1.well_id', 'g1.bucket', 'g1.readings'];
   const joins: string[] = [];
   for (const g of gens) {

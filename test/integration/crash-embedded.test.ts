@@ -16,8 +16,7 @@ it('stores every PUBACKed reading exactly once across three kill -9 of the servi
   const databaseUrl = await freshDatabase(t);
   const port = await freePort();
   const env = { DATABASE_URL: databaseUrl, BROKER: 'embedded', BROKER_PORT: String(port), MQTT_TOPIC: 'esp/{site}/{well_id}/telemetry', BATCH_FLUSH_INTERVAL_MS: '50', BATCH_MAX_ROWS: '1000' };
-  let svc: ServiceProcess = await startService(env);
-  t.add(() => svc.proc.kill('SIGKILL'));
+  let svc: ServiceProcess = await startService(t, env);
   const url = `mqtt://127.0.0.1:${port}`;
   const wells = Array.from({ length: 20 }, (_, i) => `W-${String(i + 1).padStart(2, '0')}`);
   const gateways = wells.map((w) => new WellLoad({ url, wells: [w], ratePerWellHz: 5, clean: false, clientId: `device-${w}`, topic: (x) => `esp/crash/${x}/telemetry` }));
@@ -33,7 +32,7 @@ it('stores every PUBACKed reading exactly once across three kill -9 of the servi
     pubackedBeforeKill.push(await waitFor('PUBACKs held', () => metric(svc.httpPort, 'esp_ingest_unacknowledged_messages'), 5_000, 5));
     svc.proc.kill('SIGKILL');
     await svc.exited;
-    svc = await startService(env);
+    svc = await startService(t, env);
   }
   await waitFor('more readings after the last restart', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= 150, 20_000);
   const totals = await Promise.all(gateways.map((g) => g.stop(30_000)));

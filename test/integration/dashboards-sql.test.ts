@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { ROLLUP_VIEWS, rollupColumnNames, rollupColumns, type RollupColumn } from '../../src/schema/rollup-columns.ts';
-import { customValues, interpolateSql, loadDashboard, ROOT, sqlIdentifiers, sqlQueries } from '../support/dashboards.ts';
+import { customValues, interpolateSql, loadDashboard, sqlIdentifiers, sqlQueries } from '../support/dashboards.ts';
+import { ROOT } from '../support/root.ts';
 import { freshDatabase, query, serverUrl, Teardown } from '../support/harness.ts';
 
 const t = new Teardown();

@@ -75,7 +75,7 @@ it('on Mosquitto the group is ready once the probe came back, and the probe is n
 });
 
 it('MQTT_SHARED_GROUP with BROKER=embedded: refused at start, exit 2, one line saying why', async () => {
-  const svc = await startService({ DATABASE_URL: 'postgres://u@127.0.0.1:1/never', BROKER: 'embedded', BROKER_PORT: '0', MQTT_SHARED_GROUP: 'ingest' }, { waitReady: false });
+  const svc = await startService(t, { DATABASE_URL: 'postgres://u@127.0.0.1:1/never', BROKER: 'embedded', BROKER_PORT: '0', MQTT_SHARED_GROUP: 'ingest' }, { waitReady: false });
   expect(await svc.exited).toBe(2);
   const lines = svc.output().split('\n').filter((l) => l.includes('MQTT_SHARED_GROUP'));
   expect(lines).toHaveLength(1);

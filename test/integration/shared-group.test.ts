@@ -21,11 +21,10 @@ it('stores every reading once across a crashed member that returns and a member 
   const databaseUrl = await freshDatabase(t);
   const env = (id: string) => ({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: `ingest-${id}`, MQTT_SHARED_GROUP: 'ingest', BATCH_FLUSH_INTERVAL_MS: '100' });
   const svc: Record<'a' | 'b' | 'c', ServiceProcess> = {
-    a: await startService(env('a')),
-    b: await startService(env('b')),
-    c: await startService(env('c')),
+    a: await startService(t, env('a')),
+    b: await startService(t, env('b')),
+    c: await startService(t, env('c')),
   };
-  t.add(() => Object.values(svc).forEach((s) => s.proc.kill('SIGKILL')));
   for (const s of Object.values(svc)) expect(await metric(s.httpPort, 'esp_ingest_mqtt_shared_group_member{group="ingest"}')).toBe(1);
 
   const wells = Array.from({ length: 20 }, (_, i) => `W-${String(i + 1).padStart(2, '0')}`);
@@ -42,7 +41,7 @@ it('stores every reading once across a crashed member that returns and a member 
   await waitFor('the others commit on', async () => (await committed(svc.a)) >= a0 + 150 && (await committed(svc.c)) >= c0 + 150, 20_000);
   const parked = (await checkStored(databaseUrl, load.ackedKeys(0))).missing.filter((k) => load.ackedKeys(downSince).has(k)).length;
   expect(parked, 'readings waiting in the crashed member\'s session').toBeGreaterThan(0);
-  svc.b = await startService(env('b'));
+  svc.b = await startService(t, env('b'));
   await waitFor('b back and committing', async () => (await committed(svc.b)) >= parked, 20_000);
 
   // SIGTERM of c, never restarted: a scale-down.

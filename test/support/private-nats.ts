@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, waitFor } from './harness.ts';
+import { freePort } from './net.ts';
+import { waitFor } from './wait.ts';
 
 export class PrivateNats {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'esp-nats-'));

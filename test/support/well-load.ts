@@ -4,6 +4,7 @@
 // against esp_telemetry and the service's peak RSS.
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
+import { expect } from 'vitest';
 import { metric, query, waitFor, type Teardown } from './harness.ts';
 
 export interface WellLoadOptions {
@@ -131,13 +132,25 @@ export async function waitStored(databaseUrl: string, expected: Set<Key>, timeou
   return checkStored(databaseUrl, expected);
 }
 
+/**
+ * Stops `load`, then waits (up to `timeoutMs`) until every reading it published is in
+ * esp_telemetry, asserting that the broker PUBACKed every publish and that each reading is stored
+ * exactly once: none missing, none twice. Resolves with the publisher's counts.
+ */
+export async function expectStoredOnce(load: WellLoad, databaseUrl: string, timeoutMs?: number): Promise<{ published: number; acked: number }> {
+  const sent = await load.stop();
+  expect(sent.acked).toBe(sent.published);
+  expect(await waitStored(databaseUrl, load.allKeys(), timeoutMs)).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+  return sent;
+}
+
 /** Peak resident set size of a live process (VmHWM), in MiB. */
 export function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** The memory bound the issue documents for the service (RSS), in MiB. */
+/** The service's documented memory bound (RSS; README, Guarantees and their limits), in MiB. */
 export const RSS_BOUND_MB = 256;
 
 /**

@@ -5,30 +5,14 @@
 // store every reading once; the batch resolves only after every part committed.
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { BatchItem } from '../../src/batch/batcher.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { AbortedError } from '../../src/errors.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import type { MessageWork, RejectRow } from '../../src/decode/work.ts';
+import type { RejectRow } from '../../src/decode/work.ts';
 import { Committer, splitMessages } from '../../src/sink/committer.ts';
 import { RetryableWriteError, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
-
-const pgError = (code: string, message = `pg error ${code}`) => Object.assign(new Error(message), { code });
-
-function reading(wellId: string, tsUs: number): Reading {
-  return { wellId, site: null, tsUs, seq: null, values: DEFAULT_CATALOG.map((_, i) => (i === 0 ? tsUs % 1000 : null)), extra: null };
-}
-
-function message(readings: Reading[], rejects: RejectRow[] = []): BatchItem<MessageWork> {
-  const wellId = readings[0]?.wellId ?? 'ESP-001';
-  return {
-    rows: readings.length,
-    receivedAtMs: 0,
-    ack: () => undefined,
-    data: { readings, rejects, topic: `wells/${wellId}/telemetry`, payload: Buffer.from('{}'), wellId },
-  };
-}
+import { message, pgError, reading } from '../support/fixtures.ts';
 
 const decoderReject: RejectRow = { receivedAtMs: 0, topic: 'wells/ESP-001/telemetry', wellId: 'ESP-001', reason: 'out_of_range', detail: 'x', index: 1, payload: Buffer.from('{}') };
 
@@ -87,14 +71,15 @@ async function counter(metrics: ReturnType<typeof createMetrics>, name: string, 
   return Number(v?.value ?? 0);
 }
 
-const day = (n: number, well = 'ESP-006') => Array.from({ length: n }, (_, i) => reading(well, 1_700_000_000_000_000 + i * 1_000_000));
+/** `n` readings of `well` one second apart, from 2023-11-14T22:13:20Z. */
+const day = (n: number, well = 'ESP-006') => Array.from({ length: n }, (_, i) => reading(well, 1_700_000_000_000_000 + i * 1_000_000, { motor_current_a: 40 + (i % 10) }));
 
 describe('Committer: transient errors are retried, never moved to rejected_messages', () => {
   it.each([
     ['23505 from a concurrent writer on the staged path (timescaledb #5448), as the writer throws it', new RetryableWriteError(pgError('23505', 'duplicate key value violates unique constraint "1_1_esp_telemetry_well_ts_key"'))],
     ['42704 "chunk not found" during recompression (timescaledb #5471, #3400), as the writer throws it', new RetryableWriteError(pgError('42704', 'chunk not found'))],
-    ['40P01 deadlock at a chunk boundary (BC-18)', pgError('40P01', 'deadlock detected')],
-    ['55P03 lock_timeout while the compression job holds the chunk (BC-18)', pgError('55P03', 'canceling statement due to lock timeout')],
+    ['40P01 deadlock at a chunk boundary (timescaledb #4800, #7429)', pgError('40P01', 'deadlock detected')],
+    ['55P03 lock_timeout while the compression job holds the chunk (timescaledb #5986)', pgError('55P03', 'canceling statement due to lock timeout')],
     ['57014 statement_timeout', pgError('57014', 'canceling statement due to statement timeout')],
   ])('%s', async (_what, err) => {
     const store = new KeyedStore((_rows, call) => (call < 3 ? err : undefined));

@@ -37,6 +37,7 @@ describe('loadConfig: defaults', () => {
       },
       http: { port: 9464, host: '0.0.0.0' },
       metrics: { wellsMax: 1_000 },
+      backup: { infoFile: undefined },
       batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, flushConcurrency: 2 },
       decode: {
         messageMaxBytes: 262_144,
@@ -245,7 +246,7 @@ describe('loadConfig: URL settings (WHATWG URL parser)', () => {
     for (const url of urls) {
       let message = '';
       try {
-        loadConfig({ DATABASE_URL: url.replace('mqtt:', 'postgres:') + '/esp', MQTT_URL: url });
+        loadConfig({ DATABASE_URL: `${url.replace('mqtt:', 'postgres:')}/esp`, MQTT_URL: url });
       } catch (err) {
         message = (err as Error).message;
       }

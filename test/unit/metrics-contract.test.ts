@@ -2,11 +2,10 @@
 // alert rules agree; per-well freshness is bounded by METRICS_WELLS_MAX and computed at scrape.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/root.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Row {
   readonly name: string;

@@ -156,6 +156,7 @@ describe('ReadinessState', () => {
       s.commit(false);
     }
     s.canary('mqtt: no probe has come back through the subscription yet');
+    s.restoreInProgress('restore mode on');
     s.buffered(1000);
     s.shuttingDown();
     expect(codes()).toEqual([...NOT_READY_CODES]);

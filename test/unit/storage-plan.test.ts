@@ -2,14 +2,13 @@
 // settings, the rollup SQL and column contract, and the planner (what changes for which state).
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
-import { ConfigError } from '../../src/errors.ts';
-import type { Channel } from '../../src/decode/catalog.ts';
+import type { ConfigError } from '../../src/errors.ts';
 import { planStorage, type Observed, type ServerFacts } from '../../src/schema/plan.ts';
 import { channelsOfColumns, createGenerationSql, viewColumnNames, viewSql } from '../../src/schema/rollups.ts';
 import { DEFAULT_STORAGE_SETTINGS, formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../../src/schema/settings.ts';
+import { channel } from '../support/fixtures.ts';
 
-const ch = (column: string): Channel => ({ column, unit: 'x', min: 0, max: 1, description: column });
-const CATALOG = [ch('a_kpa'), ch('b_hz')];
+const CATALOG = [channel('a_kpa'), channel('b_hz')];
 const V219: ServerFacts = { version: '2.19.3', license: 'apache' };
 const V223: ServerFacts = { version: '2.23.0-dev', license: 'timescale' };
 const EMPTY: Observed = { hypertable: null, compressionEnabled: false, compressionPolicy: null, retentionPolicy: null, generations: [], viewColumns: {} };
@@ -164,7 +163,7 @@ describe('planStorage', () => {
   });
 
   it('puts a new channel in a new generation and rebuilds the view over both', () => {
-    const sql = sqlOf(V219, SETTLED, S, [...CATALOG, ch('c_pa')]);
+    const sql = sqlOf(V219, SETTLED, S, [...CATALOG, channel('c_pa')]);
     const m = sql.rollups!.filter((s) => s.includes('_1m'));
     expect(m[0]).toMatch(/^CREATE MATERIALIZED VIEW esp_telemetry_1m_g2 .* min\(c_pa\) AS c_pa_min, .* HAVING count\(c_pa\) > 0 WITH NO DATA$/);
     expect(m[1]).toContain("add_continuous_aggregate_policy('esp_telemetry_1m_g2'");

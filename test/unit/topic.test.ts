@@ -87,7 +87,7 @@ describe('parseTopicTemplate: invalid templates', () => {
   });
 });
 
-describe('idProblem (issue 4, rule 6)', () => {
+describe('idProblem (docs/payload.md, Identity)', () => {
   it.each([
     ['W-17'],
     ['Ünïcødé-🛢-01'],
