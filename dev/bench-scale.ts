@@ -12,7 +12,7 @@ import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
 import { PrivateMosquitto } from '../test/support/mosquitto.ts';
 import { freePort } from '../test/support/net.ts';
 import { ServiceProcess } from '../test/support/service-process.ts';
-import { benchMessages, benchWells, publishAll, type BenchMessage } from './bench-support.ts';
+import { type BenchMessage, benchMessages, benchWells, publishAll } from './bench-support.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'bench:scale',
@@ -22,7 +22,11 @@ const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   --log FILE   the services' JSON log (default /tmp/esp-ingest-bench-scale.log)
 DATABASE_URL: a server where the bench may drop and create esp_bench_* databases; unset = the
 local TimescaleDB that scripts/timescaledb.sh provisions. Needs mosquitto on the PATH.`,
-  options: { copies: { type: 'string', default: '2' }, rounds: { type: 'string', default: '1' }, log: { type: 'string', default: '/tmp/esp-ingest-bench-scale.log' } },
+  options: {
+    copies: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '1' },
+    log: { type: 'string', default: '/tmp/esp-ingest-bench-scale.log' },
+  },
   numbers: { copies: { min: 1, integer: true }, rounds: { min: 1, integer: true } },
 });
 const say = (s: string) => process.stderr.write(`bench:scale: ${s}\n`);
@@ -64,10 +68,21 @@ async function measure(svcs: ServiceProcess[], url: string, msgs: BenchMessage[]
 async function external(instances: number, perMessage: number): Promise<Run> {
   const prefix = `x${instances}p${perMessage}`;
   const db = await createDatabase(server, `esp_bench_scale_${prefix}`);
-  const svcs = Array.from({ length: instances }, (_, i) => new ServiceProcess({
-    DATABASE_URL: db, MQTT_URL: mosquitto.url, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, MQTT_CLIENT_ID: `esp-bench-${prefix}-${i}`,
-    ...(instances > 1 ? { MQTT_SHARED_GROUP: `bench-${prefix}` } : {}), LOG_LEVEL: 'warn',
-  }, serviceOptions));
+  const svcs = Array.from(
+    { length: instances },
+    (_, i) =>
+      new ServiceProcess(
+        {
+          DATABASE_URL: db,
+          MQTT_URL: mosquitto.url,
+          MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`,
+          MQTT_CLIENT_ID: `esp-bench-${prefix}-${i}`,
+          ...(instances > 1 ? { MQTT_SHARED_GROUP: `bench-${prefix}` } : {}),
+          LOG_LEVEL: 'warn',
+        },
+        serviceOptions,
+      ),
+  );
   return measure(svcs, mosquitto.url, benchMessages(wells, perMessage, prefix));
 }
 
@@ -76,7 +91,10 @@ async function embedded(perMessage: number): Promise<Run> {
   const prefix = `e1p${perMessage}`;
   const db = await createDatabase(server, `esp_bench_scale_${prefix}`);
   const port = await freePort();
-  const svc = new ServiceProcess({ DATABASE_URL: db, BROKER: 'embedded', BROKER_PORT: String(port), MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, LOG_LEVEL: 'warn' }, serviceOptions);
+  const svc = new ServiceProcess(
+    { DATABASE_URL: db, BROKER: 'embedded', BROKER_PORT: String(port), MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, LOG_LEVEL: 'warn' },
+    serviceOptions,
+  );
   return measure([svc], `mqtt://127.0.0.1:${port}`, benchMessages(wells, perMessage, prefix));
 }
 
@@ -106,7 +124,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const result = Object.fromEntries(
   (Object.entries(runs) as [Case, Run[]][]).map(([name, rs]) => [
     name,
-    { readings_per_s: Math.round(median(rs.map((r) => r.rate))), cpu_ms_per_1000_readings: Number(median(rs.map((r) => r.cpuMsPer1000)).toFixed(1)), commit_ms_per_1000_readings: Number(median(rs.map((r) => r.dbMsPer1000)).toFixed(1)) },
+    {
+      readings_per_s: Math.round(median(rs.map((r) => r.rate))),
+      cpu_ms_per_1000_readings: Number(median(rs.map((r) => r.cpuMsPer1000)).toFixed(1)),
+      commit_ms_per_1000_readings: Number(median(rs.map((r) => r.dbMsPer1000)).toFixed(1)),
+    },
   ]),
 );
 process.stdout.write(`${JSON.stringify({ readings: totalReadings, wells: wells.length, rounds: numbers.rounds, ...result })}\n`);

@@ -47,14 +47,19 @@ export async function publishAll(url: string, msgs: readonly BenchMessage[], o: 
   const groups = new Map<string, BenchMessage[]>();
   for (const m of msgs) {
     const key = o.connectionPerTopic ? m.topic : '';
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = []));
-    g.push(m);
+    const g = groups.get(key);
+    if (g) g.push(m);
+    else groups.set(key, [m]);
   }
   let acked = 0;
   await Promise.all(
     [...groups.values()].map(async (group, i) => {
-      const client = await mqtt.connectAsync({ ...brokerAddress(url), clientId: `esp-bench-pub-${process.pid}-${i}`, clean: true, protocolVersion: o.protocolVersion ?? 5 });
+      const client = await mqtt.connectAsync({
+        ...brokerAddress(url),
+        clientId: `esp-bench-pub-${process.pid}-${i}`,
+        clean: true,
+        protocolVersion: o.protocolVersion ?? 5,
+      });
       let inFlight = 0;
       let wake: (() => void) | undefined;
       for (const m of group) {

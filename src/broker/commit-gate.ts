@@ -69,7 +69,10 @@ export class CommitGate {
   /** Keeps a PUBACK; a second one for a message id still held (a DUP resend) is dropped. */
   intercept(client: Client, packet: AckPacket): boolean {
     let perClient = this.#held.get(client);
-    if (!perClient) this.#held.set(client, (perClient = new Map()));
+    if (!perClient) {
+      perClient = new Map();
+      this.#held.set(client, perClient);
+    }
     if (perClient.has(packet.messageId!)) return true;
     perClient.set(packet.messageId!, { packet, claimed: false });
     this.#count++;
@@ -159,9 +162,14 @@ export async function commitGateProblem(createBroker?: () => Promise<Aedes>, tim
     });
     aedes.handle(conn as never);
     conn.push(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'esp-ingest-self-check', keepalive: 0 }));
-    conn.push(mqttPacket.generate({ cmd: 'publish', topic: 'esp-ingest/self-check', payload: Buffer.from('{}'), qos: 1, messageId: 7, retain: false, dup: false }));
+    conn.push(
+      mqttPacket.generate({ cmd: 'publish', topic: 'esp-ingest/self-check', payload: Buffer.from('{}'), qos: 1, messageId: 7, retain: false, dup: false }),
+    );
     let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([published, new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`no QoS 1 PUBLISH reached the published hook within ${timeoutMs} ms`), timeoutMs)))]);
+    const outcome = await Promise.race([
+      published,
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`no QoS 1 PUBLISH reached the published hook within ${timeoutMs} ms`), timeoutMs))),
+    ]);
     clearTimeout(timer);
     if (typeof outcome === 'string') return outcome;
     if (sent.includes('puback')) return 'a PUBACK reached the device before release';

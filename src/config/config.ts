@@ -216,8 +216,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
     problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
   }
-  const broker = EnvSchema.shape.BROKER.safeParse(clean['BROKER']);
-  const group = EnvSchema.shape.MQTT_SHARED_GROUP.safeParse(clean['MQTT_SHARED_GROUP']);
+  const broker = EnvSchema.shape.BROKER.safeParse(clean.BROKER);
+  const group = EnvSchema.shape.MQTT_SHARED_GROUP.safeParse(clean.MQTT_SHARED_GROUP);
   if (broker.success && group.success && broker.data === 'embedded' && group.data !== '') {
     // aedes 1.2 grants `$share/…` and then delivers nothing (moscajs/aedes #228).
     problems.push(`MQTT_SHARED_GROUP ("${group.data}") needs a broker with shared subscriptions: the embedded broker (BROKER=embedded) has none; unset MQTT_SHARED_GROUP, or run several instances on Mosquitto, EMQX or HiveMQ (BROKER=external)`);

@@ -58,7 +58,12 @@ export class SubscriptionCanary {
       const { sharedGroup } = this.#deps.config;
       if (sharedGroup && connack.properties?.sharedSubscriptionAvailable === false) {
         this.stop();
-        this.#deps.onFatal(new EspError('ESP_MQTT_SHARED_UNAVAILABLE', `MQTT_SHARED_GROUP="${sharedGroup}" but the broker's CONNACK says shared subscriptions are unavailable: unset MQTT_SHARED_GROUP (one instance) or use a broker that has them (Mosquitto, EMQX, HiveMQ)`));
+        this.#deps.onFatal(
+          new EspError(
+            'ESP_MQTT_SHARED_UNAVAILABLE',
+            `MQTT_SHARED_GROUP="${sharedGroup}" but the broker's CONNACK says shared subscriptions are unavailable: unset MQTT_SHARED_GROUP (one instance) or use a broker that has them (Mosquitto, EMQX, HiveMQ)`,
+          ),
+        );
         return;
       }
       client.subscribe(this.#filter, { qos: 1 }, (err) => {
@@ -99,7 +104,9 @@ export class SubscriptionCanary {
     this.#clearTimer();
     this.#timer = setTimeout(() => {
       if (this.#waiting !== nonce) return;
-      this.#report(`mqtt: the broker granted the subscription but did not deliver our probe on ${this.#topic} within ${timeoutMs / 1000} s (a broker without shared subscriptions, such as aedes or NATS, grants $share/… and delivers nothing)`);
+      this.#report(
+        `mqtt: the broker granted the subscription but did not deliver our probe on ${this.#topic} within ${timeoutMs / 1000} s (a broker without shared subscriptions, such as aedes or NATS, grants $share/… and delivers nothing)`,
+      );
       this.#probe();
     }, timeoutMs);
   }
@@ -116,7 +123,8 @@ export class SubscriptionCanary {
 
   #report(deaf: string | undefined): void {
     if (deaf === this.#reported || this.#stopped) return;
-    if (deaf && this.#reported === undefined) this.#deps.log.warn({ event: 'mqtt_subscription_deaf', detail: deaf }, 'subscription canary: a probe did not come back');
+    if (deaf && this.#reported === undefined)
+      this.#deps.log.warn({ event: 'mqtt_subscription_deaf', detail: deaf }, 'subscription canary: a probe did not come back');
     this.#reported = deaf;
     this.#deps.onState(deaf);
   }

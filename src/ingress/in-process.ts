@@ -7,10 +7,10 @@
 // PUBLISH outside MQTT_TOPIC is PUBACKed at once. QoS 0 has no PUBACK; QoS 2 keeps aedes' own
 // PUBREC (sent once the message is handed over, before commit).
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import { CommitGate } from '../broker/commit-gate.ts';
 import type { TopicTemplate } from '../decode/topic.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { CommitGate } from '../broker/commit-gate.ts';
 import type { InboundMessage, MessageSink } from './mqtt-ingress.ts';
 
 export interface InProcessIngressDeps {
@@ -73,7 +73,11 @@ export class InProcessIngress {
       // A promise means the buffer is full: this device's next packets wait (aedes reads its
       // socket again only when this callback ran), the others go on until they publish too.
       const wait = onMessage(msg);
-      if (wait) wait.then(() => previous(packet, client, done), (err: Error) => done(err));
+      if (wait)
+        wait.then(
+          () => previous(packet, client, done),
+          (err: Error) => done(err),
+        );
       else previous(packet, client, done);
     };
     this.#accepting = true;

@@ -6,8 +6,8 @@
 // device was told, and nothing is owed for it.) MQTT.js resends its stored messages one at a time, each after the previous
 // PUBACK: a short flush interval lets the devices catch up between kills.
 import { afterAll, expect, it } from 'vitest';
-import { Teardown, freePort, freshDatabase, metric, startService, waitFor, type ServiceProcess } from '../support/harness.ts';
-import { WellLoad, checkStored, waitStored } from '../support/well-load.ts';
+import { freePort, freshDatabase, metric, type ServiceProcess, startService, Teardown, waitFor } from '../support/harness.ts';
+import { checkStored, WellLoad, waitStored } from '../support/well-load.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -15,11 +15,20 @@ afterAll(() => t.run());
 it('stores every PUBACKed reading exactly once across three kill -9 of the service and its in-process broker', async () => {
   const databaseUrl = await freshDatabase(t);
   const port = await freePort();
-  const env = { DATABASE_URL: databaseUrl, BROKER: 'embedded', BROKER_PORT: String(port), MQTT_TOPIC: 'esp/{site}/{well_id}/telemetry', BATCH_FLUSH_INTERVAL_MS: '50', BATCH_MAX_ROWS: '1000' };
+  const env = {
+    DATABASE_URL: databaseUrl,
+    BROKER: 'embedded',
+    BROKER_PORT: String(port),
+    MQTT_TOPIC: 'esp/{site}/{well_id}/telemetry',
+    BATCH_FLUSH_INTERVAL_MS: '50',
+    BATCH_MAX_ROWS: '1000',
+  };
   let svc: ServiceProcess = await startService(t, env);
   const url = `mqtt://127.0.0.1:${port}`;
   const wells = Array.from({ length: 20 }, (_, i) => `W-${String(i + 1).padStart(2, '0')}`);
-  const gateways = wells.map((w) => new WellLoad({ url, wells: [w], ratePerWellHz: 5, clean: false, clientId: `device-${w}`, topic: (x) => `esp/crash/${x}/telemetry` }));
+  const gateways = wells.map(
+    (w) => new WellLoad({ url, wells: [w], ratePerWellHz: 5, clean: false, clientId: `device-${w}`, topic: (x) => `esp/crash/${x}/telemetry` }),
+  );
   for (const g of gateways) {
     await g.start();
     t.add(() => g.stop(1_000).catch(() => undefined));

@@ -4,13 +4,14 @@
 // deaf: its canary publishes a probe to its own topic, never gets it back, and /readyz answers
 // 503 `mqtt_subscription_deaf`. On Mosquitto the same group works, and the probe is not counted
 // as a message.
-import { afterAll, describe, expect, it } from 'vitest';
+
 import mqtt from 'mqtt';
-import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
-import { startApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/config.ts';
 import { pino } from 'pino';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startApp } from '../../src/app.ts';
+import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { freshDatabase, metric, PrivateMosquitto, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
 import { PrivateNats } from '../support/private-nats.ts';
 
 const t = new Teardown();
@@ -36,14 +37,30 @@ async function startGroupMember(url: string, protocol: '4' | '5') {
 /** Publishes 20 readings of one well at QoS 1 (the broker PUBACKs them). */
 async function publish20(url: string, prefix: string): Promise<void> {
   const pub = await mqtt.connectAsync(url, { clientId: `pub-${prefix}`, protocolVersion: 4 });
-  for (let i = 0; i < 20; i++) await pub.publishAsync(`${prefix}/s/W-1/telemetry`, JSON.stringify({ ts: 1714521600000 + i * 1000, motor_current_a: 40 }), { qos: 1 });
+  for (let i = 0; i < 20; i++)
+    await pub.publishAsync(`${prefix}/s/W-1/telemetry`, JSON.stringify({ ts: 1714521600000 + i * 1000, motor_current_a: 40 }), { qos: 1 });
   await pub.endAsync();
 }
 
 describe.concurrent('a shared group on a broker without shared subscriptions', () => {
   it.each([
-    { broker: 'aedes 1.2', start: async () => { const b = await startEmbeddedBroker(0); t.add(() => b.close()); return `mqtt://127.0.0.1:${b.port}`; } },
-    { broker: "NATS 2.9's MQTT listener", start: async () => { const n = new PrivateNats(); t.add(() => n.destroy()); await n.start(); return n.mqttUrl; } },
+    {
+      broker: 'aedes 1.2',
+      start: async () => {
+        const b = await startEmbeddedBroker(0);
+        t.add(() => b.close());
+        return `mqtt://127.0.0.1:${b.port}`;
+      },
+    },
+    {
+      broker: "NATS 2.9's MQTT listener",
+      start: async () => {
+        const n = new PrivateNats();
+        t.add(() => n.destroy());
+        await n.start();
+        return n.mqttUrl;
+      },
+    },
   ])('$broker: subscribed, deaf, never ready', async ({ start }) => {
     const url = await start();
     const { app, prefix } = await startGroupMember(url, '4');
@@ -51,11 +68,16 @@ describe.concurrent('a shared group on a broker without shared subscriptions', (
     await publish20(url, prefix);
     // Until the canary's probe has timed out, poll /readyz: it must never say ready.
     let last = await readyz(app.httpPort);
-    await waitFor('the canary reports the probe lost', async () => {
-      last = await readyz(app.httpPort);
-      expect(last.status).toBe(503);
-      return String((last.body as { details?: Record<string, string> }).details?.['mqtt_subscription_deaf'] ?? '').includes('did not deliver our probe');
-    }, 15_000, 100);
+    await waitFor(
+      'the canary reports the probe lost',
+      async () => {
+        last = await readyz(app.httpPort);
+        expect(last.status).toBe(503);
+        return String((last.body as { details?: Record<string, string> }).details?.mqtt_subscription_deaf ?? '').includes('did not deliver our probe');
+      },
+      15_000,
+      100,
+    );
     expect(last.body.reasons).toEqual(['mqtt_subscription_deaf']);
     expect(await metric(app.httpPort, 'esp_ingest_messages_received_total')).toBe(0);
     expect(await metric(app.httpPort, 'esp_ingest_ready')).toBe(0);
@@ -75,9 +97,16 @@ it('on Mosquitto the group is ready once the probe came back, and the probe is n
 });
 
 it('MQTT_SHARED_GROUP with BROKER=embedded: refused at start, exit 2, one line saying why', async () => {
-  const svc = await startService(t, { DATABASE_URL: 'postgres://u@127.0.0.1:1/never', BROKER: 'embedded', BROKER_PORT: '0', MQTT_SHARED_GROUP: 'ingest' }, { waitReady: false });
+  const svc = await startService(
+    t,
+    { DATABASE_URL: 'postgres://u@127.0.0.1:1/never', BROKER: 'embedded', BROKER_PORT: '0', MQTT_SHARED_GROUP: 'ingest' },
+    { waitReady: false },
+  );
   expect(await svc.exited).toBe(2);
-  const lines = svc.output().split('\n').filter((l) => l.includes('MQTT_SHARED_GROUP'));
+  const lines = svc
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('MQTT_SHARED_GROUP'));
   expect(lines).toHaveLength(1);
   expect(lines[0]).toContain('MQTT_SHARED_GROUP ("ingest") needs a broker with shared subscriptions: the embedded broker (BROKER=embedded) has none');
 });

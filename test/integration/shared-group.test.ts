@@ -6,8 +6,8 @@
 // commits what it was dealt and ends its session, so every later message goes to the survivors.
 // In the end: published = stored, no duplicate rows.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, type ServiceProcess } from '../support/harness.ts';
-import { WellLoad, checkStored, waitStored } from '../support/well-load.ts';
+import { freshDatabase, metric, PrivateMosquitto, type ServiceProcess, startService, Teardown, waitFor } from '../support/harness.ts';
+import { checkStored, WellLoad, waitStored } from '../support/well-load.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -19,7 +19,13 @@ it('stores every reading once across a crashed member that returns and a member 
   await broker.start();
   t.add(() => broker.destroy());
   const databaseUrl = await freshDatabase(t);
-  const env = (id: string) => ({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: `ingest-${id}`, MQTT_SHARED_GROUP: 'ingest', BATCH_FLUSH_INTERVAL_MS: '100' });
+  const env = (id: string) => ({
+    DATABASE_URL: databaseUrl,
+    MQTT_URL: broker.url,
+    MQTT_CLIENT_ID: `ingest-${id}`,
+    MQTT_SHARED_GROUP: 'ingest',
+    BATCH_FLUSH_INTERVAL_MS: '100',
+  });
   const svc: Record<'a' | 'b' | 'c', ServiceProcess> = {
     a: await startService(t, env('a')),
     b: await startService(t, env('b')),
@@ -40,7 +46,7 @@ it('stores every reading once across a crashed member that returns and a member 
   const [a0, c0] = [await committed(svc.a), await committed(svc.c)];
   await waitFor('the others commit on', async () => (await committed(svc.a)) >= a0 + 150 && (await committed(svc.c)) >= c0 + 150, 20_000);
   const parked = (await checkStored(databaseUrl, load.ackedKeys(0))).missing.filter((k) => load.ackedKeys(downSince).has(k)).length;
-  expect(parked, 'readings waiting in the crashed member\'s session').toBeGreaterThan(0);
+  expect(parked, "readings waiting in the crashed member's session").toBeGreaterThan(0);
   svc.b = await startService(t, env('b'));
   await waitFor('b back and committing', async () => (await committed(svc.b)) >= parked, 20_000);
 

@@ -1,6 +1,6 @@
 // A private nats-server (2.9, JetStream) with its MQTT listener on a free port, for tests of a
 // broker that speaks MQTT 3.1.1 but has no shared subscriptions (nats-io/nats-server #2386).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,10 @@ export class PrivateNats {
   async start(): Promise<void> {
     this.mqttPort = await freePort();
     const conf = path.join(this.dir, 'nats.conf');
-    writeFileSync(conf, `server_name: "esp-test-${process.pid}"\nlisten: "127.0.0.1:-1"\njetstream { store_dir: "${this.dir}/js" }\nmqtt { listen: "127.0.0.1:${this.mqttPort}" }\n`);
+    writeFileSync(
+      conf,
+      `server_name: "esp-test-${process.pid}"\nlisten: "127.0.0.1:-1"\njetstream { store_dir: "${this.dir}/js" }\nmqtt { listen: "127.0.0.1:${this.mqttPort}" }\n`,
+    );
     const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr!.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
     this.#proc = proc;

@@ -7,16 +7,19 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
 import type { EspError } from '../../src/errors.ts';
-import { SubscriptionCanary, probeTopic } from '../../src/ingress/canary.ts';
+import { probeTopic, SubscriptionCanary } from '../../src/ingress/canary.ts';
 
 function canary(env: Record<string, string> = {}) {
   const config = loadConfig({ DATABASE_URL: 'postgres://u@127.0.0.1/db', MQTT_CLIENT_ID: 'ingest-a', ...env }).mqtt;
   const states: (string | undefined)[] = [];
   const fatal: EspError[] = [];
   const c = new SubscriptionCanary({ config, log: pino({ level: 'silent' }), onState: (s) => states.push(s), onFatal: (e) => fatal.push(e) });
-  const client = new MqttClient(() => {
-    throw new Error('never connected');
-  }, { manualConnect: true, protocolVersion: 5 });
+  const client = new MqttClient(
+    () => {
+      throw new Error('never connected');
+    },
+    { manualConnect: true, protocolVersion: 5 },
+  );
   return { c, client, states, fatal };
 }
 

@@ -25,6 +25,6 @@ describe('commitGateProblem', () => {
 
   it('fails when no QoS 1 PUBLISH reaches the published hook', async () => {
     const refusing = () => Aedes.createBroker({ authorizePublish: (_client, _packet, cb) => cb(new Error('refused')) });
-    expect(await commitGateProblem(refusing, 200)).toBe("no QoS 1 PUBLISH reached the published hook within 200 ms");
+    expect(await commitGateProblem(refusing, 200)).toBe('no QoS 1 PUBLISH reached the published hook within 200 ms');
   });
 });
