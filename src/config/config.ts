@@ -110,7 +110,8 @@ export interface Config {
   readonly databaseUrl: string;
   /**
    * `external`: connect to MQTT_URL. `embedded`: start the aedes broker in-process on
-   * BROKER_HOST:BROKER_PORT and connect to it over TCP with MQTT 3.1.1 (aedes has no MQTT 5).
+   * BROKER_HOST:BROKER_PORT (MQTT 3.1.1: aedes has no MQTT 5) and take its messages in-process,
+   * each device's PUBACK held until commit (ingress/in-process.ts).
    */
   readonly broker: { readonly mode: 'external' | 'embedded'; readonly port: number; readonly host: string };
   readonly mqtt: {
