@@ -18,6 +18,7 @@ prometheus       prometheus       a real Prometheus scrapes /metrics
 promtool         prometheus       checks the alert rules and runs their unit tests
 docker-compose   docker-compose   `docker-compose config` validates docker-compose.yml; its PyYAML parses YAML for the dashboard tests
 pgbackrest       pgbackrest       physical backups and the point-in-time restore of the restore drill
+nats-server      nats-server      a broker whose MQTT listener grants shared subscriptions and delivers nothing
 '
 
 # The packages of the tools not on the PATH, each once.
