@@ -3,7 +3,8 @@
 import mqtt from 'mqtt';
 import pg from 'pg';
 import type { Config } from './config/config.ts';
-import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.ts';
+import type { EmbeddedBroker } from './broker/embedded-broker.ts';
+import { startConfiguredBroker } from './broker/configured.ts';
 import { Admission } from './batch/admission.ts';
 import { Batcher } from './batch/batcher.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
@@ -26,7 +27,6 @@ import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
 import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './schema/report.ts';
 import { TelemetryWriter } from './sink/writer.ts';
-import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 
 export interface AppDeps {
   readonly config: Config;
@@ -199,14 +199,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
   let mqttConfig = config.mqtt;
   let embedded: EmbeddedBroker | undefined;
   if (config.broker.mode === 'embedded') {
-    const brokerLog = log.child({ component: 'embedded-broker' });
-    embedded = await startEmbeddedBroker(config.broker.port, config.broker.host, {
-      onPublishRefused: (reason, refusedTopic, clientId) => {
-        metrics.embeddedBrokerPublishesRefused.inc({ reason });
-        brokerLog.warn({ event: 'publish_refused', reason, topic: refusedTopic, clientId }, 'embedded broker refused a PUBLISH and closed the publisher\'s connection (it keeps the message unacknowledged)');
-      },
-    });
-    mqttConfig = { ...config.mqtt, url: embeddedBrokerUrl(config.broker.host, embedded.port), protocolVersion: 4 };
+    const started = await startConfiguredBroker(config, { metrics, log: log.child({ component: 'embedded-broker' }), clock });
+    embedded = started.broker;
+    mqttConfig = { ...config.mqtt, url: started.url, protocolVersion: 4 };
     log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
   }
   const decodeOpts = { catalog, ...config.decode };
