@@ -53,16 +53,16 @@ export function publishRefusal(identity: Identity, topic: string, rules: TopicRu
   if (identity.kind === 'anonymous') return undefined;
   if (identity.kind === 'service') return 'topic_not_allowed';
   if (parts.length !== rules.levels.length) return 'topic_not_allowed';
-  let refusal: PublishRefusal | undefined;
+  let literalMismatch = false;
+  let otherWell = false;
+  let otherSite = false;
   rules.levels.forEach((level, i) => {
     const part = parts[i];
-    if (level === '{well_id}') {
-      if (part !== identity.wellId) refusal ??= 'other_well';
-    } else if (level === '{site}') {
-      if (identity.site !== null && part !== identity.site) refusal ??= 'other_site';
-    } else if (part !== level) refusal = 'topic_not_allowed';
+    if (level === '{well_id}') otherWell = part !== identity.wellId;
+    else if (level === '{site}') otherSite = identity.site !== null && part !== identity.site;
+    else if (part !== level) literalMismatch = true;
   });
-  return refusal;
+  return literalMismatch ? 'topic_not_allowed' : otherWell ? 'other_well' : otherSite ? 'other_site' : undefined;
 }
 
 /**
