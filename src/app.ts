@@ -27,6 +27,7 @@ import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
 import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './schema/report.ts';
 import { TelemetryWriter } from './sink/writer.ts';
+import { pgClientClass } from './sink/pg-client.ts';
 
 export interface AppDeps {
   readonly config: Config;
@@ -110,7 +111,9 @@ export async function startApp(deps: AppDeps): Promise<App> {
   log.info({ event: 'sidecar_listening', port: httpPort }, 'sidecar listening: /livez /readyz /startupz /metrics');
 
   // 2. Database: pool (idle errors never crash: node-postgres #1324, #2439), then schema.
+  const DbClient = pgClientClass(config.databasePasswordFile);
   const pool = new pg.Pool({
+    Client: DbClient,
     connectionString: config.databaseUrl,
     max: config.db.poolMax,
     connectionTimeoutMillis: config.db.connectTimeoutMs,
@@ -123,6 +126,8 @@ export async function startApp(deps: AppDeps): Promise<App> {
   });
   pool.on('error', (err) => {
     metrics.dbPoolErrors.inc();
+    // pg-pool attaches the whole client to the error (`err.client`); the logger's err serializer
+    // keeps only the error's own fields.
     log.warn({ err }, 'idle database connection failed; it was removed from the pool');
   });
   let connected = false;
@@ -161,7 +166,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   // Reachability between batches, on a connection of its own (the sink reports its own failures
   // through onSinkState).
   const dbProbe = new DbProbe({
-    newClient: () => new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.db.connectTimeoutMs, keepAlive: true, application_name: 'esp-ingest-probe' }),
+    newClient: () => new DbClient({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.db.connectTimeoutMs, keepAlive: true, application_name: 'esp-ingest-probe' }),
     onResult: onDbCheck,
   });
   dbProbe.start();
@@ -205,7 +210,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
   }
   const decodeOpts = { catalog, ...config.decode };
-  const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal: fatalResolve });
+  const ing = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: mqttConfig, topic, log: log.child({ component: 'ingress' }), metrics, clock, onFatal: fatalResolve, retryMaxDelayMs: config.retryMaxDelayMs });
   ingress = ing;
   // Decoding is pure and should not throw; if it ever does (a payload shape nobody foresaw), the
   // message is rejected with the error rather than crashing the process on every redelivery.

@@ -1,6 +1,7 @@
 // Readiness and start-up as pure state: what the service observed (database checks, commits,
 // migrations, the MQTT subscription, the buffer, shutdown) goes in; stable reason codes come out
 // for /readyz and /startupz. No I/O and no timers: the composition root feeds it, with a clock.
+import { scrubAddresses } from '../log/scrub.ts';
 
 /** Why /readyz answers 503. Stable: dashboards and alerts match on them. */
 export const NOT_READY_CODES = [
@@ -22,7 +23,7 @@ export interface NotReady {
 /** `reasons` as the probes and the `not_ready` log line show them: the codes, and `details` keyed by code. */
 export function reasonsBody(reasons: readonly NotReady[]): { reasons: string[]; details?: Record<string, string> } {
   if (reasons.length === 0) return { reasons: [] };
-  return { reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, r.detail])) };
+  return { reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, scrubAddresses(r.detail)])) };
 }
 
 /** Reachability checks that must fail in a row before `database_unreachable`. */
