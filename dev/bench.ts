@@ -25,6 +25,7 @@ import { adopt, stopChild } from '../test/support/children.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { Progress } from '../src/tools/progress.ts';
 import { ServiceProcess, freePort } from '../test/support/service-process.ts';
+import { deriveMosquittoConf } from '../test/support/mosquitto-conf.ts';
 import { loadWells } from './wells.ts';
 import { brokerAddress } from '../src/ingress/broker-url.ts';
 
@@ -75,7 +76,7 @@ chmodSync(mqDir, 0o777);
 const mqPort = await freePort();
 writeFileSync(
   path.join(mqDir, 'mosquitto.conf'),
-  readFileSync('mosquitto.conf', 'utf8').replace(/^listener 1883.*$/m, `listener ${mqPort} 127.0.0.1`).replace(/^persistence_location .*$/m, `persistence_location ${mqDir}/`),
+  deriveMosquittoConf(readFileSync('mosquitto.conf', 'utf8'), { port: mqPort, persistenceDir: mqDir }),
 );
 const mosquitto = adopt(spawn('mosquitto', ['-c', path.join(mqDir, 'mosquitto.conf')], { stdio: 'ignore' }));
 const mqttUrl = `mqtt://127.0.0.1:${mqPort}`;

@@ -1,6 +1,5 @@
 // Configuration: one zod schema over the environment, parsed once at start into a frozen object.
 // Every problem is reported at once; nothing here touches the network.
-import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { parseTopicTemplate } from '../decode/topic.ts';
@@ -332,21 +331,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
 }
 
 /**
- * Checks of the secret and broker-authentication settings that span variables: files that must
- * be readable now (their content is read again later, never logged), pairs that go together,
- * and no anonymous embedded broker on a non-loopback address.
+ * Checks of the secret and broker-authentication settings that span variables: pairs that go
+ * together, and no anonymous embedded broker on a non-loopback address. Files are not opened
+ * here: they are read when used (some again at every connect) and a failure names the setting.
  */
 function brokerProblems(env: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
-  for (const name of FILE_SETTINGS) {
-    const file = env[name];
-    if (file === undefined) continue;
-    try {
-      accessSync(file, constants.R_OK);
-    } catch (err) {
-      problems.push(`${name}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-  }
   const pair = (a: string, b: string) => {
     if ((env[a] === undefined) !== (env[b] === undefined)) problems.push(`${a} and ${b} go together: set both or neither`);
   };
@@ -364,21 +354,6 @@ function brokerProblems(env: Record<string, string | undefined>): string[] {
   }
   return problems;
 }
-
-/** Settings naming a file read at start or later. */
-const FILE_SETTINGS = [
-  'MQTT_PASSWORD_FILE',
-  'MQTT_CA_FILE',
-  'MQTT_CERT_FILE',
-  'MQTT_KEY_FILE',
-  'DATABASE_PASSWORD_FILE',
-  'BROKER_PASSWORD_FILE',
-  'BROKER_JWT_JWKS_FILE',
-  'BROKER_JWT_PUBLIC_KEY_FILE',
-  'BROKER_TLS_CERT_FILE',
-  'BROKER_TLS_KEY_FILE',
-  'BROKER_TLS_CA_FILE',
-] as const;
 
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object') {

@@ -10,8 +10,9 @@ import { pino } from 'pino';
 import { startApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { freePort, scrapeMetric } from './service-process.ts';
+import { deriveMosquittoConf } from './mosquitto-conf.ts';
 
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** TimescaleDB server for tests; scripts/test.sh provisions it and sets TEST_DATABASE_URL. */
 export function serverUrl(): string {
@@ -103,24 +104,49 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 
 export { freePort };
 
-/** A Mosquitto started with the project's mosquitto.conf on a free port, persistence in a temp dir. */
+/** Identity files for a PrivateMosquitto run with the shipped authentication (see identity.ts). */
+export interface MosquittoAuth {
+  readonly passwordFile: string;
+  /** Default: ops/mosquitto/mosquitto.acl. */
+  readonly aclFile?: string;
+  /** PEM files of the TLS listener (then `tlsPort` is set). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+}
+
+/**
+ * A Mosquitto started with the project's mosquitto.conf on a free port, persistence in a temp dir.
+ * Without `auth`, the identity lines are taken out and anonymous clients let in (the tests of
+ * delivery and faults); with it, the shipped authentication applies with the given files.
+ */
 export class PrivateMosquitto {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'esp-mosq-'));
   port = 0;
+  tlsPort = 0;
   #proc: ChildProcess | undefined;
   log = '';
+
+  constructor(readonly auth?: MosquittoAuth) {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
+  /** The running broker's process id (for SIGHUP). */
+  get pid(): number | undefined {
+    return this.#proc?.pid;
+  }
+
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
+    if (this.auth?.tls && !this.tlsPort) this.tlsPort = await freePort();
     // Started as root, mosquitto drops to its own user, which must be able to write here.
     chmodSync(this.dir, 0o777);
-    const conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8')
-      .replace(/^listener 1883.*$/m, `listener ${this.port} 127.0.0.1`)
-      .replace(/^persistence_location .*$/m, `persistence_location ${this.dir}/`)
+    const a = this.auth;
+    const conf = deriveMosquittoConf(readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8'), {
+      port: this.port,
+      persistenceDir: this.dir,
+      ...(a ? { auth: { passwordFile: a.passwordFile, aclFile: a.aclFile ?? path.join(ROOT, 'ops/mosquitto/mosquitto.acl'), ...(a.tls ? { tls: { port: this.tlsPort, ...a.tls } } : {}) } } : {}),
+    })
       .replace(/^log_dest .*$/gm, '')
       .concat('\nlog_dest stderr\n');
     const file = path.join(this.dir, 'mosquitto.conf');

@@ -1,7 +1,7 @@
 // Test identities: a Mosquitto password file written by the real mosquitto_passwd, an ES256 key
 // pair for device tokens, and MQTT clients acting as devices (or intruders).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -29,9 +29,15 @@ export interface Identities {
 export async function identities(t: Teardown, wells: readonly string[]): Promise<Identities> {
   const dir = mkdtempSync(path.join(tmpdir(), 'esp-ids-'));
   t.add(() => rmSync(dir, { recursive: true, force: true }));
+  // Mosquitto drops root before reading the file: it must be readable by user mosquitto.
+  chmodSync(dir, 0o755);
   const passwordFile = path.join(dir, 'passwd');
-  execFileSync('mosquitto_passwd', ['-c', '-b', passwordFile, INGEST_USER, INGEST_PASSWORD]);
-  const addUser = (user: string, password: string) => execFileSync('mosquitto_passwd', ['-b', passwordFile, user, password]);
+  const passwd = (args: string[]) => {
+    execFileSync('mosquitto_passwd', args);
+    chmodSync(passwordFile, 0o644);
+  };
+  passwd(['-c', '-b', passwordFile, INGEST_USER, INGEST_PASSWORD]);
+  const addUser = (user: string, password: string) => passwd(['-b', passwordFile, user, password]);
   for (const w of wells) addUser(w, devicePassword(w));
   const keys = (await generateKeyPair('ES256', { extractable: true })) as CryptoKeyPair;
   const publicKeyFile = path.join(dir, 'jwt.pem');
@@ -41,7 +47,7 @@ export async function identities(t: Teardown, wells: readonly string[]): Promise
     passwordFile,
     publicKeyFile,
     addUser,
-    removeUser: (user) => execFileSync('mosquitto_passwd', ['-D', passwordFile, user]),
+    removeUser: (user) => passwd(['-D', passwordFile, user]),
     token: (claims) =>
       new SignJWT({ iss: 'esp-test', aud: 'esp-ingest', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600, ...claims })
         .setProtectedHeader({ alg: 'ES256' })

@@ -287,9 +287,9 @@ describe('loadConfig: embedded broker authentication', () => {
     expect(problemsOf({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_PASSWORD_FILE: '/etc/hostname' }).join('\n')).toMatch(/MQTT_USERNAME/);
     expect(loadConfig({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_PASSWORD_FILE: '/etc/hostname', MQTT_USERNAME: 'esp-ingest', BROKER_HOST: '0.0.0.0' }).broker.passwordFile).toBe('/etc/hostname');
   });
-  it('refuses unreadable files, half pairs, and algorithms outside ES256/EdDSA/RS256', () => {
-    const problems = problemsOf({ DATABASE_URL: DB, MQTT_PASSWORD_FILE: '/nonexistent/pw', MQTT_CERT_FILE: '/etc/hostname', BROKER_JWT_ALGORITHMS: 'ES256,HS256' });
-    expect(problems.join('\n')).toMatch(/MQTT_PASSWORD_FILE: cannot read the file \(ENOENT\)/);
+  it('refuses half pairs, two sources of one secret, and algorithms outside ES256/EdDSA/RS256', () => {
+    const problems = problemsOf({ DATABASE_URL: DB, MQTT_PASSWORD: 'x', MQTT_PASSWORD_FILE: '/run/secrets/pw', MQTT_CERT_FILE: '/etc/hostname', BROKER_JWT_ALGORITHMS: 'ES256,HS256' });
+    expect(problems.join('\n')).toMatch(/MQTT_PASSWORD and MQTT_PASSWORD_FILE: give one/);
     expect(problems.join('\n')).toMatch(/MQTT_CERT_FILE and MQTT_KEY_FILE go together/);
     expect(problems.join('\n')).toMatch(/BROKER_JWT_ALGORITHMS: .*never none or HS/);
   });
