@@ -193,7 +193,8 @@ export class MqttIngress {
         return;
       }
       // Socket and TLS errors by code only: their messages carry internal addresses.
-      if (!accepted && typeof code === 'string') this.#lastFailure = code.startsWith('ERR_TLS') || /CERT|SSL|TLS/.test(code) ? `tls: ${code}` : code;
+      // System errors are E-codes (ECONNREFUSED); OpenSSL's verification codes are not.
+      if (!accepted && typeof code === 'string') this.#lastFailure = /^E[A-Z]+$/.test(code) ? code : `tls: ${code}`;
       warnThrottled(log, outage, err, {}, 'mqtt client error', (n) => `mqtt client error (still failing: ${n} errors since the last line)`);
     });
     client.on('disconnect', (packet) => {
