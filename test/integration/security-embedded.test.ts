@@ -7,7 +7,9 @@ import type { App } from '../../src/app.ts';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import type { Authenticator } from '../../src/broker/broker-auth.ts';
 import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
-import { device, devicePassword, embeddedAuthEnv, grantedQos, identities, reading, type Identities } from '../support/identity.ts';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { INGEST_USER, device, devicePassword, embeddedAuthEnv, grantedQos, identities, reading, type Identities } from '../support/identity.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -166,5 +168,23 @@ describe('embedded broker: hooks', () => {
     t.add(() => ok.endAsync(true));
     await ok.publishAsync(topic('W-1'), reading(Date.now()), { qos: 1 });
     expect(calls).toBe(2);
+  });
+});
+
+describe('embedded broker: the service with a token of its own', () => {
+  it('the service token expires mid-session: the broker closes it, the service re-reads MQTT_PASSWORD_FILE (refreshed by a sidecar) and is back within seconds', async () => {
+    const tokenFile = path.join(ids.dir, 'service.token');
+    // Valid for about 2 s more (exp 23 s ago, 25 s tolerance).
+    writeFileSync(tokenFile, `${await ids.token({ sub: INGEST_USER, exp: Math.floor(Date.now() / 1000) - 23 })}\n`);
+    const db = await freshDatabase(t);
+    const svc = await startInProcess(t, 'tok', { DATABASE_URL: db, ...embeddedAuthEnv(ids), MQTT_PASSWORD: '', MQTT_PASSWORD_FILE: tokenFile, BROKER_JWT_CLOCK_TOLERANCE_S: '25', RETRY_MAX_DELAY_MS: '1000' });
+    // The sidecar refreshes the token before it expires; the old session still ends at its exp.
+    writeFileSync(tokenFile, `${await ids.token({ sub: INGEST_USER })}\n`);
+    await waitFor('the session closed at exp', async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')) >= 1, 10_000);
+    await waitFor('subscribed again', async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_up')) === 1, 5_000);
+    const w1 = await device(t, svc.mqttUrl, { username: 'W-1', password: devicePassword('W-1') });
+    await w1.publishAsync('tok/site-a/W-1/telemetry', reading(Date.now() - 1_000), { qos: 1 });
+    await waitFor('reading stored', async () => (await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
+    expect(await metric(svc.httpPort, 'esp_ingest_embedded_broker_connections_refused_total{reason="token_expired"}')).toBe(1);
   });
 });
