@@ -49,3 +49,28 @@ it('mqtts with client certificates: a rotated client certificate is read at the 
   await w1.publishAsync('tls/s/W-1/telemetry', reading(Date.now() - 1_000), { qos: 1 });
   await waitFor('the reading over TLS', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
 });
+
+it('BROKER=embedded with BROKER_TLS_*: the service reaches its own broker over mqtts with a client certificate, and so does a device', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'esp-tls-'));
+  t.add(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = testCa(dir);
+  const svcCert = ca.client('esp-ingest');
+  const databaseUrl = await freshDatabase(t);
+  const app = await startInProcess(t, 'etls', {
+    DATABASE_URL: databaseUrl,
+    BROKER: 'embedded',
+    BROKER_PORT: '0',
+    BROKER_TLS_CERT_FILE: ca.serverCertFile,
+    BROKER_TLS_KEY_FILE: ca.serverKeyFile,
+    BROKER_TLS_CA_FILE: ca.caFile,
+    MQTT_CA_FILE: ca.caFile,
+    MQTT_CERT_FILE: svcCert.certFile,
+    MQTT_KEY_FILE: svcCert.keyFile,
+  });
+  expect(app.mqttUrl).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
+  const dev = ca.client('W-2');
+  const w2 = await mqtt.connectAsync(app.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0, ca: readFileSync(ca.caFile), cert: readFileSync(dev.certFile), key: readFileSync(dev.keyFile) });
+  t.add(() => w2.endAsync(true));
+  await w2.publishAsync('etls/s/W-2/telemetry', reading(Date.now() - 1_000), { qos: 1 });
+  await waitFor('the reading over TLS', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
+});
