@@ -26,6 +26,11 @@ export interface ReplayOptions {
   readonly extra?: { topic: string; payload: string }[];
   /** Progress line on stderr while it runs, when stderr is a terminal. Default false. */
   readonly progress?: boolean;
+  /**
+   * Each well's own credentials (a broker with authentication): then every well publishes on a
+   * connection of its own, as a device would. The `extra` messages go out on the first well's.
+   */
+  readonly credentials?: (wellId: string) => { readonly username: string; readonly password: string };
 }
 
 export interface ReplayResult {
@@ -45,7 +50,13 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 1)) throw new RangeError(`replay: window must be an integer ≥ 1, got ${o.window}`);
   const wells = o.wells ?? loadWells();
   const template = o.topicTemplate ?? 'esp/{site}/{well_id}/telemetry';
-  const client = await mqtt.connectAsync({ ...brokerAddress(o.url), clientId: o.clientId ?? `esp-replay-${process.pid}`, clean: true, protocolVersion: 4, reconnectPeriod: 500 });
+  const connect = (suffix: string, credentials?: { username: string; password: string }) =>
+    mqtt.connectAsync({ ...brokerAddress(o.url), clientId: `${o.clientId ?? `esp-replay-${process.pid}`}${suffix}`, clean: true, protocolVersion: 4, reconnectPeriod: 500, ...credentials });
+  const clients = new Map<string, mqtt.MqttClient>();
+  if (o.credentials) {
+    for (const w of wells) clients.set(w.wellId, await connect(`-${w.wellId}`, o.credentials(w.wellId)));
+  }
+  const client = o.credentials ? clients.get(wells[0]?.wellId ?? '')! : await connect('');
   const started = performance.now();
   const window = o.window ?? 500;
   let inFlight = 0;
@@ -62,11 +73,11 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     ? new Progress({ label: 'replay', unit: 'readings', total: extra.length + wells.reduce((n, w) => n + w.readings.length, 0) })
     : undefined;
   let acked = 0;
-  const publish = async (topic: string, payload: string, count: number) => {
+  const publish = async (topic: string, payload: string, count: number, via = client) => {
     while (inFlight >= window) await new Promise<void>((r) => waiters.push(r));
     inFlight++;
     messages++;
-    client.publish(topic, payload, { qos: 1 }, () => {
+    via.publish(topic, payload, { qos: 1 }, () => {
       inFlight--;
       acked += count;
       progress?.update(acked);
@@ -74,7 +85,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     });
   };
   for (const m of extra) {
-    await publish(m.topic, m.payload, 1);
+    // On the connection of the well the topic names, when each well has its own.
+    await publish(m.topic, m.payload, 1, clients.get(m.topic.split('/').find((level) => clients.has(level)) ?? '') ?? client);
     readings++;
   }
   await Promise.all(
@@ -89,13 +101,13 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
           const wait = due - performance.now();
           if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         }
-        await publish(topic, JSON.stringify(o.perMessage === 1 ? group[0] : group), group.length);
+        await publish(topic, JSON.stringify(o.perMessage === 1 ? group[0] : group), group.length, clients.get(w.wellId) ?? client);
         readings += group.length;
       }
     }),
   );
   while (inFlight > 0) await new Promise<void>((r) => waiters.push(r));
-  await client.endAsync();
+  await Promise.all([client, ...clients.values()].filter((c, i, all) => all.indexOf(c) === i).map((c) => c.endAsync()));
   progress?.end(true);
   return { readings, messages, seconds: (performance.now() - started) / 1000 };
 }

@@ -4,12 +4,12 @@
 // deadline, then disconnect). The message path itself is pipeline.ts.
 import mqtt from 'mqtt';
 import type { Config } from './config/config.ts';
-import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.ts';
+import { startConfiguredBroker } from './broker/configured.ts';
+import type { EmbeddedBroker } from './broker/embedded-broker.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { parseTopicTemplate } from './decode/topic.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
-import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
 import { pubackGateProblem } from './ingress/puback-gate.ts';
 import { BackupHealth } from './lifecycle/backup-health.ts';
@@ -81,6 +81,8 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const watchdog = new EventLoopWatchdog(config.probes.livezMaxEventLoopBlockMs);
   const pool = createPool(config, (err) => {
     metrics.dbPoolErrors.inc();
+    // pg-pool attaches the whole client to the error (`err.client`); the logger's err serializer
+    // keeps only the error's own fields.
     log.warn({ err }, 'idle database connection failed; it was removed from the pool');
   });
   const dbProbe = new DbProbe({ newClient: () => probeClient(config), onResult: (ok, detail) => readiness.databaseCheck(ok, detail) });
@@ -90,7 +92,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const backupHealth = new BackupHealth({ db: pool, metrics, log: log.child({ component: 'backup-health' }), infoFile: config.backup.infoFile });
   const sink = restoreWatch.holding(committer, shutdown.signal);
   const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
-  const ingress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive) });
+  const ingress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), retryMaxDelayMs: config.retryMaxDelayMs });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
@@ -133,9 +135,11 @@ export async function startApp(deps: AppDeps): Promise<App> {
     backupHealth.start();
     started.push(() => backupHealth.stop());
     if (config.broker.mode === 'embedded') {
-      embedded = await startEmbedded(config, log, metrics);
+      const broker = await startConfiguredBroker(config, { metrics, log: log.child({ component: 'embedded-broker' }), clock });
+      embedded = broker.broker;
       started.push(() => embedded?.close());
-      endpoint = { url: embeddedBrokerUrl(config.broker.host, embedded.port), protocolVersion: 4 };
+      endpoint = { url: broker.url, protocolVersion: 4 };
+      log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
     }
     // MQTT last: messages flow only when everything behind them is ready. The embedded broker is
     // reached over TCP like any other: one ingestion path.
@@ -193,19 +197,6 @@ function checkBeforeStart(catalog: readonly Channel[]): void {
   if (problems.length > 0) throw new EspError('ESP_CATALOG_INVALID', `channel catalog invalid:\n  - ${problems.join('\n  - ')}`);
   const gate = pubackGateProblem();
   if (gate) throw new EspError('ESP_MQTTJS_UNSUPPORTED', `the installed MQTT.js cannot hold PUBACKs until commit (${gate}); install the version package-lock.json pins (npm ci)`);
-}
-
-/** BROKER=embedded: the in-process broker, its refusals counted and logged. */
-async function startEmbedded(config: Config, log: Logger, metrics: Metrics): Promise<EmbeddedBroker> {
-  const brokerLog = log.child({ component: 'embedded-broker' });
-  const broker = await startEmbeddedBroker(config.broker.port, config.broker.host, {
-    onPublishRefused: (reason, refusedTopic, clientId) => {
-      metrics.embeddedBrokerPublishesRefused.inc({ reason });
-      brokerLog.warn({ event: 'publish_refused', reason, topic: refusedTopic, clientId }, "embedded broker refused a PUBLISH and closed the publisher's connection (it keeps the message unacknowledged)");
-    },
-  });
-  log.info({ event: 'embedded_broker_listening', port: broker.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
-  return broker;
 }
 
 /** Resolves when `signal` aborts (at once if it already has). */
