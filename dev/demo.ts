@@ -1,12 +1,21 @@
 // The main job, end to end on real data (`npm run demo`): TimescaleDB (DATABASE_URL, or the
-// local one scripts/timescaledb.sh provisions, in a fresh database), an aedes broker, the
-// service as a child process, and the replay of all six wells. Last line: one JSON object.
+// local one scripts/timescaledb.sh provisions, in a fresh database), the embedded broker with
+// authentication on (a Mosquitto password file: each well and the service its own credential),
+// the service as a child process, the replay of all six wells, and one impostor message (a well
+// publishing as another) that must be refused. Last line: one JSON object.
 // With --crash the broker is the service's own (BROKER=embedded): kill -9 takes it down too, and
 // each well (its own MQTT.js connection, clean session off) resends what it was not PUBACKed.
 // Exits 0 only if committed + rejected = published; 2 on bad options or a database that already
 // holds readings or rejections (the counts must start at zero). `npm run demo -- --help` for options.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
 import pg from 'pg';
-import { startEmbeddedBroker } from '../src/broker/embedded-broker.ts';
+import { createAuthenticator } from '../src/broker/broker-auth.ts';
+import { type EmbeddedBroker, startEmbeddedBroker } from '../src/broker/embedded-broker.ts';
+import { issuePassword } from '../src/tools/credential.ts';
+import { loadWells } from '../test/support/wells.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
 import { freePort } from '../test/support/net.ts';
@@ -60,16 +69,34 @@ if (before.telemetry > 0 || before.rejected > 0) {
   process.exit(2);
 }
 
-// --crash: the service's own broker on a fixed port (it must be the same after the restart), a
-// short flush interval (MQTT.js resends its unacknowledged messages one per PUBACK), and one
-// connection per well with a window of 50.
-const broker = values.crash ? undefined : await startEmbeddedBroker(0);
+// Identities: one password file (Mosquitto's format, written by mosquitto_passwd) with the
+// service's user and every well, each with a password of its own.
+const authDir = mkdtempSync(path.join(tmpdir(), 'esp-demo-auth-'));
+const passwordFile = path.join(authDir, 'passwd');
+const serviceUser = 'esp-ingest';
+const serviceClientId = `esp-ingest-demo-${process.pid}`;
+const servicePasswordFile = path.join(authDir, 'ingest.password');
+writeFileSync(servicePasswordFile, issuePassword(passwordFile, serviceUser, false), { mode: 0o600 });
+const wells = loadWells();
+const wellPasswords = new Map(wells.map((w) => [w.wellId, issuePassword(passwordFile, w.wellId)]));
+const credentials = (wellId: string) => ({ username: wellId, password: wellPasswords.get(wellId) ?? '' });
+const refusedPublishes = new Map<string, number>();
+// --crash: the service's own broker (BROKER=embedded) on a fixed port (the same after the
+// restart), a short flush interval (MQTT.js resends its unacknowledged messages one per PUBACK),
+// and a window of 50 per well.
+let broker: EmbeddedBroker | undefined;
+if (!values.crash) {
+  const auth = await createAuthenticator({ passwordFile, jwt: undefined, serviceUsername: serviceUser, serviceClientId });
+  broker = await startEmbeddedBroker(0, '127.0.0.1', { auth, report: { publish: (reason) => refusedPublishes.set(reason, (refusedPublishes.get(reason) ?? 0) + 1) } });
+}
 const brokerPort = broker?.port ?? (await freePort());
 const mqttUrl = `mqtt://127.0.0.1:${brokerPort}`;
-say(`${broker ? 'aedes broker' : "the service's embedded broker"} on ${mqttUrl}; service log in ${values.log}`);
-const brokerEnv = broker ? { MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4' } : { BROKER: 'embedded', BROKER_PORT: String(brokerPort), BATCH_FLUSH_INTERVAL_MS: '20' };
+say(`${broker ? 'embedded broker' : "the service's embedded broker"} on ${mqttUrl} (password file: ${wells.length} wells and the service); service log in ${values.log}`);
+const brokerEnv = broker
+  ? { MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_USERNAME: serviceUser, MQTT_PASSWORD_FILE: servicePasswordFile }
+  : { BROKER: 'embedded', BROKER_PORT: String(brokerPort), BROKER_PASSWORD_FILE: passwordFile, BATCH_FLUSH_INTERVAL_MS: '20' };
 const service = new ServiceProcess(
-  { DATABASE_URL: databaseUrl, ...brokerEnv, MQTT_CLIENT_ID: `esp-ingest-demo-${process.pid}` },
+  { DATABASE_URL: databaseUrl, ...brokerEnv, MQTT_CLIENT_ID: serviceClientId },
   { logFile: values.log, inheritEnv: true, endWithScript: true },
 );
 await service.start();
@@ -77,7 +104,7 @@ await service.start();
 const bad = { topic: 'esp/3w/WELL-00003/telemetry', payload: '{"ts":"yesterday","intake_pressure_kpa":1}' };
 say('replaying six wells (29,718 readings) plus one invalid reading');
 const started = performance.now();
-const replaying = replay({ url: mqttUrl, speed: numbers.speed, perMessage: numbers['per-message'], extra: [bad], ...(values.crash ? { clientPerWell: true, window: 50 } : {}) });
+const replaying = replay({ url: mqttUrl, speed: numbers.speed, perMessage: numbers['per-message'], extra: [bad], wells, credentials, ...(values.crash ? { clientPerWell: true, window: 50 } : {}) });
 let recoverySeconds: number | undefined;
 if (values.crash) {
   await new Promise((r) => setTimeout(r, 1500));
@@ -90,6 +117,16 @@ if (values.crash) {
 }
 const published = await replaying;
 const expected = published.readings;
+// The impostor: the first well's device publishes a reading as the second well. The broker
+// acknowledges it (MQTT 3.1.1 cannot refuse a PUBLISH) and drops it: no row, counted.
+const [own, other] = [wells[0]!.wellId, wells[1]!.wellId];
+const impostorTs = '2001-01-01T00:00:00Z';
+const impostor = await mqtt.connectAsync(mqttUrl, { clientId: `impostor-${process.pid}`, protocolVersion: 4, ...credentials(own) });
+await impostor.publishAsync(`esp/3w/${other}/telemetry`, JSON.stringify({ ts: impostorTs, motor_current_a: 999 }), { qos: 1 });
+await impostor.endAsync();
+// With --crash the service's own broker counts the refusal.
+const impostorRefusedByService = broker ? 0 : await service.metric('esp_ingest_embedded_broker_publishes_refused_total{reason="other_well"}');
+say(`impostor: ${own}'s credentials publishing as ${other}: ${broker ? (refusedPublishes.get('other_well') ?? 0) : impostorRefusedByService} refused`);
 // Wait for every reading to be committed or rejected; give up once nothing moved for STALL_MS.
 let now = await counts();
 let lastChangeMs = Date.now();
@@ -108,11 +145,14 @@ const duplicates = await service.metric('esp_ingest_readings_duplicate_total');
 const exitCode = await service.stop('SIGTERM');
 now = await counts();
 await broker?.close();
+rmSync(authDir, { recursive: true, force: true });
+const impostorRows = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM esp_telemetry WHERE ts = $1`, [impostorTs])).rows[0]?.n ?? 0);
+const impostorRefused = broker ? (refusedPublishes.get('other_well') ?? 0) : impostorRefusedByService;
 const committed = now.telemetry;
 const rejected = now.rejected;
 const reasons = (await db.query<{ reason: string; n: string }>('SELECT reason, count(*) AS n FROM rejected_messages GROUP BY 1 ORDER BY 1')).rows;
 await db.end();
-const ok = committed + rejected === expected && exitCode === 0;
+const ok = committed + rejected === expected && exitCode === 0 && impostorRefused === 1 && impostorRows === 0;
 say(`rejections by reason: ${reasons.map((r) => `${r.reason}=${r.n}`).join(', ') || 'none'}; service exit code ${exitCode}`);
 process.stdout.write(
   `${JSON.stringify({
@@ -122,6 +162,8 @@ process.stdout.write(
     duplicates,
     readings_per_second: Math.round(expected / seconds),
     table_rows: now.telemetry,
+    impostor_refused: impostorRefused,
+    impostor_rows: impostorRows,
     ...(recoverySeconds !== undefined ? { crash_recovery_seconds: Number(recoverySeconds.toFixed(2)) } : {}),
     ok,
   })}\n`,

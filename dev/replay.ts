@@ -18,7 +18,7 @@ export interface ReplayOptions {
   readonly speed: number;
   /** Readings per message (a gateway batching); 1 = one JSON object per message. */
   readonly perMessage: number;
-  /** Most QoS 1 publishes awaiting PUBACK at once. */
+  /** Most QoS 1 publishes awaiting PUBACK at once, per connection. */
   readonly window?: number;
   readonly wells?: WellSeries[];
   readonly clientId?: string;
@@ -27,10 +27,15 @@ export interface ReplayOptions {
   /** Progress line on stderr while it runs, when stderr is a terminal. Default false. */
   readonly progress?: boolean;
   /**
-   * One MQTT connection per well (client id `<clientId>-<well>`, clean session off), each with its
-   * own `window`, as wells with their own controllers; default false (one shared connection).
+   * One MQTT connection per well (client id `<clientId>-<well>`), clean session off so that a
+   * restarted broker's MQTT.js resend is exercised; implied by `credentials`. Default false.
    */
   readonly clientPerWell?: boolean;
+  /**
+   * Each well's own credentials (a broker with authentication): then every well publishes on a
+   * connection of its own, as a device would. The `extra` messages go out on the first well's.
+   */
+  readonly credentials?: (wellId: string) => { readonly username: string; readonly password: string };
 }
 
 export interface ReplayResult {
@@ -50,15 +55,18 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 1)) throw new RangeError(`replay: window must be an integer ≥ 1, got ${o.window}`);
   const wells = o.wells ?? loadWells();
   const template = o.topicTemplate ?? 'esp/{site}/{well_id}/telemetry';
-  const baseId = o.clientId ?? `esp-replay-${process.pid}`;
-  const connect = (clientId: string, clean: boolean) => mqtt.connectAsync({ ...brokerAddress(o.url), clientId, clean, protocolVersion: 4, reconnectPeriod: 500 });
-  const shared = o.clientPerWell ? undefined : await connect(baseId, true);
-  const perWell = new Map<string, mqtt.MqttClient>();
-  if (o.clientPerWell) for (const w of wells) perWell.set(w.wellId, await connect(`${baseId}-${w.wellId}`, false));
-  const clients = shared ? [shared] : [...perWell.values()];
+  const perWell = o.clientPerWell === true || o.credentials !== undefined;
+  const connect = (suffix: string, credentials?: { username: string; password: string }) =>
+    mqtt.connectAsync({ ...brokerAddress(o.url), clientId: `${o.clientId ?? `esp-replay-${process.pid}`}${suffix}`, clean: o.clientPerWell !== true, protocolVersion: 4, reconnectPeriod: 500, ...credentials });
+  const clients = new Map<string, mqtt.MqttClient>();
+  if (perWell) {
+    for (const w of wells) clients.set(w.wellId, await connect(`-${w.wellId}`, o.credentials?.(w.wellId)));
+  }
+  const client = perWell ? clients.get(wells[0]?.wellId ?? '')! : await connect('');
+  const connections = [...new Set([client, ...clients.values()])];
   const started = performance.now();
   const window = o.window ?? 500;
-  const inFlight = new Map<mqtt.MqttClient, number>(clients.map((c) => [c, 0]));
+  const inFlight = new Map<mqtt.MqttClient, number>(connections.map((c) => [c, 0]));
   let waiters: (() => void)[] = [];
   const wakeAll = () => {
     const w = waiters;
@@ -72,16 +80,16 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     ? new Progress({ label: 'replay', unit: 'readings', total: extra.length + wells.reduce((n, w) => n + w.readings.length, 0) })
     : undefined;
   let acked = 0;
-  const publish = async (client: mqtt.MqttClient, topic: string, payload: string, count: number) => {
-    while (inFlight.get(client)! >= window) await new Promise<void>((r) => waiters.push(r));
-    inFlight.set(client, inFlight.get(client)! + 1);
+  const publish = async (topic: string, payload: string, count: number, via = client) => {
+    while (inFlight.get(via)! >= window) await new Promise<void>((r) => waiters.push(r));
+    inFlight.set(via, inFlight.get(via)! + 1);
     messages++;
     // MQTT.js resends what was not PUBACKed when it reconnects; a publish it queued meanwhile and
     // then failed ("Connection closed") is sent again here, as a device would.
     const send = () =>
-      client.publish(topic, payload, { qos: 1 }, (err) => {
+      via.publish(topic, payload, { qos: 1 }, (err) => {
         if (err) return void setTimeout(send, 50);
-        inFlight.set(client, inFlight.get(client)! - 1);
+        inFlight.set(via, inFlight.get(via)! - 1);
         acked += count;
         progress?.update(acked);
         wakeAll();
@@ -89,7 +97,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     send();
   };
   for (const m of extra) {
-    await publish(shared ?? clients[0]!, m.topic, m.payload, 1);
+    // On the connection of the well the topic names, when each well has its own.
+    await publish(m.topic, m.payload, 1, clients.get(m.topic.split('/').find((level) => clients.has(level)) ?? '') ?? client);
     readings++;
   }
   await Promise.all(
@@ -104,13 +113,13 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
           const wait = due - performance.now();
           if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         }
-        await publish(shared ?? perWell.get(w.wellId)!, topic, JSON.stringify(o.perMessage === 1 ? group[0] : group), group.length);
+        await publish(topic, JSON.stringify(o.perMessage === 1 ? group[0] : group), group.length, clients.get(w.wellId) ?? client);
         readings += group.length;
       }
     }),
   );
   while ([...inFlight.values()].some((n) => n > 0)) await new Promise<void>((r) => waiters.push(r));
-  await Promise.all(clients.map((c) => c.endAsync()));
+  await Promise.all(connections.map((c) => c.endAsync()));
   progress?.end(true);
   return { readings, messages, seconds: (performance.now() - started) / 1000 };
 }

@@ -5,12 +5,12 @@
 import mqtt from 'mqtt';
 import type { Config } from './config/config.ts';
 import { commitGateProblem } from './broker/commit-gate.ts';
-import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.ts';
+import { startConfiguredBroker } from './broker/configured.ts';
+import type { EmbeddedBroker } from './broker/embedded-broker.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { parseTopicTemplate } from './decode/topic.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
-import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 import { SubscriptionCanary } from './ingress/canary.ts';
 import { InProcessIngress } from './ingress/in-process.ts';
 import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
@@ -87,6 +87,8 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const watchdog = new EventLoopWatchdog(config.probes.livezMaxEventLoopBlockMs);
   const pool = createPool(config, (err) => {
     metrics.dbPoolErrors.inc();
+    // pg-pool attaches the whole client to the error (`err.client`); the logger's err serializer
+    // keeps only the error's own fields.
     log.warn({ err }, 'idle database connection failed; it was removed from the pool');
   });
   const dbProbe = new DbProbe({ newClient: () => probeClient(config), onResult: (ok, detail) => readiness.databaseCheck(ok, detail) });
@@ -98,7 +100,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
   // On an external broker, a canary proves the subscription delivers (never ready while deaf).
   const canary = config.broker.mode === 'external' ? new SubscriptionCanary({ config: config.mqtt, log: log.child({ component: 'canary' }), onState: (deaf) => readiness.canary(deaf), onFatal }) : undefined;
-  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), ...(canary ? { canary } : {}) });
+  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), retryMaxDelayMs: config.retryMaxDelayMs, ...(canary ? { canary } : {}) });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
@@ -141,9 +143,11 @@ export async function startApp(deps: AppDeps): Promise<App> {
     backupHealth.start();
     started.push(() => backupHealth.stop());
     if (config.broker.mode === 'embedded') {
-      embedded = await startEmbedded(config, log, metrics);
+      const broker = await startConfiguredBroker(config, { metrics, log: log.child({ component: 'embedded-broker' }), clock });
+      embedded = broker.broker;
       started.push(() => embedded?.close());
-      endpoint = { url: embeddedBrokerUrl(config.broker.host, embedded.port), protocolVersion: 4 };
+      endpoint = { url: broker.url, protocolVersion: 4 };
+      log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
       // Messages are taken from the embedded broker in-process; each device's PUBACK waits for commit.
       ingress = new InProcessIngress({ aedes: embedded.aedes, topic, log: log.child({ component: 'ingress' }), metrics, clock, onState: (inactive) => readiness.mqtt(inactive) });
     }
@@ -218,19 +222,6 @@ function checkBeforeStart(catalog: readonly Channel[]): void {
 async function checkEmbeddedBroker(): Promise<void> {
   const problem = await commitGateProblem();
   if (problem) throw new EspError('ESP_AEDES_UNSUPPORTED', `the installed aedes cannot hold devices' PUBACKs until commit (${problem}); install the version package-lock.json pins (npm ci)`);
-}
-
-/** BROKER=embedded: the in-process broker, its refusals counted and logged. */
-async function startEmbedded(config: Config, log: Logger, metrics: Metrics): Promise<EmbeddedBroker> {
-  const brokerLog = log.child({ component: 'embedded-broker' });
-  const broker = await startEmbeddedBroker(config.broker.port, config.broker.host, {
-    onPublishRefused: (reason, refusedTopic, clientId) => {
-      metrics.embeddedBrokerPublishesRefused.inc({ reason });
-      brokerLog.warn({ event: 'publish_refused', reason, topic: refusedTopic, clientId }, "embedded broker refused a PUBLISH and closed the publisher's connection (it keeps the message unacknowledged)");
-    },
-  });
-  log.info({ event: 'embedded_broker_listening', port: broker.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
-  return broker;
 }
 
 /** Resolves when `signal` aborts (at once if it already has). */

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { parseTopicTemplate } from '../decode/topic.ts';
 import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
-import { urlProblems, type UrlRules } from './url-check.ts';
+import { sslmodeProblem, urlProblems, type UrlRules } from './url-check.ts';
+import { JWT_ALGORITHMS, type JwtAlgorithm } from '../broker/jwt-auth.ts';
+import { isLoopback } from './loopback.ts';
 
 /**
  * An integer setting: plain decimal digits within [min, max] (no sign, exponent, fraction or hex:
@@ -57,6 +59,32 @@ const EnvSchema = z.object({
   MQTT_SHARED_STOP: z.enum(['leave', 'stay']).default('leave'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
+  MQTT_PASSWORD_FILE: z.string().optional(),
+  MQTT_CA_FILE: z.string().optional(),
+  MQTT_CERT_FILE: z.string().optional(),
+  MQTT_KEY_FILE: z.string().optional(),
+  DATABASE_PASSWORD_FILE: z.string().optional(),
+  BROKER_PASSWORD_FILE: z.string().optional(),
+  BROKER_JWT_JWKS_FILE: z.string().optional(),
+  BROKER_JWT_PUBLIC_KEY_FILE: z.string().optional(),
+  BROKER_JWT_ALGORITHMS: z
+    .string()
+    .default(JWT_ALGORITHMS.join(','))
+    .transform((text, ctx) => {
+      const algs = text.split(',').map((a) => a.trim()).filter(Boolean);
+      const bad = algs.filter((a) => !(JWT_ALGORITHMS as readonly string[]).includes(a));
+      if (algs.length > 0 && bad.length === 0) return algs as JwtAlgorithm[];
+      ctx.addIssue({ code: 'custom', message: `a comma-separated list of ${JWT_ALGORITHMS.join(', ')} (asymmetric only; never none or HS*), not "${text.slice(0, 40)}"` });
+      return z.NEVER;
+    }),
+  BROKER_JWT_ISSUER: z.string().optional(),
+  BROKER_JWT_AUDIENCE: z.string().optional(),
+  BROKER_JWT_CLOCK_TOLERANCE_S: int(0, 3_600).default(30),
+  BROKER_JWT_WELL_CLAIM: z.string().default('sub'),
+  BROKER_JWT_SITE_CLAIM: z.string().default('site'),
+  BROKER_TLS_CERT_FILE: z.string().optional(),
+  BROKER_TLS_KEY_FILE: z.string().optional(),
+  BROKER_TLS_CA_FILE: z.string().optional(),
   HTTP_PORT: int(0, 65_535).default(9464),
   HTTP_HOST: z.string().default('0.0.0.0'),
   METRICS_WELLS_MAX: int(0, 100_000).default(1_000),
@@ -108,12 +136,35 @@ export const ENV_VARIABLE_NAMES: readonly string[] = Object.freeze(Object.keys(E
 /** Validated, frozen configuration; units are in the names. */
 export interface Config {
   readonly databaseUrl: string;
+  /** Read for each new database connection; wins over a password in DATABASE_URL. */
+  readonly databasePasswordFile: string | undefined;
   /**
    * `external`: connect to MQTT_URL. `embedded`: start the aedes broker in-process on
    * BROKER_HOST:BROKER_PORT (MQTT 3.1.1: aedes has no MQTT 5) and take its messages in-process,
    * each device's PUBACK held until commit (ingress/in-process.ts).
    */
-  readonly broker: { readonly mode: 'external' | 'embedded'; readonly port: number; readonly host: string };
+  readonly broker: {
+    readonly mode: 'external' | 'embedded';
+    readonly port: number;
+    readonly host: string;
+    /**
+     * How the embedded broker authenticates clients. Both undefined: anonymous, allowed only on
+     * a loopback BROKER_HOST. With either, the service connects as MQTT_USERNAME.
+     */
+    readonly passwordFile: string | undefined;
+    readonly jwt: {
+      readonly jwksFile: string | undefined;
+      readonly pemFile: string | undefined;
+      readonly algorithms: readonly JwtAlgorithm[];
+      readonly issuer: string | undefined;
+      readonly audience: string | undefined;
+      readonly clockToleranceS: number;
+      readonly wellClaim: string;
+      readonly siteClaim: string;
+    } | undefined;
+    /** PEM files of the embedded broker's TLS listener; with a CA, client certificates are required. */
+    readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined } | undefined;
+  };
   readonly mqtt: {
     readonly url: string;
     readonly topicTemplate: string;
@@ -131,6 +182,10 @@ export interface Config {
     readonly sharedStop: 'leave' | 'stay';
     readonly username: string | undefined;
     readonly password: string | undefined;
+    /** Read before every CONNECT (a refreshed token or rotated password needs no restart); wins over `password`. */
+    readonly passwordFile: string | undefined;
+    /** PEM files for mqtts://, read again before every CONNECT (a rotated certificate needs no restart). */
+    readonly tls: { readonly caFile: string | undefined; readonly certFile: string | undefined; readonly keyFile: string | undefined };
   };
   readonly http: { readonly port: number; readonly host: string };
   /**
@@ -217,6 +272,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
     problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
   }
+  const dbUrl = EnvSchema.shape.DATABASE_URL.safeParse(clean['DATABASE_URL']);
+  if (dbUrl.success) {
+    const problem = sslmodeProblem(dbUrl.data);
+    if (problem) problems.push(`DATABASE_URL: ${problem}`);
+  }
+  problems.push(...brokerProblems(clean));
   const broker = EnvSchema.shape.BROKER.safeParse(clean.BROKER);
   const group = EnvSchema.shape.MQTT_SHARED_GROUP.safeParse(clean.MQTT_SHARED_GROUP);
   if (broker.success && group.success && broker.data === 'embedded' && group.data !== '') {
@@ -227,7 +288,27 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const e = parsed.data;
   return deepFreeze({
     databaseUrl: e.DATABASE_URL,
-    broker: { mode: e.BROKER, port: e.BROKER_PORT, host: e.BROKER_HOST },
+    databasePasswordFile: e.DATABASE_PASSWORD_FILE,
+    broker: {
+      mode: e.BROKER,
+      port: e.BROKER_PORT,
+      host: e.BROKER_HOST,
+      passwordFile: e.BROKER_PASSWORD_FILE,
+      jwt:
+        e.BROKER_JWT_JWKS_FILE || e.BROKER_JWT_PUBLIC_KEY_FILE
+          ? {
+              jwksFile: e.BROKER_JWT_JWKS_FILE,
+              pemFile: e.BROKER_JWT_PUBLIC_KEY_FILE,
+              algorithms: e.BROKER_JWT_ALGORITHMS,
+              issuer: e.BROKER_JWT_ISSUER,
+              audience: e.BROKER_JWT_AUDIENCE,
+              clockToleranceS: e.BROKER_JWT_CLOCK_TOLERANCE_S,
+              wellClaim: e.BROKER_JWT_WELL_CLAIM,
+              siteClaim: e.BROKER_JWT_SITE_CLAIM,
+            }
+          : undefined,
+      tls: e.BROKER_TLS_CERT_FILE && e.BROKER_TLS_KEY_FILE ? { certFile: e.BROKER_TLS_CERT_FILE, keyFile: e.BROKER_TLS_KEY_FILE, caFile: e.BROKER_TLS_CA_FILE } : undefined,
+    },
     mqtt: {
       url: e.MQTT_URL,
       topicTemplate: e.MQTT_TOPIC,
@@ -240,6 +321,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       sharedStop: e.MQTT_SHARED_STOP,
       username: e.MQTT_USERNAME,
       password: e.MQTT_PASSWORD,
+      passwordFile: e.MQTT_PASSWORD_FILE,
+      tls: { caFile: e.MQTT_CA_FILE, certFile: e.MQTT_CERT_FILE, keyFile: e.MQTT_KEY_FILE },
     },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     metrics: { wellsMax: e.METRICS_WELLS_MAX },
@@ -266,6 +349,31 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     probes: { livezMaxEventLoopBlockMs: e.LIVEZ_MAX_EVENT_LOOP_BLOCK_MS, readyBufferHighWaterRatio: e.READY_BUFFER_HIGH_WATER_RATIO },
     storage: { chunkIntervalS: e.STORAGE_CHUNK_INTERVAL, compressAfterS: e.STORAGE_COMPRESS_AFTER, retentionS: e.STORAGE_RETENTION, rollups: e.STORAGE_ROLLUPS },
   });
+}
+
+/**
+ * Checks of the secret and broker-authentication settings that span variables: pairs that go
+ * together, and no anonymous embedded broker on a non-loopback address. Files are not opened
+ * here: they are read when used (some again at every connect) and a failure names the setting.
+ */
+function brokerProblems(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  const pair = (a: string, b: string) => {
+    if ((env[a] === undefined) !== (env[b] === undefined)) problems.push(`${a} and ${b} go together: set both or neither`);
+  };
+  pair('MQTT_CERT_FILE', 'MQTT_KEY_FILE');
+  pair('BROKER_TLS_CERT_FILE', 'BROKER_TLS_KEY_FILE');
+  if (env['BROKER_TLS_CA_FILE'] !== undefined && env['BROKER_TLS_CERT_FILE'] === undefined) problems.push('BROKER_TLS_CA_FILE needs BROKER_TLS_CERT_FILE and BROKER_TLS_KEY_FILE (the TLS listener)');
+  if (env['BROKER_JWT_JWKS_FILE'] !== undefined && env['BROKER_JWT_PUBLIC_KEY_FILE'] !== undefined) problems.push('BROKER_JWT_JWKS_FILE and BROKER_JWT_PUBLIC_KEY_FILE: give one key source, not both');
+  if (env['MQTT_PASSWORD'] !== undefined && env['MQTT_PASSWORD_FILE'] !== undefined) problems.push('MQTT_PASSWORD and MQTT_PASSWORD_FILE: give one, not both');
+  const authOn = env['BROKER_PASSWORD_FILE'] !== undefined || env['BROKER_JWT_JWKS_FILE'] !== undefined || env['BROKER_JWT_PUBLIC_KEY_FILE'] !== undefined;
+  if (env['BROKER'] === 'embedded') {
+    if (!authOn && !isLoopback(env['BROKER_HOST'] ?? '127.0.0.1')) {
+      problems.push('BROKER_HOST: the embedded broker without BROKER_PASSWORD_FILE or BROKER_JWT_* takes anonymous clients, so it listens only on a loopback address (127.0.0.1, ::1); set up authentication to listen on another');
+    }
+    if (authOn && env['MQTT_USERNAME'] === undefined) problems.push('MQTT_USERNAME: with broker authentication on, the service connects to the embedded broker as this user (give it a line in BROKER_PASSWORD_FILE, or a token with it as the well claim)');
+  }
+  return problems;
 }
 
 function deepFreeze<T>(o: T): T {

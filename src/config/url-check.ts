@@ -120,3 +120,30 @@ function decodes(part: string): boolean {
     return false;
   }
 }
+
+/** `sslmode` values whose meaning is the same in libpq, pg 8 and (announced) pg 9. */
+const SSLMODES_KEPT = ['disable', 'verify-ca', 'verify-full'];
+
+/**
+ * Why DATABASE_URL's `sslmode` is refused, or undefined. node-postgres 8 reads `prefer`,
+ * `require` and `verify-ca` as verify-full unless `uselibpqcompat=true`, and warns that pg 9 will
+ * give them libpq's weaker meaning (node-postgres #2375, PR #2709; pg-connection-string README).
+ * Only values that mean the same under both are accepted: `disable`, `verify-full`, and
+ * `verify-ca` with `sslrootcert`. The message never repeats the URL.
+ */
+export function sslmodeProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  const mode = url.searchParams.get('sslmode');
+  if (mode === null) return undefined;
+  if (url.searchParams.has('uselibpqcompat')) return 'uselibpqcompat is not supported: use sslmode=verify-full (or verify-ca with sslrootcert, or disable)';
+  if (!SSLMODES_KEPT.includes(mode)) {
+    return `sslmode=${mode.slice(0, 20)} means different things in libpq, node-postgres 8 and node-postgres 9 (brianc/node-postgres#2375): use sslmode=verify-full (with sslrootcert=<CA file> for a private CA), verify-ca with sslrootcert, or disable`;
+  }
+  if (mode === 'verify-ca' && !url.searchParams.has('sslrootcert')) return 'sslmode=verify-ca needs sslrootcert=<CA file>: the certificate is checked against that CA';
+  return undefined;
+}

@@ -41,7 +41,20 @@ export class InProcessIngress {
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
     const unacknowledged = metrics.unackedMessages;
     const previous = aedes.published.bind(aedes);
+    // A PUBLISH the broker acknowledged but dropped (refused by authorization: the embedded
+    // broker's aedes.publish ends it before the `published` hook) gets its PUBACK released here,
+    // when aedes.publish calls back without the hook having seen it.
+    const seen = new WeakSet<object>();
+    const publish = (aedes.publish as (...a: unknown[]) => void).bind(aedes);
+    (aedes as unknown as { publish: (...a: unknown[]) => void }).publish = (packet: unknown, client: unknown, done: unknown) => {
+      if (typeof packet !== 'object' || packet === null || typeof client !== 'object' || client === null || typeof done !== 'function') return publish(packet, client, done);
+      return publish(packet, client, (err?: Error | null) => {
+        if (!seen.has(packet)) gate.claim(client as Client, (packet as { messageId?: number }).messageId)?.();
+        (done as (err?: Error | null) => void)(err);
+      });
+    };
     aedes.published = (packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void) => {
+      seen.add(packet);
       // Messages the broker publishes itself ($SYS, wills of clients without a session) and
       // those outside MQTT_TOPIC are not ours.
       const release = client ? gate.claim(client, packet.messageId) : undefined;

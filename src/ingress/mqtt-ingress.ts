@@ -10,6 +10,7 @@ import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
+import { connackRefusal, readConnectFiles, type FreshConnectOptions } from './connect-options.ts';
 import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
 
@@ -42,11 +43,13 @@ export interface IngressDeps {
   readonly onFatal: (err: EspError) => void;
   /**
    * Told when the subscription becomes active (undefined) or inactive (why, for /readyz): on
-   * connect and subscribe, on close, when intake stops, on a fatal error.
+   * connect and subscribe, on close, when intake stops, on a refused connection, on a fatal error.
    */
   readonly onState?: (inactive: string | undefined) => void;
   /** Proves the subscription delivers (see canary.ts): shown the client, offered each PUBLISH first. */
   readonly canary?: { attach(client: MqttClient): void; take(topic: string, payload: Buffer): boolean };
+  /** Cap of the reconnect backoff, ms (RETRY_MAX_DELAY_MS; default: no backoff beyond 1 s). */
+  readonly retryMaxDelayMs?: number;
 }
 
 /** Where to connect, when it is known only at start (the embedded broker's port). */
@@ -54,6 +57,9 @@ export interface BrokerEndpoint {
   readonly url: string;
   readonly protocolVersion: 4 | 5;
 }
+
+/** First reconnect delay, ms; it doubles per failed attempt up to retryMaxDelayMs. */
+const RECONNECT_FIRST_MS = 1_000;
 
 export class MqttIngress {
   readonly #deps: IngressDeps;
@@ -67,7 +73,14 @@ export class MqttIngress {
   #reported: string | undefined | null = null;
   /** Left MQTT_SHARED_GROUP (UNSUBACK received): the session can end with the connection. */
   #leftGroup = false;
+  /** The MQTT version of the connection (MQTT_PROTOCOL_VERSION, or 4 for the embedded broker). */
+  #protocolVersion: 4 | 5 = 5;
   readonly #takeover = new TakeoverDetector();
+  /** Why the last attempt failed (a refused CONNACK, a file, a socket error code); cleared on connect. */
+  #lastFailure: string | undefined;
+  /** Connection attempts failed in a row: the reconnect backoff. */
+  #failures = 0;
+  #files: FreshConnectOptions = {};
 
   constructor(deps: IngressDeps) {
     this.#deps = deps;
@@ -81,7 +94,7 @@ export class MqttIngress {
   /** Why not ready, for /readyz. */
   get notReadyReason(): string | undefined {
     if (this.#fatal) return this.#fatal.message;
-    if (!this.#client?.connected) return 'mqtt: not connected to the broker';
+    if (!this.#client?.connected) return `mqtt: not connected to the broker${this.#lastFailure ? `: ${this.#lastFailure}` : ''}`;
     if (!this.#subscribed) return 'mqtt: subscription not active';
     if (!this.#accepting) return 'mqtt: intake stopped (shutting down)';
     return undefined;
@@ -94,6 +107,7 @@ export class MqttIngress {
   start(onMessage: MessageSink, endpoint: BrokerEndpoint = this.#deps.config): void {
     if (this.#client) return;
     const { config: c, log, metrics } = this.#deps;
+    this.#protocolVersion = endpoint.protocolVersion;
     // MQTT_USERNAME / MQTT_PASSWORD take precedence over credentials in MQTT_URL.
     const options: IClientOptions = {
       ...brokerAddress(endpoint.url),
@@ -101,9 +115,11 @@ export class MqttIngress {
       clean: false,
       protocolVersion: endpoint.protocolVersion,
       keepalive: c.keepaliveS,
-      reconnectPeriod: 1000,
+      reconnectPeriod: RECONNECT_FIRST_MS,
       connectTimeout: 10_000,
       resubscribe: false,
+      // A refused CONNACK would otherwise stop MQTT.js reconnecting for good (MQTT.js #1947).
+      reconnectOnConnackError: true,
       ...(c.username !== undefined ? { username: c.username } : {}),
       ...(c.password !== undefined ? { password: c.password } : {}),
       ...(endpoint.protocolVersion === 5
@@ -111,6 +127,7 @@ export class MqttIngress {
         : {}),
     };
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
+    this.#refreshFiles(options);
     const client = this.#deps.connect(options);
     this.#client = client;
     this.#deps.canary?.attach(client);
@@ -153,8 +170,12 @@ export class MqttIngress {
     // packet, a socket error, our own keepalive timeout)? A silent end counts towards takeover.
     let accepted = false;
     let explained = false;
-    // Before MQTT.js's own 'close' listener schedules the reconnect, so a takeover stops it.
+    let refused = false;
+    // Before MQTT.js's own 'close' listener schedules the reconnect, so a takeover stops it and
+    // the backoff applies to it.
     client.prependListener('close', () => {
+      if (!accepted && !refused) this.#backoff(client);
+      refused = false;
       const silent = accepted && !explained && !this.#closing && !this.#fatal;
       accepted = false;
       explained = false;
@@ -168,6 +189,9 @@ export class MqttIngress {
     client.on('connect', (connack) => {
       accepted = true;
       this.#connects++;
+      this.#failures = 0;
+      this.#lastFailure = undefined;
+      if (!this.#fatal) client.options.reconnectPeriod = RECONNECT_FIRST_MS;
       const recovery = outage.ok();
       if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
       const first = this.#connects === 1;
@@ -179,13 +203,35 @@ export class MqttIngress {
       if (first || !connack.sessionPresent) this.#subscribe(client);
       else this.#setSubscribed(true);
     });
-    client.on('reconnect', () => metrics.mqttReconnects.inc());
+    client.on('reconnect', () => {
+      metrics.mqttReconnects.inc();
+      this.#refreshFiles(client.options);
+    });
     client.on('close', () => {
       unacknowledged.set(gate.held);
       this.#setSubscribed(false);
     });
     client.on('error', (err) => {
       explained = true;
+      const code = (err as { code?: unknown }).code;
+      if (!accepted && typeof code === 'number' && code > 0) {
+        // A refused CONNACK: MQTT.js schedules the retry right after this event, with the
+        // period set here. Never counted towards the takeover heuristic (not an accepted connection).
+        refused = true;
+        const refusal = connackRefusal(code, endpoint.protocolVersion);
+        metrics.mqttConnectRefusals.inc({ reason: refusal.label });
+        this.#lastFailure = `broker refused the connection: ${refusal.text}`;
+        this.#report();
+        this.#backoff(client);
+        warnThrottled(log, outage, { message: this.#lastFailure, code: refusal.label }, { event: 'mqtt_refused', reason: refusal.label }, `mqtt broker refused our connection: ${refusal.text}; retrying with backoff`, (n) => `mqtt broker still refuses our connection: ${refusal.text} (${n} refusals since the last line)`);
+        return;
+      }
+      // Socket and TLS errors by code only: their messages carry internal addresses.
+      // System errors are E-codes (ECONNREFUSED); OpenSSL's verification codes are not.
+      if (!accepted && typeof code === 'string') {
+        this.#lastFailure = /^E[A-Z]+$/.test(code) ? code : `tls: ${code}`;
+        this.#report();
+      }
       warnThrottled(log, outage, err, {}, 'mqtt client error', (n) => `mqtt client error (still failing: ${n} errors since the last line)`);
     });
     client.on('disconnect', (packet) => {
@@ -194,6 +240,27 @@ export class MqttIngress {
       if (packet.reasonCode === 0x8e) this.#takenOver(client, 'the broker sent DISCONNECT 0x8E (session taken over)');
       else log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT');
     });
+  }
+
+  /** Next attempt after a capped exponential backoff (1 s doubling to RETRY_MAX_DELAY_MS); none once fatal. */
+  #backoff(client: MqttClient): void {
+    if (this.#fatal || this.#closing) return;
+    this.#failures++;
+    const cap = Math.max(RECONNECT_FIRST_MS, this.#deps.retryMaxDelayMs ?? RECONNECT_FIRST_MS);
+    client.options.reconnectPeriod = Math.min(cap, RECONNECT_FIRST_MS * 2 ** Math.min(this.#failures - 1, 20));
+  }
+
+  /** Reads the password and TLS files into `options` (before every CONNECT). */
+  #refreshFiles(options: IClientOptions): void {
+    const read = readConnectFiles(this.#deps.config, this.#files);
+    this.#files = read.options;
+    Object.assign(options, read.options);
+    if (read.certificateExpiresAtMs !== undefined) this.#deps.metrics.mqttClientCertExpiry.set(read.certificateExpiresAtMs / 1000);
+    if (read.problems.length > 0) {
+      this.#lastFailure = read.problems.join('; ');
+      this.#report();
+      this.#deps.log.warn({ event: 'mqtt_files_unreadable', problems: read.problems }, 'could not read MQTT credential or TLS files; using what was read before');
+    }
   }
 
   /**
@@ -222,7 +289,7 @@ export class MqttIngress {
     const { config: c, log } = this.#deps;
     const filter = this.subscriptionFilter;
     // Retain handling 1: retained messages only for a new subscription [MQTT-3.3.1-10].
-    const opts = c.protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
+    const opts = this.#protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
     client.subscribe(filter, opts, (err, granted) => {
       const refused = granted?.find((g) => g.qos !== 0 && g.qos !== 1 && g.qos !== 2);
       if (err || refused) {

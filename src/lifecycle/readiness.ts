@@ -3,6 +3,7 @@
 // stable reason codes come out for /readyz, /startupz and the esp_ingest_ready gauge. No I/O and
 // no timers.
 import type { StorageReport } from '../schema/report.ts';
+import { scrubAddresses } from '../log/scrub.ts';
 
 /** Why /readyz answers 503. Stable: dashboards and alerts match on them. */
 export const NOT_READY_CODES = [
@@ -26,7 +27,7 @@ export interface NotReady {
 /** `reasons` as the probes and the `not_ready` log line show them: the codes, and `details` keyed by code. */
 export function reasonsBody(reasons: readonly NotReady[]): { reasons: string[]; details?: Record<string, string> } {
   if (reasons.length === 0) return { reasons: [] };
-  return { reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, r.detail])) };
+  return { reasons: reasons.map((r) => r.code), details: Object.fromEntries(reasons.map((r) => [r.code, scrubAddresses(r.detail)])) };
 }
 
 /** Reachability checks that must fail in a row before `database_unreachable`. */

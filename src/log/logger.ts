@@ -22,8 +22,16 @@ export const LIFECYCLE_EVENTS = [
   'storage_features',
   'migrations_applied',
   'storage_mode',
+  'broker_anonymous',
+  'password_file_loaded',
+  'password_file_reload_failed',
   'embedded_broker_listening',
   'publish_refused',
+  'subscribe_refused',
+  'connection_refused',
+  'broker_hook_error',
+  'mqtt_refused',
+  'mqtt_files_unreadable',
   'mqtt_connected',
   'subscribed',
   'ready',
@@ -45,8 +53,36 @@ export function createLogger(level: string, format: 'auto' | 'json' | 'pretty'):
     level,
     base: { service: 'esp-ingest' },
     redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: { err: serializeError, error: serializeError },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
   });
+}
+
+/**
+ * Own fields of an error that may be logged. Anything else is dropped: pg-pool sets `err.client`
+ * (the whole pg Client, cancel key included), and a Pool prints its connection string with the
+ * password (brianc/node-postgres #1568); an MQTT.js client or an options object would carry
+ * credentials too.
+ */
+const ERROR_FIELDS = ['code', 'errno', 'syscall', 'address', 'port', 'severity', 'detail', 'hint', 'routine', 'where', 'schema', 'table', 'column', 'constraint', 'reasonCode', 'problems', 'hook', 'claim', 'reason'] as const;
+
+/**
+ * pino serializer for `err`: type, message, stack, the allow-listed fields (primitive values or
+ * string arrays only), and `cause` / AggregateError `errors` the same way, at most 3 deep.
+ */
+export function serializeError(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error)) return typeof err === 'object' && err !== null ? { message: String((err as { message?: unknown }).message ?? '[object]') } : err;
+  const out: Record<string, unknown> = { type: err.name, message: err.message, stack: err.stack };
+  const e = err as unknown as Record<string, unknown>;
+  for (const key of ERROR_FIELDS) {
+    const v = e[key];
+    if (v === undefined) continue;
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[key] = v;
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[key] = v;
+  }
+  if (depth < 3 && err.cause !== undefined) out['cause'] = serializeError(err.cause, depth + 1);
+  if (depth < 3 && err instanceof AggregateError) out['errors'] = err.errors.slice(0, 10).map((x) => serializeError(x, depth + 1));
+  return out;
 }
 
 /** Removes the password from a URL for logging: `postgres://u:***@h/db`. */

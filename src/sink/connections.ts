@@ -1,7 +1,9 @@
 // The database connections: one pool that batches and migrations share (DB_* settings), the
-// reachability probe's own client, and the one way to drop a connection that may be hung.
+// reachability probe's own client (both read DATABASE_PASSWORD_FILE at each connect, see
+// pg-client.ts), and the one way to drop a connection that may be hung.
 import pg from 'pg';
 import type { Config } from '../config/config.ts';
+import { pgClientClass } from './pg-client.ts';
 
 /**
  * The pool batches and migrations use; its idle connections' errors go to `onIdleError` and
@@ -9,6 +11,7 @@ import type { Config } from '../config/config.ts';
  */
 export function createPool(config: Config, onIdleError: (err: Error) => void): pg.Pool {
   const pool = new pg.Pool({
+    Client: pgClientClass(config.databasePasswordFile),
     connectionString: config.databaseUrl,
     max: config.db.poolMax,
     connectionTimeoutMillis: config.db.connectTimeoutMs,
@@ -25,7 +28,8 @@ export function createPool(config: Config, onIdleError: (err: Error) => void): p
 
 /** A new, unconnected client for the reachability probe (never a pooled one). */
 export function probeClient(config: Config): pg.Client {
-  return new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.db.connectTimeoutMs, keepAlive: true, application_name: 'esp-ingest-probe' });
+  const Client = pgClientClass(config.databasePasswordFile);
+  return new Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.db.connectTimeoutMs, keepAlive: true, application_name: 'esp-ingest-probe' });
 }
 
 /**

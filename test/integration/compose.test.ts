@@ -78,8 +78,8 @@ const healthcheckCmd = JSON.parse(/CMD\s+(\[.*\])\s*$/.exec(one('HEALTHCHECK')[0
 const cmd = JSON.parse(one('CMD')[0] ?? '[]') as string[];
 
 describe('docker-compose.yml', () => {
-  it('runs TimescaleDB (with pgBackRest), its scheduled backups, Mosquitto, esp-ingest, Prometheus and Grafana', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['backup', 'esp-ingest', 'grafana', 'mosquitto', 'prometheus', 'timescaledb']);
+  it('runs TimescaleDB (with pgBackRest), its scheduled backups, Mosquitto (with its development credentials), esp-ingest, Prometheus and Grafana', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['backup', 'esp-ingest', 'grafana', 'mosquitto', 'mosquitto-credentials', 'prometheus', 'timescaledb']);
     // The official image, extended by ops/timescaledb/Dockerfile; the backup service is the same build.
     const tsdb = svc('timescaledb').build as { context: string; args?: Record<string, string> };
     expect(tsdb.args?.['TIMESCALEDB_IMAGE']).toMatch(/^timescale\/timescaledb:2\.(19\.[3-9]|[2-9]\d\.\d+)-pg1[5-9]$/);
@@ -154,7 +154,8 @@ describe('docker-compose.yml', () => {
     expect(binds(broker)).toContainEqual({ source: path.join(ROOT, 'mosquitto.conf'), target: '/mosquitto/config/mosquitto.conf', readOnly: true });
     const conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8');
     const listeners = [...conf.matchAll(/^listener\s+(\d+)/gm)].map((m) => Number(m[1]));
-    expect(listeners).toEqual([Number(url.port || 1883)]);
+    // The plain listener for the service inside the compose network, the TLS one for devices.
+    expect(listeners).toEqual([Number(url.port || 1883), 8883]);
     expect(containerPorts(broker)).toEqual(listeners);
     // A payload the service accepts must fit the broker's packet limit (mosquitto.conf: +8 KiB).
     const maxPacket = Number(/^max_packet_size\s+(\d+)/m.exec(conf)?.[1]);

@@ -6,19 +6,35 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { adopt, stopChild } from './children.ts';
+import { deriveMosquittoConf } from './mosquitto-conf.ts';
 import { acceptsConnections, freePort } from './net.ts';
 import { ROOT } from './root.ts';
 import type { Teardown } from './teardown.ts';
 import { waitFor } from './wait.ts';
 
+/** Identity files for a PrivateMosquitto run with the shipped authentication (see identity.ts). */
+export interface MosquittoAuth {
+  readonly passwordFile: string;
+  /** Default: ops/mosquitto/mosquitto.acl. */
+  readonly aclFile?: string;
+  /** PEM files of the TLS listener (then `tlsPort` is set). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+}
+
 export interface PrivateMosquittoOptions {
   /** Stop the broker when this process ends or gets SIGINT/SIGTERM (children.ts): for dev tools. */
   readonly endWithScript?: boolean;
+  /**
+   * The shipped authentication with these files. Without it, the identity lines are taken out
+   * and anonymous clients let in (the tests of delivery and faults, the benchmark).
+   */
+  readonly auth?: MosquittoAuth;
 }
 
 export class PrivateMosquitto {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'esp-mosq-'));
   port = 0;
+  tlsPort = 0;
   #proc: ChildProcess | undefined;
   /** The last 20,000 characters the broker logged. */
   log = '';
@@ -29,14 +45,23 @@ export class PrivateMosquitto {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
+  /** The running broker's process id (for SIGHUP). */
+  get pid(): number | undefined {
+    return this.#proc?.pid;
+  }
+
   /** Starts the broker (on the same port again after `stop`); resolves once it accepts connections. */
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
+    const a = this.opts.auth;
+    if (a?.tls && !this.tlsPort) this.tlsPort = await freePort();
     // Started as root, mosquitto drops to its own user, which must be able to write here.
     chmodSync(this.dir, 0o777);
-    const conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8')
-      .replace(/^listener 1883.*$/m, `listener ${this.port} 127.0.0.1`)
-      .replace(/^persistence_location .*$/m, `persistence_location ${this.dir}/`)
+    const conf = deriveMosquittoConf(readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8'), {
+      port: this.port,
+      persistenceDir: this.dir,
+      ...(a ? { auth: { passwordFile: a.passwordFile, aclFile: a.aclFile ?? path.join(ROOT, 'ops/mosquitto/mosquitto.acl'), ...(a.tls ? { tls: { port: this.tlsPort, ...a.tls } } : {}) } } : {}),
+    })
       .replace(/^log_dest .*$/gm, '')
       .concat('\nlog_dest stderr\n');
     const file = path.join(this.dir, 'mosquitto.conf');

@@ -20,6 +20,9 @@ export interface WellLoadOptions {
   readonly window?: number;
   /** MQTT clean session (default true); MQTT.js resends its unacknowledged publishes on reconnect either way. */
   readonly clean?: boolean;
+  /** Credentials, for a broker with authentication (a device: user name = its well id). */
+  readonly username?: string;
+  readonly password?: string;
 }
 
 interface Sent {
@@ -32,7 +35,7 @@ interface Sent {
 export type Key = string;
 
 export class WellLoad {
-  readonly #options: Required<WellLoadOptions>;
+  readonly #options: Required<Omit<WellLoadOptions, 'username' | 'password'>> & Pick<WellLoadOptions, 'username' | 'password'>;
   readonly #sent: Sent[] = [];
   #client: mqtt.MqttClient | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -63,7 +66,8 @@ export class WellLoad {
   /** Connects, then publishes every well at the configured rate until `stop`. */
   async start(): Promise<void> {
     const o = this.#options;
-    const client = mqtt.connect(o.url, { clientId: o.clientId, clean: o.clean, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000 });
+    const credentials = { ...(o.username !== undefined ? { username: o.username } : {}), ...(o.password !== undefined ? { password: o.password } : {}) };
+    const client = mqtt.connect(o.url, { clientId: o.clientId, clean: o.clean, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000, reconnectOnConnackError: true, ...credentials });
     client.on('error', () => undefined); // reconnects on its own; errors show up as missing PUBACKs
     this.#client = client;
     await new Promise<void>((resolve) => client.once('connect', () => resolve()));

@@ -21,7 +21,8 @@ describe('loadConfig: defaults', () => {
   it('fills every default when only DATABASE_URL is given', () => {
     expect(loadConfig({ DATABASE_URL: DB })).toEqual({
       databaseUrl: DB,
-      broker: { mode: 'external', port: 1883, host: '127.0.0.1' },
+      databasePasswordFile: undefined,
+      broker: { mode: 'external', port: 1883, host: '127.0.0.1', passwordFile: undefined, jwt: undefined, tls: undefined },
       mqtt: {
         url: 'mqtt://127.0.0.1:1883',
         topicTemplate: 'esp/{site}/{well_id}/telemetry',
@@ -34,6 +35,8 @@ describe('loadConfig: defaults', () => {
         sharedStop: 'leave',
         username: undefined,
         password: undefined,
+        passwordFile: undefined,
+        tls: { caFile: undefined, certFile: undefined, keyFile: undefined },
       },
       http: { port: 9464, host: '0.0.0.0' },
       metrics: { wellsMax: 1_000 },
@@ -263,7 +266,7 @@ describe('loadConfig: URL settings (WHATWG URL parser)', () => {
   });
 
   it.each([
-    ['DATABASE_URL', 'postgresql://u:p%23w@db.example:5432/esp?sslmode=require'],
+    ['DATABASE_URL', 'postgresql://u:p%23w@db.example:5432/esp?sslmode=verify-full'],
     ['DATABASE_URL', 'postgres://u:pw@/esp?host=/var/run/postgresql'],
     ['DATABASE_URL', 'postgres://u:p@ss@[::1]:5432/esp'],
     ['MQTT_URL', 'mqtt://u:Mq%231@127.0.0.1:18830'],
@@ -272,5 +275,31 @@ describe('loadConfig: URL settings (WHATWG URL parser)', () => {
     ['MQTT_URL', 'tcp://[::1]:1883'],
   ])('accepts %s=%s', (name, value) => {
     expect(() => loadConfig({ DATABASE_URL: DB, [name]: value })).not.toThrow();
+  });
+});
+
+describe('loadConfig: DATABASE_URL sslmode (node-postgres #2375)', () => {
+  it.each(['disable', 'verify-full', 'verify-ca&sslrootcert=/etc/ca.pem'])('accepts sslmode=%s', (mode) => {
+    expect(loadConfig({ DATABASE_URL: `postgres://u:S3cr3t-pw%23x@db/esp?sslmode=${mode}` }).databaseUrl).toContain('sslmode=');
+  });
+  it.each(['prefer', 'require', 'allow', 'no-verify', 'verify-ca'])('refuses sslmode=%s with one line that never repeats the URL', (mode) => {
+    const problems = problemsOf({ DATABASE_URL: `postgres://u:S3cr3t-pw%23x@db.internal/esp?sslmode=${mode}` });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^DATABASE_URL: .*sslmode/);
+    expect(problems[0]).not.toMatch(/S3cr3t|db\.internal/);
+  });
+});
+
+describe('loadConfig: embedded broker authentication', () => {
+  it('refuses an anonymous embedded broker on a non-loopback address, and auth without the service user', () => {
+    expect(problemsOf({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_HOST: '0.0.0.0' }).join('\n')).toMatch(/BROKER_HOST: .*loopback/);
+    expect(problemsOf({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_PASSWORD_FILE: '/etc/hostname' }).join('\n')).toMatch(/MQTT_USERNAME/);
+    expect(loadConfig({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_PASSWORD_FILE: '/etc/hostname', MQTT_USERNAME: 'esp-ingest', BROKER_HOST: '0.0.0.0' }).broker.passwordFile).toBe('/etc/hostname');
+  });
+  it('refuses half pairs, two sources of one secret, and algorithms outside ES256/EdDSA/RS256', () => {
+    const problems = problemsOf({ DATABASE_URL: DB, MQTT_PASSWORD: 'x', MQTT_PASSWORD_FILE: '/run/secrets/pw', MQTT_CERT_FILE: '/etc/hostname', BROKER_JWT_ALGORITHMS: 'ES256,HS256' });
+    expect(problems.join('\n')).toMatch(/MQTT_PASSWORD and MQTT_PASSWORD_FILE: give one/);
+    expect(problems.join('\n')).toMatch(/MQTT_CERT_FILE and MQTT_KEY_FILE go together/);
+    expect(problems.join('\n')).toMatch(/BROKER_JWT_ALGORITHMS: .*never none or HS/);
   });
 });
