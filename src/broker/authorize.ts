@@ -39,11 +39,23 @@ export function topicRules(template: string): TopicRules {
 }
 
 /**
+ * Where the service's subscription canary publishes its probe and reads it back
+ * (`esp-ingest/canary/<client id>`; ingress/canary.ts): one level below this prefix, no wildcard.
+ */
+export const CANARY_TOPIC_PREFIX = 'esp-ingest/canary/';
+
+/** A canary probe topic: the prefix and one literal level. */
+function isCanaryTopic(topic: string): boolean {
+  const rest = topic.slice(CANARY_TOPIC_PREFIX.length);
+  return topic.startsWith(CANARY_TOPIC_PREFIX) && rest !== '' && !/[/+#]/.test(rest);
+}
+
+/**
  * Decides a PUBLISH.
  * - Nobody publishes under `$SYS/` (aedes #597: a spoofed `$SYS/<id>/new/clients` disconnected the
  *   client with that id), nor to a topic with an empty level (see embedded-broker.ts).
  * - A device publishes only to MQTT_TOPIC with its own well id, and its own site when its identity
- *   has one; the service publishes nothing.
+ *   has one; the service publishes nothing but its canary probe.
  * @returns the refusal, or undefined to accept.
  */
 export function publishRefusal(identity: Identity, topic: string, rules: TopicRules): PublishRefusal | undefined {
@@ -51,7 +63,7 @@ export function publishRefusal(identity: Identity, topic: string, rules: TopicRu
   const parts = topic.split('/');
   if (parts.includes('')) return 'empty_topic_level';
   if (identity.kind === 'anonymous') return undefined;
-  if (identity.kind === 'service') return 'topic_not_allowed';
+  if (identity.kind === 'service') return isCanaryTopic(topic) ? undefined : 'topic_not_allowed';
   if (parts.length !== rules.levels.length) return 'topic_not_allowed';
   let literalMismatch = false;
   let otherWell = false;
@@ -67,7 +79,8 @@ export function publishRefusal(identity: Identity, topic: string, rules: TopicRu
 
 /**
  * Decides one SUBSCRIBE filter.
- * - `$SYS/…` and `$share/…` only for the service, and only its own filter (or its shared form).
+ * - `$SYS/…` and `$share/…` only for the service, and only its own filter and its canary topic
+ *   (or their shared forms).
  * - The service's filter (which reads every well) belongs to the service alone.
  * - A device may subscribe below its own well only: the `{well_id}` level must be its id
  *   literally (a `+` or an earlier `#` would cover other wells), and so must `{site}` when its
@@ -78,7 +91,7 @@ export function subscribeRefusal(identity: Identity, filter: string, rules: Topi
   if (identity.kind === 'anonymous') return filter.startsWith('$SYS') ? 'sys_topic' : undefined;
   if (identity.kind === 'service') {
     const plain = filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter;
-    return plain === rules.serviceFilter ? undefined : 'topic_not_allowed';
+    return plain === rules.serviceFilter || isCanaryTopic(plain) ? undefined : 'topic_not_allowed';
   }
   if (filter.startsWith('$')) return 'sys_topic';
   if (filter === rules.serviceFilter) return 'service_filter';

@@ -8,6 +8,7 @@
 // `mqtt_subscription_deaf`. An MQTT 5 CONNACK saying shared subscriptions are unavailable
 // (Shared Subscription Available = 0 [MQTT-3.2.2.3.15]) is fatal at once in a group.
 import type { MqttClient } from 'mqtt';
+import { CANARY_TOPIC_PREFIX } from '../broker/authorize.ts';
 import type { Config } from '../config/config.ts';
 import { EspError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
@@ -19,7 +20,7 @@ export const PROBE_INTERVAL_MS = 30_000;
 
 /** The canary's probe topic for a client id (outside any MQTT_TOPIC: it has no `{well_id}` level). */
 export function probeTopic(clientId: string): string {
-  return `esp-ingest/canary/${clientId}`;
+  return `${CANARY_TOPIC_PREFIX}${clientId}`;
 }
 
 export interface CanaryDeps {

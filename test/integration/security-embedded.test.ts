@@ -4,7 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import type { App } from '../../src/app.ts';
+import { startConfiguredBroker } from '../../src/broker/configured.ts';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { createMetrics } from '../../src/metrics/metrics.ts';
+import { pino } from 'pino';
 import type { Authenticator } from '../../src/broker/broker-auth.ts';
 import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
 import { writeFileSync } from 'node:fs';
@@ -172,19 +176,27 @@ describe('embedded broker: hooks', () => {
 });
 
 describe('embedded broker: the service with a token of its own', () => {
+  // With BROKER=embedded the service takes its messages in-process and holds no MQTT session of
+  // its own, so its token is exercised against the embedded broker run on its own (as
+  // `npm run broker` would, with authentication), the service connecting to it over MQTT.
   it('the service token expires mid-session: the broker closes it, the service re-reads MQTT_PASSWORD_FILE (refreshed by a sidecar) and is back within seconds', async () => {
     const tokenFile = path.join(ids.dir, 'service.token');
     // Valid for about 2 s more (exp 23 s ago, 25 s tolerance).
     writeFileSync(tokenFile, `${await ids.token({ sub: INGEST_USER, exp: Math.floor(Date.now() / 1000) - 23 })}\n`);
     const db = await freshDatabase(t);
-    const svc = await startInProcess(t, 'tok', { DATABASE_URL: db, ...embeddedAuthEnv(ids), MQTT_PASSWORD: '', MQTT_PASSWORD_FILE: tokenFile, BROKER_JWT_CLOCK_TOLERANCE_S: '25', RETRY_MAX_DELAY_MS: '1000' });
+    const brokerMetrics = createMetrics();
+    const brokerConfig = loadConfig({ DATABASE_URL: db, ...embeddedAuthEnv(ids), BROKER_JWT_CLOCK_TOLERANCE_S: '25', MQTT_CLIENT_ID: 'esp-ingest-tok', MQTT_TOPIC: 'tok/{site}/{well_id}/telemetry' });
+    const started = await startConfiguredBroker(brokerConfig, { metrics: brokerMetrics, log: pino({ level: 'silent' }) });
+    t.add(() => started.broker.close());
+    const svc = await startInProcess(t, 'tok', { DATABASE_URL: db, MQTT_URL: started.url, MQTT_PROTOCOL_VERSION: '4', MQTT_USERNAME: INGEST_USER, MQTT_PASSWORD_FILE: tokenFile, RETRY_MAX_DELAY_MS: '1000' });
     // The sidecar refreshes the token before it expires; the old session still ends at its exp.
     writeFileSync(tokenFile, `${await ids.token({ sub: INGEST_USER })}\n`);
     await waitFor('the session closed at exp', async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')) >= 1, 10_000);
     await waitFor('subscribed again', async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_up')) === 1, 5_000);
-    const w1 = await device(t, svc.mqttUrl, { username: 'W-1', password: devicePassword('W-1') });
+    const w1 = await device(t, started.url, { username: 'W-1', password: devicePassword('W-1') });
     await w1.publishAsync('tok/site-a/W-1/telemetry', reading(Date.now() - 1_000), { qos: 1 });
     await waitFor('reading stored', async () => (await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
-    expect(await metric(svc.httpPort, 'esp_ingest_embedded_broker_connections_refused_total{reason="token_expired"}')).toBe(1);
+    const refusedAtExpiry = (await brokerMetrics.embeddedBrokerConnectionsRefused.get()).values.find((v) => v.labels.reason === 'token_expired')?.value;
+    expect(refusedAtExpiry).toBe(1);
   });
 });

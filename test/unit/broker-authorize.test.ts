@@ -21,6 +21,9 @@ describe('publishRefusal', () => {
     [w1AtA, 'esp/site-b/W-1/telemetry', 'other_site'],
     [w1AtA, 'esp/site-b/W-2/telemetry', 'other_well'],
     [service, 'esp/site-a/W-1/telemetry', 'topic_not_allowed'],
+    [service, 'esp-ingest/canary/esp-ingest-a', undefined],
+    [service, 'esp-ingest/canary/a/b', 'topic_not_allowed'],
+    [w1, 'esp-ingest/canary/esp-ingest-a', 'topic_not_allowed'],
     [{ kind: 'anonymous' } as Identity, 'esp/s/W-9/telemetry', undefined],
     [{ kind: 'anonymous' } as Identity, '$SYS/x', 'sys_topic'],
   ])('%o publishing %s → %s', (identity, topic, reason) => {
@@ -32,6 +35,9 @@ describe('subscribeRefusal', () => {
   it.each([
     [service, 'esp/+/+/telemetry', undefined],
     [service, '$share/g/esp/+/+/telemetry', undefined],
+    [service, 'esp-ingest/canary/esp-ingest-a', undefined],
+    [service, '$share/g/esp-ingest/canary/esp-ingest-a', undefined],
+    [service, 'esp-ingest/canary/+', 'topic_not_allowed'],
     [service, '#', 'topic_not_allowed'],
     [service, '$SYS/#', 'topic_not_allowed'],
     [w1, 'esp/+/+/telemetry', 'service_filter'],
