@@ -94,7 +94,7 @@ const mqttUrl = `mqtt://127.0.0.1:${brokerPort}`;
 say(`${broker ? 'embedded broker' : "the service's embedded broker"} on ${mqttUrl} (password file: ${wells.length} wells and the service); service log in ${values.log}`);
 const brokerEnv = broker
   ? { MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_USERNAME: serviceUser, MQTT_PASSWORD_FILE: servicePasswordFile }
-  : { BROKER: 'embedded', BROKER_PORT: String(brokerPort), BROKER_PASSWORD_FILE: passwordFile, BATCH_FLUSH_INTERVAL_MS: '20' };
+  : { BROKER: 'embedded', BROKER_PORT: String(brokerPort), BROKER_PASSWORD_FILE: passwordFile, MQTT_USERNAME: serviceUser, MQTT_PASSWORD_FILE: servicePasswordFile, BATCH_FLUSH_INTERVAL_MS: '20' };
 const service = new ServiceProcess(
   { DATABASE_URL: databaseUrl, ...brokerEnv, MQTT_CLIENT_ID: serviceClientId },
   { logFile: values.log, inheritEnv: true, endWithScript: true },
