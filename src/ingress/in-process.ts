@@ -47,7 +47,8 @@ export class InProcessIngress {
     const seen = new WeakSet<object>();
     const publish = (aedes.publish as (...a: unknown[]) => void).bind(aedes);
     (aedes as unknown as { publish: (...a: unknown[]) => void }).publish = (packet: unknown, client: unknown, done: unknown) => {
-      if (typeof packet !== 'object' || packet === null || typeof client !== 'object' || client === null || typeof done !== 'function') return publish(packet, client, done);
+      if (typeof packet !== 'object' || packet === null || typeof client !== 'object' || client === null || typeof done !== 'function')
+        return publish(packet, client, done);
       return publish(packet, client, (err?: Error | null) => {
         if (!seen.has(packet)) gate.claim(client as Client, (packet as { messageId?: number }).messageId)?.();
         (done as (err?: Error | null) => void)(err);
