@@ -2,7 +2,7 @@
 // Every problem is reported at once; nothing here touches the network.
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { parseTopicTemplate } from '../decode/topic.ts';
+import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
 import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
 import { urlProblems, type UrlRules } from './url-check.ts';
 
@@ -48,6 +48,10 @@ const EnvSchema = z.object({
   BROKER_HOST: z.string().default('127.0.0.1'),
   MQTT_URL: url({ schemes: ['mqtt', 'mqtts', 'tcp', 'ssl', 'ws', 'wss'] }, 'the broker URL, mqtt://host:1883').default('mqtt://127.0.0.1:1883'),
   MQTT_TOPIC: z.string().default('esp/{site}/{well_id}/telemetry'),
+  WELL_ID_CHARS: z.string().default(DEFAULT_ID_CHARS).superRefine((text, ctx) => {
+    const problem = idCharsProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   MQTT_CLIENT_ID: z.string().max(64, 'at most 64 characters').regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
   MQTT_PROTOCOL_VERSION: z.enum(['5', '4']).default('5'),
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
@@ -144,6 +148,8 @@ export interface Config {
     /** A reading without `ts`: reject it (`missing_ts`) or stamp it with the receive time (marked in `extra.ts_source`). */
     readonly missingTs: 'reject' | 'stamp';
     readonly maxReadings: number;
+    /** Characters a well id or site may hold: a regular-expression character class body. */
+    readonly wellIdChars: string;
   };
   readonly db: {
     readonly poolMax: number;
@@ -232,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       tsEpochUnit: e.TS_EPOCH_UNIT,
       missingTs: e.MISSING_TS,
       maxReadings: e.MESSAGE_MAX_READINGS,
+      wellIdChars: e.WELL_ID_CHARS,
     },
     db: {
       poolMax: e.DB_POOL_MAX,

@@ -84,6 +84,8 @@ export interface DecodeOptions {
   readonly missingTs?: 'reject' | 'stamp';
   /** Most readings one message may carry; more is `too_many_readings`. Default 10,000. */
   readonly maxReadings?: number;
+  /** Characters a well id or site may hold (WELL_ID_CHARS; default topic.ts DEFAULT_ID_CHARS). */
+  readonly wellIdChars?: string;
 }
 
 export interface Source {

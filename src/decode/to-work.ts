@@ -16,7 +16,9 @@ export interface Received {
  */
 export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions): { work: MessageWork; droppedFields: number; coercedValues: number } {
   const matched = topic.match(msg.topic);
-  const problem = matched && (idProblem(matched.wellId) ?? (matched.site === null ? undefined : idProblem(matched.site)));
+  const chars = opts.wellIdChars;
+  const wellProblem = matched && idProblem(matched.wellId, chars);
+  const problem = matched && (wellProblem ?? (matched.site === null ? undefined : idProblem(matched.site, chars)));
   const where = problem ? undefined : matched;
   const reject = (r: Omit<RejectRow, 'receivedAtMs' | 'topic' | 'wellId' | 'payload'> & { item?: unknown }): RejectRow => ({
     reason: r.reason,
@@ -32,7 +34,7 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
   const base = { topic: msg.topic, payload: msg.payload, wellId: where?.wellId ?? null };
   if (!where) {
     const detail = problem
-      ? `topic level ${idProblem(matched!.wellId) ? 'well_id' : 'site'} ${problem}`
+      ? `topic level ${wellProblem ? 'well_id' : 'site'} ${problem}`
       : `topic "${msg.topic.slice(0, 200)}" does not match MQTT_TOPIC; no well id`;
     const reason = problem ? 'invalid_well_id' : 'topic_mismatch';
     return { work: { ...base, readings: [], rejects: [reject({ reason, detail, index: null })] }, droppedFields: 0, coercedValues: 0 };

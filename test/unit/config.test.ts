@@ -45,6 +45,7 @@ describe('loadConfig: defaults', () => {
         tsEpochUnit: 'ms',
         missingTs: 'reject',
         maxReadings: 10_000,
+        wellIdChars: 'A-Za-z0-9._-',
       },
       db: { poolMax: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000 },
       retryMaxDelayMs: 5_000,

@@ -61,7 +61,7 @@ describe('toWork', () => {
     const { work } = toWork(m, TOPIC, OPTS);
     expect(work.readings).toEqual([]);
     expect(work.rejects[0]?.reason).toBe('invalid_well_id');
-    expect(work.rejects[0]?.detail).toBe('topic level well_id contains U+0000 at 1');
+    expect(work.rejects[0]?.detail).toBe('topic level well_id contains U+0000 at 1; allowed: A-Za-z0-9._- (WELL_ID_CHARS)');
     expect(work.rejects[0]?.topic).toBe('esp/north/W\uFFFD1/telemetry');
     expect(work.rejects[0]?.topic).not.toContain('\u0000');
   });
