@@ -179,7 +179,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
       // Freshness per well: every reading of a message is of its topic's well.
       for (const { data, receivedAtMs } of items) {
         const first = data.readings[0];
-        if (first) metrics.wellCommitted(first.wellId, receivedAtMs, data.readings.length);
+        if (first && !data.retain) metrics.wellCommitted(first.wellId, receivedAtMs, data.readings.length);
       }
     },
     onBuffered: (rows) => {

@@ -18,6 +18,8 @@ export interface InboundMessage {
   readonly topic: string;
   readonly payload: Buffer;
   readonly qos: 0 | 1 | 2;
+  /** Retain flag as delivered: set only on a replay of a retained message [MQTT-3.3.1-9]. */
+  readonly retain: boolean;
   readonly receivedAtMs: number;
   /** Sends the PUBACK (QoS 1); call once, after everything the message carries is committed. */
   readonly ack: () => void;
@@ -99,6 +101,7 @@ export class MqttIngress {
     client.handleMessage = (packet, callback) => {
       const qos = packet.qos;
       received[qos]?.inc();
+      if (packet.retain) metrics.retainedReceived.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
       if (!this.#accepting) {
         // Intake stopped: never PUBACK; the broker redelivers it to the next session.
@@ -109,6 +112,7 @@ export class MqttIngress {
         topic: packet.topic,
         payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
         qos,
+        retain: packet.retain === true,
         receivedAtMs: this.#deps.clock(),
         ack: release
           ? () => {

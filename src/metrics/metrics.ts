@@ -63,6 +63,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     untrackedWellReadings,
     ready: new Gauge({ name: `${p}ready`, help: '1 when GET /readyz would answer 200', registers: [registry], collect() { this.set(probes.ready()); } }),
     messagesReceived: new Counter({ name: `${p}messages_received_total`, help: 'MQTT PUBLISH packets received, by QoS', labelNames: ['qos'] as const, registers: [registry] }),
+    retainedReceived: new Counter({ name: `${p}retained_messages_received_total`, help: 'PUBLISH packets delivered with the retain flag: replays of a retained message, stored like any reading (deduplicated) but never moving freshness', registers: [registry] }),
     messagesAcked: new Counter({ name: `${p}messages_acknowledged_total`, help: 'PUBACKs sent after commit', registers: [registry] }),
     acksDropped: new Counter({ name: `${p}pubacks_dropped_total`, help: 'PUBACKs not sent because the connection closed before commit (the broker redelivers)', registers: [registry] }),
     readingsCommitted: new Counter({ name: `${p}readings_committed_total`, help: 'Readings committed to esp_telemetry as new rows', registers: [registry] }),
