@@ -26,6 +26,7 @@ import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { classifyDbError } from './sink/sqlstate.ts';
 import { FEATURES, FEATURE_STATES, STORAGE_MODES, type StorageReport } from './schema/report.ts';
 import { TelemetryWriter } from './sink/writer.ts';
+import { SequenceStore } from './sequence/store.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 
 export interface AppDeps {
@@ -169,6 +170,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   // 3. Sink and batcher.
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
   const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock, onDbState: onSinkState });
+  const sequence = new SequenceStore({ pool, width: config.sequence.wrapBits, metrics, log: log.child({ component: 'sequence' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock });
   const b = new Batcher<MessageWork>({
     maxRows: config.batch.maxRows,
     flushIntervalMs: config.batch.flushIntervalMs,
@@ -182,6 +184,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         if (first && !data.retain) metrics.wellCommitted(first.wellId, receivedAtMs, data.readings.length);
       }
     },
+    afterCommit: async (items) => void (await sequence.record(items.map((i) => i.data))),
     onBuffered: (rows) => {
       metrics.rowsBuffered.set(rows);
       readiness.buffered(rows);

@@ -19,6 +19,11 @@ export interface BatcherOptions<T> {
   readonly bufferMaxRows: number;
   /** Commits the items (retrying as it sees fit); rejects only when giving up (shutdown). */
   readonly flush: (items: readonly BatchItem<T>[]) => Promise<void>;
+  /**
+   * Runs after a batch committed and before its acknowledgements, one batch at a time in arrival
+   * order (on the acknowledgement chain), e.g. sequence tracking; rejects only when giving up.
+   */
+  readonly afterCommit?: (items: readonly BatchItem<T>[]) => Promise<void>;
   readonly onBuffered?: (rows: number) => void;
   /** Batches committing at once (default 1); acknowledgements still go out in arrival order. */
   readonly maxConcurrentFlushes?: number;
@@ -119,6 +124,7 @@ export class Batcher<T> {
         await committed;
         // A batch before this one gave up: acknowledging this one would break the order.
         if (this.#failure) return;
+        if (this.#o.afterCommit) await this.#o.afterCommit(batch);
         let rows = 0;
         for (const it of batch) {
           rows += it.rows;

@@ -57,6 +57,7 @@ const EnvSchema = z.object({
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
   MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
+  MQTT_BROKER_STATS: z.enum(['mosquitto', 'off']).default('mosquitto'),
   MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)').default(''),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
@@ -74,6 +75,7 @@ const EnvSchema = z.object({
   TS_EPOCH_UNIT: z.enum(['s', 'ms', 'us']).default('ms'),
   MISSING_TS: z.enum(['reject', 'stamp']).default('reject'),
   MESSAGE_MAX_READINGS: int(1, 1_000_000).default(10_000),
+  SEQ_WRAP_BITS: z.enum(['auto', '8', '16', '32']).default('auto'),
   DB_POOL_MAX: int(1, 100).default(4),
   DB_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5_000),
   DB_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
@@ -123,6 +125,8 @@ export interface Config {
     readonly sessionExpiryS: number;
     readonly receiveMaximum: number;
     readonly keepaliveS: number;
+    /** `mosquitto`: read the broker's `$SYS` drop and store counters; `off`: do not subscribe. */
+    readonly brokerStats: 'mosquitto' | 'off';
     /** Shared-subscription group; empty means a plain subscription. */
     readonly sharedGroup: string;
     readonly username: string | undefined;
@@ -170,6 +174,11 @@ export interface Config {
     readonly livezMaxEventLoopBlockMs: number;
     /** /readyz fails once the buffer holds this share of BUFFER_MAX_ROWS (ready again below half of that). */
     readonly readyBufferHighWaterRatio: number;
+  };
+  /** Per-well `seq` tracking (README "Sequence gaps"). */
+  readonly sequence: {
+    /** Counter width of the devices' seq, or `auto` (inferred per well from the highest seq). */
+    readonly wrapBits: 8 | 16 | 32 | 'auto';
   };
   /** TimescaleDB lifecycle, applied at every start (README "Storage"). */
   readonly storage: StorageSettings;
@@ -224,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       receiveMaximum: e.MQTT_RECEIVE_MAXIMUM,
       keepaliveS: e.MQTT_KEEPALIVE_S,
       sharedGroup: e.MQTT_SHARED_GROUP,
+      brokerStats: e.MQTT_BROKER_STATS,
       username: e.MQTT_USERNAME,
       password: e.MQTT_PASSWORD,
     },
@@ -250,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_MS,
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, summaryIntervalS: e.LOG_SUMMARY_INTERVAL_S },
     probes: { livezMaxEventLoopBlockMs: e.LIVEZ_MAX_EVENT_LOOP_BLOCK_MS, readyBufferHighWaterRatio: e.READY_BUFFER_HIGH_WATER_RATIO },
+    sequence: { wrapBits: e.SEQ_WRAP_BITS === 'auto' ? 'auto' : (Number(e.SEQ_WRAP_BITS) as 8 | 16 | 32) },
     storage: { chunkIntervalS: e.STORAGE_CHUNK_INTERVAL, compressAfterS: e.STORAGE_COMPRESS_AFTER, retentionS: e.STORAGE_RETENTION, rollups: e.STORAGE_ROLLUPS },
   });
 }

@@ -13,6 +13,12 @@ import { PubackGate } from './puback-gate.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
 import type { TopicTemplate } from '../decode/topic.ts';
 
+/** Mosquitto's `$SYS` counters (mosquitto.conf(5), sys_interval) → the gauge each sets. */
+const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessages'> = {
+  '$SYS/broker/publish/messages/dropped': 'brokerDroppedMessages',
+  '$SYS/broker/store/messages/count': 'brokerStoredMessages',
+};
+
 /** One received PUBLISH. */
 export interface InboundMessage {
   readonly topic: string;
@@ -100,6 +106,12 @@ export class MqttIngress {
 
     client.handleMessage = (packet, callback) => {
       const qos = packet.qos;
+      // The broker's own statistics, not telemetry: exported, never decoded or stored.
+      if (packet.topic.startsWith('$SYS/')) {
+        this.#brokerStat(packet.topic, packet.payload);
+        callback();
+        return;
+      }
       received[qos]?.inc();
       if (packet.retain) metrics.retainedReceived.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
@@ -200,8 +212,29 @@ export class MqttIngress {
       }
       if (granted?.[0] && granted[0].qos < 1) log.warn({ filter, qos: granted[0].qos }, 'broker granted QoS 0: messages can be lost; allow QoS 1');
       log.info({ event: 'subscribed', filter, qos: granted?.[0]?.qos }, 'subscribed');
+      this.#subscribeBrokerStats(client);
       this.#setSubscribed(true);
     });
+  }
+
+  /**
+   * Subscribes to the broker's drop and store counters (Mosquitto `$SYS/broker/...`, published
+   * every sys_interval, retained). A broker that refuses (ACL) or lacks them costs a log line:
+   * the gauges stay absent. QoS 0: a missed value is replaced by the next one.
+   */
+  #subscribeBrokerStats(client: MqttClient): void {
+    const { config: c, log } = this.#deps;
+    if (c.brokerStats !== 'mosquitto') return;
+    client.subscribe(Object.keys(BROKER_STATS), { qos: 0 }, (err, granted) => {
+      const refused = err !== null && err !== undefined ? [err.message] : (granted ?? []).filter((g) => g.qos !== 0).map((g) => `${g.topic}: reason ${g.qos}`);
+      if (refused.length > 0) log.warn({ event: 'broker_stats_refused', refused }, 'broker refused the subscription to its $SYS drop counters (ACL?): broker-side drops are not exported; sequence gaps still show them');
+    });
+  }
+
+  #brokerStat(topic: string, payload: Buffer | string): void {
+    const gauge = BROKER_STATS[topic];
+    const value = Number(payload.toString().trim());
+    if (gauge && Number.isFinite(value)) this.#deps.metrics[gauge].set(value);
   }
 
   #setSubscribed(on: boolean): void {

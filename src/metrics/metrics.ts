@@ -29,6 +29,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0, ready: () => 0, databaseUp: () => 0 };
   /** Well id → receive time (ms) of its newest committed reading; never shrinks (a silent well must stay visible). */
   const wellLastReceivedMs = new Map<string, number>();
+  const sequenceMissing = new Counter({ name: `${p}sequence_missing_readings_total`, help: 'Readings missing from a well\'s seq (gaps: sent by the device, never received), by well; wells beyond METRICS_WELLS_MAX are summed in the series with well_id=""', labelNames: ['well_id'] as const, registers: [registry] });
   const untrackedWellReadings = new Counter({ name: `${p}untracked_well_readings_total`, help: 'Committed readings of wells beyond METRICS_WELLS_MAX, which have no freshness series', registers: [registry] });
   return {
     registry,
@@ -49,6 +50,17 @@ export function createMetrics(options: MetricsOptions = {}) {
         untrackedWellReadings.inc(readings);
       }
     },
+    /**
+     * Counts `missing` readings of `wellId` lost in a seq gap; the well gets its own series when it
+     * has a freshness series (the first METRICS_WELLS_MAX wells), else it is summed under well_id="".
+     */
+    sequenceMissing(wellId: string, missing: number): void {
+      sequenceMissing.inc({ well_id: wellLastReceivedMs.has(wellId) ? wellId : '' }, missing);
+    },
+    sequenceGaps: new Counter({ name: `${p}sequence_gaps_total`, help: 'Gaps found in wells\' seq (rows in sequence_gaps)', registers: [registry] }),
+    sequenceResets: new Counter({ name: `${p}sequence_resets_total`, help: 'Seq fallbacks that are not gaps: a counter wrap (kind=wrap) or a device reboot (kind=reboot)', labelNames: ['kind'] as const, registers: [registry] }),
+    brokerDroppedMessages: new Gauge({ name: `${p}broker_dropped_messages`, help: 'Messages the broker says it dropped since it started (Mosquitto $SYS/broker/publish/messages/dropped: queue limits), all clients; absent when the broker does not publish it to us', registers: [registry] }),
+    brokerStoredMessages: new Gauge({ name: `${p}broker_stored_messages`, help: 'Messages the broker holds in its store (Mosquitto $SYS/broker/store/messages/count), all clients', registers: [registry] }),
     wellAgeSeconds: new Gauge({
       name: `${p}well_last_reading_age_seconds`,
       help: 'Seconds since esp-ingest received the newest committed reading of the well (service clock, computed at scrape)',

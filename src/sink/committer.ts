@@ -178,7 +178,8 @@ export function backoffMs(attempt: number, capMs: number, random: () => number =
   return Math.max(10, Math.round(ceiling * (0.5 + random() / 2)));
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts (shutdown never waits on a sleep). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const t = setTimeout(done, ms);

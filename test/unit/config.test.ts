@@ -31,6 +31,7 @@ describe('loadConfig: defaults', () => {
         receiveMaximum: 16_384,
         keepaliveS: 30,
         sharedGroup: '',
+        brokerStats: 'mosquitto',
         username: undefined,
         password: undefined,
       },
@@ -52,6 +53,7 @@ describe('loadConfig: defaults', () => {
       shutdownDeadlineMs: 20_000,
       log: { level: 'info', format: 'auto', summaryIntervalS: 60 },
       probes: { livezMaxEventLoopBlockMs: 10_000, readyBufferHighWaterRatio: 0.9 },
+      sequence: { wrapBits: 'auto' },
       storage: { chunkIntervalS: 86_400, compressAfterS: 604_800, retentionS: null, rollups: ['1m', '1h'] },
     });
   });
