@@ -11,7 +11,7 @@ import { startApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { freePort, scrapeMetric } from './service-process.ts';
 
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** TimescaleDB server for tests; scripts/test.sh provisions it and sets TEST_DATABASE_URL. */
 export function serverUrl(): string {
@@ -103,12 +103,21 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 
 export { freePort };
 
-/** A Mosquitto started with the project's mosquitto.conf on a free port, persistence in a temp dir. */
+/**
+ * A Mosquitto started with the project's mosquitto.conf on a free port, persistence in a temp dir;
+ * `overrides` replace (or add) directives, e.g. `{ max_queued_messages: '1000' }` for Debian's
+ * stock queue limit.
+ */
 export class PrivateMosquitto {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'esp-mosq-'));
   port = 0;
   #proc: ChildProcess | undefined;
   log = '';
+  readonly #overrides: Record<string, string>;
+
+  constructor(overrides: Record<string, string> = {}) {
+    this.#overrides = overrides;
+  }
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
@@ -118,7 +127,12 @@ export class PrivateMosquitto {
     if (!this.port) this.port = await freePort();
     // Started as root, mosquitto drops to its own user, which must be able to write here.
     chmodSync(this.dir, 0o777);
-    const conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8')
+    let conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8');
+    for (const [name, value] of Object.entries(this.#overrides)) {
+      const line = new RegExp(`^${name} .*$`, 'm');
+      conf = line.test(conf) ? conf.replace(line, `${name} ${value}`) : `${conf}\n${name} ${value}\n`;
+    }
+    conf = conf
       .replace(/^listener 1883.*$/m, `listener ${this.port} 127.0.0.1`)
       .replace(/^persistence_location .*$/m, `persistence_location ${this.dir}/`)
       .replace(/^log_dest .*$/gm, '')
