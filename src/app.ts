@@ -168,7 +168,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   dbProbe.start();
 
   // 3. Sink and batcher.
-  const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
+  const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2, config.db.statementTimeoutMs);
   const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock, onDbState: onSinkState });
   const sequence = new SequenceStore({ pool, width: config.sequence.wrapBits, metrics, log: log.child({ component: 'sequence' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: abort.signal, clock });
   const b = new Batcher<MessageWork>({

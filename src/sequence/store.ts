@@ -134,8 +134,9 @@ export class SequenceStore {
       }
       return { gaps: gaps.length, missing, wraps, reboots };
     } catch (err) {
+      // No ROLLBACK: on a dead or half-open connection it would wait too. Releasing with the
+      // error destroys the connection, and the server rolls the transaction back.
       failed = err as Error;
-      await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
       client.release(failed);
