@@ -57,6 +57,10 @@ const EnvSchema = z.object({
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
   MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
+  MQTT_SESSION_MARKER_TOPIC: z
+    .string()
+    .default('esp-ingest/session/{client_id}')
+    .refine((t) => t === 'off' || (t.includes('{client_id}') && !/[+#\u0000]/.test(t) && !t.startsWith('$')), 'must contain {client_id}, no + # or NUL, not start with $ (or be "off")'),
   MQTT_BROKER_STATS: z.enum(['mosquitto', 'off']).default('mosquitto'),
   MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)').default(''),
   MQTT_USERNAME: z.string().optional(),
@@ -125,6 +129,8 @@ export interface Config {
     readonly sessionExpiryS: number;
     readonly receiveMaximum: number;
     readonly keepaliveS: number;
+    /** Topic of the session marker (`{client_id}` replaced), or `off`; see ingress/session-marker.ts. */
+    readonly sessionMarkerTopic: string;
     /** `mosquitto`: read the broker's `$SYS` drop and store counters; `off`: do not subscribe. */
     readonly brokerStats: 'mosquitto' | 'off';
     /** Shared-subscription group; empty means a plain subscription. */
@@ -234,6 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       keepaliveS: e.MQTT_KEEPALIVE_S,
       sharedGroup: e.MQTT_SHARED_GROUP,
       brokerStats: e.MQTT_BROKER_STATS,
+      sessionMarkerTopic: e.MQTT_SESSION_MARKER_TOPIC,
       username: e.MQTT_USERNAME,
       password: e.MQTT_PASSWORD,
     },

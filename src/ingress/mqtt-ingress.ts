@@ -10,7 +10,8 @@ import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
-import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
+import { SessionMarker } from './session-marker.ts';
+import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS } from './takeover.ts';
 import type { TopicTemplate } from '../decode/topic.ts';
 
 /** Mosquitto's `$SYS` counters (mosquitto.conf(5), sys_interval) → the gauge each sets. */
@@ -58,10 +59,11 @@ export class MqttIngress {
   #connects = 0;
   #fatal: EspError | undefined;
   #closing = false;
-  readonly #takeover = new TakeoverDetector();
+  readonly #marker: SessionMarker;
 
   constructor(deps: IngressDeps) {
     this.#deps = deps;
+    this.#marker = new SessionMarker(deps.config.sessionMarkerTopic, deps.config.clientId, deps.config.protocolVersion, deps.log);
   }
 
   /** True while connected with the subscription active. */
@@ -112,6 +114,12 @@ export class MqttIngress {
         callback();
         return;
       }
+      if (packet.topic === this.#marker.topic) {
+        const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+        if (this.#marker.received(payload)) this.#takenOver(client, `another instance wrote its session marker on ${packet.topic} after the broker closed our connection without a reason ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s`);
+        callback();
+        return;
+      }
       received[qos]?.inc();
       if (packet.retain) metrics.retainedReceived.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
@@ -147,8 +155,8 @@ export class MqttIngress {
       const silent = accepted && !explained && !this.#closing && !this.#fatal;
       accepted = false;
       explained = false;
-      if (silent && this.#takeover.silentClose(this.#deps.clock())) {
-        this.#takenOver(client, `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason`);
+      if (silent && this.#marker.silentClose(this.#deps.clock())) {
+        this.#takenOver(client, `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason${this.#marker.topic ? `, and another instance's session marker was on ${this.#marker.topic}` : ''}`);
       }
     });
     // While the broker is unreachable MQTT.js retries (and fails) every reconnectPeriod: the first
@@ -167,6 +175,7 @@ export class MqttIngress {
       }
       if (first || !connack.sessionPresent) this.#subscribe(client);
       else this.#setSubscribed(true);
+      this.#marker.connected(client);
     });
     client.on('reconnect', () => metrics.mqttReconnects.inc());
     client.on('close', () => this.#setSubscribed(false));

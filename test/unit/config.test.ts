@@ -32,6 +32,7 @@ describe('loadConfig: defaults', () => {
         keepaliveS: 30,
         sharedGroup: '',
         brokerStats: 'mosquitto',
+        sessionMarkerTopic: 'esp-ingest/session/{client_id}',
         username: undefined,
         password: undefined,
       },
