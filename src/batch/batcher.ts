@@ -3,6 +3,11 @@
 // `maxConcurrentFlushes` batches commit at once, and acknowledgements go out in arrival order
 // [MQTT-4.6.0-2]. Holds at most `bufferMaxRows` (pending plus batches being flushed): past that,
 // `add` returns a promise that settles when there is room (see admission.ts).
+// Two lanes keep live data ahead of backfill: items `lanes.isBackfill` says are old (a well
+// sending its buffer after an outage) go in their own batches, with at most
+// `maxConcurrentFlushes - 1` of them committing at once and at most `lanes.backfillMaxRows`
+// buffered; live batches go first. A well with backfill buffered stays in that lane until it is
+// committed, so each well's readings commit in arrival order.
 
 /** One message's worth of work; `rows` counts readings plus rejections. */
 export interface BatchItem<T = unknown> {
@@ -27,13 +32,44 @@ export interface BatcherOptions<T> {
   readonly onBuffered?: (rows: number) => void;
   /** Batches committing at once (default 1); acknowledgements still go out in arrival order. */
   readonly maxConcurrentFlushes?: number;
+  /** The backfill lane; without it every item is live. */
+  readonly lanes?: LaneOptions<T>;
+}
+
+export type Lane = 'live' | 'backfill';
+
+export interface LaneOptions<T> {
+  /** True for an item of old readings (e.g. its oldest device time before a horizon). */
+  readonly isBackfill: (item: BatchItem<T>) => boolean;
+  /** The item's well: a well with backfill buffered keeps its later items in that lane. */
+  readonly keyOf: (item: BatchItem<T>) => string | null;
+  /** Most backfill rows buffered; a backfill item past it is refused (see `add`). */
+  readonly backfillMaxRows: number;
+  /** Told each committed backfill batch's rows (progress and rate). */
+  readonly onBackfillCommitted?: (rows: number) => void;
+}
+
+/**
+ * What `add` returns when the item's lane is full: the item was NOT taken; offer it again once the
+ * promise settles. Other items (of the other lane) may be added meanwhile.
+ */
+export type LaneFull = Promise<void> & { readonly laneFull: Lane };
+
+class LaneQueue<T> {
+  items: BatchItem<T>[] = [];
+  rows = 0;
+  buffered = 0;
+  inFlight = 0;
 }
 
 export class Batcher<T> {
   readonly #o: BatcherOptions<T>;
   readonly #maxConcurrent: number;
-  #pending: BatchItem<T>[] = [];
-  #pendingRows = 0;
+  readonly #lanes: Record<Lane, LaneQueue<T>> = { live: new LaneQueue<T>(), backfill: new LaneQueue<T>() };
+  /** Backfill items buffered per well, and wells whose backfill item was refused (lane full). */
+  readonly #backfillByKey = new Map<string, number>();
+  readonly #refusedKeys = new Set<string>();
+  #laneWaiters: (() => void)[] = [];
   #bufferedRows = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #due = false;
@@ -58,19 +94,40 @@ export class Batcher<T> {
 
   /** Receive time of the oldest item not yet committed, or undefined. */
   get oldestReceivedAtMs(): number | undefined {
-    return this.#inFlightOldest[0] ?? this.#pending[0]?.receivedAtMs;
+    const pending = [this.#lanes.live.items[0]?.receivedAtMs, this.#lanes.backfill.items[0]?.receivedAtMs].filter((x) => x !== undefined);
+    return this.#inFlightOldest[0] ?? (pending.length > 0 ? Math.min(...pending) : undefined);
+  }
+
+  /** Backfill readings held in memory (pending and being flushed). */
+  get backfillRows(): number {
+    return this.#lanes.backfill.buffered;
   }
 
   /**
    * Queues an item. Returns a promise when the buffer is at its cap: the caller should stop
    * taking input until it settles. An item larger than the cap is accepted alone.
    */
-  add(item: BatchItem<T>): Promise<void> | undefined {
+  add(item: BatchItem<T>): Promise<void> | LaneFull | undefined {
     if (this.#failure) throw this.#failure;
-    this.#pending.push(item);
-    this.#pendingRows += item.rows;
+    const lane = this.#laneOf(item);
+    const q = this.#lanes[lane];
+    if (lane === 'backfill') {
+      const key = this.#o.lanes!.keyOf(item);
+      if (q.buffered > 0 && q.buffered + item.rows > this.#o.lanes!.backfillMaxRows) {
+        if (key !== null) this.#refusedKeys.add(key);
+        const full = new Promise<void>((resolve) => this.#laneWaiters.push(resolve)) as LaneFull;
+        return Object.assign(full, { laneFull: 'backfill' as const });
+      }
+      if (key !== null) {
+        this.#refusedKeys.delete(key);
+        this.#backfillByKey.set(key, (this.#backfillByKey.get(key) ?? 0) + 1);
+      }
+      q.buffered += item.rows;
+    }
+    q.items.push(item);
+    q.rows += item.rows;
     this.#setBuffered(this.#bufferedRows + item.rows);
-    if (this.#pending.length === 1 && this.#timer === undefined) {
+    if (this.#pendingCount() === 1 && this.#timer === undefined) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         this.#due = true;
@@ -89,7 +146,7 @@ export class Batcher<T> {
   async drain(): Promise<void> {
     this.#due = true;
     this.#kick();
-    while (this.#inFlight > 0 || this.#pending.length > 0) {
+    while (this.#inFlight > 0 || this.#pendingCount() > 0) {
       if (this.#failure) throw this.#failure;
       if (this.#inFlight > 0) await this.#ackChain;
       else {
@@ -103,10 +160,26 @@ export class Batcher<T> {
     this.#clearTimer();
   }
 
+  #laneOf(item: BatchItem<T>): Lane {
+    const lanes = this.#o.lanes;
+    if (!lanes) return 'live';
+    if (lanes.isBackfill(item)) return 'backfill';
+    const key = lanes.keyOf(item);
+    return key !== null && (this.#backfillByKey.has(key) || this.#refusedKeys.has(key)) ? 'backfill' : 'live';
+  }
+
+  #pendingCount(): number {
+    return this.#lanes.live.items.length + this.#lanes.backfill.items.length;
+  }
+
+  /** Live first; backfill leaves one flush slot to live (when there are two or more). */
   #kick(): void {
-    while (this.#inFlight < this.#maxConcurrent && !this.#failure && this.#pending.length > 0) {
-      if (!this.#due && this.#pendingRows < this.#o.maxRows) return;
-      this.#start(this.#take());
+    const backfillSlots = Math.max(1, this.#maxConcurrent - 1);
+    while (this.#inFlight < this.#maxConcurrent && !this.#failure) {
+      const ready = (q: LaneQueue<T>) => q.items.length > 0 && (this.#due || q.rows >= this.#o.maxRows);
+      if (ready(this.#lanes.live)) this.#start(this.#take('live'), 'live');
+      else if (ready(this.#lanes.backfill) && this.#lanes.backfill.inFlight < backfillSlots) this.#start(this.#take('backfill'), 'backfill');
+      else return;
     }
   }
 
@@ -114,8 +187,9 @@ export class Batcher<T> {
    * Commits one batch. Several may commit at once (maxConcurrentFlushes), but each batch is
    * acknowledged only after every batch before it: PUBACKs keep arrival order [MQTT-4.6.0-2].
    */
-  #start(batch: BatchItem<T>[]): void {
+  #start(batch: BatchItem<T>[], lane: Lane): void {
     this.#inFlight++;
+    this.#lanes[lane].inFlight++;
     this.#inFlightOldest.push(batch[0]!.receivedAtMs);
     const committed = this.#o.flush(batch);
     committed.catch(() => undefined); // observed by the chain below, in its turn
@@ -130,6 +204,7 @@ export class Batcher<T> {
           rows += it.rows;
           it.ack();
         }
+        if (lane === 'backfill') this.#backfillDone(batch, rows);
         this.#setBuffered(this.#bufferedRows - rows);
       })
       .catch((err: unknown) => {
@@ -137,24 +212,42 @@ export class Batcher<T> {
       })
       .finally(() => {
         this.#inFlight--;
+        this.#lanes[lane].inFlight--;
         this.#inFlightOldest.shift();
         this.#wakeWaiters();
         this.#kick();
       });
   }
 
-  #take(): BatchItem<T>[] {
+  #backfillDone(batch: readonly BatchItem<T>[], rows: number): void {
+    const lanes = this.#o.lanes!;
+    for (const it of batch) {
+      const key = lanes.keyOf(it);
+      if (key === null) continue;
+      const n = (this.#backfillByKey.get(key) ?? 1) - 1;
+      if (n > 0) this.#backfillByKey.set(key, n);
+      else this.#backfillByKey.delete(key);
+    }
+    this.#lanes.backfill.buffered -= rows;
+    lanes.onBackfillCommitted?.(rows);
+    const waiters = this.#laneWaiters;
+    this.#laneWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #take(lane: Lane): BatchItem<T>[] {
+    const q = this.#lanes[lane];
     let rows = 0;
     let count = 0;
-    for (const next of this.#pending) {
+    for (const next of q.items) {
       if (count > 0 && rows + next.rows > this.#o.maxRows) break;
       rows += next.rows;
       count++;
     }
     // One splice per batch: shift() per item is O(n) each, quadratic on a full buffer.
-    const batch = this.#pending.splice(0, count);
-    this.#pendingRows -= rows;
-    if (this.#pending.length === 0) {
+    const batch = q.items.splice(0, count);
+    q.rows -= rows;
+    if (this.#pendingCount() === 0) {
       this.#due = false;
       this.#clearTimer();
     } else if (this.#timer === undefined) {
@@ -175,6 +268,11 @@ export class Batcher<T> {
   }
 
   #wakeWaiters(): void {
+    if (this.#failure) {
+      const lane = this.#laneWaiters;
+      this.#laneWaiters = [];
+      for (const w of lane) w();
+    }
     if (this.#bufferedRows >= this.#o.bufferMaxRows && !this.#failure) return;
     const waiters = this.#spaceWaiters;
     this.#spaceWaiters = [];
