@@ -6,6 +6,7 @@ import type { Config } from './config/config.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.ts';
 import { Admission } from './batch/admission.ts';
 import { Batcher } from './batch/batcher.ts';
+import { backfillLanes } from './batch/lanes.ts';
 import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { toWork } from './decode/to-work.ts';
 import { EspError } from './errors.ts';
@@ -185,12 +186,14 @@ export async function startApp(deps: AppDeps): Promise<App> {
       }
     },
     afterCommit: async (items) => void (await sequence.record(items.map((i) => i.data))),
+    lanes: backfillLanes(config.batch.backfillAfterS, config.batch.bufferMaxRows, clock, (rows) => metrics.backfillReadingsCommitted.inc(rows)),
     onBuffered: (rows) => {
       metrics.rowsBuffered.set(rows);
       readiness.buffered(rows);
     },
   });
   batcher = b;
+  metrics.probes.backfillRowsBuffered = () => b.backfillRows;
   metrics.probes.oldestUnacknowledgedAgeSeconds = () => {
     const oldest = b.oldestReceivedAtMs;
     return oldest === undefined ? 0 : (clock() - oldest) / 1000;

@@ -33,7 +33,7 @@ export interface BatcherOptions<T> {
   /** Batches committing at once (default 1); acknowledgements still go out in arrival order. */
   readonly maxConcurrentFlushes?: number;
   /** The backfill lane; without it every item is live. */
-  readonly lanes?: LaneOptions<T>;
+  readonly lanes?: LaneOptions<T> | undefined;
 }
 
 export type Lane = 'live' | 'backfill';
@@ -75,6 +75,12 @@ export class Batcher<T> {
   #due = false;
   /** Batches taken and not yet acknowledged (committing, or committed and waiting their turn). */
   #inFlight = 0;
+  /**
+   * Batches committing now: each holds a flush slot until its commit settles, not until its turn
+   * to be acknowledged, so a slow backfill batch ahead in the acknowledgement order does not hold
+   * the slot of a live batch that has committed.
+   */
+  #committing = 0;
   /** Receive time of the first item of each in-flight batch, oldest batch first. */
   #inFlightOldest: number[] = [];
   /** Acknowledgements run along this chain, one batch after the other, in arrival order. */
@@ -175,7 +181,7 @@ export class Batcher<T> {
   /** Live first; backfill leaves one flush slot to live (when there are two or more). */
   #kick(): void {
     const backfillSlots = Math.max(1, this.#maxConcurrent - 1);
-    while (this.#inFlight < this.#maxConcurrent && !this.#failure) {
+    while (this.#committing < this.#maxConcurrent && !this.#failure) {
       const ready = (q: LaneQueue<T>) => q.items.length > 0 && (this.#due || q.rows >= this.#o.maxRows);
       if (ready(this.#lanes.live)) this.#start(this.#take('live'), 'live');
       else if (ready(this.#lanes.backfill) && this.#lanes.backfill.inFlight < backfillSlots) this.#start(this.#take('backfill'), 'backfill');
@@ -189,10 +195,19 @@ export class Batcher<T> {
    */
   #start(batch: BatchItem<T>[], lane: Lane): void {
     this.#inFlight++;
+    this.#committing++;
     this.#lanes[lane].inFlight++;
     this.#inFlightOldest.push(batch[0]!.receivedAtMs);
     const committed = this.#o.flush(batch);
-    committed.catch(() => undefined); // observed by the chain below, in its turn
+    const slotFree = () => {
+      this.#committing--;
+      this.#lanes[lane].inFlight--;
+    };
+    // A failure is observed by the chain below, in its turn (which then starts nothing more).
+    committed.then(() => {
+      slotFree();
+      this.#kick();
+    }, slotFree);
     this.#ackChain = this.#ackChain
       .then(async () => {
         await committed;
@@ -212,7 +227,6 @@ export class Batcher<T> {
       })
       .finally(() => {
         this.#inFlight--;
-        this.#lanes[lane].inFlight--;
         this.#inFlightOldest.shift();
         this.#wakeWaiters();
         this.#kick();

@@ -72,6 +72,7 @@ const EnvSchema = z.object({
   BATCH_FLUSH_INTERVAL_MS: int(1, 600_000).default(200),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(50_000),
   FLUSH_CONCURRENCY: int(1, 8).default(2),
+  BACKFILL_AFTER: durationOrOff('1 hour', 60, 100 * 366 * 86_400),
   MESSAGE_MAX_BYTES: int(64, 16 * 1024 * 1024).default(256 * 1024),
   UNKNOWN_FIELDS: z.enum(['keep', 'reject', 'drop']).default('keep'),
   TS_MIN: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time with Z or an offset, e.g. 2000-01-01T00:00:00Z' }).default('2000-01-01T00:00:00Z'),
@@ -147,6 +148,8 @@ export interface Config {
     readonly bufferMaxRows: number;
     /** Batches committing at once, each on its own connection; PUBACKs keep arrival order. */
     readonly flushConcurrency: number;
+    /** Messages with a reading older than this go in the backfill lane (seconds); null: one lane. */
+    readonly backfillAfterS: number | null;
   };
   readonly decode: {
     readonly messageMaxBytes: number;
@@ -246,7 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     metrics: { wellsMax: e.METRICS_WELLS_MAX },
-    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY },
+    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY, backfillAfterS: e.BACKFILL_AFTER },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,
       unknownFields: e.UNKNOWN_FIELDS,

@@ -26,7 +26,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const clock = options.clock ?? Date.now;
   const wellsMax = options.wellsMax ?? 1000;
   /** Read at scrape time; the composition root points them at the live components. */
-  const probes = { unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0, ready: () => 0, databaseUp: () => 0 };
+  const probes = { backfillRowsBuffered: () => 0, unacknowledgedMessages: () => 0, oldestUnacknowledgedAgeSeconds: () => 0, messagesWaiting: () => 0, ready: () => 0, databaseUp: () => 0 };
   /** Well id → receive time (ms) of its newest committed reading; never shrinks (a silent well must stay visible). */
   const wellLastReceivedMs = new Map<string, number>();
   const sequenceMissing = new Counter({ name: `${p}sequence_missing_readings_total`, help: 'Readings missing from a well\'s seq (gaps: sent by the device, never received), by well; wells beyond METRICS_WELLS_MAX are summed in the series with well_id=""', labelNames: ['well_id'] as const, registers: [registry] });
@@ -88,6 +88,8 @@ export function createMetrics(options: MetricsOptions = {}) {
     flushSeconds: new Histogram({ name: `${p}flush_duration_seconds`, help: 'Time to commit one batch (COPY + merge + commit), successful attempts', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     flushRetries: new Counter({ name: `${p}flush_retries_total`, help: 'Failed flush attempts that will be retried, by SQLSTATE or network', labelNames: ['code'] as const, registers: [registry] }),
     decompressionLimit: new Counter({ name: `${p}decompression_limit_total`, help: 'Batch parts that hit TimescaleDB\'s decompression limit (SQLSTATE 53400): split in two, or (one reading) written with the limit lifted', labelNames: ['action'] as const, registers: [registry] }),
+    backfillReadingsCommitted: new Counter({ name: `${p}backfill_readings_committed_total`, help: 'Readings and rejections committed through the backfill lane (messages with a reading older than BACKFILL_AFTER)', registers: [registry] }),
+    backfillRowsBuffered: new Gauge({ name: `${p}backfill_rows_buffered`, help: 'Backfill-lane readings held in memory (at most half of BUFFER_MAX_ROWS)', registers: [registry], collect() { this.set(probes.backfillRowsBuffered()); } }),
     rowsBuffered: new Gauge({ name: `${p}rows_buffered`, help: 'Readings held in memory, not yet committed', registers: [registry] }),
     messagesWaiting: new Gauge({ name: `${p}messages_waiting`, help: 'Messages received and held undecoded because the buffer is full', registers: [registry], collect() { this.set(probes.messagesWaiting()); } }),
     unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry], collect() { this.set(probes.unacknowledgedMessages()); } }),
