@@ -47,6 +47,26 @@ describe('Batcher lanes', () => {
     expect(h.started).toEqual([['b1', 'b2'], ['l1', 'l2']]);
   });
 
+  it('a committed live batch frees its slot at once, though its PUBACKs wait behind the older backfill batch', async () => {
+    const h = harness();
+    h.batcher.add(h.item('b1', 'OLD', true));
+    h.batcher.add(h.item('b2', 'OLD', true));
+    h.batcher.add(h.item('l1', 'W-1', false));
+    h.batcher.add(h.item('l2', 'W-1', false));
+    await settle();
+    expect(h.started).toEqual([['b1', 'b2'], ['l1', 'l2']]);
+    h.finish[1]!(); // the live batch commits; the backfill batch is still committing
+    h.batcher.add(h.item('l3', 'W-2', false));
+    h.batcher.add(h.item('l4', 'W-2', false));
+    await settle();
+    expect(h.started).toEqual([['b1', 'b2'], ['l1', 'l2'], ['l3', 'l4']]);
+    expect(h.acked).toEqual([]);
+    h.finish[0]!();
+    h.finish[2]!();
+    await settle();
+    expect(h.acked).toEqual(['b1', 'b2', 'l1', 'l2', 'l3', 'l4']);
+  });
+
   it('a well with backfill buffered keeps its later (new) readings in the backfill lane', async () => {
     const h = harness();
     h.batcher.add(h.item('b1', 'RET', true));
