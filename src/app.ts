@@ -263,12 +263,14 @@ export async function startApp(deps: AppDeps): Promise<App> {
         readingsRejected: await sum(metrics.readingsRejected),
         duplicates: await sum(metrics.duplicates),
         flushRetries: await sum(metrics.flushRetries),
+        backfillReadings: await sum(metrics.backfillReadingsCommitted),
         lagSecondsSum: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_sum'),
         lagBatches: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_count'),
       };
     },
     gauges: () => ({
       rowsBuffered: b.bufferedRows,
+      backfillRowsBuffered: b.backfillRows,
       unacknowledged: ing.heldAcks(),
       oldestUnacknowledgedAgeS: metrics.probes.oldestUnacknowledgedAgeSeconds(),
       notReady: readiness.reasons().map((r) => r.code),

@@ -111,6 +111,7 @@ it('lifecycle events in order, summary lines with stable keys, no line per messa
       [
         'level', 'time', 'service', 'event', 'msg',
         'intervalS', 'messagesReceived', 'readingsCommitted', 'readingsRejected', 'duplicates', 'flushRetries', 'readingsPerS',
+        'backfillReadings', 'backfillReadingsPerS', 'backfillRowsBuffered',
         'deviceToCommitLagS', 'rowsBuffered', 'unacknowledged', 'oldestUnacknowledgedAgeS', 'ready', 'notReady',
       ].sort(),
     );
