@@ -38,6 +38,9 @@ export interface BatcherOptions<T> {
 
 export type Lane = 'live' | 'backfill';
 
+/** Live data counts as flowing this long after its last item (a 1 Hz well is never idle). */
+const LIVE_IDLE_MS = 5_000;
+
 export interface LaneOptions<T> {
   /** True for an item of old readings (e.g. its oldest device time before a horizon). */
   readonly isBackfill: (item: BatchItem<T>) => boolean;
@@ -70,6 +73,8 @@ export class Batcher<T> {
   readonly #backfillByKey = new Map<string, number>();
   readonly #refusedKeys = new Set<string>();
   #laneWaiters: (() => void)[] = [];
+  /** When the last live item was added (performance.now()); -Infinity before any. */
+  #liveSeenAt = -Infinity;
   #bufferedRows = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #due = false;
@@ -130,6 +135,7 @@ export class Batcher<T> {
       }
       q.buffered += item.rows;
     }
+    if (lane === 'live') this.#liveSeenAt = performance.now();
     q.items.push(item);
     q.rows += item.rows;
     this.#setBuffered(this.#bufferedRows + item.rows);
@@ -178,9 +184,14 @@ export class Batcher<T> {
     return this.#lanes.live.items.length + this.#lanes.backfill.items.length;
   }
 
-  /** Live first; backfill leaves one flush slot to live (when there are two or more). */
+  /**
+   * Live first; backfill leaves one flush slot to live (when there are two or more) while live
+   * data flows (an item within LIVE_IDLE_MS, or one buffered). With no live data at all (a replay
+   * of old data, a bulk load) backfill uses every slot.
+   */
   #kick(): void {
-    const backfillSlots = Math.max(1, this.#maxConcurrent - 1);
+    const liveIdle = this.#lanes.live.items.length === 0 && this.#lanes.live.inFlight === 0 && performance.now() - this.#liveSeenAt > LIVE_IDLE_MS;
+    const backfillSlots = liveIdle ? this.#maxConcurrent : Math.max(1, this.#maxConcurrent - 1);
     while (this.#committing < this.#maxConcurrent && !this.#failure) {
       const ready = (q: LaneQueue<T>) => q.items.length > 0 && (this.#due || q.rows >= this.#o.maxRows);
       if (ready(this.#lanes.live)) this.#start(this.#take('live'), 'live');

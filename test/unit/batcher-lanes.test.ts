@@ -36,15 +36,27 @@ function harness(backfillMaxRows = 100) {
 }
 
 describe('Batcher lanes', () => {
-  it('backfill batches never mix with live ones and leave one flush slot to live', async () => {
+  it('while live data flows, backfill batches never mix with live ones and leave one flush slot to live', async () => {
     const h = harness();
+    h.batcher.add(h.item('l0', 'W-1', false));
+    h.batcher.add(h.item('l00', 'W-2', false));
+    await settle();
+    h.finish[0]!();
+    await settle();
     for (const n of ['b1', 'b2', 'b3', 'b4']) h.batcher.add(h.item(n, 'OLD', true));
     await settle();
-    expect(h.started).toEqual([['b1', 'b2']]);
+    expect(h.started).toEqual([['l0', 'l00'], ['b1', 'b2']]);
     h.batcher.add(h.item('l1', 'W-1', false));
     h.batcher.add(h.item('l2', 'W-2', false));
     await settle();
-    expect(h.started).toEqual([['b1', 'b2'], ['l1', 'l2']]);
+    expect(h.started).toEqual([['l0', 'l00'], ['b1', 'b2'], ['l1', 'l2']]);
+  });
+
+  it('with no live data at all (a replay of old data), backfill uses every flush slot', async () => {
+    const h = harness();
+    for (const n of ['b1', 'b2', 'b3', 'b4']) h.batcher.add(h.item(n, 'OLD', true));
+    await settle();
+    expect(h.started).toEqual([['b1', 'b2'], ['b3', 'b4']]);
   });
 
   it('a committed live batch frees its slot at once, though its PUBACKs wait behind the older backfill batch', async () => {
