@@ -124,7 +124,9 @@ export class Batcher<T> {
     const q = this.#lanes[lane];
     if (lane === 'backfill') {
       const key = this.#o.lanes!.keyOf(item);
-      if (q.buffered > 0 && q.buffered + item.rows > this.#o.lanes!.backfillMaxRows) {
+      // With no live data the share does not apply (nothing to make room for): a replay of old
+      // data meets the whole buffer's backpressure, not a lane's, and is never parked.
+      if (q.buffered > 0 && q.buffered + item.rows > this.#o.lanes!.backfillMaxRows && !this.#liveIdle()) {
         if (key !== null) this.#refusedKeys.add(key);
         const full = new Promise<void>((resolve) => this.#laneWaiters.push(resolve)) as LaneFull;
         return Object.assign(full, { laneFull: 'backfill' as const });
@@ -180,6 +182,10 @@ export class Batcher<T> {
     return key !== null && (this.#backfillByKey.has(key) || this.#refusedKeys.has(key)) ? 'backfill' : 'live';
   }
 
+  #liveIdle(): boolean {
+    return this.#lanes.live.items.length === 0 && this.#lanes.live.inFlight === 0 && performance.now() - this.#liveSeenAt > LIVE_IDLE_MS;
+  }
+
   #pendingCount(): number {
     return this.#lanes.live.items.length + this.#lanes.backfill.items.length;
   }
@@ -190,8 +196,7 @@ export class Batcher<T> {
    * of old data, a bulk load) backfill uses every slot.
    */
   #kick(): void {
-    const liveIdle = this.#lanes.live.items.length === 0 && this.#lanes.live.inFlight === 0 && performance.now() - this.#liveSeenAt > LIVE_IDLE_MS;
-    const backfillSlots = liveIdle ? this.#maxConcurrent : Math.max(1, this.#maxConcurrent - 1);
+    const backfillSlots = this.#liveIdle() ? this.#maxConcurrent : Math.max(1, this.#maxConcurrent - 1);
     while (this.#committing < this.#maxConcurrent && !this.#failure) {
       const ready = (q: LaneQueue<T>) => q.items.length > 0 && (this.#due || q.rows >= this.#o.maxRows);
       if (ready(this.#lanes.live)) this.#start(this.#take('live'), 'live');

@@ -52,9 +52,9 @@ describe('Batcher lanes', () => {
     expect(h.started).toEqual([['l0', 'l00'], ['b1', 'b2'], ['l1', 'l2']]);
   });
 
-  it('with no live data at all (a replay of old data), backfill uses every flush slot', async () => {
-    const h = harness();
-    for (const n of ['b1', 'b2', 'b3', 'b4']) h.batcher.add(h.item(n, 'OLD', true));
+  it('with no live data at all (a replay of old data), backfill uses every flush slot and the whole buffer', async () => {
+    const h = harness(2);
+    for (const n of ['b1', 'b2', 'b3', 'b4']) expect(h.batcher.add(h.item(n, 'OLD', true))).toBeUndefined();
     await settle();
     expect(h.started).toEqual([['b1', 'b2'], ['b3', 'b4']]);
   });
@@ -91,6 +91,7 @@ describe('Batcher lanes', () => {
 
   it('refuses a backfill item past the lane share (not taken), and says when there is room', async () => {
     const h = harness(3);
+    h.batcher.add(h.item('l0', 'W-0', false)); // live data flows (pending until due)
     expect(h.batcher.add(h.item('b1', 'OLD', true, 2))).toBeUndefined();
     const full = h.batcher.add(h.item('b2', 'OLD', true, 2));
     expect(full && 'laneFull' in full && full.laneFull).toBe('backfill');
