@@ -6,11 +6,6 @@
 //   npm run bench -- [--copies 2] [--rounds 3]   (figures are medians over the rounds; --help)
 // On a terminal each load shows progress on stderr (done/total, rate, ETA); none when piped.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import mqtt from 'mqtt';
@@ -19,14 +14,17 @@ import copyStreams from 'pg-copy-streams';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG } from '../src/decode/catalog.ts';
 import { decodeMessage } from '../src/decode/decode.ts';
-import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../src/sink/copy-encode.ts';
+import { brokerAddress } from '../src/ingress/broker-url.ts';
 import { migrate } from '../src/schema/migrate.ts';
-import { adopt, stopChild } from '../test/support/children.ts';
+import { readingLines, writerSql } from '../src/sink/writer-sql.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { Progress } from '../src/tools/progress.ts';
-import { ServiceProcess, freePort } from '../test/support/service-process.ts';
-import { loadWells } from './wells.ts';
-import { brokerAddress } from '../src/ingress/broker-url.ts';
+import { adopt } from '../test/support/children.ts';
+import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
+import { PrivateMosquitto } from '../test/support/mosquitto.ts';
+import { ServiceProcess } from '../test/support/service-process.ts';
+import { waitFor } from '../test/support/wait.ts';
+import { loadWells } from '../test/support/wells.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'bench',
@@ -59,44 +57,11 @@ function messages(perMessage: number, prefix: string): { topic: string; payload:
 }
 
 // Infrastructure: TimescaleDB and a private Mosquitto with the project's mosquitto.conf.
-const server = process.env.DATABASE_URL ?? execFileSync('bash', ['scripts/timescaledb.sh', 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
-async function freshDb(name: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(server);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-const mqDir = mkdtempSync(path.join(tmpdir(), 'esp-bench-mq-'));
-chmodSync(mqDir, 0o777);
-const mqPort = await freePort();
-writeFileSync(
-  path.join(mqDir, 'mosquitto.conf'),
-  readFileSync('mosquitto.conf', 'utf8').replace(/^listener 1883.*$/m, `listener ${mqPort} 127.0.0.1`).replace(/^persistence_location .*$/m, `persistence_location ${mqDir}/`),
-);
-const mosquitto = adopt(spawn('mosquitto', ['-c', path.join(mqDir, 'mosquitto.conf')], { stdio: 'ignore' }));
-const mqttUrl = `mqtt://127.0.0.1:${mqPort}`;
-for (let i = 0; i < 100; i++) {
-  const ok = await new Promise<boolean>((resolve) => {
-    const s = connect(mqPort, '127.0.0.1', () => resolve(s.destroy() && true));
-    s.on('error', () => resolve(false));
-  });
-  if (ok) break;
-  await new Promise((r) => setTimeout(r, 100));
-}
+const server = process.env.DATABASE_URL ?? localTimescaleUrl();
+const mosquitto = new PrivateMosquitto({ endWithScript: true });
+await mosquitto.start();
+const mqttUrl = mosquitto.url;
 say(`${totalReadings} readings (${copies}× the six wells); Mosquitto on ${mqttUrl}; service log ${values.log}`);
-
-/** Polls `cond` every `everyMs` until true; throws naming `what` after `timeoutMs`. */
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 180_000, everyMs = 10): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** Publishes every message QoS 1 with up to 1000 awaiting PUBACK; `progress` counts the PUBACKs. */
 async function publishAll(msgs: { topic: string; payload: string }[], progress?: Progress): Promise<void> {
@@ -120,25 +85,20 @@ async function publishAll(msgs: { topic: string; payload: string }[], progress?:
 
 /** (a) COPY ceiling: the decoded rows, COPY'd straight into esp_telemetry in one transaction. */
 async function copyCeiling(): Promise<number> {
-  const url = await freshDb('esp_bench_copy');
+  const url = await createDatabase(server, 'esp_bench_copy');
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
   const opts = { catalog: DEFAULT_CATALOG, unknownFields: 'keep' as const, messageMaxBytes: 1 << 24, tsMinMs: 0, tsMaxFutureMs: 8.64e15 };
   const rows = messages(10, 'b').flatMap((m) => decodeMessage(Buffer.from(m.payload), { wellId: m.topic.split('/')[2]!, site: '3w', receivedAtMs: Date.now() }, opts).readings);
-  const cols = ['ts', 'well_id', 'site', 'seq', 'extra', ...DEFAULT_CATALOG.map((c) => c.column)];
   const client = await pool.connect();
   const started = performance.now();
   await client.query('BEGIN');
-  await pipeline(
-    Readable.from((function* () {
-      for (const r of rows) {
-        let line = `${copyTimestampUs(r.tsUs)}\t${copyText(r.wellId)}\t${copyText(r.site)}\t${copyInt(r.seq)}\t${copyJson(r.extra)}`;
-        for (const v of r.values) line += `\t${copyFloat(v)}`;
-        yield `${line}\n`;
-      }
-    })()),
-    client.query(copyStreams.from(`COPY esp_telemetry (${cols.join(', ')}) FROM STDIN`)),
-  );
+  // The service's own COPY text (sink/writer-sql.ts), one chunk per row as this ceiling has always
+  // been measured (the writer sends 64 KiB chunks, which COPY faster).
+  const perRow = function* () {
+    for (const r of rows) yield* readingLines([r], DEFAULT_CATALOG.length);
+  };
+  await pipeline(Readable.from(perRow()), client.query(copyStreams.from(`COPY ${writerSql(DEFAULT_CATALOG).telemetryCopyTarget} FROM STDIN`)));
   await client.query('COMMIT');
   const seconds = (performance.now() - started) / 1000;
   client.release();
@@ -155,22 +115,25 @@ async function brokerCeiling(perMessage: number): Promise<number> {
   sub.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   let exit: number | null | undefined;
   sub.once('exit', (code) => (exit = code));
-  await until('the ceiling subscriber to subscribe', () => out.includes('ready'), 30_000);
+  await waitFor('the ceiling subscriber to subscribe', () => out.includes('ready'), 30_000);
   const started = performance.now();
   const progress = new Progress({ label: `  broker ceiling, ${perMessage}/message, published`, unit: 'messages', total: msgs.length });
   await publishAll(msgs, progress);
   progress.end();
-  await until(`the ceiling subscriber to receive ${totalReadings} readings (it printed ${JSON.stringify(out)}, exit ${exit})`, () => out.includes('done'), 180_000, 5);
+  await waitFor(`the ceiling subscriber to receive ${totalReadings} readings (it printed ${JSON.stringify(out)}, exit ${exit})`, () => out.includes('done'), 180_000, 5);
   const seconds = (performance.now() - started) / 1000;
-  await until('the ceiling subscriber to exit', () => exit !== undefined, 10_000);
+  await waitFor('the ceiling subscriber to exit', () => exit !== undefined, 10_000);
   return totalReadings / seconds;
 }
 
 /** End to end: the service (child process, defaults) from the first publish to the last commit. */
 async function endToEnd(perMessage: number): Promise<{ rate: number; peakRssBytes: number }> {
   const prefix = `e2e${perMessage}`;
-  const url = await freshDb(`esp_bench_e2e${perMessage}`);
-  const svc = new ServiceProcess({ DATABASE_URL: url, MQTT_URL: mqttUrl, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, MQTT_CLIENT_ID: `esp-bench-${perMessage}`, LOG_LEVEL: 'warn' }, values.log);
+  const url = await createDatabase(server, `esp_bench_e2e${perMessage}`);
+  const svc = new ServiceProcess(
+    { DATABASE_URL: url, MQTT_URL: mqttUrl, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, MQTT_CLIENT_ID: `esp-bench-${perMessage}`, LOG_LEVEL: 'warn' },
+    { logFile: values.log, inheritEnv: true, endWithScript: true },
+  );
   await svc.start();
   const msgs = messages(perMessage, prefix);
   let peakRssBytes = 0;
@@ -218,7 +181,7 @@ const broker10 = median(runs.broker10);
 const broker1 = median(runs.broker1);
 const e2e10 = { rate: median(runs.e2e10) };
 const e2e1 = { rate: median(runs.e2e1) };
-await stopChild(mosquitto);
+await mosquitto.destroy();
 
 const r = (x: number) => Math.round(x);
 const result = {

@@ -3,12 +3,12 @@
 // service as a child process, and the replay of all six wells. Last line: one JSON object.
 // Exits 0 only if committed + rejected = published; 2 on bad options or a database that already
 // holds readings or rejections (the counts must start at zero). `npm run demo -- --help` for options.
-import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbeddedBroker } from '../src/broker/embedded-broker.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
-import { replay } from './replay.ts';
+import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
 import { ServiceProcess } from '../test/support/service-process.ts';
+import { replay } from './replay.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'demo',
@@ -34,15 +34,7 @@ const STALL_MS = 30_000;
 let databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) {
   say('no DATABASE_URL: provisioning the local TimescaleDB (first run builds it, ~35 s)');
-  const server = execFileSync('bash', ['scripts/timescaledb.sh', 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  await admin.query('DROP DATABASE IF EXISTS esp_demo WITH (FORCE)');
-  await admin.query('CREATE DATABASE esp_demo');
-  await admin.end();
-  const u = new URL(server);
-  u.pathname = '/esp_demo';
-  databaseUrl = u.toString();
+  databaseUrl = await createDatabase(localTimescaleUrl(), 'esp_demo');
 }
 const db = new pg.Client({ connectionString: databaseUrl });
 await db.connect();
@@ -67,7 +59,10 @@ if (before.telemetry > 0 || before.rejected > 0) {
 const broker = await startEmbeddedBroker(0);
 const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
 say(`embedded broker on ${mqttUrl}; service log in ${values.log}`);
-const service = new ServiceProcess({ DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: `esp-ingest-demo-${process.pid}` }, values.log);
+const service = new ServiceProcess(
+  { DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: `esp-ingest-demo-${process.pid}` },
+  { logFile: values.log, inheritEnv: true, endWithScript: true },
+);
 await service.start();
 
 const bad = { topic: 'esp/3w/WELL-00003/telemetry', payload: '{"ts":"yesterday","intake_pressure_kpa":1}' };

@@ -6,7 +6,7 @@ import mqtt from 'mqtt';
 import { pathToFileURL } from 'node:url';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { Progress } from '../src/tools/progress.ts';
-import { loadWells, type WellSeries } from './wells.ts';
+import { loadWells, type WellSeries } from '../test/support/wells.ts';
 import { brokerAddress } from '../src/ingress/broker-url.ts';
 
 export interface ReplayOptions {

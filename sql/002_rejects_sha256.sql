@@ -1,4 +1,4 @@
--- Issue 4, rule 8: each rejection carries the SHA-256 of its raw payload, computed by the server
+-- Each rejection carries the SHA-256 of its raw payload, computed by the server
 -- (a generated column: the writer's COPY is unchanged). It names a message across the rows of
 -- its rejected readings and lets `npm run rejects -- replay` publish each message once.
 

@@ -1,17 +1,23 @@
 // Error catalog: the few error classes callers branch on, each with a stable code.
 // Wrap causes with `{ cause }` and say what a person can do about it.
 
-/** Stable codes; they appear in logs (`err.code`) and are safe to alert on. */
-export type ErrorCode =
-  | 'ESP_CONFIG_INVALID'
-  | 'ESP_CATALOG_INVALID'
-  | 'ESP_TOPIC_TEMPLATE_INVALID'
-  | 'ESP_DB_UNAVAILABLE'
-  | 'ESP_DB_MIGRATION_FAILED'
-  | 'ESP_MQTT_SUBSCRIBE_REFUSED'
-  | 'ESP_MQTT_CLIENT_ID_TAKEN'
-  | 'ESP_SHUTDOWN_DEADLINE'
-  | 'ESP_ABORTED';
+/**
+ * Stable codes; they appear in logs (`err.code`) and are safe to alert on. README.md's "Error codes"
+ * table says, for each, when it is raised and what to do (test/unit/error-codes.test.ts keeps the
+ * two in step).
+ */
+export const ERROR_CODES = [
+  'ESP_CONFIG_INVALID',
+  'ESP_CATALOG_INVALID',
+  'ESP_TOPIC_TEMPLATE_INVALID',
+  'ESP_DB_MIGRATION_FAILED',
+  'ESP_MQTT_SUBSCRIBE_REFUSED',
+  'ESP_MQTT_CLIENT_ID_TAKEN',
+  'ESP_MQTTJS_UNSUPPORTED',
+  'ESP_ABORTED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Base class: `code` is stable, `message` tells the reader what to do. */
 export class EspError extends Error {

@@ -2,17 +2,17 @@
 // SIGTERM/SIGINT. Exit codes: 0 clean stop; 1 shutdown deadline passed or fatal error;
 // 2 invalid configuration.
 import { startApp, type App } from './app.ts';
-import { loadConfig } from './config/config.ts';
+import { type Config, loadConfig } from './config/config.ts';
 import { ConfigError, EspError } from './errors.ts';
 import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env);
 } catch (err) {
   if (err instanceof ConfigError) {
-    process.stderr.write(`esp-ingest: ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
+    process.stderr.write(`esp-ingest: ${err.code} ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
     process.exit(2);
   }
   throw err;
@@ -28,14 +28,21 @@ log.info(
 log.info({ event: 'config_loaded', config: redactConfig(config) }, 'configuration loaded');
 
 // Signals are handled from the start: while start-up still waits for the database, SIGTERM
-// ends the process at once (nothing has been received yet, so nothing can be lost).
+// aborts the start (nothing has been received yet, so nothing can be lost); what had started is
+// stopped and the process exits 0.
 let app: App | undefined;
 let signals = 0;
+const starting = new AbortController();
 const onSignal = (sig: string) => {
   signals++;
+  if (!app && signals === 1) {
+    log.warn({ event: 'signal', signal: sig }, 'signal during start-up: stopping the start');
+    starting.abort();
+    return;
+  }
   if (!app || signals > 1) {
-    log.warn({ event: 'signal', signal: sig }, app ? 'second signal: exiting now without waiting' : 'signal during start-up: exiting');
-    process.exit(app ? 1 : 0);
+    log.warn({ event: 'signal', signal: sig }, 'second signal: exiting now without waiting');
+    process.exit(1);
   }
   log.info({ event: 'signal', signal: sig }, `${sig}: stopping`);
   void app.stop().then((clean) => process.exit(clean ? 0 : 1));
@@ -44,14 +51,20 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 process.on('SIGINT', () => onSignal('SIGINT'));
 
 try {
-  app = await startApp({ config, log });
+  app = await startApp({ config, log, signal: starting.signal });
   const started = app;
+  // A signal that came after the database step: the start completed, so stop it gracefully now.
+  if (starting.signal.aborted) void started.stop().then((clean) => process.exit(clean ? 0 : 1));
   void started.fatal.then(async (err) => {
     log.fatal({ event: 'fatal', err }, 'fatal: stopping');
     await started.stop();
     process.exit(1);
   });
 } catch (err) {
+  if (starting.signal.aborted) {
+    log.info({ event: 'stopped', clean: true }, 'stopped during start-up');
+    process.exit(0);
+  }
   log.fatal({ event: 'start_failed', err, code: err instanceof EspError ? err.code : undefined }, 'start-up failed');
   process.exitCode = 1;
   setTimeout(() => process.exit(1), 100).unref();

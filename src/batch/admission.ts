@@ -11,6 +11,7 @@
 export class Admission<M> {
   readonly #admit: (m: M) => Promise<void> | undefined;
   readonly #maxWaiting: number;
+  readonly #onWaiting: (waiting: number) => void;
   #waiting: M[] = [];
   #head = 0;
   /** Messages refused because their lane was full, oldest first, and whether that lane has room. */
@@ -24,10 +25,12 @@ export class Admission<M> {
    *   A throw (the batcher gave up at shutdown) drops the message unacknowledged: the broker
    *   redelivers it.
    * @param maxWaiting messages held undecoded before intake pauses.
+   * @param onWaiting told how many wait, whenever that changes (esp_ingest_messages_waiting).
    */
-  constructor(admit: (m: M) => Promise<void> | undefined, maxWaiting: number) {
+  constructor(admit: (m: M) => Promise<void> | undefined, maxWaiting: number, onWaiting: (waiting: number) => void = () => undefined) {
     this.#admit = admit;
     this.#maxWaiting = maxWaiting;
+    this.#onWaiting = onWaiting;
   }
 
   /** Messages waiting undecoded for room in the buffer. */
@@ -43,6 +46,7 @@ export class Admission<M> {
     } else {
       this.#waiting.push(m);
     }
+    this.#onWaiting(this.waiting);
     if (this.waiting < this.#maxWaiting) return undefined;
     return new Promise<void>((resolve) => this.#resumeIntake.push(resolve));
   }
@@ -73,6 +77,7 @@ export class Admission<M> {
   }
 
   #drain(): void {
+    const before = this.waiting;
     // Parked first (they are older), in order, while their lane has room.
     while (!this.#blocked && !this.#laneBlocked && this.#parked.length > 0) {
       const m = this.#parked.shift()!;
@@ -84,6 +89,7 @@ export class Admission<M> {
       // While its lane is full, a message of that lane waits behind the parked ones.
       if (!this.#admitOne(m)) this.#parked.push(m);
     }
+    if (this.waiting !== before) this.#onWaiting(this.waiting);
     if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
       this.#waiting = this.#waiting.slice(this.#head);
       this.#head = 0;

@@ -66,7 +66,7 @@ class LaneQueue<T> {
 }
 
 export class Batcher<T> {
-  readonly #o: BatcherOptions<T>;
+  readonly #options: BatcherOptions<T>;
   readonly #maxConcurrent: number;
   readonly #lanes: Record<Lane, LaneQueue<T>> = { live: new LaneQueue<T>(), backfill: new LaneQueue<T>() };
   /** Backfill items buffered per well, and wells whose backfill item was refused (lane full). */
@@ -94,7 +94,7 @@ export class Batcher<T> {
   #failure: unknown;
 
   constructor(options: BatcherOptions<T>) {
-    this.#o = options;
+    this.#options = options;
     this.#maxConcurrent = Math.max(1, options.maxConcurrentFlushes ?? 1);
   }
 
@@ -123,10 +123,10 @@ export class Batcher<T> {
     const lane = this.#laneOf(item);
     const q = this.#lanes[lane];
     if (lane === 'backfill') {
-      const key = this.#o.lanes!.keyOf(item);
+      const key = this.#options.lanes!.keyOf(item);
       // With no live data the share does not apply (nothing to make room for): a replay of old
       // data meets the whole buffer's backpressure, not a lane's, and is never parked.
-      if (q.buffered > 0 && q.buffered + item.rows > this.#o.lanes!.backfillMaxRows && !this.#liveIdle()) {
+      if (q.buffered > 0 && q.buffered + item.rows > this.#options.lanes!.backfillMaxRows && !this.#liveIdle()) {
         if (key !== null) this.#refusedKeys.add(key);
         const full = new Promise<void>((resolve) => this.#laneWaiters.push(resolve)) as LaneFull;
         return Object.assign(full, { laneFull: 'backfill' as const });
@@ -146,10 +146,10 @@ export class Batcher<T> {
         this.#timer = undefined;
         this.#due = true;
         this.#kick();
-      }, this.#o.flushIntervalMs);
+      }, this.#options.flushIntervalMs);
     }
     this.#kick();
-    if (this.#bufferedRows < this.#o.bufferMaxRows) return undefined;
+    if (this.#bufferedRows < this.#options.bufferMaxRows) return undefined;
     return new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
   }
 
@@ -175,7 +175,7 @@ export class Batcher<T> {
   }
 
   #laneOf(item: BatchItem<T>): Lane {
-    const lanes = this.#o.lanes;
+    const lanes = this.#options.lanes;
     if (!lanes) return 'live';
     if (lanes.isBackfill(item)) return 'backfill';
     const key = lanes.keyOf(item);
@@ -198,7 +198,7 @@ export class Batcher<T> {
   #kick(): void {
     const backfillSlots = this.#liveIdle() ? this.#maxConcurrent : Math.max(1, this.#maxConcurrent - 1);
     while (this.#committing < this.#maxConcurrent && !this.#failure) {
-      const ready = (q: LaneQueue<T>) => q.items.length > 0 && (this.#due || q.rows >= this.#o.maxRows);
+      const ready = (q: LaneQueue<T>) => q.items.length > 0 && (this.#due || q.rows >= this.#options.maxRows);
       if (ready(this.#lanes.live)) this.#start(this.#take('live'), 'live');
       else if (ready(this.#lanes.backfill) && this.#lanes.backfill.inFlight < backfillSlots) this.#start(this.#take('backfill'), 'backfill');
       else return;
@@ -214,7 +214,7 @@ export class Batcher<T> {
     this.#committing++;
     this.#lanes[lane].inFlight++;
     this.#inFlightOldest.push(batch[0]!.receivedAtMs);
-    const committed = this.#o.flush(batch);
+    const committed = this.#options.flush(batch);
     const slotFree = () => {
       this.#committing--;
       this.#lanes[lane].inFlight--;
@@ -229,7 +229,7 @@ export class Batcher<T> {
         await committed;
         // A batch before this one gave up: acknowledging this one would break the order.
         if (this.#failure) return;
-        if (this.#o.afterCommit) await this.#o.afterCommit(batch);
+        if (this.#options.afterCommit) await this.#options.afterCommit(batch);
         let rows = 0;
         for (const it of batch) {
           rows += it.rows;
@@ -250,7 +250,7 @@ export class Batcher<T> {
   }
 
   #backfillDone(batch: readonly BatchItem<T>[], rows: number): void {
-    const lanes = this.#o.lanes!;
+    const lanes = this.#options.lanes!;
     for (const it of batch) {
       const key = lanes.keyOf(it);
       if (key === null) continue;
@@ -270,7 +270,7 @@ export class Batcher<T> {
     let rows = 0;
     let count = 0;
     for (const next of q.items) {
-      if (count > 0 && rows + next.rows > this.#o.maxRows) break;
+      if (count > 0 && rows + next.rows > this.#options.maxRows) break;
       rows += next.rows;
       count++;
     }
@@ -294,7 +294,7 @@ export class Batcher<T> {
 
   #setBuffered(rows: number): void {
     this.#bufferedRows = rows;
-    this.#o.onBuffered?.(rows);
+    this.#options.onBuffered?.(rows);
   }
 
   #wakeWaiters(): void {
@@ -303,7 +303,7 @@ export class Batcher<T> {
       this.#laneWaiters = [];
       for (const w of lane) w();
     }
-    if (this.#bufferedRows >= this.#o.bufferMaxRows && !this.#failure) return;
+    if (this.#bufferedRows >= this.#options.bufferMaxRows && !this.#failure) return;
     const waiters = this.#spaceWaiters;
     this.#spaceWaiters = [];
     for (const w of waiters) w();

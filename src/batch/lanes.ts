@@ -10,7 +10,12 @@ import type { LaneOptions } from './batcher.ts';
  * @param clock ms since the Unix epoch.
  * @returns the batcher's lane options, or undefined when off.
  */
-export function backfillLanes(backfillAfterS: number | null, bufferMaxRows: number, clock: () => number, onBackfillCommitted: (rows: number) => void): LaneOptions<MessageWork> | undefined {
+export function backfillLanes(
+  backfillAfterS: number | null,
+  bufferMaxRows: number,
+  clock: () => number,
+  onBackfillCommitted: (rows: number) => void,
+): LaneOptions<MessageWork> | undefined {
   if (backfillAfterS === null) return undefined;
   return {
     isBackfill: ({ data }) => {

@@ -1,8 +1,9 @@
 // From a received message to the sink's unit of work: topic → well id and site, payload →
 // readings and rejections (each rejection keeps the raw bytes). Pure.
+
+import { type DecodeOptions, decodeMessage, type Rejection } from './decode.ts';
 import { idProblem, type TopicTemplate } from './topic.ts';
-import type { MessageWork, RejectRow } from './work.ts';
-import { decodeMessage, type DecodeOptions, type Rejection } from './decode.ts';
+import { type MessageWork, pgText, type RejectRow } from './work.ts';
 
 export interface Received {
   readonly topic: string;
@@ -27,7 +28,7 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
     detail: r.detail,
     index: r.index,
     receivedAtMs: msg.receivedAtMs,
-    topic: msg.topic.replace(/\u0000/g, '\uFFFD'),
+    topic: pgText(msg.topic),
     wellId: where?.wellId ?? null,
     // A refused element of an array keeps its own JSON, not the whole message: storing the whole
     // payload once per refused element would grow with the square of the message size.
@@ -67,4 +68,16 @@ function elementBytes(item: unknown): Uint8Array | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The work for a message that decoding threw on (a payload shape nobody foresaw): the whole
+ * message rejected as `invalid_json` with the error's text, so it is recorded once instead of
+ * crashing the process on every redelivery.
+ */
+export function undecodable(msg: Received, err: unknown): MessageWork {
+  const detail = `payload could not be decoded: ${(err as Error).message}`.slice(0, 500);
+  const topic = pgText(msg.topic);
+  const reject: RejectRow = { receivedAtMs: msg.receivedAtMs, topic, wellId: null, reason: 'invalid_json', detail, index: null, payload: msg.payload };
+  return { readings: [], rejects: [reject], topic, payload: msg.payload, wellId: null };
 }

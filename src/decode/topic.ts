@@ -68,7 +68,25 @@ export const DEFAULT_ID_CHARS = 'A-Za-z0-9._-';
 // Characters no setting may allow: the topic separator and wildcards [MQTT-4.7.1-1], controls,
 // spaces, invisible and bidi formatting characters (Trojan Source, CVE-2021-42574), line and
 // paragraph separators, U+FFFD (invalid UTF-8 on the wire) and `%` (percent-encoding).
-const NEVER_ALLOWED = ['/', '+', '#', '%', ' ', '\u0000', '\t', '\u007f', '\u0085', '\u00a0', '\u200b', '\u200e', '\u202e', '\u2028', '\u2066', '\ufeff', '\ufffd'];
+const NEVER_ALLOWED = [
+  '/',
+  '+',
+  '#',
+  '%',
+  ' ',
+  '\u0000',
+  '\t',
+  '\u007f',
+  '\u0085',
+  '\u00a0',
+  '\u200b',
+  '\u200e',
+  '\u202e',
+  '\u2028',
+  '\u2066',
+  '\ufeff',
+  '\ufffd',
+];
 
 const outsideCache = new Map<string, RegExp>();
 

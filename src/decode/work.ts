@@ -34,3 +34,8 @@ export interface MessageWork {
    */
   readonly retain?: boolean;
 }
+
+/** `text` as PostgreSQL text can hold it: NUL (which it refuses, SQLSTATE 22021) becomes U+FFFD. */
+export function pgText(text: string): string {
+  return text.includes('\u0000') ? text.replace(/\u0000/g, '\uFFFD') : text;
+}

@@ -12,7 +12,6 @@ import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
 import { SessionMarker } from './session-marker.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS } from './takeover.ts';
-import type { TopicTemplate } from '../decode/topic.ts';
 
 /** Mosquitto's `$SYS` counters (mosquitto.conf(5), sys_interval) → the gauge each sets. */
 const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessages'> = {
@@ -42,12 +41,24 @@ export interface IngressDeps {
   /** Given options only, never a URL string (see broker-url.ts). */
   readonly connect: (options: IClientOptions) => MqttClient;
   readonly config: Config['mqtt'];
-  readonly topic: TopicTemplate;
+  /** The MQTT topic filter to subscribe to (from MQTT_TOPIC; `$share/<group>/` is added here). */
+  readonly filter: string;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly clock: () => number;
   /** Told once when the ingress hits an error it will not recover from (it stops reconnecting). */
   readonly onFatal: (err: EspError) => void;
+  /**
+   * Told when the subscription becomes active (undefined) or inactive (why, for /readyz): on
+   * connect and subscribe, on close, when intake stops, on a fatal error.
+   */
+  readonly onState?: (inactive: string | undefined) => void;
+}
+
+/** Where to connect, when it is known only at start (the embedded broker's port). */
+export interface BrokerEndpoint {
+  readonly url: string;
+  readonly protocolVersion: 4 | 5;
 }
 
 export class MqttIngress {
@@ -59,11 +70,10 @@ export class MqttIngress {
   #connects = 0;
   #fatal: EspError | undefined;
   #closing = false;
-  readonly #marker: SessionMarker;
+  #reported: string | undefined | null = null;
 
   constructor(deps: IngressDeps) {
     this.#deps = deps;
-    this.#marker = new SessionMarker(deps.config.sessionMarkerTopic, deps.config.clientId, deps.config.protocolVersion, deps.log);
   }
 
   /** True while connected with the subscription active. */
@@ -80,31 +90,34 @@ export class MqttIngress {
     return undefined;
   }
 
-  /** Connects and subscribes in the background; reconnects forever. No-op when started. */
-  start(onMessage: MessageSink): void {
+  /**
+   * Connects and subscribes in the background; reconnects forever. No-op when started.
+   * @param endpoint the broker, when not MQTT_URL (the embedded broker's address).
+   */
+  start(onMessage: MessageSink, endpoint: BrokerEndpoint = this.#deps.config): void {
     if (this.#client) return;
     const { config: c, log, metrics } = this.#deps;
     // MQTT_USERNAME / MQTT_PASSWORD take precedence over credentials in MQTT_URL.
     const options: IClientOptions = {
-      ...brokerAddress(c.url),
+      ...brokerAddress(endpoint.url),
       clientId: c.clientId,
       clean: false,
-      protocolVersion: c.protocolVersion,
+      protocolVersion: endpoint.protocolVersion,
       keepalive: c.keepaliveS,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       resubscribe: false,
       ...(c.username !== undefined ? { username: c.username } : {}),
       ...(c.password !== undefined ? { password: c.password } : {}),
-      ...(c.protocolVersion === 5
-        ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } }
-        : {}),
+      ...(endpoint.protocolVersion === 5 ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } } : {}),
     };
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
+    const marker = new SessionMarker(c.sessionMarkerTopic, c.clientId, endpoint.protocolVersion, log);
     const client = this.#deps.connect(options);
     this.#client = client;
     const gate = new PubackGate(client);
     this.#gate = gate;
+    const unacknowledged = metrics.unackedMessages;
 
     client.handleMessage = (packet, callback) => {
       const qos = packet.qos;
@@ -114,15 +127,20 @@ export class MqttIngress {
         callback();
         return;
       }
-      if (packet.topic === this.#marker.topic) {
+      if (packet.topic === marker.topic) {
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-        if (this.#marker.received(payload)) this.#takenOver(client, `another instance wrote its session marker on ${packet.topic} after the broker closed our connection without a reason ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s`);
+        if (marker.received(payload))
+          this.#takenOver(
+            client,
+            `another instance wrote its session marker on ${packet.topic} after the broker closed our connection without a reason ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s`,
+          );
         callback();
         return;
       }
       received[qos]?.inc();
       if (packet.retain) metrics.retainedReceived.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
+      if (release) unacknowledged.set(gate.held);
       if (!this.#accepting) {
         // Intake stopped: never PUBACK; the broker redelivers it to the next session.
         callback();
@@ -138,11 +156,16 @@ export class MqttIngress {
           ? () => {
               if (release()) metrics.messagesAcked.inc();
               else metrics.acksDropped.inc();
+              unacknowledged.set(gate.held);
             }
           : () => undefined,
       };
       const wait = onMessage(msg);
-      if (wait) wait.then(() => callback(), (err: Error) => callback(err));
+      if (wait)
+        wait.then(
+          () => callback(),
+          (err: Error) => callback(err),
+        );
       else callback();
     };
 
@@ -155,8 +178,11 @@ export class MqttIngress {
       const silent = accepted && !explained && !this.#closing && !this.#fatal;
       accepted = false;
       explained = false;
-      if (silent && this.#marker.silentClose(this.#deps.clock())) {
-        this.#takenOver(client, `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason${this.#marker.topic ? `, and another instance's session marker was on ${this.#marker.topic}` : ''}`);
+      if (silent && marker.silentClose(this.#deps.clock())) {
+        this.#takenOver(
+          client,
+          `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason${marker.topic ? `, and another instance's session marker was on ${marker.topic}` : ''}`,
+        );
       }
     });
     // While the broker is unreachable MQTT.js retries (and fails) every reconnectPeriod: the first
@@ -166,7 +192,8 @@ export class MqttIngress {
       accepted = true;
       this.#connects++;
       const recovery = outage.ok();
-      if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
+      if (recovery)
+        log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
       const first = this.#connects === 1;
       log.info({ event: 'mqtt_connected', sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
       if (!connack.sessionPresent && !first) {
@@ -175,10 +202,13 @@ export class MqttIngress {
       }
       if (first || !connack.sessionPresent) this.#subscribe(client);
       else this.#setSubscribed(true);
-      this.#marker.connected(client);
+      marker.connected(client);
     });
     client.on('reconnect', () => metrics.mqttReconnects.inc());
-    client.on('close', () => this.#setSubscribed(false));
+    client.on('close', () => {
+      unacknowledged.set(gate.held);
+      this.#setSubscribed(false);
+    });
     client.on('error', (err) => {
       explained = true;
       warnThrottled(log, outage, err, {}, 'mqtt client error', (n) => `mqtt client error (still failing: ${n} errors since the last line)`);
@@ -203,19 +233,25 @@ export class MqttIngress {
     );
     this.#deps.log.error({ err: this.#fatal }, 'session taken over');
     client.options.reconnectPeriod = 0;
+    this.#report();
     this.#deps.onFatal(this.#fatal);
   }
 
   #subscribe(client: MqttClient): void {
-    const { config: c, topic, log } = this.#deps;
-    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${topic.filter}` : topic.filter;
+    const { config: c, log } = this.#deps;
+    const filter = c.sharedGroup ? `$share/${c.sharedGroup}/${this.#deps.filter}` : this.#deps.filter;
     // Retain handling 1: retained messages only for a new subscription [MQTT-3.3.1-10].
     const opts = c.protocolVersion === 5 ? { qos: 1 as const, rh: 1 } : { qos: 1 as const };
     client.subscribe(filter, opts, (err, granted) => {
       const refused = granted?.find((g) => g.qos !== 0 && g.qos !== 1 && g.qos !== 2);
       if (err || refused) {
-        this.#fatal = new EspError('ESP_MQTT_SUBSCRIBE_REFUSED', `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`, { cause: err });
+        this.#fatal = new EspError(
+          'ESP_MQTT_SUBSCRIBE_REFUSED',
+          `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`,
+          { cause: err },
+        );
         log.error({ err: this.#fatal }, 'subscribe failed');
+        this.#report();
         this.#deps.onFatal(this.#fatal);
         return;
       }
@@ -236,7 +272,11 @@ export class MqttIngress {
     if (c.brokerStats !== 'mosquitto') return;
     client.subscribe(Object.keys(BROKER_STATS), { qos: 0 }, (err, granted) => {
       const refused = err !== null && err !== undefined ? [err.message] : (granted ?? []).filter((g) => g.qos !== 0).map((g) => `${g.topic}: reason ${g.qos}`);
-      if (refused.length > 0) log.warn({ event: 'broker_stats_refused', refused }, 'broker refused the subscription to its $SYS drop counters (ACL?): broker-side drops are not exported; sequence gaps still show them');
+      if (refused.length > 0)
+        log.warn(
+          { event: 'broker_stats_refused', refused },
+          'broker refused the subscription to its $SYS drop counters (ACL?): broker-side drops are not exported; sequence gaps still show them',
+        );
     });
   }
 
@@ -249,16 +289,26 @@ export class MqttIngress {
   #setSubscribed(on: boolean): void {
     this.#subscribed = on;
     this.#deps.metrics.mqttUp.set(on ? 1 : 0);
+    this.#report();
+  }
+
+  /** Tells `onState` when the reason to be inactive (or none) changed. */
+  #report(): void {
+    const inactive = this.notReadyReason;
+    if (inactive === this.#reported) return;
+    this.#reported = inactive;
+    this.#deps.onState?.(inactive);
   }
 
   /** Stops passing messages on; later ones are never PUBACKed (the broker keeps them). */
   stopIntake(): void {
     this.#accepting = false;
+    this.#report();
   }
 
   /** PUBACKs held now (received, not yet committed). */
   heldAcks(): number {
-    return this.#gate?.stats().held ?? 0;
+    return this.#gate?.held ?? 0;
   }
 
   /**

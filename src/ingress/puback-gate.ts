@@ -12,7 +12,8 @@
 // the broker redelivers the message on the resumed session [MQTT-4.4.0-1]; the sink stores it
 // once (dedupe on (well_id, ts)). PUBACKs are released in arrival order because batches commit
 // in arrival order [MQTT-4.6.0-2].
-import type { MqttClient } from 'mqtt';
+import { createRequire } from 'node:module';
+import { MqttClient } from 'mqtt';
 
 type SendPacket = (packet: { cmd: string; messageId?: number }, cb?: (err?: Error) => void, ...rest: unknown[]) => void;
 
@@ -82,7 +83,57 @@ export class PubackGate {
     };
   }
 
+  /** PUBACKs held now. */
+  get held(): number {
+    return this.#held.size;
+  }
+
   stats(): GateStats {
     return { held: this.#held.size, droppedOnClose: this.#dropped };
   }
+}
+
+/** MQTT.js's handler for an incoming PUBLISH (mqtt `lib/handlers/publish`, default export). */
+export type PublishHandler = (client: MqttClient, packet: Record<string, unknown>, done: () => void) => void;
+
+/** The installed MQTT.js's PUBLISH handler, or why it cannot be loaded. */
+function installedPublishHandler(): PublishHandler | string {
+  try {
+    const handler = (createRequire(import.meta.url)('mqtt/lib/handlers/publish') as { default?: unknown }).default;
+    return typeof handler === 'function' ? (handler as PublishHandler) : 'mqtt/lib/handlers/publish has no default export function';
+  } catch (err) {
+    return `mqtt/lib/handlers/publish could not be loaded (${(err as Error).message})`;
+  }
+}
+
+/**
+ * Runs MQTT.js's own QoS 1 PUBLISH handler (mqtt `lib/handlers/publish`) on an unconnected
+ * client with the gate installed, and checks that the PUBACK it produces is held: it must pass
+ * through `_sendPacket`, after `handleMessage` called back. An `npm update mqtt` that moves the
+ * PUBACK elsewhere would otherwise make PUBACKs go out before commit, silently.
+ * @param handlePublish the handler to check (tests give others); the installed one by default.
+ * @returns what is wrong, or undefined when the installed MQTT.js has the shape the gate needs.
+ */
+export function pubackGateProblem(handlePublish: PublishHandler | string = installedPublishHandler()): string | undefined {
+  if (typeof handlePublish === 'string') return handlePublish;
+  const client = new MqttClient(() => {
+    throw new Error('never connected');
+  }, { manualConnect: true, protocolVersion: 4 });
+  const internal = client as unknown as { _sendPacket?: unknown };
+  if (typeof internal._sendPacket !== 'function') return 'MqttClient has no _sendPacket method';
+  const sent: { cmd: string }[] = [];
+  internal._sendPacket = (packet: { cmd: string }, cb?: () => void) => {
+    sent.push(packet);
+    cb?.();
+  };
+  const gate = new PubackGate(client);
+  const release = gate.hold(1);
+  let handled = false;
+  handlePublish(client, { cmd: 'publish', qos: 1, messageId: 1, topic: 'esp/self-check', payload: Buffer.alloc(0), retain: false, dup: false }, () => (handled = true));
+  if (!handled) return 'the QoS 1 PUBLISH handler did not complete synchronously';
+  if (sent.some((p) => p.cmd === 'puback')) return 'a PUBACK left through _sendPacket while the gate held it';
+  // Released on an unconnected client: false when the gate had caught the PUBACK (and drops it),
+  // true when nothing was caught (it would go out whenever MQTT.js sends it).
+  if (release()) return 'the PUBACK never reached _sendPacket';
+  return undefined;
 }

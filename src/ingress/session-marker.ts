@@ -72,6 +72,9 @@ export class SessionMarker {
   #refused(what: string): void {
     if (this.#warned) return;
     this.#warned = true;
-    this.#log.warn({ event: 'session_marker_refused', topic: this.topic, detail: what }, 'broker refused the session marker topic (ACL?): repeated silent closes will be taken for a session takeover, as a flaky network cannot be told apart; allow this client readwrite on the topic');
+    this.#log.warn(
+      { event: 'session_marker_refused', topic: this.topic, detail: what },
+      'broker refused the session marker topic (ACL?): repeated silent closes will be taken for a session takeover, as a flaky network cannot be told apart; allow this client readwrite on the topic',
+    );
   }
 }

@@ -2,6 +2,7 @@
 // a pooled one, so a hung check cannot take a connection from the batches), each check bounded
 // by a deadline; a check past it counts as failed and its connection is dropped.
 import type pg from 'pg';
+import { destroyConnection } from '../sink/connections.ts';
 
 /** Time between checks, ms. */
 const DB_CHECK_INTERVAL_MS = 1_000;
@@ -18,26 +19,26 @@ export interface DbProbeDeps {
 }
 
 export class DbProbe {
-  readonly #d: DbProbeDeps;
+  readonly #deps: DbProbeDeps;
   #client: pg.Client | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
 
   constructor(deps: DbProbeDeps) {
-    this.#d = deps;
+    this.#deps = deps;
   }
 
   /** Checks every interval (none overlap: a tick while one runs is skipped). Idempotent. */
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => void this.#tick(), this.#d.intervalMs ?? DB_CHECK_INTERVAL_MS);
+    this.#timer = setInterval(() => void this.#tick(), this.#deps.intervalMs ?? DB_CHECK_INTERVAL_MS);
     this.#timer.unref();
   }
 
   async #tick(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    const timeoutMs = this.#d.timeoutMs ?? DB_CHECK_TIMEOUT_MS;
+    const timeoutMs = this.#deps.timeoutMs ?? DB_CHECK_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`database check not answered within ${timeoutMs} ms`)), timeoutMs);
@@ -46,10 +47,10 @@ export class DbProbe {
       const check = this.#check();
       check.catch(() => undefined);
       await Promise.race([check, deadline]);
-      if (this.#timer) this.#d.onResult(true);
+      if (this.#timer) this.#deps.onResult(true);
     } catch (err) {
       this.#drop();
-      if (this.#timer) this.#d.onResult(false, (err as Error).message);
+      if (this.#timer) this.#deps.onResult(false, (err as Error).message);
     } finally {
       clearTimeout(timer);
       this.#running = false;
@@ -59,7 +60,7 @@ export class DbProbe {
   async #check(): Promise<void> {
     let client = this.#client;
     if (!client) {
-      client = this.#d.newClient();
+      client = this.#deps.newClient();
       // A dropped or dying connection may still emit errors: never crash on them.
       client.on('error', () => undefined);
       this.#client = client;
@@ -72,7 +73,7 @@ export class DbProbe {
   #drop(): void {
     const client = this.#client;
     this.#client = undefined;
-    (client as unknown as { connection?: { stream?: { destroy(): void } } } | undefined)?.connection?.stream?.destroy();
+    destroyConnection(client);
   }
 
   /**
@@ -86,7 +87,7 @@ export class DbProbe {
     const client = this.#client;
     if (client && !this.#running) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([client.end().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, this.#d.timeoutMs ?? DB_CHECK_TIMEOUT_MS)))]);
+      await Promise.race([client.end().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, this.#deps.timeoutMs ?? DB_CHECK_TIMEOUT_MS)))]);
       clearTimeout(timer);
     }
     if (this.#client === client) this.#drop();

@@ -1,6 +1,8 @@
 // Readiness and start-up as pure state: what the service observed (database checks, commits,
-// migrations, the MQTT subscription, the buffer, shutdown) goes in; stable reason codes come out
-// for /readyz and /startupz. No I/O and no timers: the composition root feeds it, with a clock.
+// migrations, the MQTT subscription, the buffer, shutdown) goes in as events from the components;
+// stable reason codes come out for /readyz, /startupz and the esp_ingest_ready gauge. No I/O and
+// no timers.
+import type { StorageReport } from '../schema/report.ts';
 
 /** Why /readyz answers 503. Stable: dashboards and alerts match on them. */
 export const NOT_READY_CODES = [
@@ -105,8 +107,6 @@ export interface ReadinessOptions {
   readonly bufferHighWaterRatio: number;
   /** Milliseconds, monotonic or wall; only differences are used. */
   readonly clock: () => number;
-  /** Why the MQTT subscription is not active now; undefined while it is (read at each evaluation). */
-  readonly mqttNotActive: () => string | undefined;
 }
 
 /**
@@ -114,17 +114,19 @@ export interface ReadinessOptions {
  * once: from then on /startupz is 200 for the life of the process).
  */
 export class ReadinessState {
-  readonly #o: ReadinessOptions;
+  readonly #options: ReadinessOptions;
   readonly #db = new FailureStreak(DB_CHECK_FAILURES_TO_TRIP);
   readonly #writes = new FailureStreak(WRITE_FAILURES_TO_TRIP, WRITE_FAILING_MIN_MS);
   readonly #buffer: HighWater;
   #rowsBuffered = 0;
+  #mqttInactive: string | undefined = 'mqtt: not started';
+  #storage: StorageReport | undefined;
   #migrated = false;
   #shuttingDown = false;
   #started = false;
 
   constructor(o: ReadinessOptions) {
-    this.#o = o;
+    this.#options = o;
     const high = Math.max(1, Math.floor(o.bufferMaxRows * o.bufferHighWaterRatio));
     this.#buffer = new HighWater(high, Math.floor(high * BUFFER_LOW_WATER_SHARE));
   }
@@ -137,7 +139,7 @@ export class ReadinessState {
   /** A reachability check (or a start-up connection attempt) answered, or failed / timed out. */
   databaseCheck(ok: boolean, detail = 'database check failed'): void {
     if (ok) this.#db.success();
-    else this.#db.failure(this.#o.clock(), detail);
+    else this.#db.failure(this.#options.clock(), detail);
   }
 
   /** A batch commit attempt: a success also proves the database reachable. */
@@ -146,12 +148,28 @@ export class ReadinessState {
       this.#writes.success();
       this.#db.success();
     } else {
-      this.#writes.failure(this.#o.clock(), detail);
+      this.#writes.failure(this.#options.clock(), detail);
     }
   }
 
-  migrationsApplied(): void {
+  /** The schema is up to date; `storage` is what the storage lifecycle applied (for /readyz). */
+  migrationsApplied(storage?: StorageReport): void {
     this.#migrated = true;
+    this.#storage = storage;
+  }
+
+  /** The storage report of the last migration, if any. */
+  get storage(): StorageReport | undefined {
+    return this.#storage;
+  }
+
+  /**
+   * The MQTT subscription became active (`inactive` undefined) or stopped being so (`inactive`
+   * says why: not connected, refused, intake stopped).
+   */
+  mqtt(inactive: string | undefined): void {
+    this.#mqttInactive = inactive;
+    this.#latchStarted();
   }
 
   /** Rows held in memory now (called on every change; cheap). */
@@ -172,9 +190,9 @@ export class ReadinessState {
 
   /** Why not ready, in NOT_READY_CODES order; empty when ready. */
   reasons(): NotReady[] {
-    const now = this.#o.clock();
-    const mqtt = this.#o.mqttNotActive();
-    this.#latchStarted(mqtt);
+    const now = this.#options.clock();
+    const mqtt = this.#mqttInactive;
+    this.#latchStarted();
     const r: NotReady[] = [];
     if (!this.#migrated) r.push({ code: 'migrations_pending', detail: 'schema migrations not applied yet' });
     if (this.#db.tripped(now)) r.push({ code: 'database_unreachable', detail: `${this.#db.detail} (${this.#db.failures} checks failed in a row)` });
@@ -194,7 +212,20 @@ export class ReadinessState {
     return this.reasons();
   }
 
-  #latchStarted(mqtt = this.#o.mqttNotActive()): void {
-    if (!this.#started && this.#migrated && mqtt === undefined) this.#started = true;
+  /** 1 when /readyz would answer 200 (esp_ingest_ready). */
+  readyValue(): 0 | 1 {
+    return this.reasons().length === 0 ? 1 : 0;
+  }
+
+  /**
+   * 0 while /readyz reports the database unreachable or its writes failing (esp_ingest_database_up):
+   * one notion of "database down", so a passing reachability check never hides failing writes.
+   */
+  databaseUpValue(): 0 | 1 {
+    return this.reasons().some((r) => r.code === 'database_unreachable' || r.code === 'database_writes_failing') ? 0 : 1;
+  }
+
+  #latchStarted(): void {
+    if (!this.#started && this.#migrated && this.#mqttInactive === undefined) this.#started = true;
   }
 }

@@ -2,6 +2,7 @@
 // interval did (counter deltas) and where the service stands (gauges). The hot path only counts;
 // this is the one place that turns the counts into a line a person reads.
 import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 
 /** Running totals read from the metrics at each summary. */
 export interface SummaryTotals {
@@ -87,27 +88,30 @@ export interface SummaryLogDeps {
 
 /** Logs one summary line per interval (info). `stop()` logs nothing more; idempotent. */
 export class SummaryLog {
-  readonly #d: SummaryLogDeps;
+  readonly #deps: SummaryLogDeps;
   #timer: NodeJS.Timeout | undefined;
   #prev: { totals: SummaryTotals; atMs: number } | undefined;
 
   constructor(deps: SummaryLogDeps) {
-    this.#d = deps;
+    this.#deps = deps;
   }
 
   async start(): Promise<void> {
-    if (this.#d.intervalS <= 0 || this.#timer) return;
-    const clock = this.#d.clock ?? (() => performance.now());
-    this.#prev = { totals: await this.#d.totals(), atMs: clock() };
+    if (this.#deps.intervalS <= 0 || this.#timer) return;
+    const clock = this.#deps.clock ?? (() => performance.now());
+    this.#prev = { totals: await this.#deps.totals(), atMs: clock() };
     this.#timer = setInterval(() => {
-      void this.#d.totals().then((totals) => {
-        const prev = this.#prev;
-        const atMs = clock();
-        this.#prev = { totals, atMs };
-        if (!prev || !this.#timer) return;
-        this.#d.log.info({ event: 'summary', ...summarize(prev.totals, totals, this.#d.gauges(), (atMs - prev.atMs) / 1000) }, 'summary');
-      }, (err: unknown) => this.#d.log.warn({ err }, 'summary: metrics could not be read'));
-    }, this.#d.intervalS * 1000);
+      void this.#deps.totals().then(
+        (totals) => {
+          const prev = this.#prev;
+          const atMs = clock();
+          this.#prev = { totals, atMs };
+          if (!prev || !this.#timer) return;
+          this.#deps.log.info({ event: 'summary', ...summarize(prev.totals, totals, this.#deps.gauges(), (atMs - prev.atMs) / 1000) }, 'summary');
+        },
+        (err: unknown) => this.#deps.log.warn({ err }, 'summary: metrics could not be read'),
+      );
+    }, this.#deps.intervalS * 1000);
     this.#timer.unref();
   }
 
@@ -115,4 +119,20 @@ export class SummaryLog {
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
+}
+
+/** The running totals, read from the service's metrics. */
+export async function metricTotals(metrics: Metrics): Promise<SummaryTotals> {
+  const sum = async (m: { get(): Promise<{ values: { value: number; metricName?: string }[] }> }, name?: string) =>
+    (await m.get()).values.filter((v) => name === undefined || v.metricName === name).reduce((n, v) => n + v.value, 0);
+  return {
+    messagesReceived: await sum(metrics.messagesReceived),
+    readingsCommitted: await sum(metrics.readingsCommitted),
+    readingsRejected: await sum(metrics.readingsRejected),
+    duplicates: await sum(metrics.duplicates),
+    flushRetries: await sum(metrics.flushRetries),
+    backfillReadings: await sum(metrics.backfillReadingsCommitted),
+    lagSecondsSum: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_sum'),
+    lagBatches: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_count'),
+  };
 }

@@ -6,7 +6,7 @@ import type { Channel } from '../decode/catalog.ts';
 import type { Logger } from '../log/logger.ts';
 import { classifyDbError, sqlstateOf } from '../sink/sqlstate.ts';
 import { TABLE, parseGenerationName, planStorage, usesColumnstoreApi, type Observed, type ObservedGeneration, type ServerFacts } from './plan.ts';
-import { FEATURES, FEATURE_NEEDS, storageMode, summarize, type Feature, type FeatureState, type StorageReport } from './report.ts';
+import { FEATURES, FEATURE_NEEDS, storageMode, describeStorage, type Feature, type FeatureState, type StorageReport } from './report.ts';
 import { channelsOfColumns, rollupViewName } from './rollups.ts';
 import { ROLLUP_NAMES, type RollupName, type StorageSettings } from './settings.ts';
 
@@ -49,7 +49,7 @@ export async function applyStorage(client: SqlClient, settings: StorageSettings,
     report = { timescaledb: server.version, license: server.license, api: usesColumnstoreApi(server) ? 'columnstore' : 'compression', mode: storageMode(features), features };
   }
   const failed = FEATURES.some((f) => report.features[f].state === 'failed');
-  log[failed ? 'warn' : 'info']({ event: 'storage_features', storage: report }, summarize(report));
+  log[failed ? 'warn' : 'info']({ event: 'storage_features', storage: report }, describeStorage(report));
   return report;
 }
 

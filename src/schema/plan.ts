@@ -3,8 +3,8 @@
 // (apply.ts) reads the state, runs the plan and reports. An empty step list means "already so".
 import type { Channel } from '../decode/catalog.ts';
 import type { Feature } from './report.ts';
-import { GENERATION_RE, createGenerationSql, generationName, rollupColumns, rollupViewName, viewSql } from './rollups.ts';
-import { ROLLUPS, ROLLUP_NAMES, formatInterval, type RollupName, type StorageSettings } from './settings.ts';
+import { GENERATION_RE, createGenerationSql, generationName, rollupViewName, viewColumnNames, viewSql } from './rollups.ts';
+import { ROLLUP_BUCKETS, ROLLUP_NAMES, formatInterval, type RollupName, type StorageSettings } from './settings.ts';
 
 export const TABLE = 'esp_telemetry';
 /** Fixed, not settings: the writer's key is (well_id, ts) and every query is per well over time. */
@@ -84,7 +84,7 @@ export function usesColumnstoreApi(server: ServerFacts): boolean {
 function refreshPolicy(rollup: RollupName, settings: StorageSettings, server: ServerFacts): RefreshPolicy {
   return {
     startOffsetS: settings.retentionS,
-    endOffsetS: ROLLUPS[rollup].bucketS,
+    endOffsetS: ROLLUP_BUCKETS[rollup].bucketS,
     scheduleS: rollup === '1m' ? 300 : 1_800,
     bucketsPerBatch: versionNumber(server.version) >= 219 ? (rollup === '1m' ? 1_440 : 168) : null,
   };
@@ -204,7 +204,7 @@ function planRollups(server: ServerFacts, observed: Observed, settings: StorageS
       });
     }
     const view = rollupViewName(rollup);
-    const columns = rollupColumns(all.flatMap((g) => g.channels));
+    const columns = viewColumnNames(all.flatMap((g) => g.channels));
     const have = observed.viewColumns[rollup];
     if (!have || have.join(',') !== columns.join(',')) steps.push({ sql: viewSql(rollup, all), note: `view ${view} over ${all.map((g) => `g${g.n}`).join(', ')}` });
     details.push(`${view} (${all.map((g) => generationName(rollup, g.n)).join(' + ')})`);

@@ -1,5 +1,6 @@
 // What the storage lifecycle reached on this server, feature by feature: the shape shown in
 // /readyz (`storage`), the esp_ingest_storage_feature metric and the start-up log line. Pure.
+import type { Metrics } from '../metrics/metrics.ts';
 
 /** The features, in the order they are applied; each needs the one named in FEATURE_NEEDS. */
 export const FEATURES = ['hypertable', 'compression', 'compression_policy', 'retention_policy', 'rollups'] as const;
@@ -52,11 +53,19 @@ export function storageMode(features: Readonly<Record<Feature, FeatureState>>): 
 }
 
 /** One line: `hypertable applied; compression unsupported (0A000); retention_policy disabled`. */
-export function summarize(report: StorageReport): string {
+export function describeStorage(report: StorageReport): string {
   const parts = FEATURES.map((f) => {
     const s = report.features[f];
     return s.state === 'unsupported' || s.state === 'failed' ? `${f} ${s.state}${s.sqlstate ? ` (${s.sqlstate})` : ''}` : `${f} ${s.state}`;
   });
   const server = report.timescaledb ? `TimescaleDB ${report.timescaledb} (${report.license ?? 'unknown'} license)` : 'PostgreSQL without TimescaleDB';
   return `storage on ${server}: ${parts.join('; ')}`;
+}
+
+/** Sets esp_ingest_storage_mode and esp_ingest_storage_feature from `report`: a 1 for each mode and feature state in use, 0 for the others. */
+export function exportStorageReport(metrics: Pick<Metrics, 'storageMode' | 'storageFeature'>, report: StorageReport): void {
+  for (const mode of STORAGE_MODES) metrics.storageMode.set({ mode }, mode === report.mode ? 1 : 0);
+  for (const feature of FEATURES) {
+    for (const state of FEATURE_STATES) metrics.storageFeature.set({ feature, state }, report.features[feature].state === state ? 1 : 0);
+  }
 }

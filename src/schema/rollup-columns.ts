@@ -2,10 +2,10 @@
 // columns they have, derived from the channel catalog. Pure; the rollup DDL and the Grafana
 // dashboard checks both read it, so the two cannot drift apart.
 import type { Channel } from '../decode/catalog.ts';
-import { ROLLUPS as STORAGE_ROLLUPS, ROLLUP_NAMES, formatInterval } from './settings.ts';
+import { ROLLUP_BUCKETS, ROLLUP_NAMES, formatInterval } from './settings.ts';
 
 /** Rollup views, finest first: view name and bucket width, from the storage settings. */
-export const ROLLUPS = ROLLUP_NAMES.map((name) => ({ view: `esp_telemetry_${name}`, bucket: formatInterval(STORAGE_ROLLUPS[name].bucketS) }));
+export const ROLLUP_VIEWS = ROLLUP_NAMES.map((name) => ({ view: `esp_telemetry_${name}`, bucket: formatInterval(ROLLUP_BUCKETS[name].bucketS) }));
 
 /** Aggregates kept per channel, in column order. */
 export const ROLLUP_AGGREGATES = ['min', 'max', 'avg', 'last', 'count'] as const;

@@ -1,7 +1,7 @@
 // Rollups as SQL: per-well continuous aggregates in generations, and the plain view that joins
 // them under the contract name. Pure. A continuous aggregate cannot gain columns in place, so
 // channels added to the catalog later get a new generation (README "Storage").
-import { ROLLUPS, type RollupName } from './settings.ts';
+import { ROLLUP_BUCKETS, type RollupName } from './settings.ts';
 import { formatInterval } from './settings.ts';
 import { ROLLUP_AGGREGATES, rollupColumnNames, type RollupAggregate } from './rollup-columns.ts';
 
@@ -19,7 +19,7 @@ export function generationName(rollup: RollupName, n: number): string {
 export const GENERATION_RE = /^esp_telemetry_(1m|1h)_g([1-9][0-9]*)$/;
 
 /** Columns of the rollup view over these channel columns: the contract of `../rollup-columns.ts`. */
-export function rollupColumns(channels: readonly string[]): string[] {
+export function viewColumnNames(channels: readonly string[]): string[] {
   return rollupColumnNames(channels.map((column) => ({ column })));
 }
 
@@ -45,7 +45,7 @@ const AGGREGATE_SQL: Record<RollupAggregate, (column: string) => string> = {
  * has a value (HAVING), so history, which has none, costs nothing.
  */
 export function createGenerationSql(rollup: RollupName, n: number, channels: readonly string[]): string {
-  const bucket = `time_bucket(INTERVAL '${formatInterval(ROLLUPS[rollup].bucketS)}', ts)`;
+  const bucket = `time_bucket(INTERVAL '${formatInterval(ROLLUP_BUCKETS[rollup].bucketS)}', ts)`;
   const aggs = channels.flatMap((c) => ROLLUP_AGGREGATES.map((a) => `${AGGREGATE_SQL[a](c)} AS ${c}_${a}`));
   const select = ['well_id', `${bucket} AS bucket`, ...(n === 1 ? ['count(*) AS readings'] : []), ...aggs];
   const having = n === 1 ? '' : `\nHAVING ${channels.map((c) => `count(${c}) > 0`).join(' OR ')}`;
@@ -64,7 +64,7 @@ WITH NO DATA`;
  */
 export function viewSql(rollup: RollupName, gens: readonly { n: number; channels: readonly string[] }[]): string {
   const first = gens[0];
-  if (!first || first.n !== 1) throw new Error(`rollup ${rollup}: generation 1 is missing`);
+  if (first?.n !== 1) throw new Error(`rollup ${rollup}: generation 1 is missing`);
   const cols = ['g1.well_id', 'g1.bucket', 'g1.readings'];
   const joins: string[] = [];
   for (const g of gens) {

@@ -2,9 +2,9 @@
 // and the duration grammar the STORAGE_* variables use. Pure; config/config.ts parses with it.
 
 /** A rollup: a per-well continuous aggregate `esp_telemetry_<name>` with buckets of `bucketS` seconds. */
-export const ROLLUPS = { '1m': { bucketS: 60 }, '1h': { bucketS: 3_600 } } as const;
-export type RollupName = keyof typeof ROLLUPS;
-export const ROLLUP_NAMES = Object.keys(ROLLUPS) as RollupName[];
+export const ROLLUP_BUCKETS = { '1m': { bucketS: 60 }, '1h': { bucketS: 3_600 } } as const;
+export type RollupName = keyof typeof ROLLUP_BUCKETS;
+export const ROLLUP_NAMES = Object.keys(ROLLUP_BUCKETS) as RollupName[];
 
 /** What the service keeps the storage at; durations in seconds, `null` = off. */
 export interface StorageSettings {
@@ -64,7 +64,7 @@ export function formatInterval(seconds: number): string {
 export function parseRollups(text: string): RollupName[] | string {
   if (text.trim().toLowerCase() === 'off') return [];
   const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
-  const bad = parts.filter((p) => !(p in ROLLUPS));
+  const bad = parts.filter((p) => !(p in ROLLUP_BUCKETS));
   if (parts.length === 0 || bad.length > 0) return `"${text}": expected "off" or a comma-separated list of ${ROLLUP_NAMES.join(', ')}`;
   return ROLLUP_NAMES.filter((r) => parts.includes(r));
 }

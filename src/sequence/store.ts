@@ -9,9 +9,9 @@ import { AbortedError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { backoffMs, sleep } from '../sink/backoff.ts';
 import { copyTimestampUs } from '../sink/copy-encode.ts';
-import { backoffMs, sleep } from '../sink/committer.ts';
-import { trackSequence, type SeqGap, type SeqState, type SeqWidth } from './tracker.ts';
+import { type SeqGap, type SeqState, type SeqWidth, trackSequence } from './tracker.ts';
 
 export interface SequenceStoreDeps {
   readonly pool: Pick<Pool, 'connect'>;
@@ -63,9 +63,9 @@ export class SequenceStore {
       if (w.retain) continue;
       for (const r of w.readings) {
         if (r.seq === null) continue;
-        let list = byWell.get(r.wellId);
-        if (!list) byWell.set(r.wellId, (list = []));
-        list.push(r);
+        const list = byWell.get(r.wellId);
+        if (list) list.push(r);
+        else byWell.set(r.wellId, [r]);
       }
     }
     const none = { gaps: 0, missing: 0, wraps: 0, reboots: 0 };
@@ -80,7 +80,14 @@ export class SequenceStore {
       } catch (err) {
         if (this.#d.signal.aborted) throw new AbortedError('sequence tracking');
         const delay = backoffMs(attempt, this.#d.retryMaxDelayMs);
-        warnThrottled(this.#d.log, this.#outage, err, { attempt, delayMs: delay }, 'sequence tracking failed; retrying', (n) => `sequence tracking still failing (${n} attempts); retrying`);
+        warnThrottled(
+          this.#d.log,
+          this.#outage,
+          err,
+          { attempt, delayMs: delay },
+          'sequence tracking failed; retrying',
+          (n) => `sequence tracking still failing (${n} attempts); retrying`,
+        );
         await sleep(delay, this.#d.signal);
       }
     }
@@ -94,7 +101,9 @@ export class SequenceStore {
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<{ well_id: string; last_seq: string; last_ts_us: string; max_seq: string }>(SELECT_STATE, [wells]);
-      const stored = new Map<string, SeqState>(rows.map((r) => [r.well_id, { lastSeq: Number(r.last_seq), lastTsUs: Number(r.last_ts_us), maxSeq: Number(r.max_seq) }]));
+      const stored = new Map<string, SeqState>(
+        rows.map((r) => [r.well_id, { lastSeq: Number(r.last_seq), lastTsUs: Number(r.last_ts_us), maxSeq: Number(r.max_seq) }]),
+      );
       const gaps: (SeqGap & { wellId: string })[] = [];
       const states: [string, SeqState][] = [];
       let wraps = 0;
@@ -118,7 +127,12 @@ export class SequenceStore {
         ]);
       }
       if (states.length > 0) {
-        await client.query(UPSERT_STATE, [states.map(([w]) => w), states.map(([, s]) => s.lastSeq), states.map(([, s]) => copyTimestampUs(s.lastTsUs)), states.map(([, s]) => s.maxSeq)]);
+        await client.query(UPSERT_STATE, [
+          states.map(([w]) => w),
+          states.map(([, s]) => s.lastSeq),
+          states.map(([, s]) => copyTimestampUs(s.lastTsUs)),
+          states.map(([, s]) => s.maxSeq),
+        ]);
       }
       await client.query('COMMIT');
       let missing = 0;
@@ -130,7 +144,10 @@ export class SequenceStore {
       metrics.sequenceResets.inc({ kind: 'wrap' }, wraps);
       metrics.sequenceResets.inc({ kind: 'reboot' }, reboots);
       if (gaps.length > 0) {
-        this.#d.log.warn({ event: 'sequence_gaps', wells: [...new Set(gaps.map((g) => g.wellId))].slice(0, 20), gaps: gaps.length, missing }, `${missing} readings missing (gaps in seq); see sequence_gaps`);
+        this.#d.log.warn(
+          { event: 'sequence_gaps', wells: [...new Set(gaps.map((g) => g.wellId))].slice(0, 20), gaps: gaps.length, missing },
+          `${missing} readings missing (gaps in seq); see sequence_gaps`,
+        );
       }
       return { gaps: gaps.length, missing, wraps, reboots };
     } catch (err) {
@@ -143,4 +160,3 @@ export class SequenceStore {
     }
   }
 }
-

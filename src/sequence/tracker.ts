@@ -58,7 +58,11 @@ export function modulus(width: SeqWidth, maxSeq: number): number {
  * when the newer one arrived. The same seq again with a later time is neither.
  * @param readings seq (null: none) and device time in microseconds, any order.
  */
-export function trackSequence(state: SeqState | undefined, readings: readonly { readonly seq: number | null; readonly tsUs: number }[], width: SeqWidth): SeqOutcome {
+export function trackSequence(
+  state: SeqState | undefined,
+  readings: readonly { readonly seq: number | null; readonly tsUs: number }[],
+  width: SeqWidth,
+): SeqOutcome {
   const ordered = readings.filter((r): r is { seq: number; tsUs: number } => r.seq !== null).sort((a, b) => a.tsUs - b.tsUs);
   const gaps: SeqGap[] = [];
   let wraps = 0;

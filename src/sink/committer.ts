@@ -4,16 +4,18 @@
 // refuses (SQLSTATE class 22/23) is isolated message by message and moved to rejected_messages
 // with the server's error, so one poison message never blocks the ones behind it. The batch
 // counts as committed (and is acknowledged) only when every part is.
+
+import type { BatchItem } from '../batch/batcher.ts';
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
-import { mergeByKey } from './merge.ts';
-import type { BatchItem } from '../batch/batcher.ts';
+import { type MessageWork, pgText, type RejectRow } from '../decode/work.ts';
 import { AbortedError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
-import type { MessageWork, RejectRow } from '../decode/work.ts';
+import { backoffMs, sleep } from './backoff.ts';
+import { mergeByKey } from './merge.ts';
+import { classifyDbError, type ErrorClass, errorLabel } from './sqlstate.ts';
 import { RetryableWriteError, type TelemetryWriter } from './writer.ts';
 
 export interface CommitterDeps {
@@ -30,12 +32,12 @@ export interface CommitterDeps {
 }
 
 export class Committer {
-  readonly #d: CommitterDeps;
+  readonly #deps: CommitterDeps;
   /** Retry warnings of one database outage: the first in full, then one a minute, then the recovery. */
   readonly #outage: ErrorLogThrottle;
 
   constructor(deps: CommitterDeps) {
-    this.#d = deps;
+    this.#deps = deps;
     this.#outage = new ErrorLogThrottle(undefined, deps.clock);
   }
 
@@ -45,7 +47,7 @@ export class Committer {
    */
   async commit(items: readonly BatchItem<MessageWork>[]): Promise<void> {
     const rejectedByDb = await this.#commitOrIsolate(items.map((i) => i.data));
-    if (rejectedByDb > 0) this.#d.log.warn({ messages: rejectedByDb }, 'messages refused by the database moved to rejected_messages');
+    if (rejectedByDb > 0) this.#deps.log.warn({ messages: rejectedByDb }, 'messages refused by the database moved to rejected_messages');
   }
 
   /** @returns how many messages the database refused (now in rejected_messages). */
@@ -55,7 +57,7 @@ export class Committer {
     // The server refused some data: find the message at fault by bisection (halves in arrival
     // order), so one poison message in a batch of n costs about 2·log2(n) transactions, not n.
     if (works.length === 1) {
-      await this.#writeWithRetry([asDbRejection(works[0]!, outcome.err, this.#d.catalog)], true);
+      await this.#writeWithRetry([asDbRejection(works[0]!, outcome.err, this.#deps.catalog)], true);
       return 1;
     }
     const mid = Math.ceil(works.length / 2);
@@ -67,7 +69,7 @@ export class Committer {
     const outcome = await this.#writeInParts(works, rejectsOnly, tally);
     // One line per batch, however many parts it took.
     if (tally.splits > 0 || tally.lifted > 0) {
-      this.#d.log.info({ messages: works.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
+      this.#deps.log.info({ messages: works.length, ...tally }, 'batch exceeded the decompression limit (53400): written in parts');
     }
     return outcome;
   }
@@ -84,7 +86,7 @@ export class Committer {
    * (LIFT_DECOMPRESSION_LIMIT); MESSAGE_MAX_READINGS bounds what it decompresses.
    */
   async #writeInParts(works: readonly MessageWork[], rejectsOnly: boolean, tally: { splits: number; lifted: number }): Promise<'ok' | { err: unknown }> {
-    const { metrics } = this.#d;
+    const { metrics } = this.#deps;
     const merged = mergeByKey(works.flatMap((w) => w.readings));
     const rejects = works.flatMap((w) => w.rejects);
     let outcome = await this.#attempt(merged.rows, rejects, rejectsOnly, false);
@@ -114,25 +116,39 @@ export class Committer {
    * refused (reject_rows).
    */
   async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: true): Promise<'ok' | { err: unknown }>;
-  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: false): Promise<'ok' | 'split' | { err: unknown }>;
-  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: boolean): Promise<'ok' | 'split' | { err: unknown }> {
-    const { metrics, log, signal } = this.#d;
+  async #attempt(
+    rows: readonly Reading[],
+    rejects: readonly RejectRow[],
+    rejectsOnly: boolean,
+    liftDecompressionLimit: false,
+  ): Promise<'ok' | 'split' | { err: unknown }>;
+  async #attempt(
+    rows: readonly Reading[],
+    rejects: readonly RejectRow[],
+    rejectsOnly: boolean,
+    liftDecompressionLimit: boolean,
+  ): Promise<'ok' | 'split' | { err: unknown }> {
+    const { metrics, log, signal } = this.#deps;
     let attempt = 0;
     for (;;) {
       if (signal.aborted) throw new AbortedError('batch commit');
       const started = performance.now();
       try {
-        const r = await this.#d.writer.write(rows, rejects, signal, liftDecompressionLimit ? { liftDecompressionLimit } : {});
+        const r = await this.#deps.writer.write(rows, rejects, signal, liftDecompressionLimit ? { liftDecompressionLimit } : {});
         metrics.flushSeconds.observe((performance.now() - started) / 1000);
         metrics.batchRows.observe(rows.length + rejects.length);
         metrics.readingsCommitted.inc(r.inserted);
         metrics.duplicates.inc(r.duplicates);
         metrics.conflicts.inc(r.conflicts);
         const newest = rows.reduce((m, x) => Math.max(m, x.tsUs), -Infinity);
-        if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#d.clock() - newest / 1000) / 1000));
-        this.#d.onDbState(true);
+        if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#deps.clock() - newest / 1000) / 1000));
+        this.#deps.onDbState(true);
         const recovery = this.#outage.ok();
-        if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `batch writes succeed again after ${recovery.errors} failed attempts`);
+        if (recovery)
+          log.info(
+            { errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) },
+            `batch writes succeed again after ${recovery.errors} failed attempts`,
+          );
         return 'ok';
       } catch (err) {
         // Shutdown's deadline gave up the write: not a database failure, and nothing to retry.
@@ -143,11 +159,21 @@ export class Committer {
         if (cls === 'split' && !liftDecompressionLimit) return 'split';
         attempt++;
         metrics.flushRetries.inc({ code: errorLabel(err) });
-        const delay = cls === 'operator' ? this.#d.retryMaxDelayMs : backoffMs(attempt, this.#d.retryMaxDelayMs);
+        const delay = cls === 'operator' ? this.#deps.retryMaxDelayMs : backoffMs(attempt, this.#deps.retryMaxDelayMs);
         // 53400 again with the limit lifted: not the bound we lift, so say what is stuck and why.
-        const stuck = cls === 'split' ? `one message (${rows.length} readings) is refused with 53400 even with the decompression limit lifted for its transaction (another server bound, e.g. memory): ` : '';
-        this.#d.onDbState(false, `${stuck}${(err as Error).message}`);
-        warnThrottled(log, this.#outage, err, { attempt, delayMs: delay, class: cls, rows: rows.length }, stuck ? `${stuck.slice(0, -2)}; retrying` : 'batch write failed; retrying', (n) => `batch write still failing (${n} failed attempts since the last line); retrying`);
+        const stuck =
+          cls === 'split'
+            ? `one message (${rows.length} readings) is refused with 53400 even with the decompression limit lifted for its transaction (another server bound, e.g. memory): `
+            : '';
+        this.#deps.onDbState(false, `${stuck}${(err as Error).message}`);
+        warnThrottled(
+          log,
+          this.#outage,
+          err,
+          { attempt, delayMs: delay, class: cls, rows: rows.length },
+          stuck ? `${stuck.slice(0, -2)}; retrying` : 'batch write failed; retrying',
+          (n) => `batch write still failing (${n} failed attempts since the last line); retrying`,
+        );
         await sleep(delay, signal);
       }
     }
@@ -174,41 +200,18 @@ export function splitMessages(works: readonly MessageWork[]): [MessageWork[], Me
   return [sorted.slice(0, mid), sorted.slice(mid)];
 }
 
-/** Capped exponential backoff with full jitter: 100 ms · 2^(attempt-1), at most `capMs`. */
-export function backoffMs(attempt: number, capMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(capMs, 100 * 2 ** Math.min(attempt - 1, 20));
-  return Math.max(10, Math.round(ceiling * (0.5 + random() / 2)));
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (shutdown never waits on a sleep). */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 function asDbRejection(w: MessageWork, err: unknown, catalog: readonly Channel[]): MessageWork {
   const e = err as { code?: string; message?: string };
-  const detail = `database refused the message: ${e.code ?? 'encoding'} ${e.message ?? String(err)}`.replace(/\u0000/g, '\uFFFD');
+  const detail = pgText(`database refused the message: ${e.code ?? 'encoding'} ${e.message ?? String(err)}`);
   const receivedAtMs = w.rejects[0]?.receivedAtMs ?? Date.now();
-  const topic = w.topic.replace(/\u0000/g, '\uFFFD');
-  const wellId = w.wellId?.replace(/\u0000/g, '\uFFFD') ?? null;
+  const topic = pgText(w.topic);
+  const wellId = w.wellId === null ? null : pgText(w.wellId);
   const row = (payload: Uint8Array): RejectRow => ({ receivedAtMs, topic, wellId, reason: 'db_rejected', detail, index: null, payload });
   // One row per refused reading. A message of one reading keeps its raw bytes; the readings of
   // an array keep their own JSON, so the rows stay as large as the message, not its square.
-  const rows =
-    w.readings.length <= 1
-      ? [row(w.payload)]
-      : w.readings.map((r) => row(Buffer.from(JSON.stringify(readingJson(r, catalog)))));
+  const rows = w.readings.length <= 1 ? [row(w.payload)] : w.readings.map((r) => row(Buffer.from(JSON.stringify(readingJson(r, catalog)))));
   // Readings the decoder had already rejected keep their own rows and reasons.
-  return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic, wellId, detail: r.detail.replace(/\u0000/g, '\uFFFD') })), ...rows] };
+  return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic, wellId, detail: pgText(r.detail) })), ...rows] };
 }
 
 /** A decoded reading back in payload form: `ts` (ISO-8601 Z), `seq`, channels, extra fields. */

@@ -132,7 +132,7 @@ export function* readingLines(rows: readonly Reading[], channelCount: number): G
 /** COPY text of rejections, one line each, in `rejectCopyTarget` column order. */
 export function* rejectLines(rejects: readonly RejectRow[]): Generator<string> {
   for (const r of rejects) {
-    yield [
+    const fields = [
       copyTimestampUs(r.receivedAtMs * 1000),
       copyText(r.topic),
       copyText(r.wellId),
@@ -140,6 +140,7 @@ export function* rejectLines(rejects: readonly RejectRow[]): Generator<string> {
       copyText(r.detail),
       copyInt(r.index),
       copyBytea(r.payload),
-    ].join('\t') + '\n';
+    ];
+    yield `${fields.join('\t')}\n`;
   }
 }

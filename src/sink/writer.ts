@@ -11,12 +11,12 @@ import type { Pool, PoolClient } from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
+import type { RejectRow } from '../decode/work.ts';
 import { AbortedError } from '../errors.ts';
+import { destroyConnection } from './connections.ts';
 import { copyTimestampUs } from './copy-encode.ts';
 import { isTransientWriteConflict } from './sqlstate.ts';
-import { LIFT_DECOMPRESSION_LIMIT, keyBounds, readingLines, rejectLines, writerSql, type WriterSql } from './writer-sql.ts';
-import type { RejectRow } from '../decode/work.ts';
-
+import { keyBounds, LIFT_DECOMPRESSION_LIMIT, readingLines, rejectLines, type WriterSql, writerSql } from './writer-sql.ts';
 
 const { from: copyFrom } = copyStreams;
 
@@ -93,7 +93,7 @@ export class TelemetryWriter {
     const discard = (why: Error) => {
       failure ??= why;
       // Destroying the socket fails every pending query on this client at once.
-      (client as unknown as { connection?: { stream?: { destroy(e?: Error): void } } }).connection?.stream?.destroy(why);
+      destroyConnection(client, why);
     };
     const timer = setTimeout(() => discard(new Error(`batch write exceeded ${this.#deadlineMs} ms; connection discarded`)), this.#deadlineMs);
     const onAbort = () => discard(new AbortedError('batch write'));
@@ -104,7 +104,9 @@ export class TelemetryWriter {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const silent = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          const err = new Error(`database gave no answer to a statement within ${statementMs} ms (statement_timeout + ${STATEMENT_GRACE_MS / 1000} s): half-open connection or hung server; connection discarded`);
+          const err = new Error(
+            `database gave no answer to a statement within ${statementMs} ms (statement_timeout + ${STATEMENT_GRACE_MS / 1000} s): half-open connection or hung server; connection discarded`,
+          );
           discard(err);
           reject(err);
         }, statementMs);
@@ -166,7 +168,10 @@ export async function commitBatch(
   options: WriteOptions = {},
 ): Promise<WriteResult> {
   try {
-    return (rows.length > 0 && (await fastPath(session, sql, channelCount, rows, rejects, options))) || (await stagedPath(session, sql, channelCount, rows, rejects, options));
+    return (
+      (rows.length > 0 && (await fastPath(session, sql, channelCount, rows, rejects, options))) ||
+      (await stagedPath(session, sql, channelCount, rows, rejects, options))
+    );
   } catch (err) {
     await session.query('ROLLBACK').catch(() => undefined);
     throw isTransientWriteConflict(err) ? new RetryableWriteError(err) : err;
@@ -276,7 +281,11 @@ async function connect(pool: Pool, signal: AbortSignal | undefined): Promise<Poo
   try {
     return await Promise.race([pending, aborted]);
   } catch (err) {
-    if (signal.aborted) pending.then((c) => c.release(), () => undefined);
+    if (signal.aborted)
+      pending.then(
+        (c) => c.release(),
+        () => undefined,
+      );
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);

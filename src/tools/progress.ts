@@ -64,7 +64,7 @@ export interface ProgressOptions {
 
 /** A progress line on a terminal; silent elsewhere. update() is cheap when called often. */
 export class Progress {
-  readonly #o: ProgressOptions;
+  readonly #options: ProgressOptions;
   readonly #stream: ProgressStream;
   readonly #clock: () => number;
   readonly #startedMs: number;
@@ -74,7 +74,7 @@ export class Progress {
   #open = false;
 
   constructor(o: ProgressOptions) {
-    this.#o = o;
+    this.#options = o;
     this.#stream = o.stream ?? process.stderr;
     this.#clock = o.clock ?? (() => performance.now());
     this.#startedMs = this.#clock();
@@ -86,7 +86,7 @@ export class Progress {
     this.#done = done;
     if (!this.enabled) return;
     const now = this.#clock();
-    if (now - this.#drawnMs < (this.#o.everyMs ?? 200)) return;
+    if (now - this.#drawnMs < (this.#options.everyMs ?? 200)) return;
     this.#drawnMs = now;
     this.#draw(now);
   }
@@ -107,7 +107,7 @@ export class Progress {
   }
 
   #draw(now: number): void {
-    this.#stream.write(`\r${formatProgress({ label: this.#o.label, unit: this.#o.unit, done: this.#done, total: this.#o.total, elapsedMs: now - this.#startedMs })}\x1b[K`);
+    this.#stream.write(`\r${formatProgress({ label: this.#options.label, unit: this.#options.unit, done: this.#done, total: this.#options.total, elapsedMs: now - this.#startedMs })}\x1b[K`);
     this.#open = true;
   }
 }

@@ -38,7 +38,7 @@ export async function listRejects(db: pg.Pool | pg.Client, f: RejectFilter): Pro
   return rows.map((r) => ({ reason: r.reason, count: Number(r.count), latest: r.latest }));
 }
 
-export interface ReplayResult {
+export interface RejectsReplayResult {
   /** Messages chosen (one message can have several rejected readings). */
   readonly messages: number;
   /** Messages the broker acknowledged, whose rows were then deleted. */
@@ -60,7 +60,7 @@ export interface Publisher {
  * A message = rows with the same topic, receive time and payload SHA-256
  * (sql/002_rejects_sha256.sql). With `dryRun`, counts and publishes nothing.
  */
-export async function replayRejects(db: pg.Pool | pg.Client, publisher: Publisher | undefined, f: RejectFilter & { reason: string; dryRun?: boolean }): Promise<ReplayResult> {
+export async function replayRejects(db: pg.Pool | pg.Client, publisher: Publisher | undefined, f: RejectFilter & { reason: string; dryRun?: boolean }): Promise<RejectsReplayResult> {
   const { rows: messages } = await db.query<{ topic: string; ids: string[] }>(
     `WITH chosen AS (
        SELECT DISTINCT topic, received_at, payload_sha256 FROM rejected_messages

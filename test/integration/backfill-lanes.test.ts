@@ -8,8 +8,8 @@
 // service's memory stays under the documented bound.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
-import { RSS_BOUND_MB, peakRssMb } from '../support/well-load.ts';
+import { freshDatabase, metric, PrivateMosquitto, query, startService, Teardown, waitFor } from '../support/harness.ts';
+import { peakRssMb, RSS_BOUND_MB } from '../support/well-load.ts';
 
 const BACKFILL_HOURS = Number(process.env.ESP_TEST_BACKFILL_HOURS ?? 2);
 const LIVE_WELLS = ['LIVE-1', 'LIVE-2', 'LIVE-3', 'LIVE-4', 'LIVE-5'];
@@ -40,11 +40,14 @@ it(`a ${BACKFILL_HOURS} h backfill of one well does not starve ${LIVE_WELLS.leng
   const broker = new PrivateMosquitto();
   await broker.start();
   t.add(() => broker.destroy());
-  const svc = await startService({ DATABASE_URL: db, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-backfill', MQTT_TOPIC: 'bf/{site}/{well_id}/telemetry',
+  const svc = await startService(t, {
+    DATABASE_URL: db,
+    MQTT_URL: broker.url,
+    MQTT_CLIENT_ID: 'esp-ingest-backfill',
+    MQTT_TOPIC: 'bf/{site}/{well_id}/telemetry',
     // ESP_TEST_BACKFILL_AFTER=off measures the same load with one lane (by hand, for comparison).
     BACKFILL_AFTER: process.env.ESP_TEST_BACKFILL_AFTER ?? '1 hour',
   });
-  t.add(() => svc.proc.kill('SIGKILL'));
   await query(db, DECOMPRESSION_LIMIT_TRIGGER);
 
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'pub-backfill', clean: true, protocolVersion: 5 });
@@ -79,11 +82,20 @@ it(`a ${BACKFILL_HOURS} h backfill of one well does not starve ${LIVE_WELLS.leng
     if (window.length >= 200) await Promise.all(window.splice(0));
   }
   await Promise.all(window);
-  await waitFor('backfill committed', async () => (await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'RET-1'`))[0]!.n === readings, 600_000, 500);
+  await waitFor(
+    'backfill committed',
+    async () => (await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'RET-1'`))[0]!.n === readings,
+    600_000,
+    500,
+  );
   const backfillS = (Date.now() - backfillStartedMs) / 1000;
   clearInterval(live);
   await Promise.all(liveSends);
-  await waitFor('live readings committed', async () => (await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id LIKE 'LIVE-%'`))[0]!.n === livePublished, 30_000);
+  await waitFor(
+    'live readings committed',
+    async () => (await query<{ n: number }>(db, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id LIKE 'LIVE-%'`))[0]!.n === livePublished,
+    30_000,
+  );
 
   // Publish→commit of live readings during the backfill: ingested_at (the committing transaction's
   // start) minus device time (= publish time).
@@ -93,7 +105,10 @@ it(`a ${BACKFILL_HOURS} h backfill of one well does not starve ${LIVE_WELLS.leng
        FROM esp_telemetry WHERE well_id LIKE 'LIVE-%' AND ts >= $1`,
     [new Date(backfillStartedMs).toISOString()],
   );
-  const [keys] = await query<{ rows: number; distinct_keys: number }>(db, 'SELECT count(*)::int AS rows, count(DISTINCT (well_id, ts))::int AS distinct_keys FROM esp_telemetry');
+  const [keys] = await query<{ rows: number; distinct_keys: number }>(
+    db,
+    'SELECT count(*)::int AS rows, count(DISTINCT (well_id, ts))::int AS distinct_keys FROM esp_telemetry',
+  );
   const splits = await metric(svc.httpPort, 'esp_ingest_decompression_limit_total{action="split"}');
   const backfillCommitted = await metric(svc.httpPort, 'esp_ingest_backfill_readings_committed_total');
   const rss = peakRssMb(svc.proc.pid!);

@@ -1,17 +1,19 @@
 // docker-compose.yml, the Dockerfile and ops/ against the code: `docker-compose config` accepts
 // the file; esp-ingest's variables are ones the config schema knows; port, topic, broker,
 // scrape target, health check and Grafana wiring agree; mounted files exist. Docker itself is
-// not needed: the image's CMD and HEALTHCHECK are run on a copy of exactly what the Dockerfile
-// copies, against a real database and Mosquitto.
+// not needed: the image's CMD and HEALTHCHECK, and the operator tool `npm run rejects`, are run on
+// a copy of exactly what the Dockerfile copies (its node_modules from the deps stage's own
+// `npm ci --omit=dev`), against a real database and Mosquitto.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
-import { parseYaml, readYaml, ROOT } from '../support/dashboards.ts';
-import { freePort, freshDatabase, PrivateMosquitto, readyz, Teardown, waitFor } from '../support/harness.ts';
+import { parseYaml, readYaml } from '../support/dashboards.ts';
+import { ROOT } from '../support/root.ts';
+import { freePort, freshDatabase, migratedDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
 
 interface Service {
   image?: string;
@@ -49,16 +51,19 @@ function binds(s: Service): { source: string; target: string; readOnly: boolean 
   });
 }
 
-/** The final stage of the Dockerfile: instructions with continuation lines joined, comments dropped. */
-function dockerfileFinalStage(): { op: string; args: string }[] {
+/** The Dockerfile's instructions, continuation lines joined, comments dropped. */
+function dockerfileInstructions(): { op: string; args: string }[] {
   const lines = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
-  const all = lines.map((l) => {
+  return lines.map((l) => {
     const m = /^\s*(\w+)\s+(.*)$/.exec(l)!;
     return { op: m[1]!.toUpperCase(), args: m[2]!.trim() };
   });
-  const lastFrom = all.map((i) => i.op).lastIndexOf('FROM');
-  return all.slice(lastFrom);
 }
+const instructions = dockerfileInstructions();
+/** The final stage: what the image holds and runs. */
+const finalStage = instructions.slice(instructions.map((i) => i.op).lastIndexOf('FROM'));
+/** The first stage's `npm ci` (up to any `&&`): how the image's node_modules are installed. */
+const depsInstall = instructions.slice(0, instructions.length - finalStage.length).find((i) => i.op === 'RUN' && i.args.startsWith('npm ci'))?.args.split('&&')[0]!.trim() ?? '';
 
 const compose = composeConfig();
 const svc = (name: string): Service => {
@@ -68,8 +73,7 @@ const svc = (name: string): Service => {
 };
 const ingest = svc('esp-ingest');
 const ingestEnv = ingest.environment ?? {};
-const stage = dockerfileFinalStage();
-const one = (op: string) => stage.filter((i) => i.op === op).map((i) => i.args);
+const one = (op: string) => finalStage.filter((i) => i.op === op).map((i) => i.args);
 const healthcheckCmd = JSON.parse(/CMD\s+(\[.*\])\s*$/.exec(one('HEALTHCHECK')[0] ?? '')?.[1] ?? '[]') as string[];
 const cmd = JSON.parse(one('CMD')[0] ?? '[]') as string[];
 
@@ -111,7 +115,7 @@ describe('docker-compose.yml', () => {
   });
 
   it("MQTT: the broker service mounts mosquitto.conf, and its listener is MQTT_URL's port", () => {
-    const url = new URL(ingestEnv['MQTT_URL'] ?? '');
+    const url = new URL(ingestEnv.MQTT_URL ?? '');
     const broker = svc(url.hostname);
     expect(binds(broker)).toContainEqual({ source: path.join(ROOT, 'mosquitto.conf'), target: '/mosquitto/config/mosquitto.conf', readOnly: true });
     const conf = readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8');
@@ -152,8 +156,8 @@ describe('docker-compose.yml', () => {
     const [pgHost, pgPort] = pgds.url.split(':');
     expect(pgHost).toBe('timescaledb');
     expect(pgPort).toBe('5432');
-    expect(pgds.jsonData?.database).toBe(tsdb.environment?.['POSTGRES_DB']);
-    expect(new URL(ingestEnv['DATABASE_URL']!).pathname).toBe(`/${tsdb.environment?.['POSTGRES_DB']}`);
+    expect(pgds.jsonData?.database).toBe(tsdb.environment?.POSTGRES_DB);
+    expect(new URL(ingestEnv.DATABASE_URL!).pathname).toBe(`/${tsdb.environment?.POSTGRES_DB}`);
     // $VARS in provisioning are read from Grafana's environment; the role is created by the
     // init script from the database's environment: both must agree.
     for (const [value, name] of [[pgds.user, 'GRAFANA_DB_USER'], [pgds.secureJsonData?.password, 'GRAFANA_DB_PASSWORD']] as const) {
@@ -169,7 +173,7 @@ describe('docker-compose.yml', () => {
     expect(mount).toBeDefined();
     const providers = (readYaml(path.join(ROOT, 'ops/grafana/provisioning/dashboards/dashboards.yml')) as { providers: { options: { path: string } }[] }).providers;
     expect(providers.map((p) => p.options.path)).toEqual([mount!.target]);
-    const home = grafana.environment?.['GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH'] ?? '';
+    const home = grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '';
     expect(path.dirname(home)).toBe(mount!.target);
     expect(existsSync(path.join(ROOT, 'ops/grafana/dashboards', path.basename(home)))).toBe(true);
   });
@@ -177,7 +181,8 @@ describe('docker-compose.yml', () => {
 
 describe('Dockerfile', () => {
   it('runs node on src/main.ts as a non-root user, stops with SIGTERM, has a health check', () => {
-    expect(stage[0]?.args).toMatch(/^node:20-(bookworm-)?slim$/);
+    expect(finalStage[0]?.args).toMatch(/^node:20-(bookworm-)?slim$/);
+    expect(depsInstall).toMatch(/^npm ci --omit=dev\b/);
     expect(cmd).toEqual(['node', '--import', 'tsx', 'src/main.ts']);
     expect(one('USER')).toEqual(['node']);
     expect(one('STOPSIGNAL')).toEqual(['SIGTERM']);
@@ -191,20 +196,26 @@ describe('Dockerfile', () => {
     for (const s of sources) expect(ignored, s).not.toContain(s.replace(/\/$/, ''));
   });
 
-  describe("the image's files, CMD and HEALTHCHECK, without Docker", () => {
+  describe("the image's files, CMD, HEALTHCHECK and the rejects tool, without Docker", () => {
     const t = new Teardown();
     const dir = mkdtempSync(path.join(tmpdir(), 'esp-image-'));
+    const deps = mkdtempSync(path.join(tmpdir(), 'esp-image-deps-'));
     const mosquitto = new PrivateMosquitto();
     let httpPort = 0;
     const health = (port: number) => spawnSync(process.execPath, healthcheckCmd.slice(1), { env: { PATH: process.env.PATH ?? '', HTTP_PORT: String(port) }, timeout: 10_000 }).status;
 
     beforeAll(async () => {
       t.add(() => rmSync(dir, { recursive: true, force: true }));
-      // What the final stage copies from the build context, and the first stage's node_modules.
+      t.add(() => rmSync(deps, { recursive: true, force: true }));
+      // The deps stage: its `npm ci --omit=dev` on the lockfile (from npm's cache where it can), so
+      // the image's files hold the production dependencies only.
+      for (const f of ['package.json', 'package-lock.json']) cpSync(path.join(ROOT, f), path.join(deps, f));
+      execFileSync('sh', ['-c', `${depsInstall} --prefer-offline`], { cwd: deps, stdio: 'ignore', timeout: 120_000 });
+      // What the final stage copies from the build context, and the deps stage's node_modules.
       for (const args of one('COPY')) {
         const parts = args.split(/\s+/);
         if (parts[0]?.startsWith('--from')) {
-          symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+          renameSync(path.join(deps, 'node_modules'), path.join(dir, 'node_modules'));
           continue;
         }
         const dest = parts.at(-1)!;
@@ -237,6 +248,22 @@ describe('Dockerfile', () => {
       proc.kill(one('STOPSIGNAL')[0] as NodeJS.Signals);
       expect(await exited).toBe(0);
       expect(health(httpPort)).toBe(1);
+    });
+
+    it('runs the operator tool as the README says: `npm run rejects -- list` with production dependencies only', async () => {
+      expect(existsSync(path.join(dir, 'node_modules', 'vitest')), 'a devDependency in the image').toBe(false);
+      const databaseUrl = await migratedDatabase(t);
+      await query(databaseUrl, "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 'esp/north/W-1/telemetry', 'invalid_json', 'x', '\\x7b')");
+      // The container's environment (compose's variables), as `docker compose exec` gives it.
+      const env = { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...ingestEnv, DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url };
+      const npm = (args: string[]) => spawnSync('npm', ['run', '--silent', 'rejects', '--', ...args], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 });
+      const list = npm(['list']);
+      expect(list.stderr).toBe('');
+      expect(list.status).toBe(0);
+      expect(list.stdout.trim().split('\n')).toEqual(['reason        count  latest', 'invalid_json      1  2024-05-01T00:00:00.000Z']);
+      const dryRun = npm(['replay', '--reason', 'invalid_json', '--dry-run']);
+      expect(dryRun.stdout.trim()).toBe('dry run: 1 message(s) with reason invalid_json would be published again');
+      expect(npm(['list', '--reason', 'no_such_reason']).status).toBe(2);
     });
   });
 });

@@ -3,21 +3,18 @@
 // each restart the broker redelivers what was not PUBACKed; every published (well_id, ts) must
 // end up stored exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { loadWells } from '../../dev/wells.ts';
+import { loadWells } from '../support/wells.ts';
 import { replay } from '../../dev/replay.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
 
 it('stores every reading exactly once across repeated kill -9 and restart', async () => {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
+  const broker = await privateMosquitto(t);
   const databaseUrl = await freshDatabase(t);
   const env = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-crash', BATCH_FLUSH_INTERVAL_MS: '100', BATCH_MAX_ROWS: '500' };
-  let svc: ServiceProcess = await startService(env);
-  t.add(() => svc.proc.kill('SIGKILL'));
+  let svc: ServiceProcess = await startService(t, env);
 
   // Three wells, 2,000 readings each, ~900 readings/s in all: about 7 s of load.
   const wells = loadWells().slice(0, 3).map((w) => ({ ...w, readings: w.readings.slice(0, 2000) }));
@@ -36,7 +33,7 @@ it('stores every reading exactly once across repeated kill -9 and restart', asyn
     svc.proc.kill('SIGKILL');
     await svc.exited;
     const t0 = performance.now();
-    svc = await startService(env);
+    svc = await startService(t, env);
     recoveries.push((performance.now() - t0) / 1000);
     console.log(`kill -9 #${kill + 1} with ${unacked} unacknowledged messages; ready again in ${recoveries.at(-1)!.toFixed(2)} s`);
   }

@@ -10,8 +10,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
-import { ROLLUPS, rollupColumnNames, rollupColumns, type RollupColumn } from '../../src/schema/rollup-columns.ts';
-import { customValues, interpolateSql, loadDashboard, ROOT, sqlIdentifiers, sqlQueries } from '../support/dashboards.ts';
+import { ROLLUP_VIEWS, rollupColumnNames, rollupColumns, type RollupColumn } from '../../src/schema/rollup-columns.ts';
+import { customValues, interpolateSql, loadDashboard, sqlIdentifiers, sqlQueries } from '../support/dashboards.ts';
+import { ROOT } from '../support/root.ts';
 import { freshDatabase, query, serverUrl, Teardown } from '../support/harness.ts';
 
 const t = new Teardown();
@@ -51,7 +52,7 @@ beforeAll(async () => {
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   t.add(() => pool.end());
   await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
-  for (const { view, bucket } of ROLLUPS) {
+  for (const { view, bucket } of ROLLUP_VIEWS) {
     if ((await columnsOf(view)).length > 0) continue;
     await query(url, `CREATE VIEW ${view} AS SELECT ${rollupColumns(DEFAULT_CATALOG).map((c) => standInExpression(c, bucket)).join(', ')} FROM esp_telemetry GROUP BY 1, 2`);
   }
@@ -69,13 +70,13 @@ afterAll(() => t.run());
 
 describe('wells dashboard SQL on a migrated database', () => {
   it('the rollup views have every column of the naming contract', async () => {
-    for (const { view } of ROLLUPS) expect(await columnsOf(view), view).toEqual(expect.arrayContaining(rollupColumnNames(DEFAULT_CATALOG)));
+    for (const { view } of ROLLUP_VIEWS) expect(await columnsOf(view), view).toEqual(expect.arrayContaining(rollupColumnNames(DEFAULT_CATALOG)));
   });
 
   it('every raw-table query reads only columns esp_telemetry has', async () => {
     const table = new Set(await columnsOf('esp_telemetry'));
     const raw = sqlQueries(wells)
-      .map((q) => ({ ...q, ids: sqlIdentifiers(interpolateSql(q.sql, { rollup: ROLLUPS[0]!.view, well_id: ['W-1'] })) }))
+      .map((q) => ({ ...q, ids: sqlIdentifiers(interpolateSql(q.sql, { rollup: ROLLUP_VIEWS[0]!.view, well_id: ['W-1'] })) }))
       .filter((q) => q.ids.relations.includes('esp_telemetry'));
     expect(raw.length).toBeGreaterThan(0);
     for (const { where, ids } of raw) for (const c of ids.columns) expect(table, `${where}: column ${c}`).toContain(c);

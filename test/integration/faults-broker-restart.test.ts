@@ -1,12 +1,13 @@
-// Issue 3, scenario "broker restart" (BC-11): the broker restarts under load. Mosquitto with
-// persistence keeps the service's session and queue across a restart: the service reconnects
-// (session present) and every reading the broker PUBACKed to the wells is stored once. The
-// embedded aedes broker keeps sessions in memory only: after its restart the session is gone
-// (sessionPresent=0), so the service must subscribe again and count a session reset, and every
-// reading published after that is stored. The wells' publisher reconnects and resends on its own.
+// Fault: the broker restarts under load (a subscriber left connected but deaf after a restart:
+// MQTT.js #895, mosquitto #2265). Mosquitto with persistence keeps the service's session and queue
+// across a restart: the service reconnects (session present) and every reading the broker PUBACKed
+// to the wells is stored once. The embedded aedes broker keeps sessions in memory only: after its
+// restart the session is gone (sessionPresent=0), so the service must subscribe again and count a
+// session reset, and every reading published after that is stored. The wells' publisher reconnects
+// and resends on its own.
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/embedded-broker.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from '../support/harness.ts';
 import { RSS_BOUND_MB, checkStored, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** How long the broker stays down. */
@@ -17,12 +18,9 @@ afterAll(() => t.run());
 
 describe('broker restart under load', () => {
   it('Mosquitto (persistence, MQTT 5): the session survives; every reading the broker acknowledged is stored once', async () => {
-    const broker = new PrivateMosquitto();
-    await broker.start();
-    t.add(() => broker.destroy());
+    const broker = await privateMosquitto(t);
     const databaseUrl = await freshDatabase(t);
-    const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-broker-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-broker-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
     const load = await steadyLoad(t, broker.url, svc.httpPort);
 
     await broker.stop();
@@ -56,8 +54,7 @@ describe('broker restart under load', () => {
     t.add(() => broker.close());
     const url = `mqtt://127.0.0.1:${broker.port}`;
     const databaseUrl = await freshDatabase(t);
-    const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: url, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: 'esp-ingest-aedes-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: url, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: 'esp-ingest-aedes-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
     const load = await steadyLoad(t, url, svc.httpPort);
 
     await broker.close();

@@ -1,14 +1,13 @@
-// Issue 3, scenario "two instances, one client id" (BC-12): a second instance is started by
-// mistake with the same MQTT_CLIENT_ID (MQTT 5, Mosquitto with the project's config). The broker
-// hands the session to the newcomer and closes the first one's connection (Mosquitto 2.0.11 sends
-// no DISCONNECT 0x8E [MQTT-3.1.4-3]); the first must fail fast with a clear error instead of
-// reconnecting and kicking the other one back forever (the connect/disconnect storm of MQTT.js
-// #1585, #684). The survivor resumes the session, so nothing the wells published is lost, and
-// nothing is stored twice.
+// Fault: two instances with one client id: a second instance is started by mistake with the same
+// MQTT_CLIENT_ID (MQTT 5, Mosquitto with the project's config). The broker hands the session to the
+// newcomer and closes the first one's connection (Mosquitto 2.0.11 sends no DISCONNECT 0x8E
+// [MQTT-3.1.4-3]); the first must fail fast with a clear error instead of reconnecting and kicking
+// the other one back forever (the connect/disconnect storm of MQTT.js #1585, #684). The survivor
+// resumes the session, so nothing the wells published is lost, and nothing is stored twice.
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
 import { TAKEOVER_SILENT_CLOSES } from '../../src/ingress/takeover.ts';
-import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
+import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad } from '../support/well-load.ts';
 
 /** How long the test watches for a reconnect storm after the takeover. */
 const OBSERVE_MS = 3_000;
@@ -18,17 +17,13 @@ const t = new Teardown();
 afterAll(() => t.run());
 
 it('the instance whose session is taken over exits non-zero with ESP_MQTT_CLIENT_ID_TAKEN; no storm, nothing lost', async () => {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
+  const broker = await privateMosquitto(t);
   const databaseUrl = await freshDatabase(t);
   const env = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: CLIENT_ID, BATCH_FLUSH_INTERVAL_MS: '100' };
-  const first = await startService(env);
-  t.add(() => first.proc.kill('SIGKILL'));
+  const first = await startService(t, env);
   const load = await steadyLoad(t, broker.url, first.httpPort);
 
-  const second = await startService(env);
-  t.add(() => second.proc.kill('SIGKILL'));
+  const second = await startService(t, env);
   const tookOver = performance.now();
   const code = await Promise.race([first.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000))]);
   const exitedAfterS = (performance.now() - tookOver) / 1000;
@@ -47,10 +42,7 @@ it('the instance whose session is taken over exits non-zero with ESP_MQTT_CLIENT
   expect(survivorReconnects).toBeLessThan(TAKEOVER_SILENT_CLOSES);
   expect(second.proc.exitCode).toBeNull();
 
-  const sent = await load.stop();
-  expect(sent.acked).toBe(sent.published);
-  const check = await waitStored(databaseUrl, load.allKeys());
-  expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+  const sent = await expectStoredOnce(load, databaseUrl);
   const rss = peakRssMb(second.proc.pid!);
   expect(rss).toBeLessThan(RSS_BOUND_MB);
   console.log(

@@ -1,11 +1,12 @@
-// Issue 3, scenario "duplicate delivery" (BC-08): QoS 1 is at-least-once, so the same reading
-// arrives more than once: the same message published twice, the same reading in two messages,
-// the same (well_id, ts) twice inside one message, and all of these again in a later batch, when
-// the first copy is already stored. Each key is stored once (first arrival wins, later copies only
-// fill channels still empty), every extra copy is counted, and no batch fails or is retried.
+// Fault: duplicate delivery (a redelivered duplicate that failed the whole batch: hookdeck/outpost
+// #946, monster-mq #63). QoS 1 is at-least-once, so the same reading arrives more than once: the
+// same message published twice, the same reading in two messages, the same (well_id, ts) twice
+// inside one message, and all of these again in a later batch, when the first copy is already
+// stored. Each key is stored once (first arrival wins, later copies only fill channels still
+// empty), every extra copy is counted, and no batch fails or is retried.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
 import { RSS_BOUND_MB, peakRssMb } from '../support/well-load.ts';
 
 const t = new Teardown();
@@ -13,17 +14,14 @@ afterAll(() => t.run());
 
 const T0 = Date.parse('2024-05-01T00:00:00Z');
 const at = (s: number) => T0 + s * 1000;
-const reading = (s: number, fields: Record<string, number> = { motor_current_a: 40 + s }) => ({ ts: at(s), seq: s, ...fields });
+const deviceReading = (s: number, fields: Record<string, number> = { motor_current_a: 40 + s }) => ({ ts: at(s), seq: s, ...fields });
 
 it('stores each (well_id, ts) once, counts every duplicate, and fails no batch', async () => {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
+  const broker = await privateMosquitto(t);
   const databaseUrl = await freshDatabase(t);
   // Batches of exactly 10 rows (readings + rejections), flushed when full: the test decides
   // which copies share a batch.
-  const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-duplicates', BATCH_MAX_ROWS: '10', BATCH_FLUSH_INTERVAL_MS: '600000' });
-  t.add(() => svc.proc.kill('SIGKILL'));
+  const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-duplicates', BATCH_MAX_ROWS: '10', BATCH_FLUSH_INTERVAL_MS: '600000' });
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'dup-publisher', clean: true });
   t.add(() => pub.endAsync());
   const topic = 'esp/fault/W-DUP/telemetry';
@@ -34,21 +32,21 @@ it('stores each (well_id, ts) once, counts every duplicate, and fails no batch',
 
   // Batch 1 (10 rows, 7 keys): A twice; s3 in two messages; s5 twice in one message, each copy
   // with a different channel (merged into one row).
-  const a = reading(1);
+  const a = deviceReading(1);
   await send(a);
   await send(a);
-  await send([reading(2), reading(3)]);
-  await send([reading(3), reading(4)]);
-  await send([reading(5, { motor_current_a: 45 }), reading(5, { intake_pressure_kpa: 8000 })]);
-  await send([reading(6), reading(7)]);
+  await send([deviceReading(2), deviceReading(3)]);
+  await send([deviceReading(3), deviceReading(4)]);
+  await send([deviceReading(5, { motor_current_a: 45 }), deviceReading(5, { intake_pressure_kpa: 8000 })]);
+  await send([deviceReading(6), deviceReading(7)]);
   await waitFor('batch 1 committed', async () => (await committed()) === 7 && (await duplicates()) === 3, 20_000);
 
   // Batch 2 (10 rows, 6 new keys): A and the s2/s3 message redelivered after they were stored,
   // and s1 again with a different value (kept: first wins, counted as a conflict).
   await send(a);
-  await send([reading(2), reading(3)]);
-  await send(reading(1, { motor_current_a: 99 }));
-  await send([8, 9, 10, 11, 12, 13].map((s) => reading(s)));
+  await send([deviceReading(2), deviceReading(3)]);
+  await send(deviceReading(1, { motor_current_a: 99 }));
+  await send([8, 9, 10, 11, 12, 13].map((s) => deviceReading(s)));
   await waitFor('batch 2 committed', async () => (await committed()) === 13 && (await duplicates()) === 7, 20_000);
   const storedAfterS = (performance.now() - started) / 1000;
 

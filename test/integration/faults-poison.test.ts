@@ -1,11 +1,13 @@
-// Issue 3, scenario "poison message" (BC-15, BC-23): a message the decoder accepts but the
-// database always refuses (here a value that violates a CHECK constraint added after migration),
-// arriving between good messages while wells publish. It must land in rejected_messages (reason
-// db_rejected, the server's error in detail, the raw payload), be PUBACKed like any message, and
-// not hold up the ones behind it; the failed batch leaves no connection in an aborted transaction.
+// Fault: a poison message (failed messages that never released their in-flight slot stalled ingest:
+// telegraf #13476; a failed COPY left the connection in an aborted transaction: porsager/postgres
+// #1173). A message the decoder accepts but the database always refuses (here a value that violates
+// a CHECK constraint added after migration), arriving between good messages while wells publish. It
+// must land in rejected_messages (reason db_rejected, the server's error in detail, the raw
+// payload), be PUBACKed like any message, and not hold up the ones behind it; the failed batch
+// leaves no connection in an aborted transaction.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
 import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
 
 /** The value the test's CHECK constraint forbids. */
@@ -16,12 +18,9 @@ const t = new Teardown();
 afterAll(() => t.run());
 
 it('moves a message the database refuses to rejected_messages, PUBACKs it, and stores everything behind it', async () => {
-  const broker = new PrivateMosquitto();
-  await broker.start();
-  t.add(() => broker.destroy());
+  const broker = await privateMosquitto(t);
   const databaseUrl = await freshDatabase(t);
-  const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-poison', BATCH_FLUSH_INTERVAL_MS: '100' });
-  t.add(() => svc.proc.kill('SIGKILL'));
+  const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-poison', BATCH_FLUSH_INTERVAL_MS: '100' });
   await query(databaseUrl, `ALTER TABLE esp_telemetry ADD CONSTRAINT t_chk CHECK (motor_current_a <> ${POISON_A})`);
   const load = await steadyLoad(t, broker.url, svc.httpPort);
 

@@ -1,16 +1,17 @@
-// Issue 3, scenario "graceful shutdown" (BC-26): SIGTERM to the service while wells publish.
-// (1) Mid-batch, database healthy: intake stops, the buffered batch commits, its PUBACKs go out,
-// exit 0 before SHUTDOWN_DEADLINE_MS; the next instance gets no redelivery of what was committed.
-// (2) Database blocked by a lock: the deadline passes, exit non-zero at the deadline (not when the
-// blocked write would have timed out), nothing uncommitted was PUBACKed, so the broker redelivers
-// it to the next instance and it is stored once. (3) The same with a hung server (SIGSTOP): no
-// write, connect or pooled connection may hold the exit past the deadline.
+// Fault: graceful shutdown, SIGTERM to the service while wells publish (a drain that lost or
+// replayed the last batch: sql-flow PR #172, #182). (1) Mid-batch, database healthy: intake stops,
+// the buffered batch commits, its PUBACKs go out, exit 0 before SHUTDOWN_DEADLINE_MS; the next
+// instance gets no redelivery of what was committed. (2) Database blocked by a lock: the deadline
+// passes, exit non-zero at the deadline (not when the blocked write would have timed out), nothing
+// uncommitted was PUBACKed, so the broker redelivers it to the next instance and it is stored once.
+// (3) The same with a hung server (SIGSTOP): no write, connect or pooled connection may hold the
+// exit past the deadline.
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
-import { RSS_BOUND_MB, WellLoad, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
+import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad, WellLoad } from '../support/well-load.ts';
 
-/** How long the server has hung when SIGTERM arrives (scenario 3). */
+/** How long the server has hung when SIGTERM arrives (the hung-server case, (3) above). */
 const HUNG_BEFORE_SIGTERM_MS = 6_000;
 
 const t = new Teardown();
@@ -27,14 +28,11 @@ async function terminate(svc: ServiceProcess): Promise<{ code: number | null; se
 describe('SIGTERM under load', () => {
   it('mid-batch: commits the buffered rows, PUBACKs them, exits 0 before the deadline', async () => {
     const deadlineMs = 10_000;
-    const broker = new PrivateMosquitto();
-    await broker.start();
-    t.add(() => broker.destroy());
+    const broker = await privateMosquitto(t);
     const databaseUrl = await freshDatabase(t);
     const base = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
     // A flush interval far beyond the test: rows stay buffered until the shutdown flushes them.
-    const svc = await startService({ ...base, BATCH_FLUSH_INTERVAL_MS: '600000', BATCH_MAX_ROWS: '100000', BUFFER_MAX_ROWS: '100000' });
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, { ...base, BATCH_FLUSH_INTERVAL_MS: '600000', BATCH_MAX_ROWS: '100000', BUFFER_MAX_ROWS: '100000' });
     const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
     await load.start();
     t.add(() => load.stop(1_000).catch(() => undefined));
@@ -50,12 +48,8 @@ describe('SIGTERM under load', () => {
     expect(committed).toBeGreaterThanOrEqual(300);
 
     // The next instance: what was committed was PUBACKed, so nothing of it comes back.
-    const next = await startService({ ...base, BATCH_FLUSH_INTERVAL_MS: '100' });
-    t.add(() => next.proc.kill('SIGKILL'));
-    const sent = await load.stop();
-    expect(sent.acked).toBe(sent.published);
-    const check = await waitStored(databaseUrl, load.allKeys());
-    expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+    const next = await startService(t, { ...base, BATCH_FLUSH_INTERVAL_MS: '100' });
+    const sent = await expectStoredOnce(load, databaseUrl);
     expect(await metric(next.httpPort, 'esp_ingest_readings_duplicate_total')).toBe(0);
     expect(rss).toBeLessThan(RSS_BOUND_MB);
     console.log(`SIGTERM mid-batch: exit 0 after ${stop.seconds.toFixed(2)} s (deadline ${deadlineMs / 1000} s) with ${committed} rows committed in the last flush; ${sent.published} readings stored once in all; peak RSS ${rss.toFixed(0)} MiB`);
@@ -64,15 +58,12 @@ describe('SIGTERM under load', () => {
 
   it('database blocked: exits non-zero at the deadline; nothing uncommitted is lost, the next instance stores it', async () => {
     const deadlineMs = 1_000;
-    const broker = new PrivateMosquitto();
-    await broker.start();
-    t.add(() => broker.destroy());
+    const broker = await privateMosquitto(t);
     const databaseUrl = await freshDatabase(t);
     // lock_timeout (default 10 s) is far longer than the shutdown deadline: the write in progress
     // when SIGTERM arrives is still waiting on the lock when the deadline passes.
     const base = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-blocked', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
-    const svc = await startService(base);
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, base);
     const locker = await lockTelemetryTable(t, databaseUrl);
     const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
     await load.start();
@@ -87,13 +78,9 @@ describe('SIGTERM under load', () => {
 
     await locker.release();
     const released = performance.now();
-    const next = await startService({ ...base, SHUTDOWN_DEADLINE_MS: '10000' });
-    t.add(() => next.proc.kill('SIGKILL'));
-    const sent = await load.stop();
-    expect(sent.acked).toBe(sent.published);
-    const check = await waitStored(databaseUrl, load.allKeys());
+    const next = await startService(t, { ...base, SHUTDOWN_DEADLINE_MS: '10000' });
+    const sent = await expectStoredOnce(load, databaseUrl);
     const recoveredS = (performance.now() - released) / 1000;
-    expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
     const rss = peakRssMb(next.proc.pid!);
     expect(rss).toBeLessThan(RSS_BOUND_MB);
     console.log(
@@ -106,14 +93,11 @@ describe('SIGTERM under load', () => {
   it('database hung (every server process SIGSTOPped): exits non-zero at the deadline; the next instance stores everything', async () => {
     const deadlineMs = 2_000;
     const db = await privatePostgres(t);
-    const broker = new PrivateMosquitto();
-    await broker.start();
-    t.add(() => broker.destroy());
+    const broker = await privateMosquitto(t);
     // Default statement timeout (30 s; the writer's own deadline is twice that): only the shutdown
     // deadline can end the write in progress, and no pooled connection may hold the exit.
     const base = { DATABASE_URL: db.url, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-hung', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
-    const svc = await startService(base);
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const svc = await startService(t, base);
     const load = await steadyLoad(t, broker.url, svc.httpPort);
     db.freeze();
     const frozen = performance.now();
@@ -128,13 +112,9 @@ describe('SIGTERM under load', () => {
 
     db.thaw();
     const thawed = performance.now();
-    const next = await startService({ ...base, SHUTDOWN_DEADLINE_MS: '10000' });
-    t.add(() => next.proc.kill('SIGKILL'));
-    const sent = await load.stop();
-    expect(sent.acked).toBe(sent.published);
-    const check = await waitStored(db.url, load.allKeys());
+    const next = await startService(t, { ...base, SHUTDOWN_DEADLINE_MS: '10000' });
+    const sent = await expectStoredOnce(load, db.url);
     const recoveredS = (performance.now() - thawed) / 1000;
-    expect(check).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
     const rss = peakRssMb(next.proc.pid!);
     expect(rss).toBeLessThan(RSS_BOUND_MB);
     console.log(

@@ -4,11 +4,12 @@
 // Mosquitto 2.0.11. The service reconnects each time and keeps ingesting: its session marker comes
 // back as its own. (A real second instance with the same client id is still stopped:
 // faults-client-id.test.ts.)
-import { createServer, connect, type Socket } from 'node:net';
+
 import type { AddressInfo } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
+import { freshDatabase, metric, PrivateMosquitto, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -28,7 +29,12 @@ async function tcpProxy(port: number): Promise<{ port: number; closeAll(): void 
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.add(() => new Promise((r) => server.close(r)));
-  t.add(() => { for (const [d, u] of pairs) { d.destroy(); u.destroy(); } });
+  t.add(() => {
+    for (const [d, u] of pairs) {
+      d.destroy();
+      u.destroy();
+    }
+  });
   return {
     port: (server.address() as AddressInfo).port,
     closeAll() {
@@ -48,13 +54,21 @@ describe.each([[4], [5]])('flaky network, MQTT protocol level %i', (protocolVers
     const proxy = await tcpProxy(broker.port);
     const db = await freshDatabase(t);
     const prefix = `flaky${protocolVersion}${Math.random().toString(36).slice(2, 7)}`;
-    const app = await startInProcess(t, prefix, { DATABASE_URL: db, MQTT_URL: `mqtt://127.0.0.1:${proxy.port}`, MQTT_PROTOCOL_VERSION: String(protocolVersion) });
+    const app = await startInProcess(t, prefix, {
+      DATABASE_URL: db,
+      MQTT_URL: `mqtt://127.0.0.1:${proxy.port}`,
+      MQTT_PROTOCOL_VERSION: String(protocolVersion),
+    });
     let fatal: unknown;
     void app.fatal.then((e) => (fatal = e));
     const started = performance.now();
     for (let close = 1; close <= 3; close++) {
       proxy.closeAll();
-      await waitFor(`reconnect ${close}`, async () => (await metric(app.httpPort, 'esp_ingest_mqtt_reconnects_total')) >= close && (await metric(app.httpPort, 'esp_ingest_mqtt_up')) === 1, 10_000);
+      await waitFor(
+        `reconnect ${close}`,
+        async () => (await metric(app.httpPort, 'esp_ingest_mqtt_reconnects_total')) >= close && (await metric(app.httpPort, 'esp_ingest_mqtt_up')) === 1,
+        10_000,
+      );
     }
     const withinS = (performance.now() - started) / 1000;
     expect(withinS).toBeLessThan(15);
@@ -64,6 +78,8 @@ describe.each([[4], [5]])('flaky network, MQTT protocol level %i', (protocolVers
     await pub.publishAsync(`${prefix}/north/W-1/telemetry`, '{"ts":"2026-01-01T00:00:00Z","seq":1,"motor_current_a":40}', { qos: 1 });
     await waitFor('reading stored', async () => (await query(db, 'SELECT 1 FROM esp_telemetry')).length === 1);
     expect(fatal).toBeUndefined();
-    console.log(`flaky network (MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}): 3 clean closes in ${withinS.toFixed(1)} s, ${await metric(app.httpPort, 'esp_ingest_mqtt_reconnects_total')} reconnects, still ingesting`);
+    console.log(
+      `flaky network (MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}): 3 clean closes in ${withinS.toFixed(1)} s, ${await metric(app.httpPort, 'esp_ingest_mqtt_reconnects_total')} reconnects, still ingesting`,
+    );
   }, 60_000);
 });

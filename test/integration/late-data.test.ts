@@ -1,39 +1,29 @@
 // Concurrent writers of the same keys on the test TimescaleDB (Apache build: uncompressed
-// hypertable), through the real TelemetryWriter and Committer on separate pools: BC-16's "same
-// batch from 2 connections" and BC-18's writers racing at a chunk boundary. Every key is stored
-// once; nothing goes to rejected_messages; whatever the server refused in between (23505,
-// 40P01, 55P03) was retried. The compressed-chunk side runs in test/licensed/late-data.test.ts.
+// hypertable), through the real TelemetryWriter and Committer on separate pools: the same batch
+// from two connections (ON CONFLICT DO NOTHING racing on one key: timescaledb #5448) and writers
+// racing at a chunk boundary (chunk creation blocking or deadlocking: timescaledb #4800, #7429).
+// Every key is stored once; nothing goes to rejected_messages; whatever the server refused in
+// between (23505, 40P01, 55P03) was retried. The compressed-chunk side runs in
+// test/licensed/late-data.test.ts.
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BatchItem } from '../../src/batch/batcher.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import type { Reading } from '../../src/decode/decode.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
-import type { MessageWork } from '../../src/decode/work.ts';
 import { Committer } from '../../src/sink/committer.ts';
-import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
-import { Teardown, freshDatabase, query } from '../support/harness.ts';
+import { message, reading } from '../support/fixtures.ts';
+import { Teardown, migratedDatabase, query } from '../support/harness.ts';
 
 const log = pino({ level: 'silent' });
 const t = new Teardown();
 afterAll(() => t.run());
 
-const col = (name: string) => DEFAULT_CATALOG.findIndex((c) => c.column === name);
 /** Codes the committer may meet while racing for the same keys (and, on a licensed server, its compression policy); any other is a failure. */
 const TRANSIENT = new Set(['23505', '40P01', '55P03', '57014', '42704']);
 
-function reading(wellId: string, tsUs: number): Reading {
-  const v: (number | null)[] = DEFAULT_CATALOG.map(() => null);
-  v[col('motor_current_a')] = 40 + (tsUs / 1_000_000) % 7;
-  return { wellId, site: null, tsUs, seq: null, values: v, extra: null };
-}
-
-function item(readings: Reading[]): BatchItem<MessageWork> {
-  const wellId = readings[0]!.wellId;
-  return { rows: readings.length, receivedAtMs: 0, ack: () => undefined, data: { readings, rejects: [], topic: `wells/${wellId}/telemetry`, payload: Buffer.from('[]'), wellId } };
-}
+/** A reading with a motor current that depends on its second, so repeated keys carry the same values. */
+const at = (wellId: string, tsUs: number) => reading(wellId, tsUs, { motor_current_a: 40 + ((tsUs / 1_000_000) % 7) });
 
 /** One service instance's sink: its own pool (session timeouts as app.ts sets them) and committer. */
 function instance(url: string): { committer: Committer; metrics: Metrics } {
@@ -54,14 +44,6 @@ function instance(url: string): { committer: Committer; metrics: Metrics } {
     onDbState: () => undefined,
   });
   return { committer, metrics };
-}
-
-async function schema(): Promise<string> {
-  const url = await freshDatabase(t);
-  const pool = new pg.Pool({ connectionString: url, max: 1 });
-  t.add(() => pool.end());
-  await migrate(pool, DEFAULT_CATALOG, log);
-  return url;
 }
 
 async function retryCodes(metrics: Metrics): Promise<string[]> {
@@ -91,31 +73,31 @@ function shuffled<T>(xs: readonly T[], seed: number): T[] {
   return out;
 }
 
-describe('concurrent writers of the same keys (BC-16, BC-18)', () => {
+describe('concurrent writers of the same keys', () => {
   it('two instances commit the same batch at once (late data: A already stored, B…): every key once, none in rejected_messages', async () => {
-    const url = await schema();
+    const url = await migratedDatabase(t);
     const a = instance(url);
     const b = instance(url);
     const day = Date.UTC(2024, 4, 1) * 1000;
     const wells = ['ESP-006', 'ESP-007', 'ESP-008'];
-    const messages = wells.map((w) => Array.from({ length: 600 }, (_, s) => reading(w, day + s * 1_000_000)));
+    const messages = wells.map((w) => Array.from({ length: 600 }, (_, s) => at(w, day + s * 1_000_000)));
     // A: the first reading of each well is already stored.
-    await a.committer.commit(wells.map((w) => item([reading(w, day)])));
-    const batch = messages.map(item);
+    await a.committer.commit(wells.map((w) => message([at(w, day)])));
+    const batch = messages.map((rs) => message(rs));
     await Promise.all([a.committer.commit(batch), b.committer.commit(batch)]);
     expect(await stored(url)).toEqual({ rows: 1800, keys: 1800, rejected: 0 });
     for (const m of [a.metrics, b.metrics]) for (const code of await retryCodes(m)) expect(TRANSIENT).toContain(code);
   });
 
   it('four instances race at a chunk boundary (200 new wells, 23:59:50–00:00:10, each in its own order): stored = published, none rejected', async () => {
-    const url = await schema();
+    const url = await migratedDatabase(t);
     const writers = [instance(url), instance(url), instance(url), instance(url)];
     const midnight = Date.UTC(2024, 5, 2) * 1000;
     const wells = Array.from({ length: 200 }, (_, i) => `ESP-${String(i + 100).padStart(3, '0')}`);
-    const messages = wells.map((w) => Array.from({ length: 21 }, (_, s) => reading(w, midnight + (s - 10) * 1_000_000)));
+    const messages = wells.map((w) => Array.from({ length: 21 }, (_, s) => at(w, midnight + (s - 10) * 1_000_000)));
     await Promise.all(
       writers.map(async (w, i) => {
-        const mine = shuffled(messages, 0x9e3779b1 + i).map(item);
+        const mine = shuffled(messages, 0x9e3779b1 + i).map((rs) => message(rs));
         for (let k = 0; k < mine.length; k += 50) await w.committer.commit(mine.slice(k, k + 50));
       }),
     );

@@ -1,11 +1,11 @@
-// Issue 6, logs of the real service (child process, LOG_FORMAT=json): one JSON line per lifecycle
-// event with a fixed `event` code, in start-up and stop order; a summary line per
-// LOG_SUMMARY_INTERVAL_S with stable keys, never a line per message; and the database and MQTT
-// passwords (in DATABASE_URL, MQTT_URL and MQTT_PASSWORD) never in the output.
+// Logs of the real service (child process, LOG_FORMAT=json): one JSON line per lifecycle event with
+// a fixed `event` code, in start-up and stop order; a summary line per LOG_SUMMARY_INTERVAL_S with
+// stable keys, never a line per message; and the database and MQTT passwords (in DATABASE_URL,
+// MQTT_URL and MQTT_PASSWORD) never in the output.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { LIFECYCLE_EVENTS } from '../../src/log/logger.ts';
-import { PrivateMosquitto, Teardown, freePort, freshDatabase, metric, startService, waitFor } from '../support/harness.ts';
+import { freePort, freshDatabase, metric, privateMosquitto, startService, Teardown, waitFor } from '../support/harness.ts';
 
 const DB_PASSWORD = 's3cret-db-pw';
 const MQTT_PASSWORD = 's3cret-mqtt-pw';
@@ -40,10 +40,8 @@ function withPassword(url: string, password: string): string {
 
 it('lifecycle events in order, summary lines with stable keys, no line per message, no password', async () => {
   const databaseUrl = withPassword(await freshDatabase(t), DB_PASSWORD);
-  const broker = new PrivateMosquitto();
-  t.add(() => broker.destroy());
-  await broker.start();
-  const svc = await startService({
+  const broker = await privateMosquitto(t);
+  const svc = await startService(t, {
     DATABASE_URL: databaseUrl,
     MQTT_URL: `mqtt://esp:${MQTT_URL_PASSWORD}@127.0.0.1:${broker.port}`,
     MQTT_USERNAME: 'esp',
@@ -52,22 +50,28 @@ it('lifecycle events in order, summary lines with stable keys, no line per messa
     BATCH_FLUSH_INTERVAL_MS: '50',
     LOG_SUMMARY_INTERVAL_S: '1',
   });
-  t.add(() => svc.proc.kill('SIGKILL'));
 
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'esp-logs-pub', protocolVersion: 5 });
   t.add(() => pub.endAsync(true));
   const t0 = Date.parse('2024-05-01T00:00:00Z');
   for (let i = 0; i < MESSAGES; i++) {
-    await pub.publishAsync(`esp/3w/W-LOG-${i % 3}/telemetry`, JSON.stringify({ ts: new Date(t0 + i * 1000).toISOString(), intake_pressure_kpa: 8000 + i }), { qos: 1 });
+    await pub.publishAsync(`esp/3w/W-LOG-${i % 3}/telemetry`, JSON.stringify({ ts: new Date(t0 + i * 1000).toISOString(), intake_pressure_kpa: 8000 + i }), {
+      qos: 1,
+    });
   }
   await pub.publishAsync('esp/3w/W-LOG-0/telemetry', '{"ts":"yesterday","intake_pressure_kpa":1}', { qos: 1 });
   await waitFor('all committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) === MESSAGES);
   // The summaries' deltas add up to what was committed and rejected once an interval has passed.
   const summaries = () => jsonLines(svc.output()).filter((l) => l.event === 'summary');
-  await waitFor('summaries adding up to every reading', () => {
-    const s = summaries();
-    return s.reduce((n, l) => n + (l.readingsCommitted as number), 0) === MESSAGES && s.reduce((n, l) => n + (l.readingsRejected as number), 0) === 1;
-  }, 20_000, 100);
+  await waitFor(
+    'summaries adding up to every reading',
+    () => {
+      const s = summaries();
+      return s.reduce((n, l) => n + (l.readingsCommitted as number), 0) === MESSAGES && s.reduce((n, l) => n + (l.readingsRejected as number), 0) === 1;
+    },
+    20_000,
+    100,
+  );
   svc.proc.kill('SIGTERM');
   expect(await svc.exited).toBe(0);
 
@@ -109,23 +113,42 @@ it('lifecycle events in order, summary lines with stable keys, no line per messa
   for (const l of s) {
     expect(Object.keys(l).sort()).toEqual(
       [
-        'level', 'time', 'service', 'event', 'msg',
-        'intervalS', 'messagesReceived', 'readingsCommitted', 'readingsRejected', 'duplicates', 'flushRetries', 'readingsPerS',
-        'backfillReadings', 'backfillReadingsPerS', 'backfillRowsBuffered',
-        'deviceToCommitLagS', 'rowsBuffered', 'unacknowledged', 'oldestUnacknowledgedAgeS', 'ready', 'notReady',
+        'level',
+        'time',
+        'service',
+        'event',
+        'msg',
+        'intervalS',
+        'messagesReceived',
+        'readingsCommitted',
+        'readingsRejected',
+        'duplicates',
+        'flushRetries',
+        'readingsPerS',
+        'backfillReadings',
+        'backfillReadingsPerS',
+        'backfillRowsBuffered',
+        'deviceToCommitLagS',
+        'rowsBuffered',
+        'unacknowledged',
+        'oldestUnacknowledgedAgeS',
+        'ready',
+        'notReady',
       ].sort(),
     );
   }
   expect(s.reduce((n, l) => n + (l.messagesReceived as number), 0)).toBe(MESSAGES + 1);
-  console.log(`logs: ${lines.length} lines for ${MESSAGES + 1} messages (${events.length} with an event, ${s.length} summaries); e.g. ${JSON.stringify(s.find((l) => (l.readingsCommitted as number) > 0))}`);
+  console.log(
+    `logs: ${lines.length} lines for ${MESSAGES + 1} messages (${events.length} with an event, ${s.length} summaries); e.g. ${JSON.stringify(s.find((l) => (l.readingsCommitted as number) > 0))}`,
+  );
 });
 
 it('no password in the log while the database is unreachable at start-up', async () => {
   const svc = await startService(
+    t,
     { DATABASE_URL: `postgres://postgres:${DB_PASSWORD}@127.0.0.1:${await freePort()}/esp`, MQTT_PASSWORD, RETRY_MAX_DELAY_MS: '100' },
     { waitReady: false },
   );
-  t.add(() => svc.proc.kill('SIGKILL'));
   // The first failed attempt is logged in full; repeats at most once a minute (log/throttle.ts).
   await waitFor('the first failed attempt logged', () => jsonLines(svc.output()).some((l) => l.event === 'database_unavailable'), 20_000, 50);
   svc.proc.kill('SIGTERM');

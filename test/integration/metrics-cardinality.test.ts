@@ -1,13 +1,15 @@
-// BC-24 (metrics endpoint integrity): per-well freshness is the only per-well label, capped by
-// METRICS_WELLS_MAX, so the scrape does not grow with the number of wells; well ids holding `"`
-// and `\` are escaped and the scrape stays valid for promtool. (A newline cannot reach us in a
-// topic: brokers refuse control characters in topic names [MQTT-1.5.4-1], and idProblem would
-// reject it as invalid_well_id.) Sources: wg-easy #2699, prom-client #741.
+// Metrics endpoint integrity, label cardinality and escaping: per-well freshness is the only
+// per-well label, capped by METRICS_WELLS_MAX, so the scrape does not grow with the number of
+// wells; well ids holding `"` and `\` are escaped and the scrape stays valid for promtool. (A
+// newline cannot reach us in a topic: brokers refuse control characters in topic names
+// [MQTT-1.5.4-1], and idProblem would reject it as invalid_well_id.) Sources: wg-easy #2699 (a
+// quote in a label value made the whole scrape unparsable), prom-client #741 (every label
+// combination is kept forever).
 import { spawnSync } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { privateMosquitto, Teardown, query, startInProcessWithPublisher, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -21,14 +23,8 @@ let pub: mqtt.MqttClient;
 let published = 0;
 
 beforeAll(async () => {
-  databaseUrl = await freshDatabase(t);
-  const mosquitto = new PrivateMosquitto();
-  t.add(() => mosquitto.destroy());
-  await mosquitto.start();
-  prefix = `c${Math.random().toString(36).slice(2, 10)}`;
-  app = await startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url, METRICS_WELLS_MAX: String(WELLS_MAX) });
-  pub = await mqtt.connectAsync(mosquitto.url, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });
-  t.add(() => pub.endAsync());
+  const mosquitto = await privateMosquitto(t);
+  ({ app, databaseUrl, prefix, pub } = await startInProcessWithPublisher(t, mosquitto.url, { METRICS_WELLS_MAX: String(WELLS_MAX) }));
 });
 
 async function publishWells(ids: string[]): Promise<void> {
@@ -54,7 +50,7 @@ function promtoolProblems(text: string): { status: number | null; problems: stri
   return { status: check.status, problems: `${check.stdout}${check.stderr}`.trim() };
 }
 
-describe('metrics cardinality and escaping (BC-24)', () => {
+describe('metrics cardinality and escaping', () => {
   it('escapes quotes and backslashes in well ids', async () => {
     await publishWells(['W-"quoted"', 'W-back\\slash', 'W-plain']);
     await waitFor('3 rows', async () => (await stored()) === 3);
@@ -83,6 +79,6 @@ describe('metrics cardinality and escaping (BC-24)', () => {
     expect(after.text).toMatch(new RegExp(`^esp_ingest_wells_tracked ${WELLS_MAX}$`, 'm'));
     expect(after.text).toMatch(new RegExp(`^esp_ingest_untracked_well_readings_total ${published - WELLS_MAX}$`, 'm'));
     expect(promtoolProblems(after.text)).toEqual({ status: 0, problems: '' });
-    console.log(`[figure] BC-24: ${published} wells → ${after.series} series (${before.series} before), ${after.wellSeries} freshness series, ${Buffer.byteLength(after.text)} bytes`);
+    console.log(`[figure] metrics cardinality: ${published} wells → ${after.series} series (${before.series} before), ${after.wellSeries} freshness series, ${Buffer.byteLength(after.text)} bytes`);
   });
 });

@@ -1,8 +1,10 @@
-// Issue 4, rule 7 and BC-06: every string that reaches COPY (well id, site, jsonb extras) reads
-// back byte-identical from the real database. A fast-check property over ≥ 10,000 generated
-// strings (full Unicode incl. non-BMP, and a dense mix of COPY's syntax characters), plus the
-// fixed cases of BC-06. U+0000 is excluded: PostgreSQL text and jsonb cannot hold it (decode
-// rejects it before COPY: invalid_json for a raw byte, invalid_text or invalid_well_id escaped).
+// COPY text-format escaping (empty strings turned into NULL: pgstream #1050; a literal \N read as
+// NULL: psycopg2 #1711): every string that reaches COPY (well id, site, jsonb extras) reads back
+// byte-identical from the real database. A fast-check property over ≥ 10,000 generated strings
+// (full Unicode incl. non-BMP, and a dense mix of COPY's syntax characters), plus the fixed cases
+// of tab, newline, CR, backslash, `\N` and the empty string. U+0000 is excluded: PostgreSQL text
+// and jsonb cannot hold it (decode rejects it before COPY: invalid_json for a raw byte,
+// invalid_text or invalid_well_id escaped).
 import fc from 'fast-check';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -74,8 +76,8 @@ async function roundTrip(pool: pg.Pool, writer: TelemetryWriter, strings: readon
   }
 }
 
-describe('COPY round trip (issue 4 rule 7, BC-06)', () => {
-  it('stores the fixed BC-06 strings byte-for-byte; "\\N" is a 2-character string, "" is not NULL', async () => {
+describe('COPY round trip', () => {
+  it('stores the fixed escaping cases byte-for-byte; "\\N" is a 2-character string, "" is not NULL', async () => {
     const { pool, writer } = await setup();
     const fixed = ['ESP\t01', 'ESP\n01', 'ESP\r01', 'ESP\\01', 'ESP"01', 'ESP,01', 'Ünïcødé-🛢-01', '\\N', '', 'a\\Nb', '\\\\N'];
     await roundTrip(pool, writer, fixed, 0);

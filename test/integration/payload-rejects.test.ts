@@ -1,25 +1,22 @@
-// Issue 4, rule 8: the rejects table (payload SHA-256 from the server) and the rejects command:
-// list by reason; replay after a fix publishes each message once through the embedded broker to
-// the in-process service, deletes its rows only after the PUBACK, and what is still bad comes
-// back as a new rejection.
+// The rejects table (payload SHA-256 from the server) and the rejects command: list by reason;
+// replay after a fix publishes each message once through the embedded broker to the in-process
+// service, deletes its rows only after the PUBACK, and what is still bad comes back as a new
+// rejection.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import type { App } from '../../src/app.ts';
-import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrate } from '../../src/schema/migrate.ts';
 import { formatTable, listRejects, replayRejects } from '../../src/tools/rejects.ts';
-import { ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { ROOT, Teardown, freshDatabase, migratedDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
 
-function startService(databaseUrl: string, mqttUrl: string, prefix: string, env: Record<string, string>): Promise<App> {
+function startServiceInProcess(databaseUrl: string, mqttUrl: string, prefix: string, env: Record<string, string>): Promise<App> {
   return startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', ...env });
 }
 
@@ -33,7 +30,7 @@ describe('rejects command', () => {
     const topic = `${prefix}/north/W-1/telemetry`;
 
     // 1. A service that refuses unknown fields: two messages land in rejected_messages.
-    const strict = await startService(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'reject' });
+    const strict = await startServiceInProcess(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'reject' });
     const pub = await mqtt.connectAsync(mqttUrl, { clientId: `pub-${prefix}`, clean: true });
     t.add(() => pub.endAsync());
     const fixable = '{"ts":"2024-05-01T00:00:00Z","motor_current_a":10,"sand_rate_g_s":1}';
@@ -71,7 +68,7 @@ describe('rejects command', () => {
     expect(Number((await db.query('SELECT count(*) AS n FROM rejected_messages')).rows[0].n)).toBe(4);
 
     // 3. The fix: the service keeps unknown fields. Replay the unknown_field messages.
-    await startService(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'keep' });
+    await startServiceInProcess(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'keep' });
     const r = await replayRejects(db, pub, { reason: 'unknown_field' });
     // Only the refused readings are republished; the still-bad element keeps its row.
     expect(r).toEqual({ messages: 2, published: 2, rowsDeleted: 2, failed: [] });
@@ -89,10 +86,7 @@ describe('rejects command', () => {
   });
 
   it('the CLI prints the table and refuses a replay without --reason', async () => {
-    const databaseUrl = await freshDatabase(t);
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
-    await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
-    await pool.end();
+    const databaseUrl = await migratedDatabase(t);
     await query(databaseUrl, "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 't', 'invalid_json', 'x', '\\x00')");
     const run = promisify(execFile);
     const env = { ...process.env, DATABASE_URL: databaseUrl };

@@ -1,15 +1,15 @@
-// Issue 6, probes against real servers: /startupz before and after the first start; /readyz
-// reason codes while the database is down (a private cluster stopped and started), the broker
-// is down, or the buffer is above its high-water mark (a table lock holds the writes); /livez
-// untouched by all of that and 503 only when the event loop is blocked (the process SIGSTOPped,
-// and in-process a busy-wait).
+// Probes against real servers: /startupz before and after the first start; /readyz reason codes
+// while the database is down (a private cluster stopped and started), the broker is down, or the
+// buffer is above its high-water mark (a table lock holds the writes); /livez untouched by all of
+// that and 503 only when the event loop is blocked (the process SIGSTOPped, and in-process a
+// busy-wait).
 import { connect } from 'node:net';
 import mqtt from 'mqtt';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sidecar } from '../../src/http/sidecar.ts';
 import { EventLoopWatchdog } from '../../src/lifecycle/liveness.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from '../support/harness.ts';
+import { privateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 
 const t = new Teardown();
@@ -34,30 +34,22 @@ async function reasonsBecome(port: number, path: string, reasons: string[], time
   }, timeoutMs, 50);
 }
 
-async function broker(): Promise<PrivateMosquitto> {
-  const b = new PrivateMosquitto();
-  t.add(() => b.destroy());
-  await b.start();
-  return b;
-}
-
 describe('probes of the running service (child process)', () => {
   it('/startupz, /readyz, /livez through start-up with the database down, a database outage and a broker outage', async () => {
     const db = await privatePostgres(t);
     await db.stop();
-    const mq = await broker();
-    const svc = await startService(
+    const mq = await privateMosquitto(t);
+    const svc = await startService(t, 
       { DATABASE_URL: db.url, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes', DB_CONNECT_TIMEOUT_MS: '1000', RETRY_MAX_DELAY_MS: '500' },
       { waitReady: false },
     );
-    t.add(() => svc.proc.kill('SIGKILL'));
 
     // Start-up with the database down: not started, not ready (with why), yet alive.
     const before = await reasonsBecome(svc.httpPort, '/readyz', ['migrations_pending', 'database_unreachable', 'mqtt_subscription_inactive']);
     expect(before.status).toBe(503);
     expect(before.body.ready).toBe(false);
-    expect(before.body.details?.['database_unreachable']).toMatch(/ECONNREFUSED/);
-    expect(before.body.details?.['database_unreachable']).toMatch(/checks failed in a row/);
+    expect(before.body.details?.database_unreachable).toMatch(/ECONNREFUSED/);
+    expect(before.body.details?.database_unreachable).toMatch(/checks failed in a row/);
     const startupBefore = await probe(svc.httpPort, '/startupz');
     expect(startupBefore.status).toBe(503);
     expect(startupBefore.body.started).toBe(false);
@@ -96,7 +88,7 @@ describe('probes of the running service (child process)', () => {
     const mqDown = await reasonsBecome(svc.httpPort, '/readyz', ['mqtt_subscription_inactive'], 15_000);
     const mqDownAfterS = (performance.now() - mqStopped) / 1000;
     expect(mqDown.status).toBe(503);
-    expect(mqDown.body.details?.['mqtt_subscription_inactive']).toMatch(/^mqtt: /);
+    expect(mqDown.body.details?.mqtt_subscription_inactive).toMatch(/^mqtt: /);
     expect((await probe(svc.httpPort, '/startupz')).status).toBe(200);
     expect((await probe(svc.httpPort, '/livez')).status).toBe(200);
     await mq.start();
@@ -115,8 +107,8 @@ describe('probes of the running service (child process)', () => {
 
   it('buffer_above_high_water while a table lock holds the writes; ready again once they commit', async () => {
     const databaseUrl = await freshDatabase(t);
-    const mq = await broker();
-    const svc = await startService({
+    const mq = await privateMosquitto(t);
+    const svc = await startService(t, {
       DATABASE_URL: databaseUrl,
       MQTT_URL: mq.url,
       MQTT_CLIENT_ID: 'esp-ingest-probes-buffer',
@@ -126,7 +118,6 @@ describe('probes of the running service (child process)', () => {
       DB_LOCK_TIMEOUT_MS: '120000',
       DB_STATEMENT_TIMEOUT_MS: '120000',
     });
-    t.add(() => svc.proc.kill('SIGKILL'));
     const locker = await lockTelemetryTable(t, databaseUrl);
 
     // 7 messages of 100 readings: 700 rows held, above the mark of 500 (0.5 × 1000).
@@ -140,7 +131,7 @@ describe('probes of the running service (child process)', () => {
     const high = await reasonsBecome(svc.httpPort, '/readyz', ['buffer_above_high_water']);
     expect(high.status).toBe(503);
     expect(high.body.rowsBuffered).toBe(700);
-    expect(high.body.details?.['buffer_above_high_water']).toMatch(/700 rows buffered \(high water 500, ready again below 250\)/);
+    expect(high.body.details?.buffer_above_high_water).toMatch(/700 rows buffered \(high water 500, ready again below 250\)/);
     expect(await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')).toBe(7);
 
     await locker.release();
@@ -152,9 +143,8 @@ describe('probes of the running service (child process)', () => {
 
   it('/livez 503 after the process was frozen (SIGSTOP) longer than LIVEZ_MAX_EVENT_LOOP_BLOCK_MS; 200 again after', async () => {
     const databaseUrl = await freshDatabase(t);
-    const mq = await broker();
-    const svc = await startService({ DATABASE_URL: databaseUrl, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes-livez', LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: '300' });
-    t.add(() => svc.proc.kill('SIGKILL'));
+    const mq = await privateMosquitto(t);
+    const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes-livez', LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: '300' });
     expect(await probe(svc.httpPort, '/livez')).toEqual({ status: 200, body: { live: true } });
 
     svc.proc.kill('SIGSTOP');
@@ -167,7 +157,7 @@ describe('probes of the running service (child process)', () => {
     const after = await during;
     expect(after.status).toBe(503);
     expect(after.body).toMatchObject({ live: false, reasons: ['event_loop_blocked'], maxEventLoopBlockMs: 300 });
-    expect(after.body['eventLoopBlockedMs']).toBeGreaterThan(300);
+    expect(after.body.eventLoopBlockedMs).toBeGreaterThan(300);
     await waitFor('/livez 200 again', async () => (await probe(svc.httpPort, '/livez')).status === 200, 10_000, 50);
     svc.proc.kill('SIGTERM');
     expect(await svc.exited).toBe(0);
@@ -198,7 +188,7 @@ describe('/livez in-process', () => {
     expect(response).toMatch(/^HTTP\/1\.1 503 /);
     const body = JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)) as ProbeBody;
     expect(body).toMatchObject({ live: false, reasons: ['event_loop_blocked'], maxEventLoopBlockMs: 200 });
-    expect(body['eventLoopBlockedMs']).toBeGreaterThanOrEqual(350);
+    expect(body.eventLoopBlockedMs).toBeGreaterThanOrEqual(350);
     await waitFor('/livez 200 again', async () => (await probe(port, '/livez')).status === 200, 5_000, 20);
   });
 });

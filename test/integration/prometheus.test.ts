@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { PrivatePrometheus } from '../support/prometheus.ts';
-import { PrivateMosquitto, ROOT, Teardown, freshDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { privateMosquitto, ROOT, Teardown, query, startInProcessWithPublisher, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -24,14 +24,8 @@ let nextTsMs = Date.now() - 3_600_000;
 const sent = { rows: 0, rejects: 0 };
 
 beforeAll(async () => {
-  databaseUrl = await freshDatabase(t);
-  const mosquitto = new PrivateMosquitto();
-  t.add(() => mosquitto.destroy());
-  await mosquitto.start();
-  prefix = `m${Math.random().toString(36).slice(2, 10)}`;
-  app = await startInProcess(t, prefix, { DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url });
-  pub = await mqtt.connectAsync(mosquitto.url, { clientId: `pub-${prefix}`, clean: true, protocolVersion: 5 });
-  t.add(() => pub.endAsync());
+  const mosquitto = await privateMosquitto(t);
+  ({ app, databaseUrl, prefix, pub } = await startInProcessWithPublisher(t, mosquitto.url));
 });
 
 /** `messages` messages of READINGS_PER_MESSAGE new readings to each of `wells` wells, QoS 1. */

@@ -6,7 +6,7 @@
 // not look alive); a live reading does.
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
+import { freshDatabase, metric, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());

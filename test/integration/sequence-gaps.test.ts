@@ -6,7 +6,7 @@
 // message add nothing.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
+import { freshDatabase, metric, PrivateMosquitto, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -18,7 +18,7 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 it(`${AWAY} messages from ${WELLS.length} wells into a 1000-message queue: every missing seq counted once, per well`, async () => {
   const db = await freshDatabase(t);
-  const broker = new PrivateMosquitto({ max_queued_messages: '1000', sys_interval: '1' });
+  const broker = new PrivateMosquitto({ overrides: { max_queued_messages: '1000', sys_interval: '1' } });
   await broker.start();
   t.add(() => broker.destroy());
   const prefix = `seq${Math.random().toString(36).slice(2, 8)}`;
@@ -32,7 +32,10 @@ it(`${AWAY} messages from ${WELLS.length} wells into a 1000-message queue: every
 
   let app = await startInProcess(t, prefix, env);
   for (let seq = 0; seq < LIVE_BEFORE; seq++) for (const w of WELLS) await send(w, seq);
-  await waitFor('live readings tracked', async () => (await lastSeqs()).every((r) => Number(r.last_seq) === LIVE_BEFORE - 1) && (await lastSeqs()).length === WELLS.length);
+  await waitFor(
+    'live readings tracked',
+    async () => (await lastSeqs()).every((r) => Number(r.last_seq) === LIVE_BEFORE - 1) && (await lastSeqs()).length === WELLS.length,
+  );
   await app.stop();
 
   // The service is away: the broker PUBACKs all 3,000 and queues at most 1000 for its session.
@@ -43,13 +46,20 @@ it(`${AWAY} messages from ${WELLS.length} wells into a 1000-message queue: every
   const lastSeq = LIVE_BEFORE + perWell; // one more live reading per well after the return
   app = await startInProcess(t, prefix, env);
   for (const w of WELLS) await send(w, lastSeq);
-  await waitFor('every well tracked up to its last seq', async () => {
-    const rows = await lastSeqs();
-    return rows.length === WELLS.length && rows.every((r) => Number(r.last_seq) === lastSeq);
-  }, 60_000);
+  await waitFor(
+    'every well tracked up to its last seq',
+    async () => {
+      const rows = await lastSeqs();
+      return rows.length === WELLS.length && rows.every((r) => Number(r.last_seq) === lastSeq);
+    },
+    60_000,
+  );
 
   const stored = await query<{ well_id: string; n: number }>(db, 'SELECT well_id, count(*)::int AS n FROM esp_telemetry GROUP BY well_id ORDER BY well_id');
-  const gaps = await query<{ well_id: string; missing: number; gaps: number }>(db, 'SELECT well_id, sum(missing)::int AS missing, count(*)::int AS gaps FROM sequence_gaps GROUP BY well_id ORDER BY well_id');
+  const gaps = await query<{ well_id: string; missing: number; gaps: number }>(
+    db,
+    'SELECT well_id, sum(missing)::int AS missing, count(*)::int AS gaps FROM sequence_gaps GROUP BY well_id ORDER BY well_id',
+  );
   // Exact: every seq 0..lastSeq was sent once; what is not stored is missing.
   const expected = stored.map((s) => ({ well_id: s.well_id, missing: lastSeq + 1 - s.n }));
   expect(stored.map((s) => s.well_id)).toEqual(WELLS);
@@ -58,11 +68,17 @@ it(`${AWAY} messages from ${WELLS.length} wells into a 1000-message queue: every
   expect(totalMissing).toBeGreaterThan(1_500);
   for (const e of expected) expect(await metric(app.httpPort, `esp_ingest_sequence_missing_readings_total{well_id="${e.well_id}"}`)).toBe(e.missing);
   // Mosquitto's own count of what it dropped, read from $SYS.
-  const dropped = await waitFor('broker drop counter exported', async () => {
-    const n = await metric(app.httpPort, 'esp_ingest_broker_dropped_messages');
-    return n >= totalMissing ? n : undefined;
-  }, 15_000);
-  console.log(`stock queue limit: ${AWAY} published while away, ${totalMissing} missing by seq (${expected.map((e) => `${e.well_id} ${e.missing}`).join(', ')}), broker says ${dropped} dropped`);
+  const dropped = await waitFor(
+    'broker drop counter exported',
+    async () => {
+      const n = await metric(app.httpPort, 'esp_ingest_broker_dropped_messages');
+      return n >= totalMissing ? n : undefined;
+    },
+    15_000,
+  );
+  console.log(
+    `stock queue limit: ${AWAY} published while away, ${totalMissing} missing by seq (${expected.map((e) => `${e.well_id} ${e.missing}`).join(', ')}), broker says ${dropped} dropped`,
+  );
   expect(dropped).toBe(totalMissing);
 
   // Counted once: a restart reads the state back, and a redelivered message adds nothing.

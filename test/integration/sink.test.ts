@@ -5,9 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { pino } from 'pino';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import type { Reading } from '../../src/decode/decode.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import type { RejectRow } from '../../src/decode/work.ts';
+import { reading } from '../support/fixtures.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
 import { PLAIN_PG_URL, Teardown, freshDatabase, query, waitFor } from '../support/harness.ts';
 
@@ -15,12 +15,8 @@ const log = pino({ level: 'silent' });
 const t = new Teardown();
 afterAll(() => t.run());
 
-const col = (name: string) => DEFAULT_CATALOG.findIndex((c) => c.column === name);
-function reading(wellId: string, iso: string, values: Record<string, number>, extra: Record<string, unknown> | null = null): Reading {
-  const v: (number | null)[] = DEFAULT_CATALOG.map(() => null);
-  for (const [k, x] of Object.entries(values)) v[col(k)] = x;
-  return { wellId, site: 's1', tsUs: Date.parse(iso) * 1000, seq: null, values: v, extra };
-}
+/** 2024-05-01T00:00:00Z, µs since the epoch. */
+const MAY_1_US = Date.parse('2024-05-01T00:00:00Z') * 1000;
 
 async function setup(baseUrl?: string) {
   const url = await freshDatabase(t, baseUrl);
@@ -65,13 +61,13 @@ describe('schema', () => {
 describe('TelemetryWriter', () => {
   it('stores a reading once, fills channels a later reading brings, never overwrites, counts disagreements', async () => {
     const { url, writer } = await setup();
-    const first = await writer.write([reading('W1', '2024-05-01T00:00:00Z', { motor_current_a: 40 })], []);
+    const first = await writer.write([reading('W1', MAY_1_US, { motor_current_a: 40 })], []);
     expect(first).toEqual({ inserted: 1, duplicates: 0, conflicts: 0, filled: 0 });
     // The downhole gauge of the same well, same second: fills its channel in.
-    const gauge = await writer.write([reading('W1', '2024-05-01T00:00:00Z', { downhole_gauge_pressure_pa: 2.1e7 }, { gauge: 'pdg-1' })], []);
+    const gauge = await writer.write([reading('W1', MAY_1_US, { downhole_gauge_pressure_pa: 2.1e7 }, { extra: { gauge: 'pdg-1' } })], []);
     expect(gauge).toEqual({ inserted: 0, duplicates: 1, conflicts: 0, filled: 1 });
     // A disagreeing motor current: counted, stored value kept.
-    const clash = await writer.write([reading('W1', '2024-05-01T00:00:00Z', { motor_current_a: 41 })], []);
+    const clash = await writer.write([reading('W1', MAY_1_US, { motor_current_a: 41 })], []);
     expect(clash).toEqual({ inserted: 0, duplicates: 1, conflicts: 1, filled: 0 });
     const rows = await query<{ motor_current_a: number; downhole_gauge_pressure_pa: number; extra: unknown }>(url, 'SELECT motor_current_a, downhole_gauge_pressure_pa, extra FROM esp_telemetry');
     expect(rows).toEqual([{ motor_current_a: 40, downhole_gauge_pressure_pa: 2.1e7, extra: { gauge: 'pdg-1' } }]);
@@ -79,7 +75,7 @@ describe('TelemetryWriter', () => {
 
   it('keeps microseconds and escapes text through COPY', async () => {
     const { url, writer } = await setup();
-    const r = { ...reading('W\t2\\N', '2024-05-01T00:00:00Z', { vsd_frequency_hz: 50 }, { note: 'line1\nline2 \\ ünï 🛢' }), tsUs: Date.parse('2024-05-01T00:00:00Z') * 1000 + 123_456 };
+    const r = reading('W\t2\\N', MAY_1_US + 123_456, { vsd_frequency_hz: 50 }, { site: 's1', extra: { note: 'line1\nline2 \\ ünï 🛢' } });
     await writer.write([r], []);
     const rows = await query<{ well_id: string; us: string; note: string }>(url, `SELECT well_id, to_char(ts AT TIME ZONE 'UTC', 'US') AS us, extra->>'note' AS note FROM esp_telemetry`);
     expect(rows).toEqual([{ well_id: 'W\t2\\N', us: '123456', note: 'line1\nline2 \\ ünï 🛢' }]);
@@ -99,7 +95,7 @@ describe('TelemetryWriter', () => {
 
   it('discards the connection when its backend is killed mid-COPY, and the next write succeeds (pg-copy-streams #115)', async () => {
     const { url, pool, writer } = await setup();
-    const many = Array.from({ length: 300_000 }, (_, i) => reading('W9', new Date(Date.parse('2024-05-01T00:00:00Z') + i * 1000).toISOString(), { vsd_frequency_hz: 50 }));
+    const many = Array.from({ length: 300_000 }, (_, i) => reading('W9', MAY_1_US + i * 1_000_000, { vsd_frequency_hz: 50 }));
     const writing = writer.write(many, []).then(() => 'committed', (err: Error) => err);
     const killed = await waitFor('the COPY to be running, then killed', async () => {
       const rows = await query<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'esp-ingest-test' AND state = 'active' AND query LIKE 'COPY esp_%'`);

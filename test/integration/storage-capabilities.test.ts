@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { pino } from 'pino';
-import { loadWells } from '../../dev/wells.ts';
+import { loadWells } from '../support/wells.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { DEFAULT_STORAGE_SETTINGS } from '../../src/schema/settings.ts';
@@ -91,7 +91,12 @@ describe('capability detection', () => {
     t.add(() => pool.end());
     await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
     const lines: string[] = [];
-    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
     const settings = { ...DEFAULT_STORAGE_SETTINGS, chunkIntervalS: 43_200, compressAfterS: null, rollups: [] };
     const { storage } = await migrate(pool, DEFAULT_CATALOG, pino({ level: 'info' }, sink), settings);
     expect(storage.features.hypertable).toEqual({ state: 'applied', detail: 'chunks of 12 hours' });

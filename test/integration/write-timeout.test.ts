@@ -18,12 +18,25 @@ afterAll(() => t.run());
 
 const STATEMENT_TIMEOUT_MS = 5_000;
 const T0_US = Date.parse('2026-01-01T00:00:00Z') * 1000;
-const reading = (i: number): Reading => ({ wellId: 'W-1', site: null, tsUs: T0_US + i * 1_000_000, seq: i, values: DEFAULT_CATALOG.map((_, c) => (c === 0 ? 1 : null)), extra: null });
+const reading = (i: number): Reading => ({
+  wellId: 'W-1',
+  site: null,
+  tsUs: T0_US + i * 1_000_000,
+  seq: i,
+  values: DEFAULT_CATALOG.map((_, c) => (c === 0 ? 1 : null)),
+  extra: null,
+});
 
 it(`fails a write on a half-open connection within DB_STATEMENT_TIMEOUT_MS (${STATEMENT_TIMEOUT_MS} ms) + 5 s and discards the connection`, async () => {
   const db = await privatePostgres(t);
   // The pool and writer as src/app.ts builds them, one connection so the write reuses the warm one.
-  const pool = new pg.Pool({ connectionString: db.url, max: 1, statement_timeout: STATEMENT_TIMEOUT_MS, query_timeout: STATEMENT_TIMEOUT_MS + 5_000, keepAlive: true });
+  const pool = new pg.Pool({
+    connectionString: db.url,
+    max: 1,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    query_timeout: STATEMENT_TIMEOUT_MS + 5_000,
+    keepAlive: true,
+  });
   pool.on('error', () => undefined);
   t.add(() => pool.end().catch(() => undefined));
   await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
@@ -34,9 +47,14 @@ it(`fails a write on a half-open connection within DB_STATEMENT_TIMEOUT_MS (${ST
   db.freeze();
   t.add(() => db.thaw());
   const started = performance.now();
-  const failure = await writer.write([reading(1), reading(2)], []).then(() => undefined, (err: Error) => err);
+  const failure = await writer.write([reading(1), reading(2)], []).then(
+    () => undefined,
+    (err: Error) => err,
+  );
   const elapsedMs = performance.now() - started;
-  console.log(`half-open database: write failed after ${(elapsedMs / 1000).toFixed(2)} s with DB_STATEMENT_TIMEOUT_MS=${STATEMENT_TIMEOUT_MS}: ${failure?.message}`);
+  console.log(
+    `half-open database: write failed after ${(elapsedMs / 1000).toFixed(2)} s with DB_STATEMENT_TIMEOUT_MS=${STATEMENT_TIMEOUT_MS}: ${failure?.message}`,
+  );
   expect(failure?.message).toMatch(/gave no answer to a statement within 8000 ms/);
   expect(elapsedMs).toBeGreaterThan(STATEMENT_TIMEOUT_MS);
   // Within the bound, and before the whole-transaction guard (2x) could have been what ended it.

@@ -8,8 +8,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrateWith } from '../../src/schema/migrate.ts';
-import { ROLLUPS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
-import { ROOT, customValues, interpolateSql, loadDashboard, sqlQueries } from '../support/dashboards.ts';
+import { ROLLUP_VIEWS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
+import { customValues, interpolateSql, loadDashboard, sqlQueries } from '../support/dashboards.ts';
+import { ROOT } from '../support/root.ts';
 import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
 import { sqlClient } from '../support/sql-client.ts';
 import { copyOf, wellReadings } from '../support/well-rows.ts';
@@ -27,7 +28,7 @@ beforeAll(async () => {
   const readings = wellReadings(DEFAULT_CATALOG);
   const { target, text } = copyOf(DEFAULT_CATALOG, readings);
   await db.copyFrom(target, text);
-  for (const { view } of ROLLUPS) {
+  for (const { view } of ROLLUP_VIEWS) {
     const gens = await db.query<{ view_name: string }>(`SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_name LIKE $1`, [`${view}_g%`]);
     expect(gens.rows.length, view).toBeGreaterThan(0);
     for (const g of gens.rows) await db.query(`CALL refresh_continuous_aggregate('${g.view_name}', NULL, NULL)`);
@@ -43,7 +44,7 @@ afterAll(async () => {
 
 describe('wells dashboard on the real continuous aggregates', () => {
   it('the rollup views have every column of the naming contract', async () => {
-    for (const { view } of ROLLUPS) {
+    for (const { view } of ROLLUP_VIEWS) {
       const cols = await db.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_name = $1`, [view]);
       expect(cols.rows.map((r) => r.column_name), view).toEqual(expect.arrayContaining(rollupColumnNames(DEFAULT_CATALOG)));
     }
@@ -51,7 +52,7 @@ describe('wells dashboard on the real continuous aggregates', () => {
 
   it('every query returns rows for a well with data, at every resolution', async () => {
     const resolutions = customValues(wells, 'rollup');
-    expect(resolutions.sort()).toEqual(ROLLUPS.map((r) => r.view).sort());
+    expect(resolutions.sort()).toEqual(ROLLUP_VIEWS.map((r) => r.view).sort());
     const empty: string[] = [];
     let ran = 0;
     for (const { where, sql } of sqlQueries(wells)) {

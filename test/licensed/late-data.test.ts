@@ -1,20 +1,21 @@
-// Licensed TimescaleDB (PGlite build, test tool only): late and backfilled readings into
-// compressed chunks (issue 5 item 3, BC-16), through the service's own batch transaction
-// (writer.ts commitBatch with writer-sql.ts statements and COPY text) and its real Committer.
-// Concurrency (2 connections) cannot run in PGlite: see test/integration/late-data.test.ts.
+// Licensed TimescaleDB (PGlite build, test tool only): late and backfilled readings into compressed
+// chunks (ON CONFLICT DO NOTHING on compressed chunks erred or skipped rows: timescaledb #4523,
+// #7672), through the service's own batch transaction (writer.ts commitBatch with writer-sql.ts
+// statements and COPY text) and its real Committer. Concurrency (2 connections) cannot run in
+// PGlite: see test/integration/late-data.test.ts.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchItem } from '../../src/batch/batcher.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import { Committer } from '../../src/sink/committer.ts';
 import { commitBatch, type SqlSession, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
-import type { MessageWork, RejectRow } from '../../src/decode/work.ts';
+import type { RejectRow } from '../../src/decode/work.ts';
 import { readingLines, writerSql } from '../../src/sink/writer-sql.ts';
+import { message, reading } from '../support/fixtures.ts';
 import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
 
 /** First release with timescaledb PR #7673 (#7672: ON CONFLICT DO NOTHING on compressed chunks skipped the rows after the first conflict). */
@@ -22,16 +23,9 @@ const FIXED_RELEASE = '2.18.1';
 const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 const sql = writerSql(DEFAULT_CATALOG);
 const N = DEFAULT_CATALOG.length;
-const col = (name: string) => DEFAULT_CATALOG.findIndex((c) => c.column === name);
 const DAY_US = 86_400_000_000;
 /** Midnight UTC, 30 days ago: old enough for a 7-day columnstore policy. */
 const DAY0_US = (Math.floor(Date.now() / 86_400_000) - 30) * DAY_US;
-
-function reading(wellId: string, tsUs: number, values: Record<string, number>): Reading {
-  const v: (number | null)[] = DEFAULT_CATALOG.map(() => null);
-  for (const [k, x] of Object.entries(values)) v[col(k)] = x;
-  return { wellId, site: 'field-1', tsUs, seq: null, values: v, extra: null };
-}
 
 /** The pump's hourly channels of the seed: deterministic per hour. */
 const pump = (h: number) => ({ motor_current_a: 40 + h, intake_pressure_kpa: 9000 + h });
@@ -81,8 +75,7 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
   }
 
   /** One message per reading, as a 1 Hz device publishes them (the committer splits by message). */
-  const batch = (readings: Reading[]): BatchItem<MessageWork>[] =>
-    readings.map((r) => ({ rows: 1, receivedAtMs: 0, ack: () => undefined, data: { readings: [r], rejects: [], topic: `wells/${r.wellId}/telemetry`, payload: Buffer.from('{}'), wellId: r.wellId } }));
+  const batch = (readings: Reading[]) => readings.map((r) => message([r]));
 
   async function counter(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
     const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
@@ -138,7 +131,7 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     ).toBe(true);
   });
 
-  describe('BC-16: A (a compressed row again), then B, C, D (new), ESP-006 hourly, 30 days ago', () => {
+  describe('late data into a compressed chunk: A (a compressed row again), then B, C, D (new), ESP-006 hourly, 30 days ago', () => {
     const day = DAY0_US;
     const at = (h: number, minute: number) => day + h * 3_600_000_000 + minute * 60_000_000;
     let before: Record<string, unknown>;
@@ -150,13 +143,13 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     });
 
     it('the server itself (PR #7673): INSERT … ON CONFLICT DO NOTHING from a table ordered A, B, C, D stores B, C, D', async () => {
-      await db.exec(`CREATE TEMP TABLE bc16_probe (LIKE esp_telemetry INCLUDING DEFAULTS)`);
+      await db.exec(`CREATE TEMP TABLE conflict_probe (LIKE esp_telemetry INCLUDING DEFAULTS)`);
       const iso = (us: number) => new Date(us / 1000).toISOString();
       await db.query(
-        `INSERT INTO bc16_probe (ts, well_id, motor_current_a) VALUES ($1, 'ESP-006', 1), ($2, 'ESP-006', 2), ($3, 'ESP-006', 3), ($4, 'ESP-006', 4)`,
+        `INSERT INTO conflict_probe (ts, well_id, motor_current_a) VALUES ($1, 'ESP-006', 1), ($2, 'ESP-006', 2), ($3, 'ESP-006', 3), ($4, 'ESP-006', 4)`,
         [iso(at(6, 0)), iso(at(6, 1)), iso(at(6, 2)), iso(at(6, 3))],
       );
-      const ins = await db.query(`INSERT INTO esp_telemetry (ts, well_id, motor_current_a) SELECT ts, well_id, motor_current_a FROM bc16_probe ORDER BY ts ON CONFLICT (well_id, ts) DO NOTHING`);
+      const ins = await db.query(`INSERT INTO esp_telemetry (ts, well_id, motor_current_a) SELECT ts, well_id, motor_current_a FROM conflict_probe ORDER BY ts ON CONFLICT (well_id, ts) DO NOTHING`);
       expect(ins.rowCount).toBe(3);
       const after = await keyCounts('ESP-006', at(6, 0), at(6, 4));
       expect(after).toEqual({ keys: 4, rows: 4 });

@@ -3,9 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from './root.ts';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DASHBOARD_DIR = path.join(ROOT, 'ops/grafana/dashboards');
 
 export interface DataSourceRef {

@@ -5,7 +5,9 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT, freePort, type Teardown } from './harness.ts';
+import { freePort } from './net.ts';
+import { ROOT } from './root.ts';
+import type { Teardown } from './teardown.ts';
 
 const run = promisify(execFile);
 /** Under the script's work directory; each cluster gets its own sub-directory (data, socket, log). */

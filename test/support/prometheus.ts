@@ -4,7 +4,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, waitFor } from './harness.ts';
+import { freePort } from './net.ts';
+import { waitFor } from './wait.ts';
 
 export interface PrometheusOptions {
   /** `host:port` targets of the scrape job `esp-ingest`. */

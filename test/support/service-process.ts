@@ -1,21 +1,11 @@
-// Runs the service (the `npm start` entry point) as a child process, for the demo and the
-// benchmark: start, wait until /readyz is 200, read its metrics, stop with SIGTERM or SIGKILL.
-// The child ends with the script (test/support/children.ts), also on SIGINT/SIGTERM.
+// The service (the `npm start` entry point) as a child process, for integration tests, the demo
+// and the benchmark: start on a free HTTP port, wait until /readyz is 200, read its metrics and
+// output, stop with a signal. Dev tools have it end with them (children.ts), also on Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { adopt, stopChild } from './children.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { freePort } from './net.ts';
+import { ROOT } from './root.ts';
 
 /**
  * Sum of the samples of one metric on a service's /metrics (all label sets unless `name`
@@ -30,48 +20,104 @@ export async function scrapeMetric(port: number, name: string): Promise<number> 
   return sum;
 }
 
-export class ServiceProcess {
-  #proc: ChildProcess | undefined;
-  httpPort = 0;
+/** GET /readyz on 127.0.0.1:`port`: the status and the JSON body. Rejects while nothing listens. */
+export async function readyz(port: number): Promise<{ status: number; body: { ready: boolean; reasons: string[]; [k: string]: unknown } }> {
+  const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+  return { status: res.status, body: (await res.json()) as { ready: boolean; reasons: string[] } };
+}
 
-  /** @param logFile where the service's JSON log goes (appended). */
+export interface ServiceProcessOptions {
+  /** Also append the service's output (its JSON log) to this file. */
+  readonly logFile?: string;
+  /**
+   * Pass this process's environment on (dev tools: the operator's settings reach the service).
+   * Default false: the service sees only PATH and what `env` gives, so a test is not changed by
+   * the shell it runs in.
+   */
+  readonly inheritEnv?: boolean;
+  /** Stop the service when this process ends or gets SIGINT/SIGTERM (children.ts): for dev tools. */
+  readonly endWithScript?: boolean;
+}
+
+/**
+ * One service process at a time; `start` again after `stop` (or a kill) starts a new one on a
+ * new HTTP port. Runs with LOG_FORMAT=json, LOG_LEVEL=info (unless the inherited environment has
+ * one) and HTTP on 127.0.0.1, unless `env` says otherwise. ESP_SERVICE_NODE_ARGS adds node flags (e.g. "--cpu-prof" when profiling).
+ */
+export class ServiceProcess {
+  httpPort = 0;
+  #proc: ChildProcess | undefined;
+  #exited: Promise<number | null> = Promise.resolve(null);
+  #out = '';
+
   constructor(
     private readonly env: Record<string, string>,
-    private readonly logFile: string,
+    private readonly opts: ServiceProcessOptions = {},
   ) {}
 
-  async start(timeoutMs = 60_000): Promise<void> {
+  /** The running (or last) child process. */
+  get proc(): ChildProcess {
+    if (!this.#proc) throw new Error('ServiceProcess: not started');
+    return this.#proc;
+  }
+
+  /** Resolves with the exit code of the current child (null when ended by a signal). */
+  get exited(): Promise<number | null> {
+    return this.#exited;
+  }
+
+  /** The last 200,000 characters the service wrote to stdout and stderr, over all its starts. */
+  output(): string {
+    return this.#out;
+  }
+
+  /**
+   * Spawns the service; unless `waitReady` is false, resolves once /readyz is 200. Throws with the
+   * end of its output when it exits first, or after `timeoutMs` (the child is then stopped).
+   */
+  async start(opts: { waitReady?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? 60_000;
     this.httpPort = await freePort();
-    const log = createWriteStream(this.logFile, { flags: 'a' });
-    // ESP_SERVICE_NODE_ARGS: extra node flags for the service, e.g. "--cpu-prof" when profiling.
     const extra = (process.env.ESP_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const proc = adopt(spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
+    const base = this.opts.inheritEnv ? process.env : { PATH: process.env.PATH ?? '' };
+    const proc = spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
-      env: { ...process.env, LOG_FORMAT: 'json', HTTP_HOST: '127.0.0.1', ...this.env, HTTP_PORT: String(this.httpPort) },
+      env: { LOG_LEVEL: 'info', ...base, LOG_FORMAT: 'json', HTTP_HOST: '127.0.0.1', ...this.env, HTTP_PORT: String(this.httpPort) },
       stdio: ['ignore', 'pipe', 'pipe'],
-    }));
-    proc.stdout!.pipe(log);
-    proc.stderr!.pipe(log);
+    });
+    if (this.opts.endWithScript) adopt(proc);
+    const file = this.opts.logFile ? createWriteStream(this.opts.logFile, { flags: 'a' }) : undefined;
+    const keep = (d: Buffer) => {
+      this.#out = (this.#out + d.toString()).slice(-200_000);
+      file?.write(d);
+    };
+    proc.stdout!.on('data', keep);
+    proc.stderr!.on('data', keep);
     this.#proc = proc;
+    this.#exited = new Promise((r) => proc.once('exit', (code) => r(code)));
+    proc.once('exit', () => file?.end());
+    if (opts.waitReady === false) return;
+    const seeLog = this.opts.logFile ? `; see ${this.opts.logFile}` : '';
     const end = Date.now() + timeoutMs;
     for (;;) {
-      if (proc.exitCode !== null) throw new Error(`esp-ingest exited with ${proc.exitCode} during start-up; see ${this.logFile}`);
-      const status = await fetch(`http://127.0.0.1:${this.httpPort}/readyz`).then((r) => r.status, () => 0);
-      if (status === 200) return;
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(`esp-ingest exited with ${proc.exitCode ?? proc.signalCode} during start-up${seeLog}: ${this.#out.slice(-2000)}`);
+      }
+      if ((await readyz(this.httpPort).catch(() => undefined))?.status === 200) return;
       if (Date.now() > end) {
         await stopChild(proc);
-        throw new Error(`esp-ingest not ready after ${timeoutMs} ms; see ${this.logFile}`);
+        throw new Error(`esp-ingest not ready after ${timeoutMs} ms${seeLog}: ${this.#out.slice(-2000)}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
 
-  /** Sum of a metric's samples, or 0 when absent. */
+  /** Sum of a metric's samples (see scrapeMetric), or 0 when absent. */
   metric(name: string): Promise<number> {
     return scrapeMetric(this.httpPort, name);
   }
 
-  /** Sends `signal` (SIGKILL after `killAfterMs` if still running) and resolves with the exit code. */
+  /** Sends `signal` (SIGKILL if still running after `killAfterMs`); resolves with the exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', killAfterMs?: number): Promise<number | null> {
     const p = this.#proc;
     return p ? stopChild(p, signal, killAfterMs) : null;

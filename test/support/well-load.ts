@@ -4,6 +4,7 @@
 // against esp_telemetry and the service's peak RSS.
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
+import { expect } from 'vitest';
 import { metric, query, waitFor, type Teardown } from './harness.ts';
 
 export interface WellLoadOptions {
@@ -29,7 +30,7 @@ interface Sent {
 export type Key = string;
 
 export class WellLoad {
-  readonly #o: Required<WellLoadOptions>;
+  readonly #options: Required<WellLoadOptions>;
   readonly #sent: Sent[] = [];
   #client: mqtt.MqttClient | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -39,7 +40,7 @@ export class WellLoad {
   readonly baseTsMs = Math.floor(Date.now() / 1000) * 1000 - 12 * 3600_000;
 
   constructor(o: WellLoadOptions) {
-    this.#o = {
+    this.#options = {
       topic: (w) => `esp/fault/${w}/telemetry`,
       clientId: `well-load-${Math.random().toString(36).slice(2, 8)}`,
       protocolVersion: 4,
@@ -58,7 +59,7 @@ export class WellLoad {
 
   /** Connects, then publishes every well at the configured rate until `stop`. */
   async start(): Promise<void> {
-    const o = this.#o;
+    const o = this.#options;
     const client = mqtt.connect(o.url, { clientId: o.clientId, clean: true, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000 });
     client.on('error', () => undefined); // reconnects on its own; errors show up as missing PUBACKs
     this.#client = client;
@@ -80,7 +81,7 @@ export class WellLoad {
     const payload = JSON.stringify({ ts: this.baseTsMs + seq * 1000, seq, motor_current_a: 40 + (seq % 10), intake_pressure_kpa: 8000 + (seq % 100) });
     // Publishes made while disconnected are queued by MQTT.js and sent on reconnect; unacknowledged
     // ones are resent from its outgoing store, so the callback means "the broker PUBACKed it".
-    this.#client!.publish(this.#o.topic(well), payload, { qos: 1 }, (err) => {
+    this.#client!.publish(this.#options.topic(well), payload, { qos: 1 }, (err) => {
       this.#inFlight--;
       if (err) this.#failed++;
       else sent.acked = true;
@@ -128,13 +129,25 @@ export async function waitStored(databaseUrl: string, expected: Set<Key>, timeou
   return checkStored(databaseUrl, expected);
 }
 
+/**
+ * Stops `load`, then waits (up to `timeoutMs`) until every reading it published is in
+ * esp_telemetry, asserting that the broker PUBACKed every publish and that each reading is stored
+ * exactly once: none missing, none twice. Resolves with the publisher's counts.
+ */
+export async function expectStoredOnce(load: WellLoad, databaseUrl: string, timeoutMs?: number): Promise<{ published: number; acked: number }> {
+  const sent = await load.stop();
+  expect(sent.acked).toBe(sent.published);
+  expect(await waitStored(databaseUrl, load.allKeys(), timeoutMs)).toEqual({ stored: sent.published, duplicateRows: 0, missing: [] });
+  return sent;
+}
+
 /** Peak resident set size of a live process (VmHWM), in MiB. */
 export function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** The memory bound the issue documents for the service (RSS), in MiB. */
+/** The service's documented memory bound (RSS; README, Guarantees and their limits), in MiB. */
 export const RSS_BOUND_MB = 256;
 
 /**

@@ -1,9 +1,9 @@
 // The shipped real well data (data/wells/) as COPY text for esp_telemetry, through the project's
-// own decoder and COPY encoders, so the licensed tests load what the service would store.
-import { loadWells } from '../../dev/wells.ts';
+// own decoder and COPY text, so the licensed tests load what the service would store.
+import { loadWells } from './wells.ts';
 import type { Channel } from '../../src/decode/catalog.ts';
 import { decodeMessage, type Reading } from '../../src/decode/decode.ts';
-import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../../src/sink/copy-encode.ts';
+import { readingLines, writerSql } from '../../src/sink/writer-sql.ts';
 
 /** Decoded readings of every shipped well (29,718 rows of 3W data, 2017–2018 device times). */
 export function wellReadings(catalog: readonly Channel[]): Reading[] {
@@ -15,11 +15,7 @@ export function wellReadings(catalog: readonly Channel[]): Reading[] {
   });
 }
 
-/** `COPY esp_telemetry (…)` target and text for `readings`, as the writer's fast path sends them. */
+/** `COPY esp_telemetry (…)` target and text for `readings`, as the writer's fast path sends them (sink/writer-sql.ts). */
 export function copyOf(catalog: readonly Channel[], readings: readonly Reading[]): { target: string; text: string } {
-  const target = `esp_telemetry (ts, well_id, site, seq, extra, ${catalog.map((c) => c.column).join(', ')})`;
-  const text = readings
-    .map((r) => [copyTimestampUs(r.tsUs), copyText(r.wellId), copyText(r.site), copyInt(r.seq), copyJson(r.extra), ...r.values.map(copyFloat)].join('\t'))
-    .join('\n');
-  return { target, text: `${text}\n` };
+  return { target: writerSql(catalog).telemetryCopyTarget, text: [...readingLines(readings, catalog.length)].join('') };
 }

@@ -4,10 +4,9 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/root.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RULES = 'ops/prometheus/alerts.yml';
 const RULE_TESTS = 'ops/prometheus/alerts.test.yml';
 

@@ -1,6 +1,6 @@
 // Unit tests for the committer's retry backoff (the only pure export of committer.ts).
 import { describe, expect, it } from 'vitest';
-import { backoffMs } from '../../src/sink/committer.ts';
+import { backoffMs } from '../../src/sink/backoff.ts';
 
 const top = () => 1;
 const bottom = () => 0;

@@ -31,7 +31,12 @@ function harness(backfillMaxRows = 100) {
     },
     lanes: { isBackfill: (i) => i.data.old, keyOf: (i) => i.data.well, backfillMaxRows },
   });
-  const item = (name: string, well: string, old: boolean, rows = 1): BatchItem<Data> => ({ rows, receivedAtMs: 0, data: { name, well, old }, ack: () => acked.push(name) });
+  const item = (name: string, well: string, old: boolean, rows = 1): BatchItem<Data> => ({
+    rows,
+    receivedAtMs: 0,
+    data: { name, well, old },
+    ack: () => acked.push(name),
+  });
   return { batcher, started, finish, acked, item };
 }
 
@@ -45,18 +50,28 @@ describe('Batcher lanes', () => {
     await settle();
     for (const n of ['b1', 'b2', 'b3', 'b4']) h.batcher.add(h.item(n, 'OLD', true));
     await settle();
-    expect(h.started).toEqual([['l0', 'l00'], ['b1', 'b2']]);
+    expect(h.started).toEqual([
+      ['l0', 'l00'],
+      ['b1', 'b2'],
+    ]);
     h.batcher.add(h.item('l1', 'W-1', false));
     h.batcher.add(h.item('l2', 'W-2', false));
     await settle();
-    expect(h.started).toEqual([['l0', 'l00'], ['b1', 'b2'], ['l1', 'l2']]);
+    expect(h.started).toEqual([
+      ['l0', 'l00'],
+      ['b1', 'b2'],
+      ['l1', 'l2'],
+    ]);
   });
 
   it('with no live data at all (a replay of old data), backfill uses every flush slot and the whole buffer', async () => {
     const h = harness(2);
     for (const n of ['b1', 'b2', 'b3', 'b4']) expect(h.batcher.add(h.item(n, 'OLD', true))).toBeUndefined();
     await settle();
-    expect(h.started).toEqual([['b1', 'b2'], ['b3', 'b4']]);
+    expect(h.started).toEqual([
+      ['b1', 'b2'],
+      ['b3', 'b4'],
+    ]);
   });
 
   it('a committed live batch frees its slot at once, though its PUBACKs wait behind the older backfill batch', async () => {
@@ -66,12 +81,19 @@ describe('Batcher lanes', () => {
     h.batcher.add(h.item('l1', 'W-1', false));
     h.batcher.add(h.item('l2', 'W-1', false));
     await settle();
-    expect(h.started).toEqual([['b1', 'b2'], ['l1', 'l2']]);
+    expect(h.started).toEqual([
+      ['b1', 'b2'],
+      ['l1', 'l2'],
+    ]);
     h.finish[1]!(); // the live batch commits; the backfill batch is still committing
     h.batcher.add(h.item('l3', 'W-2', false));
     h.batcher.add(h.item('l4', 'W-2', false));
     await settle();
-    expect(h.started).toEqual([['b1', 'b2'], ['l1', 'l2'], ['l3', 'l4']]);
+    expect(h.started).toEqual([
+      ['b1', 'b2'],
+      ['l1', 'l2'],
+      ['l3', 'l4'],
+    ]);
     expect(h.acked).toEqual([]);
     h.finish[0]!();
     h.finish[2]!();
@@ -86,7 +108,10 @@ describe('Batcher lanes', () => {
     h.batcher.add(h.item('l1', 'W-1', false));
     h.batcher.add(h.item('l2', 'W-1', false));
     await settle();
-    expect(h.started).toEqual([['b1', 'new'], ['l1', 'l2']]);
+    expect(h.started).toEqual([
+      ['b1', 'new'],
+      ['l1', 'l2'],
+    ]);
   });
 
   it('refuses a backfill item past the lane share (not taken), and says when there is room', async () => {
@@ -101,7 +126,7 @@ describe('Batcher lanes', () => {
     let room = false;
     void full!.then(() => (room = true));
     await settle();
-    h.finish.forEach((f) => f());
+    for (const f of h.finish) f();
     await settle();
     expect(room).toBe(true);
     expect(h.batcher.backfillRows).toBe(0);

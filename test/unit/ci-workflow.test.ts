@@ -3,11 +3,10 @@
 // the tests read, the PostgreSQL major that scripts/timescaledb.sh builds against, steps in order).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/root.ts';
 import { parse } from 'yaml';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Step {
   readonly name?: string;
@@ -44,6 +43,19 @@ function filesUnder(dir: string): string[] {
   });
 }
 
+/** The tool list of scripts/test.sh (its `TOOLS='…'` block): command, Debian package. */
+function testShTools(): { command: string; pkg: string }[] {
+  const block = /^TOOLS='\n([^']*)'$/m.exec(readFileSync(path.join(ROOT, 'scripts/test.sh'), 'utf8'))?.[1];
+  if (block === undefined) throw new Error("scripts/test.sh has no TOOLS='…' block");
+  return block
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const [command = '', pkg = ''] = l.trim().split(/\s+/);
+      return { command, pkg };
+    });
+}
+
 describe('.github/workflows/ci.yml', () => {
   it('runs on push and pull request, on ubuntu-latest, in the Debian release scripts/timescaledb.sh is written for', () => {
     expect(Object.keys(workflow.on).sort()).toEqual(['pull_request', 'push']);
@@ -77,16 +89,16 @@ describe('.github/workflows/ci.yml', () => {
     for (const v of read) expect(set, `${v} is read by the tests`).toContain(v);
   });
 
-  it('installs the PostgreSQL major scripts/timescaledb.sh builds against and every package .ci/run installs, before the tests', () => {
+  it('installs the PostgreSQL major scripts/timescaledb.sh builds against and every package of the tools npm test needs, before the tests', () => {
     const major = /^PG_MAJOR=(\d+)$/m.exec(readFileSync(path.join(ROOT, 'scripts/timescaledb.sh'), 'utf8'))?.[1];
     expect(major).toBeDefined();
     const apt = stepIndex((s) => /apt-get install[^\n]*postgresql-\d+/.test(s.run ?? ''), 'apt-get install');
     const packages = (steps[apt]!.run ?? '').split('\n').filter((l) => l.includes('apt-get install')).join(' ');
-    // What .ci/run installs on the project's own CI machine, the workflow installs too.
-    const ciRun = readFileSync(path.join(ROOT, '.ci/run'), 'utf8');
-    const ciPackages = [...ciRun.matchAll(/apt-get install ([^\n&|;]*)/g)].flatMap((m) => m[1]!.split(/\s+/).filter((w) => w !== '' && !w.startsWith('-')));
-    expect(ciPackages).toEqual(expect.arrayContaining(['mosquitto', 'prometheus', 'docker-compose']));
-    for (const p of [`postgresql-${major}`, `postgresql-client-${major}`, 'git', ...ciPackages]) expect(packages.split(/\s+/)).toContain(p);
+    // scripts/test.sh installs these itself as root; the workflow installs them first, with
+    // services kept from starting (policy-rc.d), so that npm test finds them there.
+    const tools = testShTools();
+    expect(tools.map((t) => t.command)).toEqual(expect.arrayContaining(['mosquitto', 'prometheus', 'promtool', 'docker-compose']));
+    for (const p of [`postgresql-${major}`, `postgresql-client-${major}`, 'git', ...tools.map((t) => t.pkg)]) expect(packages.split(/\s+/)).toContain(p);
     expect(apt).toBeLessThan(stepIndex((s) => s.run === 'npm test', 'npm test'));
   });
 
@@ -101,5 +113,26 @@ describe('.github/workflows/ci.yml', () => {
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(order.at(-1)).toBe(steps.length - 1);
     for (const s of steps) if (s.uses) expect(s.uses).toMatch(/^[\w-]+\/[\w-]+@v\d+$/);
+  });
+});
+
+describe('.ci/run and scripts/test.sh', () => {
+  it('.ci/run installs from the lock file and then runs npm test, which provisions the rest', () => {
+    const commands = readFileSync(path.join(ROOT, '.ci/run'), 'utf8')
+      .split('\n')
+      .filter((l) => /^npm /.test(l));
+    expect(commands).toEqual(['npm ci --no-audit --no-fund', 'npm test']);
+  });
+
+  it('npm test checks every tool before it runs lint, typecheck or any test', () => {
+    const script = readFileSync(path.join(ROOT, 'scripts/test.sh'), 'utf8');
+    const first = (what: string) => {
+      const i = script.indexOf(what);
+      expect(i, what).toBeGreaterThan(0);
+      return i;
+    };
+    const check = first('missing="$(missing_packages)"');
+    for (const run of ['npm run -s lint', 'npm run -s typecheck', 'scripts/timescaledb.sh start', 'npx vitest run']) expect(check).toBeLessThan(first(run));
+    expect(script).toContain('npx vitest run --coverage');
   });
 });

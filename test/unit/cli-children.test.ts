@@ -1,11 +1,11 @@
 // Child processes of the scripts (test/support/children.ts): stopChild escalates to SIGKILL after its
 // bound, and a script stopped with SIGTERM or SIGINT takes its adopted children with it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT } from '../support/root.ts';
 import { stopChild } from '../support/children.ts';
+import { waitFor } from '../support/wait.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const started: ChildProcess[] = [];
 const pids: number[] = [];
 afterEach(() => {
@@ -21,14 +21,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import { ROLLUPS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
+import { ROLLUP_VIEWS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
 import {
   customValues, interpolateSql, loadDashboard, loadDashboards, panelsOf, promqlExpressions, promqlMetricNames,
   provisionedDataSources, sqlIdentifiers, sqlQueries,
@@ -92,7 +92,7 @@ describe('PromQL', () => {
 describe('rollup SQL (esp-wells.json)', () => {
   const wells = loadDashboard('esp-wells.json');
   const contract = new Set(rollupColumnNames(DEFAULT_CATALOG));
-  const rollupViews: string[] = ROLLUPS.map((r) => r.view);
+  const rollupViews: string[] = ROLLUP_VIEWS.map((r) => r.view);
 
   it('reads identifiers out of SQL', () => {
     expect(sqlIdentifiers(`SELECT DISTINCT ON (well_id) well_id, ts AS "time", max(a_b) AS x FROM t WHERE ts BETWEEN '1' AND 'x y' AND well_id IN ('w') ORDER BY 1`))

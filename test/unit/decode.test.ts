@@ -25,7 +25,7 @@ const FREQ = col('vsd_frequency_hz');
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const decode = (text: string, opts: Partial<DecodeOptions> = {}): Decoded => decodeMessage(bytes(text), SOURCE, { ...OPTS, ...opts });
-const reading = (fields: Record<string, unknown>): string => JSON.stringify({ ts: TS, ...fields });
+const objectPayload = (fields: Record<string, unknown>): string => JSON.stringify({ ts: TS, ...fields });
 
 /** The one rejection of a single-object payload, asserting there is exactly one and no reading. */
 function onlyRejection(d: Decoded) {
@@ -36,7 +36,7 @@ function onlyRejection(d: Decoded) {
 
 describe('decodeMessage: payload shapes', () => {
   it('decodes a single object into one reading aligned with the catalog', () => {
-    const d = decode(reading({ motor_current_a: 41.5, vsd_frequency_hz: 55 }));
+    const d = decode(objectPayload({ motor_current_a: 41.5, vsd_frequency_hz: 55 }));
     expect(d.rejections).toEqual([]);
     expect(d.droppedFields).toBe(0);
     expect(d.readings).toHaveLength(1);
@@ -63,7 +63,7 @@ describe('decodeMessage: payload shapes', () => {
   });
 
   it('passes a null site through from the source', () => {
-    const d = decodeMessage(bytes(reading({ motor_current_a: 1 })), { ...SOURCE, site: null }, OPTS);
+    const d = decodeMessage(bytes(objectPayload({ motor_current_a: 1 })), { ...SOURCE, site: null }, OPTS);
     expect(d.readings[0]?.site).toBeNull();
   });
 
@@ -94,7 +94,7 @@ describe('decodeMessage: payload shapes', () => {
   });
 
   it('refuses a payload over messageMaxBytes and accepts one exactly at it', () => {
-    const text = reading({ motor_current_a: 1 });
+    const text = objectPayload({ motor_current_a: 1 });
     const size = bytes(text).byteLength;
     const over = onlyRejection(decode(text, { messageMaxBytes: size - 1 }));
     expect(over.reason).toBe('payload_too_large');
@@ -131,12 +131,12 @@ describe('decodeMessage: payload shapes', () => {
   });
 
   it('accepts a UTF-8 byte-order mark before the JSON', () => {
-    const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(reading({ motor_current_a: 1 }))]);
+    const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(objectPayload({ motor_current_a: 1 }))]);
     expect(decodeMessage(withBom, SOURCE, OPTS).readings).toHaveLength(1);
   });
 
   it('decodes a payload that is a view into a larger buffer', () => {
-    const text = reading({ motor_current_a: 7 });
+    const text = objectPayload({ motor_current_a: 7 });
     const big = new Uint8Array(bytes(`xxxx${text}yyyy`).buffer);
     const view = big.subarray(4, 4 + bytes(text).byteLength);
     expect(decodeMessage(view, SOURCE, OPTS).readings[0]?.values[CURRENT]).toBe(7);
@@ -268,7 +268,7 @@ describe('decodeMessage: seq', () => {
     ['a positive integer', { seq: 42 }, 42],
     ['MAX_SAFE_INTEGER', { seq: Number.MAX_SAFE_INTEGER }, Number.MAX_SAFE_INTEGER],
   ])('accepts seq %s', (_what, fields, seq) => {
-    const d = decode(reading({ ...fields, motor_current_a: 1 }));
+    const d = decode(objectPayload({ ...fields, motor_current_a: 1 }));
     expect(d.rejections).toEqual([]);
     expect(d.readings[0]?.seq).toBe(seq);
   });
@@ -314,9 +314,9 @@ describe('decodeMessage: channel values', () => {
   });
 
   it('names the type in a type_mismatch detail', () => {
-    expect(onlyRejection(decode(reading({ motor_current_a: 'abc' }))).detail).toBe('motor_current_a: "abc" is a string, expected a JSON number or a numeric string such as "12.5"');
-    expect(onlyRejection(decode(reading({ motor_current_a: true }))).detail).toContain('true is a boolean');
-    expect(onlyRejection(decode(reading({ motor_current_a: [1] }))).detail).toContain('[1] is an array');
+    expect(onlyRejection(decode(objectPayload({ motor_current_a: 'abc' }))).detail).toBe('motor_current_a: "abc" is a string, expected a JSON number or a numeric string such as "12.5"');
+    expect(onlyRejection(decode(objectPayload({ motor_current_a: true }))).detail).toContain('true is a boolean');
+    expect(onlyRejection(decode(objectPayload({ motor_current_a: [1] }))).detail).toContain('[1] is an array');
   });
 
   it.each([
@@ -350,21 +350,21 @@ describe('decodeMessage: channel values', () => {
     ['a fraction', 0.001],
     ['exponent notation', 1e2],
   ])('accepts a value at %s', (_what, v) => {
-    expect(decode(reading({ motor_current_a: v })).readings[0]?.values[CURRENT]).toBe(v);
+    expect(decode(objectPayload({ motor_current_a: v })).readings[0]?.values[CURRENT]).toBe(v);
   });
 
   it('treats null as not reported: the column stays null, never 0', () => {
-    const d = decode(reading({ motor_current_a: null, vsd_frequency_hz: 50 }));
+    const d = decode(objectPayload({ motor_current_a: null, vsd_frequency_hz: 50 }));
     expect(d.rejections).toEqual([]);
     expect(d.readings[0]?.values[CURRENT]).toBeNull();
     expect(d.readings[0]?.values[FREQ]).toBe(50);
   });
 
   it('never fabricates a 0 from "" or null', () => {
-    const fromEmpty = decode(reading({ motor_current_a: '', vsd_frequency_hz: 50 }));
+    const fromEmpty = decode(objectPayload({ motor_current_a: '', vsd_frequency_hz: 50 }));
     expect(fromEmpty.readings).toEqual([]);
     expect(fromEmpty.rejections[0]?.reason).toBe('type_mismatch');
-    const fromNull = decode(reading({ motor_current_a: null, vsd_frequency_hz: 50 }));
+    const fromNull = decode(objectPayload({ motor_current_a: null, vsd_frequency_hz: 50 }));
     expect(fromNull.readings[0]?.values.filter((v) => v === 0)).toEqual([]);
   });
 
@@ -373,15 +373,15 @@ describe('decodeMessage: channel values', () => {
     ['ts and seq', { seq: 1 }],
     ['only null channels', { motor_current_a: null, vsd_frequency_hz: null }],
   ])('refuses a reading with %s as no_channels', (_what, fields) => {
-    expect(onlyRejection(decode(reading(fields))).reason).toBe('no_channels');
+    expect(onlyRejection(decode(objectPayload(fields))).reason).toBe('no_channels');
   });
 
   it('uses a catalog passed in options, not only the default one', () => {
     const catalog = [{ column: 'x_a', unit: 'A', min: -5, max: 5, description: 'test' }];
-    const d = decode(reading({ x_a: -5 }), { catalog, unknownFields: 'reject' });
+    const d = decode(objectPayload({ x_a: -5 }), { catalog, unknownFields: 'reject' });
     expect(d.readings[0]?.values).toEqual([-5]);
-    expect(decode(reading({ x_a: 6 }), { catalog }).rejections[0]?.reason).toBe('out_of_range');
-    expect(decode(reading({ motor_current_a: 1 }), { catalog, unknownFields: 'reject' }).rejections[0]?.reason).toBe('unknown_field');
+    expect(decode(objectPayload({ x_a: 6 }), { catalog }).rejections[0]?.reason).toBe('out_of_range');
+    expect(decode(objectPayload({ motor_current_a: 1 }), { catalog, unknownFields: 'reject' }).rejections[0]?.reason).toBe('unknown_field');
   });
 });
 
@@ -389,14 +389,14 @@ describe('decodeMessage: unknown fields', () => {
   const fields = { motor_current_a: 1, firmware: 'v2.1', pump: { stage: 3 }, flags: [1, 'a'] };
 
   it('keep: unknown fields go to extra, channels still decoded', () => {
-    const d = decode(reading(fields), { unknownFields: 'keep' });
+    const d = decode(objectPayload(fields), { unknownFields: 'keep' });
     expect(d.droppedFields).toBe(0);
     expect(d.readings[0]?.extra).toEqual({ firmware: 'v2.1', pump: { stage: 3 }, flags: [1, 'a'] });
     expect(d.readings[0]?.values[CURRENT]).toBe(1);
   });
 
   it('keep: a reading with only unknown fields is accepted with every channel null', () => {
-    const d = decode(reading({ firmware: 'v2.1' }), { unknownFields: 'keep' });
+    const d = decode(objectPayload({ firmware: 'v2.1' }), { unknownFields: 'keep' });
     expect(d.readings[0]?.extra).toEqual({ firmware: 'v2.1' });
     expect(d.readings[0]?.values.every((v) => v === null)).toBe(true);
   });
@@ -410,13 +410,13 @@ describe('decodeMessage: unknown fields', () => {
   });
 
   it('reject: an unknown field rejects the reading and names the field', () => {
-    const rj = onlyRejection(decode(reading(fields), { unknownFields: 'reject' }));
+    const rj = onlyRejection(decode(objectPayload(fields), { unknownFields: 'reject' }));
     expect(rj.reason).toBe('unknown_field');
     expect(rj.detail).toMatch(/^firmware: /);
   });
 
   it('drop: unknown fields are counted, not kept', () => {
-    const d = decode(reading(fields), { unknownFields: 'drop' });
+    const d = decode(objectPayload(fields), { unknownFields: 'drop' });
     expect(d.droppedFields).toBe(3);
     expect(d.readings[0]?.extra).toBeNull();
     expect(d.readings[0]?.values[CURRENT]).toBe(1);
@@ -436,7 +436,7 @@ describe('decodeMessage: unknown fields', () => {
   });
 
   it('drop: a reading with only unknown fields has no channels', () => {
-    expect(onlyRejection(decode(reading({ firmware: 'v2' }), { unknownFields: 'drop' })).reason).toBe('no_channels');
+    expect(onlyRejection(decode(objectPayload({ firmware: 'v2' }), { unknownFields: 'drop' })).reason).toBe('no_channels');
   });
 
   it.each([
@@ -456,7 +456,7 @@ describe('decodeMessage: unknown fields', () => {
   });
 });
 
-describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (issue 4, rule 3)', () => {
+describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (docs/payload.md, Time)', () => {
   const SECONDS = Date.parse(TS) / 1000;
   it.each([
     ['s', SECONDS],
@@ -505,7 +505,7 @@ describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (issue 4, rule 3)', () => 
   });
 });
 
-describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => {
+describe('decodeMessage: bytes, size, identity (docs/payload.md, Bytes and Identity)', () => {
   it.each([
     ['inside a string', '{"ts":"2024-05-01T12:00:00Z","fw":"a\u0000b"}'],
     ['between tokens', '{"ts":"2024-05-01T12:00:00Z",\u0000"motor_current_a":1}'],
@@ -535,7 +535,7 @@ describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => 
   });
 
   it('accepts a payload well_id equal to the topic one and does not keep it in extra', () => {
-    const d = decode(reading({ well_id: 'well-7', motor_current_a: 1 }));
+    const d = decode(objectPayload({ well_id: 'well-7', motor_current_a: 1 }));
     expect(d.readings[0]?.extra).toBeNull();
   });
 
@@ -559,7 +559,7 @@ describe('decodeMessage: bytes, size, identity (issue 4, rules 5 and 6)', () => 
     const shapes = {
       manyReadings: fill('[', `{"ts":${TS_US / 1000},"motor_current_a":"12.5"},`, ']'),
       manyUnknownFields: fill(`{"ts":"${TS}",`, '"f0000000":1,', '}').replace(/"f0000000"/g, () => `"f${Math.random().toString(36).slice(2, 9)}"`),
-      deepNesting: `{"ts":"${TS}","fw":` + '['.repeat(100_000) + ']'.repeat(100_000) + '}',
+      deepNesting: `{"ts":"${TS}","fw":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
       longString: `{"ts":"${TS}","fw":"${'\\u00e9'.repeat(40_000)}"}`,
     };
     // Per shape, after a warm-up (the first message of a process also pays for JIT compilation),

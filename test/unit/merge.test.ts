@@ -1,16 +1,11 @@
 // Unit tests for merging readings that share a (well_id, ts) key within one batch.
 import { describe, expect, it } from 'vitest';
 import { mergeByKey } from '../../src/sink/merge.ts';
-import type { Reading } from '../../src/decode/decode.ts';
+import { reading } from '../support/fixtures.ts';
 
-const reading = (over: Partial<Reading> & Pick<Reading, 'values'>): Reading => ({
-  wellId: 'W-1',
-  site: 's',
-  tsUs: 1_000_000,
-  seq: null,
-  extra: null,
-  ...over,
-});
+/** The one key most cases share: well W-1 at 1 s after the epoch. */
+const W = 'W-1';
+const T = 1_000_000;
 
 describe('mergeByKey', () => {
   it('returns an empty batch unchanged', () => {
@@ -18,7 +13,7 @@ describe('mergeByKey', () => {
   });
 
   it('passes distinct keys through in arrival order', () => {
-    const rs = [reading({ tsUs: 3, values: [1] }), reading({ tsUs: 1, values: [2] }), reading({ tsUs: 2, values: [3] })];
+    const rs = [reading(W, 3, [1]), reading(W, 1, [2]), reading(W, 2, [3])];
     const m = mergeByKey(rs);
     expect(m.rows).toEqual(rs);
     expect(m.duplicates).toBe(0);
@@ -26,7 +21,7 @@ describe('mergeByKey', () => {
   });
 
   it('does not merge different wells at the same ts', () => {
-    const m = mergeByKey([reading({ wellId: 'W-1', values: [1] }), reading({ wellId: 'W-2', values: [2] })]);
+    const m = mergeByKey([reading('W-1', T, [1]), reading('W-2', T, [2])]);
     expect(m.rows.map((r) => [r.wellId, r.values])).toEqual([
       ['W-1', [1]],
       ['W-2', [2]],
@@ -35,7 +30,7 @@ describe('mergeByKey', () => {
   });
 
   it('does not merge the same well one microsecond apart', () => {
-    expect(mergeByKey([reading({ tsUs: 1, values: [1] }), reading({ tsUs: 2, values: [1] })]).rows).toHaveLength(2);
+    expect(mergeByKey([reading(W, 1, [1]), reading(W, 2, [1])]).rows).toHaveLength(2);
   });
 
   it.each([
@@ -46,7 +41,7 @@ describe('mergeByKey', () => {
     ['three readings of one key', [[1, null, null], [5, 2, null], [null, 7, 3]], [1, 2, 3], 2, 2],
     ['0 is a value, not empty', [[0, null, null], [4, null, null]], [0, null, null], 1, 1],
   ])('%s', (_what, valuesList, merged, duplicates, conflicts) => {
-    const m = mergeByKey(valuesList.map((values) => reading({ values })));
+    const m = mergeByKey(valuesList.map((values) => reading(W, T, values)));
     expect(m.rows).toHaveLength(1);
     expect(m.rows[0]?.values).toEqual(merged);
     expect(m.duplicates).toBe(duplicates);
@@ -59,20 +54,20 @@ describe('mergeByKey', () => {
     ['both: union, first arrival wins', { a: 1, c: 'first' }, { b: 2, c: 'later' }, { a: 1, b: 2, c: 'first' }],
     ['neither', null, null, null],
   ])('merges extra fields: %s', (_what, first, later, extra) => {
-    const m = mergeByKey([reading({ values: [1], extra: first }), reading({ values: [1], extra: later })]);
+    const m = mergeByKey([reading(W, T, [1], { extra: first }), reading(W, T, [1], { extra: later })]);
     expect(m.rows[0]?.extra).toEqual(extra);
   });
 
   it('keeps the first seq, or takes a later one when the first had none', () => {
-    expect(mergeByKey([reading({ values: [1], seq: 5 }), reading({ values: [1], seq: 6 })]).rows[0]?.seq).toBe(5);
-    expect(mergeByKey([reading({ values: [1], seq: null }), reading({ values: [1], seq: 6 })]).rows[0]?.seq).toBe(6);
+    expect(mergeByKey([reading(W, T, [1], { seq: 5 }), reading(W, T, [1], { seq: 6 })]).rows[0]?.seq).toBe(5);
+    expect(mergeByKey([reading(W, T, [1], { seq: null }), reading(W, T, [1], { seq: 6 })]).rows[0]?.seq).toBe(6);
   });
 
   it('keeps the merged row at the position of the first arrival', () => {
     const m = mergeByKey([
-      reading({ tsUs: 1, values: [1, null] }),
-      reading({ tsUs: 2, values: [2, null] }),
-      reading({ tsUs: 1, values: [null, 3] }),
+      reading(W, 1, [1, null]),
+      reading(W, 2, [2, null]),
+      reading(W, 1, [null, 3]),
     ]);
     expect(m.rows.map((r) => [r.tsUs, r.values])).toEqual([
       [1, [1, 3]],
@@ -81,13 +76,13 @@ describe('mergeByKey', () => {
   });
 
   it('keeps the first site when a well arrives under two sites at one ts', () => {
-    const m = mergeByKey([reading({ site: 'a', values: [1] }), reading({ site: 'b', values: [1] })]);
+    const m = mergeByKey([reading(W, T, [1], { site: 'a' }), reading(W, T, [1], { site: 'b' })]);
     expect(m.rows.map((r) => r.site)).toEqual(['a']);
   });
 
   it('does not mutate its input', () => {
-    const a = reading({ values: [1, null], extra: { x: 1 } });
-    const b = reading({ values: [null, 2], extra: { y: 2 } });
+    const a = reading(W, T, [1, null], { extra: { x: 1 } });
+    const b = reading(W, T, [null, 2], { extra: { y: 2 } });
     const snapshot = structuredClone([a, b]);
     mergeByKey([a, b]);
     expect([a, b]).toEqual(snapshot);

@@ -2,11 +2,10 @@
 // alert rules agree; per-well freshness is bounded by METRICS_WELLS_MAX and computed at scrape.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/root.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Row {
   readonly name: string;
@@ -139,15 +138,17 @@ describe('per-well freshness', () => {
   });
 });
 
-describe('esp_ingest_ready', () => {
-  it('reads the readiness probe at scrape time (0 until the composition root sets it)', async () => {
-    const m = createMetrics();
-    const ready = async () => (await m.registry.getSingleMetricAsString('esp_ingest_ready')).split('\n').at(-1);
-    expect(await ready()).toBe('esp_ingest_ready 0');
-    let isReady = true;
-    m.probes.ready = () => (isReady ? 1 : 0);
-    expect(await ready()).toBe('esp_ingest_ready 1');
-    isReady = false;
-    expect(await ready()).toBe('esp_ingest_ready 0');
+describe('esp_ingest_ready and esp_ingest_database_up', () => {
+  it('read the readiness state at scrape time (0 without one)', async () => {
+    const last = async (m: ReturnType<typeof createMetrics>, name: string) => (await m.registry.getSingleMetricAsString(name)).split('\n').at(-1);
+    expect(await last(createMetrics(), 'esp_ingest_ready')).toBe('esp_ingest_ready 0');
+    const readiness = { ready: 1 as 0 | 1, up: 1 as 0 | 1, readyValue: () => readiness.ready, databaseUpValue: () => readiness.up };
+    const m = createMetrics({ readiness });
+    expect(await last(m, 'esp_ingest_ready')).toBe('esp_ingest_ready 1');
+    expect(await last(m, 'esp_ingest_database_up')).toBe('esp_ingest_database_up 1');
+    readiness.ready = 0;
+    readiness.up = 0;
+    expect(await last(m, 'esp_ingest_ready')).toBe('esp_ingest_ready 0');
+    expect(await last(m, 'esp_ingest_database_up')).toBe('esp_ingest_database_up 0');
   });
 });

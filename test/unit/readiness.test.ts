@@ -4,15 +4,15 @@
 import { describe, expect, it } from 'vitest';
 import { FailureStreak, HighWater, NOT_READY_CODES, ReadinessState, WRITE_FAILING_MIN_MS, type NotReadyCode } from '../../src/lifecycle/readiness.ts';
 
-/** A state on a fake clock with a settable MQTT reason; migrated and subscribed unless told. */
+/** A state on a fake clock; migrated and subscribed unless told (`mqtt`: why the subscription is inactive). */
 function state(o: { bufferMaxRows?: number; ratio?: number; migrated?: boolean; mqtt?: string } = {}) {
-  const world = { nowMs: 0, mqtt: o.mqtt };
+  const world = { nowMs: 0 };
   const s = new ReadinessState({
     bufferMaxRows: o.bufferMaxRows ?? 1000,
     bufferHighWaterRatio: o.ratio ?? 0.9,
     clock: () => world.nowMs,
-    mqttNotActive: () => world.mqtt,
   });
+  s.mqtt(o.mqtt);
   if (o.migrated !== false) s.migrationsApplied();
   const codes = (): NotReadyCode[] => s.reasons().map((r) => r.code);
   return { s, world, codes };
@@ -60,11 +60,11 @@ describe('ReadinessState', () => {
   });
 
   it('before migrations: migrations_pending, and mqtt_subscription_inactive until subscribed', () => {
-    const { s, world, codes } = state({ migrated: false, mqtt: 'mqtt: not started' });
+    const { s, codes } = state({ migrated: false, mqtt: 'mqtt: not started' });
     expect(codes()).toEqual(['migrations_pending', 'mqtt_subscription_inactive']);
     s.migrationsApplied();
     expect(codes()).toEqual(['mqtt_subscription_inactive']);
-    world.mqtt = undefined;
+    s.mqtt(undefined);
     expect(codes()).toEqual([]);
   });
 
@@ -149,15 +149,15 @@ describe('ReadinessState', () => {
   });
 
   it('start-up: pending until migrated and subscribed once, then complete for good', () => {
-    const { s, world } = state({ migrated: false, mqtt: 'mqtt: not started' });
+    const { s } = state({ migrated: false, mqtt: 'mqtt: not started' });
     expect(s.startupPending().map((r) => r.code)).toEqual(['migrations_pending', 'mqtt_subscription_inactive']);
     s.migrationsApplied();
     expect(s.started).toBe(false);
-    world.mqtt = undefined;
+    s.mqtt(undefined);
     expect(s.startupPending()).toEqual([]);
     expect(s.started).toBe(true);
     // Later outages make it not ready, never not started.
-    world.mqtt = 'mqtt: not connected to the broker';
+    s.mqtt('mqtt: not connected to the broker');
     s.databaseCheck(false);
     s.databaseCheck(false);
     s.shuttingDown();

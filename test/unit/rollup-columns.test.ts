@@ -1,13 +1,13 @@
 // Unit tests for the rollup naming contract (src/schema/rollup-columns.ts).
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CATALOG, type Channel } from '../../src/decode/catalog.ts';
+import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { rollupColumnNames, rollupColumnProblems, rollupColumns } from '../../src/schema/rollup-columns.ts';
+import { channel } from '../support/fixtures.ts';
 
-const ch = (column: string): Channel => ({ column, unit: 'u', min: 0, max: 1, description: 'test' });
 
 describe('rollupColumnNames', () => {
   it('gives the keys, the row count, then five aggregates per channel in catalog order', () => {
-    expect(rollupColumnNames([ch('intake_pressure_kpa'), ch('motor_current_a')])).toEqual([
+    expect(rollupColumnNames([channel('intake_pressure_kpa'), channel('motor_current_a')])).toEqual([
       'well_id', 'bucket', 'readings',
       'intake_pressure_kpa_min', 'intake_pressure_kpa_max', 'intake_pressure_kpa_avg', 'intake_pressure_kpa_last', 'intake_pressure_kpa_count',
       'motor_current_a_min', 'motor_current_a_max', 'motor_current_a_avg', 'motor_current_a_last', 'motor_current_a_count',
@@ -27,7 +27,7 @@ describe('rollupColumnNames', () => {
 
 describe('rollupColumns', () => {
   it('ties each aggregate column to its channel', () => {
-    const cols = rollupColumns([ch('vibration_mm_s')]);
+    const cols = rollupColumns([channel('vibration_mm_s')]);
     expect(cols.find((c) => c.name === 'vibration_mm_s_last')).toEqual({ name: 'vibration_mm_s_last', kind: 'last', channel: 'vibration_mm_s' });
     expect(cols.find((c) => c.name === 'readings')).toEqual({ name: 'readings', kind: 'readings' });
   });
@@ -39,11 +39,11 @@ describe('rollupColumnProblems', () => {
   });
 
   it('accepts a 57-character column (its _count is exactly 63)', () => {
-    expect(rollupColumnProblems([ch('a'.repeat(57))])).toEqual([]);
+    expect(rollupColumnProblems([channel('a'.repeat(57))])).toEqual([]);
   });
 
   it('names the columns PostgreSQL would truncate', () => {
-    expect(rollupColumnProblems([ch('a'.repeat(58))])).toEqual([
+    expect(rollupColumnProblems([channel('a'.repeat(58))])).toEqual([
       `rollup column "${'a'.repeat(58)}_count" is longer than 63 bytes: shorten the channel's column name`,
     ]);
   });

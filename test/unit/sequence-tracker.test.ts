@@ -1,7 +1,7 @@
 // The pure sequence tracker: gaps counted exactly; wraps (8, 16, 32 bits, configured or
 // inferred), reboots, out-of-order readings and redeliveries give no gap.
 import { describe, expect, it } from 'vitest';
-import { modulus, trackSequence, type SeqState, type SeqWidth } from '../../src/sequence/tracker.ts';
+import { modulus, type SeqState, type SeqWidth, trackSequence } from '../../src/sequence/tracker.ts';
 
 const T0 = 1_714_521_600_000_000;
 /** Readings with the given seqs, one second apart in device time from `from` seconds. */

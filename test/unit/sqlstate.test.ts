@@ -2,8 +2,7 @@
 // own uses of 53400 and 42704).
 import { describe, expect, it } from 'vitest';
 import { classifyDbError, errorLabel, isTransientWriteConflict } from '../../src/sink/sqlstate.ts';
-
-const pgError = (code: string) => Object.assign(new Error(`pg error ${code}`), { code });
+import { pgError } from '../support/fixtures.ts';
 
 describe('classifyDbError', () => {
   it.each([

@@ -2,14 +2,13 @@
 // settings, the rollup SQL and column contract, and the planner (what changes for which state).
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
-import { ConfigError } from '../../src/errors.ts';
-import type { Channel } from '../../src/decode/catalog.ts';
+import type { ConfigError } from '../../src/errors.ts';
 import { planStorage, type Observed, type ServerFacts } from '../../src/schema/plan.ts';
-import { channelsOfColumns, createGenerationSql, rollupColumns, viewSql } from '../../src/schema/rollups.ts';
+import { channelsOfColumns, createGenerationSql, viewColumnNames, viewSql } from '../../src/schema/rollups.ts';
 import { DEFAULT_STORAGE_SETTINGS, formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../../src/schema/settings.ts';
+import { channel } from '../support/fixtures.ts';
 
-const ch = (column: string): Channel => ({ column, unit: 'x', min: 0, max: 1, description: column });
-const CATALOG = [ch('a_kpa'), ch('b_hz')];
+const CATALOG = [channel('a_kpa'), channel('b_hz')];
 const V219: ServerFacts = { version: '2.19.3', license: 'apache' };
 const V223: ServerFacts = { version: '2.23.0-dev', license: 'timescale' };
 const EMPTY: Observed = { hypertable: null, compressionEnabled: false, compressionPolicy: null, retentionPolicy: null, generations: [], viewColumns: {} };
@@ -25,7 +24,7 @@ const SETTLED: Observed = {
     { rollup: '1m', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 60, scheduleS: 300, bucketsPerBatch: 1_440 } },
     { rollup: '1h', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 3_600, scheduleS: 1_800, bucketsPerBatch: 168 } },
   ],
-  viewColumns: { '1m': rollupColumns(['a_kpa', 'b_hz']), '1h': rollupColumns(['a_kpa', 'b_hz']) },
+  viewColumns: { '1m': viewColumnNames(['a_kpa', 'b_hz']), '1h': viewColumnNames(['a_kpa', 'b_hz']) },
 };
 
 const sqlOf = (server: ServerFacts, observed: Observed, settings: StorageSettings = S, catalog = CATALOG) =>
@@ -74,8 +73,8 @@ describe('durations and rollup lists', () => {
 
 describe('rollup SQL', () => {
   it('names columns per the contract: well_id, bucket, readings, then min/max/avg/last/count per channel', () => {
-    expect(rollupColumns(['a_kpa'])).toEqual(['well_id', 'bucket', 'readings', 'a_kpa_min', 'a_kpa_max', 'a_kpa_avg', 'a_kpa_last', 'a_kpa_count']);
-    expect(channelsOfColumns(rollupColumns(['a_kpa', 'x_avg', 'b_hz']).filter((c) => c !== 'readings'))).toEqual(['a_kpa', 'x_avg', 'b_hz']);
+    expect(viewColumnNames(['a_kpa'])).toEqual(['well_id', 'bucket', 'readings', 'a_kpa_min', 'a_kpa_max', 'a_kpa_avg', 'a_kpa_last', 'a_kpa_count']);
+    expect(channelsOfColumns(viewColumnNames(['a_kpa', 'x_avg', 'b_hz']).filter((c) => c !== 'readings'))).toEqual(['a_kpa', 'x_avg', 'b_hz']);
   });
 
   it('makes generation 1 count every row and later generations keep only buckets with a value', () => {
@@ -164,7 +163,7 @@ describe('planStorage', () => {
   });
 
   it('puts a new channel in a new generation and rebuilds the view over both', () => {
-    const sql = sqlOf(V219, SETTLED, S, [...CATALOG, ch('c_pa')]);
+    const sql = sqlOf(V219, SETTLED, S, [...CATALOG, channel('c_pa')]);
     const m = sql.rollups!.filter((s) => s.includes('_1m'));
     expect(m[0]).toMatch(/^CREATE MATERIALIZED VIEW esp_telemetry_1m_g2 .* min\(c_pa\) AS c_pa_min, .* HAVING count\(c_pa\) > 0 WITH NO DATA$/);
     expect(m[1]).toContain("add_continuous_aggregate_policy('esp_telemetry_1m_g2'");

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { DecodeOptions } from '../../src/decode/decode.ts';
-import { toWork, type Received } from '../../src/decode/to-work.ts';
+import { type Received, toWork } from '../../src/decode/to-work.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 
 const TOPIC = parseTopicTemplate('esp/{site}/{well_id}/telemetry');
@@ -44,9 +44,7 @@ describe('toWork', () => {
     expect(Buffer.from(work.rejects[0]!.payload).toString()).toBe('{"ts":"x","motor_current_a":1}');
   });
 
-  it.each([
-    ['a topic the template does not match', 'other/north/W-1/telemetry'],
-  ])('rejects %s as topic_mismatch without decoding', (_what, topic) => {
+  it.each([['a topic the template does not match', 'other/north/W-1/telemetry']])('rejects %s as topic_mismatch without decoding', (_what, topic) => {
     const m = msg(topic, '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3}');
     const { work, droppedFields } = toWork(m, TOPIC, OPTS);
     expect(droppedFields).toBe(0);
@@ -70,14 +68,17 @@ describe('toWork', () => {
 describe('toWork: retained replays', () => {
   const retained = (payload: string): Received => ({ ...msg('esp/north/W-1/telemetry', payload), retain: true });
 
-  it.each([['stamp' as const], ['reject' as const]])('refuses a retained reading without ts as retained_without_ts under MISSING_TS=%s, never stamping it', (missingTs) => {
-    const { work } = toWork(retained('[{"motor_current_a":3},{"ts":"2024-05-01T12:00:00Z","motor_current_a":4}]'), TOPIC, { ...OPTS, missingTs });
-    expect(work.retain).toBe(true);
-    expect(work.readings.map((r) => r.tsUs)).toEqual([Date.parse('2024-05-01T12:00:00Z') * 1000]);
-    expect(work.rejects.map((r) => [r.reason, r.index, r.detail])).toEqual([
-      ['retained_without_ts', 0, 'ts: missing, and the message is a retained replay (never stamped with the receive time)'],
-    ]);
-  });
+  it.each([['stamp' as const], ['reject' as const]])(
+    'refuses a retained reading without ts as retained_without_ts under MISSING_TS=%s, never stamping it',
+    (missingTs) => {
+      const { work } = toWork(retained('[{"motor_current_a":3},{"ts":"2024-05-01T12:00:00Z","motor_current_a":4}]'), TOPIC, { ...OPTS, missingTs });
+      expect(work.retain).toBe(true);
+      expect(work.readings.map((r) => r.tsUs)).toEqual([Date.parse('2024-05-01T12:00:00Z') * 1000]);
+      expect(work.rejects.map((r) => [r.reason, r.index, r.detail])).toEqual([
+        ['retained_without_ts', 0, 'ts: missing, and the message is a retained replay (never stamped with the receive time)'],
+      ]);
+    },
+  );
 
   it('stamps the same reading when it is live (not retained) under MISSING_TS=stamp', () => {
     const { work } = toWork(msg('esp/north/W-1/telemetry', '{"motor_current_a":3}'), TOPIC, { ...OPTS, missingTs: 'stamp' });

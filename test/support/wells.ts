@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-export const WELLS_DIR = fileURLToPath(new URL('../data/wells/', import.meta.url));
+export const WELLS_DIR = fileURLToPath(new URL('../../data/wells/', import.meta.url));
 
 /** 3W CSV column → catalog column (or extra field). */
 export const COLUMN_MAP: Readonly<Record<string, string>> = {
