@@ -3,21 +3,21 @@
 // that a failed start unwinds, and returns the stop (MQTT intake first, last flush under a
 // deadline, then disconnect). The message path itself is pipeline.ts.
 import mqtt from 'mqtt';
-import { type EmbeddedBroker, startEmbeddedBroker } from './broker/embedded-broker.ts';
 import type { Config } from './config/config.ts';
-import { type Channel, catalogProblems, DEFAULT_CATALOG } from './decode/catalog.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.ts';
+import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
 import { parseTopicTemplate } from './decode/topic.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
-import { type BrokerEndpoint, MqttIngress } from './ingress/mqtt-ingress.ts';
+import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
 import { pubackGateProblem } from './ingress/puback-gate.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
 import { EventLoopWatchdog } from './lifecycle/liveness.ts';
-import { ReadinessState } from './lifecycle/readiness.ts';
 import { ReadinessLog } from './lifecycle/ready-log.ts';
+import { ReadinessState } from './lifecycle/readiness.ts';
 import { StopStack } from './lifecycle/stop-stack.ts';
-import { metricTotals, SummaryLog } from './lifecycle/summary.ts';
+import { SummaryLog, metricTotals } from './lifecycle/summary.ts';
 import type { Logger } from './log/logger.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Pipeline } from './pipeline.ts';
@@ -75,11 +75,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const fatal = new Promise<EspError>((resolve) => (onFatal = resolve));
 
   // Build.
-  const readiness = new ReadinessState({
-    bufferMaxRows: config.batch.bufferMaxRows,
-    bufferHighWaterRatio: config.probes.readyBufferHighWaterRatio,
-    clock: () => performance.now(),
-  });
+  const readiness = new ReadinessState({ bufferMaxRows: config.batch.bufferMaxRows, bufferHighWaterRatio: config.probes.readyBufferHighWaterRatio, clock: () => performance.now() });
   const metrics = deps.metrics ?? createMetrics({ wellsMax: config.metrics.wellsMax, clock, readiness });
   const watchdog = new EventLoopWatchdog(config.probes.livezMaxEventLoopBlockMs);
   const pool = createPool(config, (err) => {
@@ -88,47 +84,10 @@ export async function startApp(deps: AppDeps): Promise<App> {
   });
   const dbProbe = new DbProbe({ newClient: () => probeClient(config), onResult: (ok, detail) => readiness.databaseCheck(ok, detail) });
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2, config.db.statementTimeoutMs);
-  const committer = new Committer({
-    writer,
-    catalog,
-    metrics,
-    log: log.child({ component: 'sink' }),
-    retryMaxDelayMs: config.retryMaxDelayMs,
-    signal: shutdown.signal,
-    clock,
-    onDbState: (ok, reason) => readiness.commit(ok, reason),
-  });
-  const sequence = new SequenceStore({
-    pool,
-    width: config.sequence.wrapBits,
-    metrics,
-    log: log.child({ component: 'sequence' }),
-    retryMaxDelayMs: config.retryMaxDelayMs,
-    signal: shutdown.signal,
-    clock,
-  });
-  const pipeline = new Pipeline({
-    batch: config.batch,
-    maxWaiting: config.mqtt.receiveMaximum,
-    topic,
-    decode: { catalog, ...config.decode },
-    sink: committer,
-    sequence,
-    clock,
-    metrics,
-    log,
-    onBuffered: (rows) => readiness.buffered(rows),
-  });
-  const ingress = new MqttIngress({
-    connect: deps.connectMqtt ?? mqtt.connect,
-    config: config.mqtt,
-    filter: topic.filter,
-    log: log.child({ component: 'ingress' }),
-    metrics,
-    clock,
-    onFatal,
-    onState: (inactive) => readiness.mqtt(inactive),
-  });
+  const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock, onDbState: (ok, reason) => readiness.commit(ok, reason) });
+  const sequence = new SequenceStore({ pool, width: config.sequence.wrapBits, metrics, log: log.child({ component: 'sequence' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock });
+  const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink: committer, sequence, clock, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
+  const ingress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive) });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
@@ -143,13 +102,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log,
     intervalS: config.log.summaryIntervalS,
     totals: () => metricTotals(metrics),
-    gauges: () => ({
-      rowsBuffered: pipeline.bufferedRows,
-      backfillRowsBuffered: pipeline.backfillRows,
-      unacknowledged: ingress.heldAcks(),
-      oldestUnacknowledgedAgeS: metrics.oldestUnacknowledgedAgeSeconds(),
-      notReady: readiness.reasons().map((r) => r.code),
-    }),
+    gauges: () => ({ rowsBuffered: pipeline.bufferedRows, backfillRowsBuffered: pipeline.backfillRows, unacknowledged: ingress.heldAcks(), oldestUnacknowledgedAgeS: metrics.oldestUnacknowledgedAgeSeconds(), notReady: readiness.reasons().map((r) => r.code) }),
   });
 
   // Start in order; a failure stops what had started, newest first.
@@ -166,17 +119,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     started.push(() => pool.end());
     const onDbCheck = (ok: boolean, detail?: string) => readiness.databaseCheck(ok, detail);
     const startSignal = deps.signal ? AbortSignal.any([deps.signal, shutdown.signal]) : shutdown.signal;
-    const { storage } = await untilMigrated({
-      pool,
-      databaseUrl: config.databaseUrl,
-      catalog,
-      storage: config.storage,
-      log,
-      retryMaxDelayMs: config.retryMaxDelayMs,
-      clock,
-      onDbCheck,
-      signal: startSignal,
-    });
+    const { storage } = await untilMigrated({ pool, databaseUrl: config.databaseUrl, catalog, storage: config.storage, log, retryMaxDelayMs: config.retryMaxDelayMs, clock, onDbCheck, signal: startSignal });
     readiness.migrationsApplied(storage);
     exportStorageReport(metrics, storage);
     log.info({ event: 'storage_mode', storage: storage.mode }, `storage mode: ${storage.mode}`);
@@ -201,10 +144,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
   let stopping: Promise<boolean> | undefined;
   const stop = (): Promise<boolean> =>
     (stopping ??= (async () => {
-      log.info(
-        { event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks() },
-        'stopping',
-      );
+      log.info({ event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks() }, 'stopping');
       readiness.shuttingDown();
       summary.stop();
       readinessLog.stop();
@@ -217,10 +157,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
         await pipeline.drain();
       } catch (err) {
         clean = false;
-        log.error(
-          { err, rowsBuffered: pipeline.bufferedRows },
-          'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them',
-        );
+        log.error({ err, rowsBuffered: pipeline.bufferedRows }, 'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them');
       }
       await ingress.close();
       await embedded?.close();
@@ -245,11 +182,7 @@ function checkBeforeStart(catalog: readonly Channel[]): void {
   const problems = channelProblems.length > 0 ? channelProblems : rollupColumnProblems(catalog);
   if (problems.length > 0) throw new EspError('ESP_CATALOG_INVALID', `channel catalog invalid:\n  - ${problems.join('\n  - ')}`);
   const gate = pubackGateProblem();
-  if (gate)
-    throw new EspError(
-      'ESP_MQTTJS_UNSUPPORTED',
-      `the installed MQTT.js cannot hold PUBACKs until commit (${gate}); install the version package-lock.json pins (npm ci)`,
-    );
+  if (gate) throw new EspError('ESP_MQTTJS_UNSUPPORTED', `the installed MQTT.js cannot hold PUBACKs until commit (${gate}); install the version package-lock.json pins (npm ci)`);
 }
 
 /** BROKER=embedded: the in-process broker, its refusals counted and logged. */
@@ -258,10 +191,7 @@ async function startEmbedded(config: Config, log: Logger, metrics: Metrics): Pro
   const broker = await startEmbeddedBroker(config.broker.port, config.broker.host, {
     onPublishRefused: (reason, refusedTopic, clientId) => {
       metrics.embeddedBrokerPublishesRefused.inc({ reason });
-      brokerLog.warn(
-        { event: 'publish_refused', reason, topic: refusedTopic, clientId },
-        "embedded broker refused a PUBLISH and closed the publisher's connection (it keeps the message unacknowledged)",
-      );
+      brokerLog.warn({ event: 'publish_refused', reason, topic: refusedTopic, clientId }, "embedded broker refused a PUBLISH and closed the publisher's connection (it keeps the message unacknowledged)");
     },
   });
   log.info({ event: 'embedded_broker_listening', port: broker.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');

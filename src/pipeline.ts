@@ -71,11 +71,7 @@ export class Pipeline {
         deps.onBuffered(rows);
       },
     });
-    this.#admission = new Admission<InboundMessage>(
-      (msg) => this.#decode(msg),
-      deps.maxWaiting,
-      (waiting) => metrics.messagesWaiting.set(waiting),
-    );
+    this.#admission = new Admission<InboundMessage>((msg) => this.#decode(msg), deps.maxWaiting, (waiting) => metrics.messagesWaiting.set(waiting));
   }
 
   /**

@@ -1,10 +1,10 @@
 // Configuration: one zod schema over the environment, parsed once at start into a frozen object.
 // Every problem is reported at once; nothing here touches the network.
 import { z } from 'zod';
-import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
 import { ConfigError } from '../errors.ts';
+import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
 import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
-import { type UrlRules, urlProblems } from './url-check.ts';
+import { urlProblems, type UrlRules } from './url-check.ts';
 
 /**
  * An integer setting: plain decimal digits within [min, max] (no sign, exponent, fraction or hex:
@@ -25,21 +25,14 @@ const url = (rules: UrlRules, what: string) =>
   });
 /** A duration such as `7 days` (schema/settings.ts) within [minS, maxS], in seconds. */
 const duration = (fallback: string, minS: number, maxS: number) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
+  z.string().default(fallback).transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
 /** The same, or `off` (null). */
 const durationOrOff = (fallback: string, minS: number, maxS: number) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((text, ctx) => (text.trim().toLowerCase() === 'off' ? null : durationS(text, minS, maxS, ctx, ', or "off"')));
+  z.string().default(fallback).transform((text, ctx) => (text.trim().toLowerCase() === 'off' ? null : durationS(text, minS, maxS, ctx, ', or "off"')));
 function durationS(text: string, minS: number, maxS: number, ctx: z.RefinementCtx, hint: string): number {
   const s = parseDurationS(text);
   if (typeof s === 'string') ctx.addIssue({ code: 'custom', message: `${s}${hint}` });
-  else if (s < minS || s > maxS)
-    ctx.addIssue({ code: 'custom', message: `"${text}" must be between ${formatInterval(minS)} and ${formatInterval(maxS)}${hint}` });
+  else if (s < minS || s > maxS) ctx.addIssue({ code: 'custom', message: `"${text}" must be between ${formatInterval(minS)} and ${formatInterval(maxS)}${hint}` });
   else return s;
   return z.NEVER;
 }
@@ -55,34 +48,18 @@ const EnvSchema = z.object({
   BROKER_HOST: z.string().default('127.0.0.1'),
   MQTT_URL: url({ schemes: ['mqtt', 'mqtts', 'tcp', 'ssl', 'ws', 'wss'] }, 'the broker URL, mqtt://host:1883').default('mqtt://127.0.0.1:1883'),
   MQTT_TOPIC: z.string().default('esp/{site}/{well_id}/telemetry'),
-  WELL_ID_CHARS: z
-    .string()
-    .default(DEFAULT_ID_CHARS)
-    .superRefine((text, ctx) => {
-      const problem = idCharsProblem(text);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    }),
-  MQTT_CLIENT_ID: z
-    .string()
-    .max(64, 'at most 64 characters')
-    .regex(/^[\w.-]+$/, 'letters, digits, _ . - only')
-    .default('esp-ingest'),
+  WELL_ID_CHARS: z.string().default(DEFAULT_ID_CHARS).superRefine((text, ctx) => {
+    const problem = idCharsProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+  MQTT_CLIENT_ID: z.string().max(64, 'at most 64 characters').regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
   MQTT_PROTOCOL_VERSION: z.enum(['5', '4']).default('5'),
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
   MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
-  MQTT_SESSION_MARKER_TOPIC: z
-    .string()
-    .default('esp-ingest/session/{client_id}')
-    .refine(
-      (t) => t === 'off' || (t.includes('{client_id}') && !/[+#\u0000]/.test(t) && !t.startsWith('$')),
-      'must contain {client_id}, no + # or NUL, not start with $ (or be "off")',
-    ),
+  MQTT_SESSION_MARKER_TOPIC: z.string().default('esp-ingest/session/{client_id}').refine((t) => t === 'off' || (t.includes('{client_id}') && !/[+#\u0000]/.test(t) && !t.startsWith('$')), 'must contain {client_id}, no + # or NUL, not start with $ (or be "off")'),
   MQTT_BROKER_STATS: z.enum(['mosquitto', 'off']).default('mosquitto'),
-  MQTT_SHARED_GROUP: z
-    .string()
-    .regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)')
-    .default(''),
+  MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)').default(''),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
   HTTP_PORT: int(0, 65_535).default(9464),
@@ -123,15 +100,12 @@ const EnvSchema = z.object({
   STORAGE_CHUNK_INTERVAL: duration('1 day', 3_600, 366 * 86_400),
   STORAGE_COMPRESS_AFTER: durationOrOff('7 days', 3_600, 100 * 366 * 86_400),
   STORAGE_RETENTION: durationOrOff('off', 86_400, 100 * 366 * 86_400),
-  STORAGE_ROLLUPS: z
-    .string()
-    .default('1m,1h')
-    .transform((text, ctx) => {
-      const r = parseRollups(text);
-      if (typeof r !== 'string') return r;
-      ctx.addIssue({ code: 'custom', message: r });
-      return z.NEVER;
-    }),
+  STORAGE_ROLLUPS: z.string().default('1m,1h').transform((text, ctx) => {
+    const r = parseRollups(text);
+    if (typeof r !== 'string') return r;
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }),
 });
 
 /** Every environment variable the service reads (the schema's keys), for consistency checks. */
@@ -223,7 +197,9 @@ export interface Config {
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(clean);
-  const problems: string[] = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+  const problems: string[] = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
   // The cross-field checks run on each variable's own parse, so a problem elsewhere in the
   // environment does not hide them (every problem at once).
   const topic = EnvSchema.shape.MQTT_TOPIC.safeParse(clean.MQTT_TOPIC);
@@ -242,16 +218,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean.FLUSH_CONCURRENCY);
   const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean.DB_POOL_MAX);
   if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
-    problems.push(
-      `DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch plus one spare (the reachability check uses a connection of its own, outside the pool)`,
-    );
+    problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch plus one spare (the reachability check uses a connection of its own, outside the pool)`);
   }
   const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean.STORAGE_COMPRESS_AFTER);
   const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean.STORAGE_RETENTION);
   if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
-    problems.push(
-      `STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`,
-    );
+    problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
@@ -274,13 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     metrics: { wellsMax: e.METRICS_WELLS_MAX },
-    batch: {
-      maxRows: e.BATCH_MAX_ROWS,
-      flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS,
-      bufferMaxRows: e.BUFFER_MAX_ROWS,
-      flushConcurrency: e.FLUSH_CONCURRENCY,
-      backfillAfterS: e.BACKFILL_AFTER,
-    },
+    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY, backfillAfterS: e.BACKFILL_AFTER },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,
       unknownFields: e.UNKNOWN_FIELDS,
@@ -302,12 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, summaryIntervalS: e.LOG_SUMMARY_INTERVAL_S },
     probes: { livezMaxEventLoopBlockMs: e.LIVEZ_MAX_EVENT_LOOP_BLOCK_MS, readyBufferHighWaterRatio: e.READY_BUFFER_HIGH_WATER_RATIO },
     sequence: { wrapBits: e.SEQ_WRAP_BITS === 'auto' ? 'auto' : (Number(e.SEQ_WRAP_BITS) as 8 | 16 | 32) },
-    storage: {
-      chunkIntervalS: e.STORAGE_CHUNK_INTERVAL,
-      compressAfterS: e.STORAGE_COMPRESS_AFTER,
-      retentionS: e.STORAGE_RETENTION,
-      rollups: e.STORAGE_ROLLUPS,
-    },
+    storage: { chunkIntervalS: e.STORAGE_CHUNK_INTERVAL, compressAfterS: e.STORAGE_COMPRESS_AFTER, retentionS: e.STORAGE_RETENTION, rollups: e.STORAGE_ROLLUPS },
   });
 }
 

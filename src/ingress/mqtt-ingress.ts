@@ -109,7 +109,9 @@ export class MqttIngress {
       resubscribe: false,
       ...(c.username !== undefined ? { username: c.username } : {}),
       ...(c.password !== undefined ? { password: c.password } : {}),
-      ...(endpoint.protocolVersion === 5 ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } } : {}),
+      ...(endpoint.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } }
+        : {}),
     };
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
     const marker = new SessionMarker(c.sessionMarkerTopic, c.clientId, endpoint.protocolVersion, log);
@@ -161,11 +163,7 @@ export class MqttIngress {
           : () => undefined,
       };
       const wait = onMessage(msg);
-      if (wait)
-        wait.then(
-          () => callback(),
-          (err: Error) => callback(err),
-        );
+      if (wait) wait.then(() => callback(), (err: Error) => callback(err));
       else callback();
     };
 
@@ -192,8 +190,7 @@ export class MqttIngress {
       accepted = true;
       this.#connects++;
       const recovery = outage.ok();
-      if (recovery)
-        log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
+      if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
       const first = this.#connects === 1;
       log.info({ event: 'mqtt_connected', sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
       if (!connack.sessionPresent && !first) {
@@ -245,11 +242,7 @@ export class MqttIngress {
     client.subscribe(filter, opts, (err, granted) => {
       const refused = granted?.find((g) => g.qos !== 0 && g.qos !== 1 && g.qos !== 2);
       if (err || refused) {
-        this.#fatal = new EspError(
-          'ESP_MQTT_SUBSCRIBE_REFUSED',
-          `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`,
-          { cause: err },
-        );
+        this.#fatal = new EspError('ESP_MQTT_SUBSCRIBE_REFUSED', `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`, { cause: err });
         log.error({ err: this.#fatal }, 'subscribe failed');
         this.#report();
         this.#deps.onFatal(this.#fatal);

@@ -1,7 +1,7 @@
 // A private Mosquitto for tests and the benchmark: the project's mosquitto.conf on a free port,
 // persistence in a temp directory. Debian's stock broker on 1883 drops QoS 1 messages past 1000
 // queued per subscriber, so whatever must lose nothing runs against one of these.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

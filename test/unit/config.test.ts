@@ -237,13 +237,7 @@ describe('loadConfig: URL settings (WHATWG URL parser)', () => {
   });
 
   it('never echoes the URL or its password, whatever is wrong with it', () => {
-    const urls = [
-      `mqtt://u:${PASSWORD}@127.0.0.1:18830`,
-      `mqtt://u:${PASSWORD}@127.0.0.1:99999`,
-      `mqtt://u:${PASSWORD}@[::1:18830`,
-      `mqtt://u:${PASSWORD}@bro ker`,
-      `mqtt://u:${PASSWORD}`,
-    ];
+    const urls = [`mqtt://u:${PASSWORD}@127.0.0.1:18830`, `mqtt://u:${PASSWORD}@127.0.0.1:99999`, `mqtt://u:${PASSWORD}@[::1:18830`, `mqtt://u:${PASSWORD}@bro ker`, `mqtt://u:${PASSWORD}`];
     for (const url of urls) {
       let message = '';
       try {
