@@ -30,6 +30,7 @@ import { untilMigrated } from './schema/connect.ts';
 import { RestoreWatch } from './schema/restore-state.ts';
 import { exportStorageReport } from './schema/report.ts';
 import { rollupColumnProblems } from './schema/rollup-columns.ts';
+import { SequenceStore } from './sequence/store.ts';
 import { Committer } from './sink/committer.ts';
 import { createPool, probeClient } from './sink/connections.ts';
 import { TelemetryWriter } from './sink/writer.ts';
@@ -92,12 +93,13 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log.warn({ err }, 'idle database connection failed; it was removed from the pool');
   });
   const dbProbe = new DbProbe({ newClient: () => probeClient(config), onResult: (ok, detail) => readiness.databaseCheck(ok, detail) });
-  const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2);
+  const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2, config.db.statementTimeoutMs);
   const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock, onDbState: (ok, reason) => readiness.commit(ok, reason) });
+  const sequence = new SequenceStore({ pool, width: config.sequence.wrapBits, metrics, log: log.child({ component: 'sequence' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock });
   const restoreWatch = new RestoreWatch({ db: pool, onChange: (detail) => readiness.restoreInProgress(detail), log });
   const backupHealth = new BackupHealth({ db: pool, metrics, log: log.child({ component: 'backup-health' }), infoFile: config.backup.infoFile });
   const sink = restoreWatch.holding(committer, shutdown.signal);
-  const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
+  const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink, sequence, clock, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
   // On an external broker, a canary proves the subscription delivers (never ready while deaf).
   const canary = config.broker.mode === 'external' ? new SubscriptionCanary({ config: config.mqtt, log: log.child({ component: 'canary' }), onState: (deaf) => readiness.canary(deaf), onFatal }) : undefined;
   let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), retryMaxDelayMs: config.retryMaxDelayMs, ...(canary ? { canary } : {}) });
@@ -115,7 +117,7 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log,
     intervalS: config.log.summaryIntervalS,
     totals: () => metricTotals(metrics),
-    gauges: () => ({ rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks(), oldestUnacknowledgedAgeS: metrics.oldestUnacknowledgedAgeSeconds(), notReady: readiness.reasons().map((r) => r.code) }),
+    gauges: () => ({ rowsBuffered: pipeline.bufferedRows, backfillRowsBuffered: pipeline.backfillRows, unacknowledged: ingress.heldAcks(), oldestUnacknowledgedAgeS: metrics.oldestUnacknowledgedAgeSeconds(), notReady: readiness.reasons().map((r) => r.code) }),
   });
 
   // Start in order; a failure stops what had started, newest first.

@@ -4,9 +4,13 @@
 // live here too. It opens no connection: app.ts gives it the sink and hands `receive` to the
 // ingress.
 //
-//   ingress ──receive──▶ Admission ──decode──▶ Batcher ──commit──▶ sink ──▶ ack (PUBACK)
+//   ingress ──receive──▶ Admission ──decode──▶ Batcher ──commit──▶ sink ──▶ sequence ──▶ ack (PUBACK)
+//
+// Old readings (BACKFILL_AFTER) take the batcher's backfill lane (batch/lanes.ts), so live wells
+// commit first; each well's seq is tracked after commit, in arrival order (sequence/store.ts).
 import { Admission } from './batch/admission.ts';
 import { Batcher, type BatchItem } from './batch/batcher.ts';
+import { backfillLanes } from './batch/lanes.ts';
 import type { Config } from './config/config.ts';
 import type { DecodeOptions } from './decode/decode.ts';
 import { toWork, undecodable } from './decode/to-work.ts';
@@ -21,6 +25,11 @@ export interface Sink {
   commit(items: readonly BatchItem<MessageWork>[]): Promise<void>;
 }
 
+/** Tracks each well's seq over committed work, in arrival order (see sequence/store.ts). */
+export interface SequenceTracking {
+  record(works: readonly MessageWork[]): Promise<unknown>;
+}
+
 export interface PipelineDeps {
   /** BATCH_* and BUFFER_MAX_ROWS. */
   readonly batch: Config['batch'];
@@ -29,6 +38,10 @@ export interface PipelineDeps {
   readonly topic: TopicTemplate;
   readonly decode: DecodeOptions;
   readonly sink: Sink;
+  /** Runs after each batch commits, before its PUBACKs; rejects only at shutdown. */
+  readonly sequence?: SequenceTracking;
+  /** ms since the Unix epoch (which messages are backfill); default Date.now. */
+  readonly clock?: () => number;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** Told the rows held in memory after every change (readiness's buffer high-water mark). */
@@ -49,8 +62,11 @@ export class Pipeline {
       bufferMaxRows: batch.bufferMaxRows,
       maxConcurrentFlushes: batch.flushConcurrency,
       flush: (items) => this.#commit(items),
+      afterCommit: async (items) => void (await deps.sequence?.record(items.map((i) => i.data))),
+      lanes: backfillLanes(batch.backfillAfterS, batch.bufferMaxRows, deps.clock ?? Date.now, (rows) => metrics.backfillReadingsCommitted.inc(rows)),
       onBuffered: (rows) => {
         metrics.rowsBuffered.set(rows);
+        metrics.backfillRowsBuffered.set(this.#batcher.backfillRows);
         metrics.oldestUnacknowledged(this.#batcher.oldestReceivedAtMs);
         deps.onBuffered(rows);
       },
@@ -67,6 +83,11 @@ export class Pipeline {
   /** Readings held in memory (pending and being committed). */
   get bufferedRows(): number {
     return this.#batcher.bufferedRows;
+  }
+
+  /** Backfill-lane readings held in memory. */
+  get backfillRows(): number {
+    return this.#batcher.backfillRows;
   }
 
   /**
@@ -100,7 +121,8 @@ export class Pipeline {
     // Every reading of a message is of its topic's well.
     for (const { data, receivedAtMs } of items) {
       const first = data.readings[0];
-      if (first) this.#deps.metrics.wellCommitted(first.wellId, receivedAtMs, data.readings.length);
+      // A retained replay is an old reading again: it never moves freshness.
+      if (first && !data.retain) this.#deps.metrics.wellCommitted(first.wellId, receivedAtMs, data.readings.length);
     }
   }
 }

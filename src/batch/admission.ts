@@ -4,6 +4,9 @@
 // With MQTT 5 the broker never has more than Receive Maximum messages unacknowledged to us
 // [MQTT-3.3.4-9], so with maxWaiting = MQTT_RECEIVE_MAXIMUM the connection is never stalled and
 // PINGRESPs keep being read (a stalled MQTT.js work loop times out its keepalive: MQTT.js #1935).
+// When only one lane of the batcher is full (`laneFull` on the promise: backfill), the message
+// is parked, undecoded, and the ones behind it are still admitted: live data never waits behind
+// a backfill. Parked messages are offered again, in order, when that lane has room (decoded again).
 
 export class Admission<M> {
   readonly #admit: (m: M) => Promise<void> | undefined;
@@ -11,6 +14,9 @@ export class Admission<M> {
   readonly #onWaiting: (waiting: number) => void;
   #waiting: M[] = [];
   #head = 0;
+  /** Messages refused because their lane was full, oldest first, and whether that lane has room. */
+  #parked: M[] = [];
+  #laneBlocked: Promise<void> | undefined;
   #blocked: Promise<void> | undefined;
   #resumeIntake: (() => void)[] = [];
 
@@ -29,42 +35,59 @@ export class Admission<M> {
 
   /** Messages waiting undecoded for room in the buffer. */
   get waiting(): number {
-    return this.#waiting.length - this.#head;
+    return this.#waiting.length - this.#head + this.#parked.length;
   }
 
   /** Takes a message; returns a promise when intake must pause until it settles. */
   offer(m: M): Promise<void> | undefined {
-    if (!this.#blocked && this.waiting === 0) {
-      this.#admitOne(m);
-      return undefined;
+    if (!this.#blocked && this.#waiting.length - this.#head === 0) {
+      if (this.#admitOne(m)) return undefined;
+      this.#parked.push(m);
+    } else {
+      this.#waiting.push(m);
     }
-    this.#waiting.push(m);
     this.#onWaiting(this.waiting);
     if (this.waiting < this.#maxWaiting) return undefined;
     return new Promise<void>((resolve) => this.#resumeIntake.push(resolve));
   }
 
-  #admitOne(m: M): void {
+  /** @returns false when `m` was parked (its lane is full). */
+  #admitOne(m: M): boolean {
     let wait: Promise<void> | undefined;
     try {
       wait = this.#admit(m);
     } catch {
-      return;
+      return true;
     }
-    if (!wait) return;
+    if (!wait) return true;
+    if ('laneFull' in wait) {
+      this.#laneBlocked = wait;
+      void wait.then(() => {
+        this.#laneBlocked = undefined;
+        this.#drain();
+      });
+      return false;
+    }
     this.#blocked = wait;
     void wait.then(() => {
       this.#blocked = undefined;
       this.#drain();
     });
+    return true;
   }
 
   #drain(): void {
     const before = this.waiting;
-    while (!this.#blocked && this.waiting > 0) {
+    // Parked first (they are older), in order, while their lane has room.
+    while (!this.#blocked && !this.#laneBlocked && this.#parked.length > 0) {
+      const m = this.#parked.shift()!;
+      if (!this.#admitOne(m)) this.#parked.unshift(m);
+    }
+    while (!this.#blocked && this.#waiting.length - this.#head > 0) {
       const m = this.#waiting[this.#head]!;
       this.#head++;
-      this.#admitOne(m);
+      // While its lane is full, a message of that lane waits behind the parked ones.
+      if (!this.#admitOne(m)) this.#parked.push(m);
     }
     if (this.waiting !== before) this.#onWaiting(this.waiting);
     if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {

@@ -30,12 +30,17 @@ export interface TopicRules {
   readonly levels: readonly string[];
   /** The filter the service subscribes to (`esp/+/+/telemetry`). */
   readonly serviceFilter: string;
+  /**
+   * The service's session marker topic (MQTT_SESSION_MARKER_TOPIC with its client id), which it
+   * alone may publish and subscribe to; undefined when the marker is off.
+   */
+  readonly serviceMarker?: string;
 }
 
-/** TopicRules for a template such as `esp/{site}/{well_id}/telemetry`. */
-export function topicRules(template: string): TopicRules {
+/** TopicRules for a template such as `esp/{site}/{well_id}/telemetry`, and the service's marker topic. */
+export function topicRules(template: string, serviceMarker?: string): TopicRules {
   const levels = template.split('/');
-  return { levels, serviceFilter: levels.map((l) => (l === '{well_id}' || l === '{site}' ? '+' : l)).join('/') };
+  return { levels, serviceFilter: levels.map((l) => (l === '{well_id}' || l === '{site}' ? '+' : l)).join('/'), ...(serviceMarker ? { serviceMarker } : {}) };
 }
 
 /**
@@ -55,7 +60,8 @@ function isCanaryTopic(topic: string): boolean {
  * - Nobody publishes under `$SYS/` (aedes #597: a spoofed `$SYS/<id>/new/clients` disconnected the
  *   client with that id), nor to a topic with an empty level (see embedded-broker.ts).
  * - A device publishes only to MQTT_TOPIC with its own well id, and its own site when its identity
- *   has one; the service publishes nothing but its canary probe.
+ *   has one; the service publishes only its session marker (MQTT_SESSION_MARKER_TOPIC) and its
+ *   canary probe.
  * @returns the refusal, or undefined to accept.
  */
 export function publishRefusal(identity: Identity, topic: string, rules: TopicRules): PublishRefusal | undefined {
@@ -63,6 +69,7 @@ export function publishRefusal(identity: Identity, topic: string, rules: TopicRu
   const parts = topic.split('/');
   if (parts.includes('')) return 'empty_topic_level';
   if (identity.kind === 'anonymous') return undefined;
+  if (topic === rules.serviceMarker) return identity.kind === 'service' ? undefined : 'topic_not_allowed';
   if (identity.kind === 'service') return isCanaryTopic(topic) ? undefined : 'topic_not_allowed';
   if (parts.length !== rules.levels.length) return 'topic_not_allowed';
   let literalMismatch = false;
@@ -81,7 +88,7 @@ export function publishRefusal(identity: Identity, topic: string, rules: TopicRu
  * Decides one SUBSCRIBE filter.
  * - `$SYS/…` and `$share/…` only for the service, and only its own filter and its canary topic
  *   (or their shared forms).
- * - The service's filter (which reads every well) belongs to the service alone.
+ * - The service's filter (which reads every well) and its session marker belong to the service alone.
  * - A device may subscribe below its own well only: the `{well_id}` level must be its id
  *   literally (a `+` or an earlier `#` would cover other wells), and so must `{site}` when its
  *   identity has a site.
@@ -89,6 +96,7 @@ export function publishRefusal(identity: Identity, topic: string, rules: TopicRu
  */
 export function subscribeRefusal(identity: Identity, filter: string, rules: TopicRules): SubscribeRefusal | undefined {
   if (identity.kind === 'anonymous') return filter.startsWith('$SYS') ? 'sys_topic' : undefined;
+  if (filter === rules.serviceMarker) return identity.kind === 'service' ? undefined : 'topic_not_allowed';
   if (identity.kind === 'service') {
     const plain = filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter;
     return plain === rules.serviceFilter || isCanaryTopic(plain) ? undefined : 'topic_not_allowed';

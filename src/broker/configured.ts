@@ -83,6 +83,7 @@ export async function startConfiguredBroker(config: Config, deps: { readonly met
     ...(auth ? { auth } : {}),
     ...(tls ? { tls } : {}),
     topicTemplate: config.mqtt.topicTemplate,
+    ...(config.mqtt.sessionMarkerTopic === 'off' ? {} : { serviceMarkerTopic: config.mqtt.sessionMarkerTopic.replaceAll('{client_id}', config.mqtt.clientId) }),
     report: refusalReport(deps.metrics, deps.log, clock),
     clock,
   });

@@ -39,6 +39,8 @@ export interface EmbeddedBrokerOptions {
   readonly auth?: Authenticator;
   /** MQTT_TOPIC: where the well id and site sit in a topic. Default `esp/{site}/{well_id}/telemetry`. */
   readonly topicTemplate?: string;
+  /** The service's session marker topic, its client id filled in (see authorize.ts). */
+  readonly serviceMarkerTopic?: string;
   /** TLS listener: PEM key, certificate and, to require client certificates, a CA. */
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer };
   readonly report?: Partial<RefusalReport>;
@@ -89,7 +91,7 @@ const ANONYMOUS: Identity = { kind: 'anonymous' };
  * @param host defaults to 127.0.0.1.
  */
 export async function startEmbeddedBroker(port: number, host = '127.0.0.1', options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
-  const rules = topicRules(options.topicTemplate ?? 'esp/{site}/{well_id}/telemetry');
+  const rules = topicRules(options.topicTemplate ?? 'esp/{site}/{well_id}/telemetry', options.serviceMarkerTopic);
   const clock = options.clock ?? Date.now;
   const report = options.report ?? {};
   const auth = options.auth;

@@ -2,7 +2,7 @@
 // Every problem is reported at once; nothing here touches the network.
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { parseTopicTemplate } from '../decode/topic.ts';
+import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
 import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
 import { sslmodeProblem, urlProblems, type UrlRules } from './url-check.ts';
 import { JWT_ALGORITHMS, type JwtAlgorithm } from '../broker/jwt-auth.ts';
@@ -50,11 +50,17 @@ const EnvSchema = z.object({
   BROKER_HOST: z.string().default('127.0.0.1'),
   MQTT_URL: url({ schemes: ['mqtt', 'mqtts', 'tcp', 'ssl', 'ws', 'wss'] }, 'the broker URL, mqtt://host:1883').default('mqtt://127.0.0.1:1883'),
   MQTT_TOPIC: z.string().default('esp/{site}/{well_id}/telemetry'),
+  WELL_ID_CHARS: z.string().default(DEFAULT_ID_CHARS).superRefine((text, ctx) => {
+    const problem = idCharsProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   MQTT_CLIENT_ID: z.string().max(64, 'at most 64 characters').regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
   MQTT_PROTOCOL_VERSION: z.enum(['5', '4']).default('5'),
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
   MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
+  MQTT_SESSION_MARKER_TOPIC: z.string().default('esp-ingest/session/{client_id}').refine((t) => t === 'off' || (t.includes('{client_id}') && !/[+#\u0000]/.test(t) && !t.startsWith('$')), 'must contain {client_id}, no + # or NUL, not start with $ (or be "off")'),
+  MQTT_BROKER_STATS: z.enum(['mosquitto', 'off']).default('mosquitto'),
   MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)').default(''),
   MQTT_SHARED_STOP: z.enum(['leave', 'stay']).default('leave'),
   MQTT_USERNAME: z.string().optional(),
@@ -92,6 +98,7 @@ const EnvSchema = z.object({
   BATCH_FLUSH_INTERVAL_MS: int(1, 600_000).default(200),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(50_000),
   FLUSH_CONCURRENCY: int(1, 8).default(2),
+  BACKFILL_AFTER: durationOrOff('1 hour', 60, 100 * 366 * 86_400),
   MESSAGE_MAX_BYTES: int(64, 16 * 1024 * 1024).default(256 * 1024),
   UNKNOWN_FIELDS: z.enum(['keep', 'reject', 'drop']).default('keep'),
   TS_MIN: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time with Z or an offset, e.g. 2000-01-01T00:00:00Z' }).default('2000-01-01T00:00:00Z'),
@@ -99,6 +106,7 @@ const EnvSchema = z.object({
   TS_EPOCH_UNIT: z.enum(['s', 'ms', 'us']).default('ms'),
   MISSING_TS: z.enum(['reject', 'stamp']).default('reject'),
   MESSAGE_MAX_READINGS: int(1, 1_000_000).default(10_000),
+  SEQ_WRAP_BITS: z.enum(['auto', '8', '16', '32']).default('auto'),
   DB_POOL_MAX: int(1, 100).default(4),
   DB_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5_000),
   DB_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
@@ -173,6 +181,10 @@ export interface Config {
     readonly sessionExpiryS: number;
     readonly receiveMaximum: number;
     readonly keepaliveS: number;
+    /** Topic of the session marker (`{client_id}` replaced), or `off`; see ingress/session-marker.ts. */
+    readonly sessionMarkerTopic: string;
+    /** `mosquitto`: read the broker's `$SYS` drop and store counters; `off`: do not subscribe. */
+    readonly brokerStats: 'mosquitto' | 'off';
     /** Shared-subscription group; empty means a plain subscription. */
     readonly sharedGroup: string;
     /**
@@ -201,6 +213,8 @@ export interface Config {
     readonly bufferMaxRows: number;
     /** Batches committing at once, each on its own connection; PUBACKs keep arrival order. */
     readonly flushConcurrency: number;
+    /** Messages with a reading older than this go in the backfill lane (seconds); null: one lane. */
+    readonly backfillAfterS: number | null;
   };
   readonly decode: {
     readonly messageMaxBytes: number;
@@ -212,6 +226,8 @@ export interface Config {
     /** A reading without `ts`: reject it (`missing_ts`) or stamp it with the receive time (marked in `extra.ts_source`). */
     readonly missingTs: 'reject' | 'stamp';
     readonly maxReadings: number;
+    /** Characters a well id or site may hold: a regular-expression character class body. */
+    readonly wellIdChars: string;
   };
   readonly db: {
     readonly poolMax: number;
@@ -232,6 +248,11 @@ export interface Config {
     readonly livezMaxEventLoopBlockMs: number;
     /** /readyz fails once the buffer holds this share of BUFFER_MAX_ROWS (ready again below half of that). */
     readonly readyBufferHighWaterRatio: number;
+  };
+  /** Per-well `seq` tracking (README "Sequence gaps"). */
+  readonly sequence: {
+    /** Counter width of the devices' seq, or `auto` (inferred per well from the highest seq). */
+    readonly wrapBits: 8 | 16 | 32 | 'auto';
   };
   /** TimescaleDB lifecycle, applied at every start (README "Storage"). */
   readonly storage: StorageSettings;
@@ -319,6 +340,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       keepaliveS: e.MQTT_KEEPALIVE_S,
       sharedGroup: e.MQTT_SHARED_GROUP,
       sharedStop: e.MQTT_SHARED_STOP,
+      brokerStats: e.MQTT_BROKER_STATS,
+      sessionMarkerTopic: e.MQTT_SESSION_MARKER_TOPIC,
       username: e.MQTT_USERNAME,
       password: e.MQTT_PASSWORD,
       passwordFile: e.MQTT_PASSWORD_FILE,
@@ -327,7 +350,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     metrics: { wellsMax: e.METRICS_WELLS_MAX },
     backup: { infoFile: e.BACKUP_INFO_FILE.trim() === '' ? undefined : e.BACKUP_INFO_FILE },
-    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY },
+    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY, backfillAfterS: e.BACKFILL_AFTER },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,
       unknownFields: e.UNKNOWN_FIELDS,
@@ -336,6 +359,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       tsEpochUnit: e.TS_EPOCH_UNIT,
       missingTs: e.MISSING_TS,
       maxReadings: e.MESSAGE_MAX_READINGS,
+      wellIdChars: e.WELL_ID_CHARS,
     },
     db: {
       poolMax: e.DB_POOL_MAX,
@@ -347,6 +371,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     shutdownDeadlineMs: e.SHUTDOWN_DEADLINE_MS,
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, summaryIntervalS: e.LOG_SUMMARY_INTERVAL_S },
     probes: { livezMaxEventLoopBlockMs: e.LIVEZ_MAX_EVENT_LOOP_BLOCK_MS, readyBufferHighWaterRatio: e.READY_BUFFER_HIGH_WATER_RATIO },
+    sequence: { wrapBits: e.SEQ_WRAP_BITS === 'auto' ? 'auto' : (Number(e.SEQ_WRAP_BITS) as 8 | 16 | 32) },
     storage: { chunkIntervalS: e.STORAGE_CHUNK_INTERVAL, compressAfterS: e.STORAGE_COMPRESS_AFTER, retentionS: e.STORAGE_RETENTION, rollups: e.STORAGE_ROLLUPS },
   });
 }

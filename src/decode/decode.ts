@@ -11,6 +11,7 @@ export type RejectReason =
   | 'not_a_reading'
   | 'empty_batch'
   | 'missing_ts'
+  | 'retained_without_ts'
   | 'invalid_ts'
   | 'ts_without_zone'
   | 'ts_out_of_range'
@@ -30,7 +31,7 @@ export type RejectReason =
 /** Every reason code, in the order docs/payload.md lists them; the `reason` label's whole set. */
 export const REJECT_REASONS: readonly RejectReason[] = [
   'payload_too_large', 'invalid_utf8', 'invalid_json', 'empty_batch', 'too_many_readings', 'not_a_reading',
-  'missing_ts', 'invalid_ts', 'ts_without_zone', 'ts_out_of_range', 'invalid_seq', 'non_finite_number',
+  'missing_ts', 'retained_without_ts', 'invalid_ts', 'ts_without_zone', 'ts_out_of_range', 'invalid_seq', 'non_finite_number',
   'type_mismatch', 'out_of_range', 'unknown_field', 'invalid_text', 'no_channels', 'topic_mismatch',
   'invalid_well_id', 'well_id_mismatch', 'db_rejected',
 ];
@@ -84,6 +85,8 @@ export interface DecodeOptions {
   readonly missingTs?: 'reject' | 'stamp';
   /** Most readings one message may carry; more is `too_many_readings`. Default 10,000. */
   readonly maxReadings?: number;
+  /** Characters a well id or site may hold (WELL_ID_CHARS; default topic.ts DEFAULT_ID_CHARS). */
+  readonly wellIdChars?: string;
 }
 
 export interface Source {

@@ -54,23 +54,85 @@ export function parseTopicTemplate(template: string): TopicTemplate {
   };
 }
 
-/** Longest well id or site accepted from a topic level, in code points. */
+/** Longest well id or site accepted from a topic level, in characters. */
 export const MAX_ID_CHARS = 128;
 
-// C0 and C1 controls and DEL; bidi embeddings, overrides and isolates (U+202A-E, U+2066-9, the
-// Trojan Source set, CVE-2021-42574) and the bidi marks; MQTT wildcards; U+FFFD, which is what an
-// invalid UTF-8 sequence in the topic decodes to; lone surrogates. Matched on UTF-16 code units.
-const BAD_ID_CHAR = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069+#\ufffd]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/**
+ * Characters a well id or site may hold by default (WELL_ID_CHARS): ASCII letters, digits, `.`,
+ * `_` and `-`. An allow-list, not a list of bad characters: a zero-width space, a line separator,
+ * a Cyrillic look-alike, a space or a percent-encoded `/` each make a second, visually identical
+ * (or path-like) well, and no deny-list keeps up with Unicode.
+ */
+export const DEFAULT_ID_CHARS = 'A-Za-z0-9._-';
+
+// Characters no setting may allow: the topic separator and wildcards [MQTT-4.7.1-1], controls,
+// spaces, invisible and bidi formatting characters (Trojan Source, CVE-2021-42574), line and
+// paragraph separators, U+FFFD (invalid UTF-8 on the wire) and `%` (percent-encoding).
+const NEVER_ALLOWED = [
+  '/',
+  '+',
+  '#',
+  '%',
+  ' ',
+  '\u0000',
+  '\t',
+  '\u007f',
+  '\u0085',
+  '\u00a0',
+  '\u200b',
+  '\u200e',
+  '\u202e',
+  '\u2028',
+  '\u2066',
+  '\ufeff',
+  '\ufffd',
+];
+
+const outsideCache = new Map<string, RegExp>();
+
+/** The first character outside the set, Unicode-aware (a surrogate pair is one character). */
+function outside(chars: string): RegExp {
+  let re = outsideCache.get(chars);
+  if (!re) {
+    re = new RegExp(`[^${chars}]`, 'u');
+    outsideCache.set(chars, re);
+  }
+  return re;
+}
+
+/**
+ * Why a WELL_ID_CHARS value cannot be used, or undefined when it can.
+ * @param chars the body of a regular-expression character class (`A-Za-z0-9._-`), Unicode mode.
+ */
+export function idCharsProblem(chars: string): string | undefined {
+  let re: RegExp;
+  try {
+    re = new RegExp(`^[${chars}]$`, 'u');
+  } catch (err) {
+    return `is not a valid character class body: ${(err as Error).message}`;
+  }
+  const allowed = NEVER_ALLOWED.filter((c) => re.test(c));
+  if (allowed.length > 0) return `must not allow ${allowed.map(codePoint).join(', ')} (topic separators, wildcards, spaces, controls or invisible characters)`;
+  return undefined;
+}
+
+/** `U+200B` for a character. */
+function codePoint(c: string): string {
+  return `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
 
 /**
  * Why a well id or site taken from a topic level cannot be used, or undefined when it can.
- * Refused: empty, longer than MAX_ID_CHARS code points, control characters, bidi controls,
- * `+` / `#`, U+FFFD (invalid UTF-8 on the wire) and lone surrogates.
+ * Accepted: 1 to MAX_ID_CHARS characters, each in `chars` (WELL_ID_CHARS, default
+ * DEFAULT_ID_CHARS). The answer names the first refused character's code point and position.
  */
-export function idProblem(id: string): string | undefined {
+export function idProblem(id: string, chars: string = DEFAULT_ID_CHARS): string | undefined {
   if (id === '') return 'is empty';
   if (id.length > MAX_ID_CHARS && [...id].length > MAX_ID_CHARS) return `is longer than ${MAX_ID_CHARS} characters`;
-  const m = BAD_ID_CHAR.exec(id);
-  if (m) return `contains U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} at ${m.index}`;
+  const m = outside(chars).exec(id);
+  if (m) {
+    const shown = /^[\u0021-\u007e]$/.test(m[0]) ? ` "${m[0]}"` : '';
+    return `contains ${codePoint(m[0])}${shown} at ${m.index}; allowed: ${chars} (WELL_ID_CHARS)`;
+  }
   return undefined;
 }

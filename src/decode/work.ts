@@ -27,6 +27,12 @@ export interface MessageWork {
   readonly topic: string;
   readonly payload: Uint8Array;
   readonly wellId: string | null;
+  /**
+   * The broker sent it with the retain flag: a replay of the topic's retained message (on a new
+   * subscription, [MQTT-3.3.1-6], [MQTT-3.3.1-9]), not a live reading. It never advances the
+   * well's freshness.
+   */
+  readonly retain?: boolean;
 }
 
 /** `text` as PostgreSQL text can hold it: NUL (which it refuses, SQLSTATE 22021) becomes U+FFFD. */

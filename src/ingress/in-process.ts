@@ -75,6 +75,8 @@ export class InProcessIngress {
         topic: packet.topic,
         payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
         qos: packet.qos,
+        // A live PUBLISH, never a replay of a retained one: subscribers get it with retain 0 [MQTT-3.3.1-9].
+        retain: false,
         receivedAtMs: clock(),
         ack: release
           ? () => {

@@ -12,13 +12,22 @@ import { brokerAddress } from './broker-url.ts';
 import { PubackGate } from './puback-gate.ts';
 import { connackRefusal, readConnectFiles, type FreshConnectOptions } from './connect-options.ts';
 import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
-import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from './takeover.ts';
+import { SessionMarker } from './session-marker.ts';
+import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS } from './takeover.ts';
+
+/** Mosquitto's `$SYS` counters (mosquitto.conf(5), sys_interval) → the gauge each sets. */
+const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessages'> = {
+  '$SYS/broker/publish/messages/dropped': 'brokerDroppedMessages',
+  '$SYS/broker/store/messages/count': 'brokerStoredMessages',
+};
 
 /** One received PUBLISH. */
 export interface InboundMessage {
   readonly topic: string;
   readonly payload: Buffer;
   readonly qos: 0 | 1 | 2;
+  /** Retain flag as delivered: set only on a replay of a retained message [MQTT-3.3.1-9]. */
+  readonly retain: boolean;
   readonly receivedAtMs: number;
   /** Sends the PUBACK (QoS 1); call once, after everything the message carries is committed. */
   readonly ack: () => void;
@@ -75,7 +84,6 @@ export class MqttIngress {
   #leftGroup = false;
   /** The MQTT version of the connection (MQTT_PROTOCOL_VERSION, or 4 for the embedded broker). */
   #protocolVersion: 4 | 5 = 5;
-  readonly #takeover = new TakeoverDetector();
   /** Why the last attempt failed (a refused CONNACK, a file, a socket error code); cleared on connect. */
   #lastFailure: string | undefined;
   /** Connection attempts failed in a row: the reconnect backoff. */
@@ -128,6 +136,7 @@ export class MqttIngress {
     };
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
     this.#refreshFiles(options);
+    const marker = new SessionMarker(c.sessionMarkerTopic, c.clientId, endpoint.protocolVersion, log);
     const client = this.#deps.connect(options);
     this.#client = client;
     this.#deps.canary?.attach(client);
@@ -140,7 +149,23 @@ export class MqttIngress {
       // The canary's probe: PUBACKed at once, neither counted nor passed on.
       if (this.#deps.canary?.take(packet.topic, payload)) return callback();
       const qos = packet.qos;
+      // The broker's own statistics, not telemetry: exported, never decoded or stored.
+      if (packet.topic.startsWith('$SYS/')) {
+        this.#brokerStat(packet.topic, packet.payload);
+        callback();
+        return;
+      }
+      if (packet.topic === marker.topic) {
+        if (marker.received(payload))
+          this.#takenOver(
+            client,
+            `another instance wrote its session marker on ${packet.topic} after the broker closed our connection without a reason ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s`,
+          );
+        callback();
+        return;
+      }
       received[qos]?.inc();
+      if (packet.retain) metrics.retainedReceived.inc();
       const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
       if (release) unacknowledged.set(gate.held);
       if (!this.#accepting) {
@@ -152,6 +177,7 @@ export class MqttIngress {
         topic: packet.topic,
         payload,
         qos,
+        retain: packet.retain === true,
         receivedAtMs: this.#deps.clock(),
         ack: release
           ? () => {
@@ -179,8 +205,11 @@ export class MqttIngress {
       const silent = accepted && !explained && !this.#closing && !this.#fatal;
       accepted = false;
       explained = false;
-      if (silent && this.#takeover.silentClose(this.#deps.clock())) {
-        this.#takenOver(client, `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason`);
+      if (silent && marker.silentClose(this.#deps.clock())) {
+        this.#takenOver(
+          client,
+          `the broker closed our connection ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s without giving a reason${marker.topic ? `, and another instance's session marker was on ${marker.topic}` : ''}`,
+        );
       }
     });
     // While the broker is unreachable MQTT.js retries (and fails) every reconnectPeriod: the first
@@ -202,6 +231,7 @@ export class MqttIngress {
       }
       if (first || !connack.sessionPresent) this.#subscribe(client);
       else this.#setSubscribed(true);
+      marker.connected(client);
     });
     client.on('reconnect', () => {
       metrics.mqttReconnects.inc();
@@ -302,8 +332,33 @@ export class MqttIngress {
       if (granted?.[0] && granted[0].qos < 1) log.warn({ filter, qos: granted[0].qos }, 'broker granted QoS 0: messages can be lost; allow QoS 1');
       log.info({ event: 'subscribed', filter, qos: granted?.[0]?.qos }, 'subscribed');
       if (c.sharedGroup) this.#deps.metrics.sharedGroupMember.set({ group: c.sharedGroup }, 1);
+      this.#subscribeBrokerStats(client);
       this.#setSubscribed(true);
     });
+  }
+
+  /**
+   * Subscribes to the broker's drop and store counters (Mosquitto `$SYS/broker/...`, published
+   * every sys_interval, retained). A broker that refuses (ACL) or lacks them costs a log line:
+   * the gauges stay absent. QoS 0: a missed value is replaced by the next one.
+   */
+  #subscribeBrokerStats(client: MqttClient): void {
+    const { config: c, log } = this.#deps;
+    if (c.brokerStats !== 'mosquitto') return;
+    client.subscribe(Object.keys(BROKER_STATS), { qos: 0 }, (err, granted) => {
+      const refused = err !== null && err !== undefined ? [err.message] : (granted ?? []).filter((g) => g.qos !== 0).map((g) => `${g.topic}: reason ${g.qos}`);
+      if (refused.length > 0)
+        log.warn(
+          { event: 'broker_stats_refused', refused },
+          'broker refused the subscription to its $SYS drop counters (ACL?): broker-side drops are not exported; sequence gaps still show them',
+        );
+    });
+  }
+
+  #brokerStat(topic: string, payload: Buffer | string): void {
+    const gauge = BROKER_STATS[topic];
+    const value = Number(payload.toString().trim());
+    if (gauge && Number.isFinite(value)) this.#deps.metrics[gauge].set(value);
   }
 
   #setSubscribed(on: boolean): void {

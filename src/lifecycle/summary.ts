@@ -11,6 +11,8 @@ export interface SummaryTotals {
   readonly readingsRejected: number;
   readonly duplicates: number;
   readonly flushRetries: number;
+  /** Readings committed through the backfill lane (esp_ingest_backfill_readings_committed_total). */
+  readonly backfillReadings: number;
   /** esp_ingest_device_to_commit_lag_seconds: sum (s) and count (batches). */
   readonly lagSecondsSum: number;
   readonly lagBatches: number;
@@ -19,6 +21,8 @@ export interface SummaryTotals {
 /** Gauges read at each summary. */
 export interface SummaryGauges {
   readonly rowsBuffered: number;
+  /** Backfill-lane readings held in memory. */
+  readonly backfillRowsBuffered: number;
   readonly unacknowledged: number;
   /** Age of the oldest message received and not yet committed, s. */
   readonly oldestUnacknowledgedAgeS: number;
@@ -30,6 +34,8 @@ export interface SummaryGauges {
 export interface SummaryFields extends Omit<SummaryTotals, 'lagSecondsSum' | 'lagBatches'>, SummaryGauges {
   readonly intervalS: number;
   readonly readingsPerS: number;
+  /** Backfill readings committed per second over the interval (its progress is backfillReadings). */
+  readonly backfillReadingsPerS: number;
   /** Mean over the interval's batches of device time (newest reading) to commit, s; null without batches. */
   readonly deviceToCommitLagS: number | null;
   readonly ready: boolean;
@@ -44,6 +50,7 @@ export function summarize(prev: SummaryTotals, cur: SummaryTotals, gauges: Summa
   const d = (k: keyof SummaryTotals) => (cur[k] >= prev[k] ? cur[k] - prev[k] : cur[k]);
   const committed = d('readingsCommitted');
   const batches = d('lagBatches');
+  const backfill = d('backfillReadings');
   return {
     intervalS: round(intervalS, 1),
     messagesReceived: d('messagesReceived'),
@@ -52,8 +59,11 @@ export function summarize(prev: SummaryTotals, cur: SummaryTotals, gauges: Summa
     duplicates: d('duplicates'),
     flushRetries: d('flushRetries'),
     readingsPerS: intervalS > 0 ? round(committed / intervalS, 1) : 0,
+    backfillReadings: backfill,
+    backfillReadingsPerS: intervalS > 0 ? round(backfill / intervalS, 1) : 0,
     deviceToCommitLagS: batches > 0 ? round(d('lagSecondsSum') / batches, 3) : null,
     rowsBuffered: gauges.rowsBuffered,
+    backfillRowsBuffered: gauges.backfillRowsBuffered,
     unacknowledged: gauges.unacknowledged,
     oldestUnacknowledgedAgeS: round(gauges.oldestUnacknowledgedAgeS, 3),
     ready: gauges.notReady.length === 0,
@@ -118,6 +128,7 @@ export async function metricTotals(metrics: Metrics): Promise<SummaryTotals> {
     readingsRejected: await sum(metrics.readingsRejected),
     duplicates: await sum(metrics.duplicates),
     flushRetries: await sum(metrics.flushRetries),
+    backfillReadings: await sum(metrics.backfillReadingsCommitted),
     lagSecondsSum: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_sum'),
     lagBatches: await sum(metrics.commitLagSeconds, 'esp_ingest_device_to_commit_lag_seconds_count'),
   };

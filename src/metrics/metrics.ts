@@ -33,6 +33,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   const oldestUnacknowledgedAgeSeconds = () => (oldestUnacknowledgedAtMs === undefined ? 0 : Math.max(0, (clock() - oldestUnacknowledgedAtMs) / 1000));
   /** Well id → receive time (ms) of its newest committed reading; never shrinks (a silent well must stay visible). */
   const wellLastReceivedMs = new Map<string, number>();
+  const sequenceMissing = new Counter({ name: `${p}sequence_missing_readings_total`, help: 'Readings missing from a well\'s seq (gaps: sent by the device, never received), by well; wells beyond METRICS_WELLS_MAX are summed in the series with well_id=""', labelNames: ['well_id'] as const, registers: [registry] });
   const untrackedWellReadings = new Counter({ name: `${p}untracked_well_readings_total`, help: 'Committed readings of wells beyond METRICS_WELLS_MAX, which have no freshness series', registers: [registry] });
   const storageMode = new Gauge({ name: `${p}storage_mode`, help: '1 for the storage mode in use: timescaledb_compressed, timescaledb_hypertable or postgresql_table', labelNames: ['mode'] as const, registers: [registry] });
   const storageFeature = new Gauge({ name: `${p}storage_feature`, help: '1 for the state of each storage feature (hypertable, compression, compression_policy, retention_policy, rollups): applied, unsupported, disabled or failed', labelNames: ['feature', 'state'] as const, registers: [registry] });
@@ -60,6 +61,17 @@ export function createMetrics(options: MetricsOptions = {}) {
         untrackedWellReadings.inc(readings);
       }
     },
+    /**
+     * Counts `missing` readings of `wellId` lost in a seq gap; the well gets its own series when it
+     * has a freshness series (the first METRICS_WELLS_MAX wells), else it is summed under well_id="".
+     */
+    sequenceMissing(wellId: string, missing: number): void {
+      sequenceMissing.inc({ well_id: wellLastReceivedMs.has(wellId) ? wellId : '' }, missing);
+    },
+    sequenceGaps: new Counter({ name: `${p}sequence_gaps_total`, help: 'Gaps found in wells\' seq (rows in sequence_gaps)', registers: [registry] }),
+    sequenceResets: new Counter({ name: `${p}sequence_resets_total`, help: 'Seq fallbacks that are not gaps: a counter wrap (kind=wrap) or a device reboot (kind=reboot)', labelNames: ['kind'] as const, registers: [registry] }),
+    brokerDroppedMessages: new Gauge({ name: `${p}broker_dropped_messages`, help: 'Messages the broker says it dropped since it started (Mosquitto $SYS/broker/publish/messages/dropped: queue limits), all clients; absent when the broker does not publish it to us', registers: [registry] }),
+    brokerStoredMessages: new Gauge({ name: `${p}broker_stored_messages`, help: 'Messages the broker holds in its store (Mosquitto $SYS/broker/store/messages/count), all clients', registers: [registry] }),
     wellAgeSeconds: new Gauge({
       name: `${p}well_last_reading_age_seconds`,
       help: 'Seconds since esp-ingest received the newest committed reading of the well (service clock, computed at scrape)',
@@ -74,6 +86,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     untrackedWellReadings,
     ready: new Gauge({ name: `${p}ready`, help: '1 when GET /readyz would answer 200', registers: [registry], collect() { this.set(readiness?.readyValue() ?? 0); } }),
     messagesReceived: new Counter({ name: `${p}messages_received_total`, help: 'MQTT PUBLISH packets received, by QoS', labelNames: ['qos'] as const, registers: [registry] }),
+    retainedReceived: new Counter({ name: `${p}retained_messages_received_total`, help: 'PUBLISH packets delivered with the retain flag: replays of a retained message, stored like any reading (deduplicated) but never moving freshness', registers: [registry] }),
     messagesAcked: new Counter({ name: `${p}messages_acknowledged_total`, help: 'PUBACKs sent after commit', registers: [registry] }),
     acksDropped: new Counter({ name: `${p}pubacks_dropped_total`, help: 'PUBACKs not sent because the connection closed before commit (the broker redelivers)', registers: [registry] }),
     readingsCommitted: new Counter({ name: `${p}readings_committed_total`, help: 'Readings committed to esp_telemetry as new rows', registers: [registry] }),
@@ -86,6 +99,8 @@ export function createMetrics(options: MetricsOptions = {}) {
     flushSeconds: new Histogram({ name: `${p}flush_duration_seconds`, help: 'Time to commit one batch (COPY + merge + commit), successful attempts', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     flushRetries: new Counter({ name: `${p}flush_retries_total`, help: 'Failed flush attempts that will be retried, by SQLSTATE or network', labelNames: ['code'] as const, registers: [registry] }),
     decompressionLimit: new Counter({ name: `${p}decompression_limit_total`, help: 'Batch parts that hit TimescaleDB\'s decompression limit (SQLSTATE 53400): split in two, or (one reading) written with the limit lifted', labelNames: ['action'] as const, registers: [registry] }),
+    backfillReadingsCommitted: new Counter({ name: `${p}backfill_readings_committed_total`, help: 'Readings and rejections committed through the backfill lane (messages with a reading older than BACKFILL_AFTER)', registers: [registry] }),
+    backfillRowsBuffered: new Gauge({ name: `${p}backfill_rows_buffered`, help: 'Backfill-lane readings held in memory (at most half of BUFFER_MAX_ROWS)', registers: [registry] }),
     rowsBuffered: new Gauge({ name: `${p}rows_buffered`, help: 'Readings held in memory, not yet committed', registers: [registry] }),
     messagesWaiting: new Gauge({ name: `${p}messages_waiting`, help: 'Messages received and held undecoded because the buffer is full', registers: [registry] }),
     unackedMessages: new Gauge({ name: `${p}unacknowledged_messages`, help: 'QoS 1 messages received and not yet PUBACKed', registers: [registry] }),

@@ -145,8 +145,20 @@ export class Committer {
         attempt++;
         metrics.flushRetries.inc({ code: errorLabel(err) });
         const delay = cls === 'operator' ? this.#deps.retryMaxDelayMs : backoffMs(attempt, this.#deps.retryMaxDelayMs);
-        this.#deps.onDbState(false, (err as Error).message);
-        warnThrottled(log, this.#outage, err, { attempt, delayMs: delay, class: cls, rows: rows.length }, 'batch write failed; retrying', (n) => `batch write still failing (${n} failed attempts since the last line); retrying`);
+        // 53400 again with the limit lifted: not the bound we lift, so say what is stuck and why.
+        const stuck =
+          cls === 'split'
+            ? `one message (${rows.length} readings) is refused with 53400 even with the decompression limit lifted for its transaction (another server bound, e.g. memory): `
+            : '';
+        this.#deps.onDbState(false, `${stuck}${(err as Error).message}`);
+        warnThrottled(
+          log,
+          this.#outage,
+          err,
+          { attempt, delayMs: delay, class: cls, rows: rows.length },
+          stuck ? `${stuck.slice(0, -2)}; retrying` : 'batch write failed; retrying',
+          (n) => `batch write still failing (${n} failed attempts since the last line); retrying`,
+        );
         await sleep(delay, signal);
       }
     }

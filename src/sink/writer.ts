@@ -57,15 +57,21 @@ export class TelemetryWriter {
   readonly #sql: WriterSql;
   readonly #staged = new WeakSet<PoolClient>();
   readonly #deadlineMs: number;
+  readonly #statementDeadlineMs: number;
 
   /**
    * @param deadlineMs whole-transaction bound; past it the connection is destroyed and the
    *   write fails (retryable), so a stalled server never holds a batch forever.
+   * @param statementTimeoutMs the server's statement_timeout (DB_STATEMENT_TIMEOUT_MS). A statement
+   *   with no answer STATEMENT_GRACE_MS after it (a half-open connection, a hung server: the
+   *   server-side timeout cannot answer either) destroys the connection, so the write fails then
+   *   and nothing (no ROLLBACK) waits on that connection afterwards. Default: no per-statement bound.
    */
-  constructor(pool: Pool, catalog: readonly Channel[], deadlineMs: number) {
+  constructor(pool: Pool, catalog: readonly Channel[], deadlineMs: number, statementTimeoutMs?: number) {
     this.#pool = pool;
     this.#catalog = catalog;
     this.#deadlineMs = deadlineMs;
+    this.#statementDeadlineMs = statementTimeoutMs === undefined ? Infinity : statementTimeoutMs + STATEMENT_GRACE_MS;
     this.#sql = writerSql(catalog);
   }
 
@@ -93,8 +99,23 @@ export class TelemetryWriter {
     const timer = setTimeout(() => discard(new Error(`batch write exceeded ${this.#deadlineMs} ms; connection discarded`)), this.#deadlineMs);
     const onAbort = () => discard(new AbortedError('batch write'));
     signal?.addEventListener('abort', onAbort, { once: true });
+    const statementMs = this.#statementDeadlineMs;
+    const bounded = <R>(work: Promise<R>): Promise<R> => {
+      if (!Number.isFinite(statementMs)) return work;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const silent = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const err = new Error(
+            `database gave no answer to a statement within ${statementMs} ms (statement_timeout + ${STATEMENT_GRACE_MS / 1000} s): half-open connection or hung server; connection discarded`,
+          );
+          discard(err);
+          reject(err);
+        }, statementMs);
+      });
+      return Promise.race([work, silent]).finally(() => clearTimeout(timer));
+    };
     try {
-      const session = pgSession(client);
+      const session = pgSession(client, bounded);
       if (!this.#staged.has(client)) {
         await session.query(this.#sql.createStage);
         this.#staged.add(client);
@@ -114,14 +135,20 @@ export class TelemetryWriter {
   }
 }
 
-/** node-postgres as a SqlSession; COPY through pg-copy-streams. */
-function pgSession(client: PoolClient): SqlSession {
+/**
+ * Past statement_timeout, the server answers with 57014 within milliseconds on a live connection;
+ * this much more without any answer means the connection (or server) is gone.
+ */
+export const STATEMENT_GRACE_MS = 3_000;
+
+/** node-postgres as a SqlSession; COPY through pg-copy-streams; each statement `bounded`. */
+function pgSession(client: PoolClient, bounded: <R>(work: Promise<R>) => Promise<R>): SqlSession {
   return {
     query: async <R>(text: string, params?: unknown[]) => {
-      const res = await client.query(text, params);
+      const res = await bounded(client.query(text, params));
       return { rows: res.rows as R[], rowCount: res.rowCount };
     },
-    copyIn: (target, text) => pipeline(Readable.from(text), client.query(copyFrom(`COPY ${target} FROM STDIN`))),
+    copyIn: (target, text) => bounded(pipeline(Readable.from(text), client.query(copyFrom(`COPY ${target} FROM STDIN`)))),
   };
 }
 

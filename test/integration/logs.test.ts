@@ -106,9 +106,27 @@ it('lifecycle events in order, summary lines with stable keys, no line per messa
   for (const l of s) {
     expect(Object.keys(l).sort()).toEqual(
       [
-        'level', 'time', 'service', 'event', 'msg',
-        'intervalS', 'messagesReceived', 'readingsCommitted', 'readingsRejected', 'duplicates', 'flushRetries', 'readingsPerS',
-        'deviceToCommitLagS', 'rowsBuffered', 'unacknowledged', 'oldestUnacknowledgedAgeS', 'ready', 'notReady',
+        'level',
+        'time',
+        'service',
+        'event',
+        'msg',
+        'intervalS',
+        'messagesReceived',
+        'readingsCommitted',
+        'readingsRejected',
+        'duplicates',
+        'flushRetries',
+        'readingsPerS',
+        'backfillReadings',
+        'backfillReadingsPerS',
+        'backfillRowsBuffered',
+        'deviceToCommitLagS',
+        'rowsBuffered',
+        'unacknowledged',
+        'oldestUnacknowledgedAgeS',
+        'ready',
+        'notReady',
       ].sort(),
     );
   }

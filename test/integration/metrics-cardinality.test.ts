@@ -2,7 +2,7 @@
 // per-well label, capped by METRICS_WELLS_MAX, so the scrape does not grow with the number of
 // wells; well ids holding `"` and `\` are escaped and the scrape stays valid for promtool. (A
 // newline cannot reach us in a topic: brokers refuse control characters in topic names
-// [MQTT-1.5.4-1], and idProblem would reject it as invalid_well_id.) Sources: wg-easy #2699 (a
+// [MQTT-1.5.4-1], and no WELL_ID_CHARS may allow it.) Sources: wg-easy #2699 (a
 // quote in a label value made the whole scrape unparsable), prom-client #741 (every label
 // combination is kept forever).
 import { spawnSync } from 'node:child_process';
@@ -24,7 +24,9 @@ let published = 0;
 
 beforeAll(async () => {
   const mosquitto = await privateMosquitto(t);
-  ({ app, databaseUrl, prefix, pub } = await startInProcessWithPublisher(t, mosquitto.url, { METRICS_WELLS_MAX: String(WELLS_MAX) }));
+  // The default well-id allow-list refuses `"` and `\`; a site may allow them (WELL_ID_CHARS), and
+  // then the scrape must still escape them.
+  ({ app, databaseUrl, prefix, pub } = await startInProcessWithPublisher(t, mosquitto.url, { METRICS_WELLS_MAX: String(WELLS_MAX), WELL_ID_CHARS: 'A-Za-z0-9._"\\\\-' }));
 });
 
 async function publishWells(ids: string[]): Promise<void> {

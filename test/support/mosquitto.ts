@@ -29,6 +29,8 @@ export interface PrivateMosquittoOptions {
    * and anonymous clients let in (the tests of delivery and faults, the benchmark).
    */
   readonly auth?: MosquittoAuth;
+  /** Directives replaced (or added), e.g. `{ max_queued_messages: '1000' }` for Debian's stock queue limit. */
+  readonly overrides?: Record<string, string>;
 }
 
 export class PrivateMosquitto {
@@ -57,11 +59,16 @@ export class PrivateMosquitto {
     if (a?.tls && !this.tlsPort) this.tlsPort = await freePort();
     // Started as root, mosquitto drops to its own user, which must be able to write here.
     chmodSync(this.dir, 0o777);
-    const conf = deriveMosquittoConf(readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8'), {
+    let conf = deriveMosquittoConf(readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8'), {
       port: this.port,
       persistenceDir: this.dir,
       ...(a ? { auth: { passwordFile: a.passwordFile, aclFile: a.aclFile ?? path.join(ROOT, 'ops/mosquitto/mosquitto.acl'), ...(a.tls ? { tls: { port: this.tlsPort, ...a.tls } } : {}) } } : {}),
-    })
+    });
+    for (const [name, value] of Object.entries(this.opts.overrides ?? {})) {
+      const line = new RegExp(`^${name} .*$`, 'm');
+      conf = line.test(conf) ? conf.replace(line, `${name} ${value}`) : `${conf}\n${name} ${value}\n`;
+    }
+    conf = conf
       .replace(/^log_dest .*$/gm, '')
       .concat('\nlog_dest stderr\n');
     const file = path.join(this.dir, 'mosquitto.conf');

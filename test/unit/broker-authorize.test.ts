@@ -57,3 +57,20 @@ describe('subscribeRefusal', () => {
     expect(subscribeRefusal(identity, filter, rules)).toBe(reason);
   });
 });
+
+describe('the service session marker', () => {
+  const rules = topicRules('esp/{site}/{well_id}/telemetry', 'esp-ingest/session/esp-ingest');
+  const service: Identity = { kind: 'service', name: 'esp-ingest' };
+  const wellDevice: Identity = { kind: 'device', wellId: 'W-1', site: null };
+
+  it('the service may publish and read its own marker, and only that', () => {
+    expect(publishRefusal(service, 'esp-ingest/session/esp-ingest', rules)).toBeUndefined();
+    expect(subscribeRefusal(service, 'esp-ingest/session/esp-ingest', rules)).toBeUndefined();
+    expect(publishRefusal(service, 'esp-ingest/session/other', rules)).toBe('topic_not_allowed');
+  });
+
+  it('a device can neither write nor read the marker (it could fake or watch a takeover)', () => {
+    expect(publishRefusal(wellDevice, 'esp-ingest/session/esp-ingest', rules)).toBe('topic_not_allowed');
+    expect(subscribeRefusal(wellDevice, 'esp-ingest/session/esp-ingest', rules)).toBe('topic_not_allowed');
+  });
+});

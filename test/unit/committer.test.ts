@@ -153,6 +153,36 @@ describe('Committer: 53400 (decompression limit) splits the batch into whole mes
     expect(await counter(metrics, 'esp_ingest_decompression_limit_total', { action: 'lifted' })).toBe(2);
   });
 
+  it('53400 again with the limit lifted is retried, and /readyz is told what is stuck and why', async () => {
+    // Twice refused even with the limit lifted (another server bound), then it passes.
+    let liftedRefusals = 0;
+    const store = new KeyedStore((_rows, _call, options) =>
+      options.liftDecompressionLimit && liftedRefusals++ < 2
+        ? pgError('53400', 'out of memory for decompression')
+        : options.liftDecompressionLimit
+          ? undefined
+          : pgError('53400'),
+    );
+    const reasons: (string | undefined)[] = [];
+    const c = new Committer({
+      writer: store,
+      catalog: DEFAULT_CATALOG,
+      metrics: createMetrics(),
+      log: pino({ level: 'silent' }),
+      retryMaxDelayMs: 20,
+      signal: new AbortController().signal,
+      clock: () => 0,
+      onDbState: (ok, reason) => reasons.push(ok ? 'ok' : reason),
+    });
+    await c.commit([message(day(3))]);
+    expect(store.stored.size).toBe(3);
+    expect(reasons).toEqual([
+      'one message (3 readings) is refused with 53400 even with the decompression limit lifted for its transaction (another server bound, e.g. memory): out of memory for decompression',
+      'one message (3 readings) is refused with 53400 even with the decompression limit lifted for its transaction (another server bound, e.g. memory): out of memory for decompression',
+      'ok',
+    ]);
+  });
+
   it('a poison message inside a split batch goes to rejected_messages once; the rest is stored once', async () => {
     const poison = reading('ESP-006', 1_700_000_000_000_000 + 5 * 1_000_000 + 1);
     const store = new KeyedStore((rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(poison) ? pgError('22003', 'value out of range') : undefined));

@@ -33,6 +33,8 @@ describe('loadConfig: defaults', () => {
         keepaliveS: 30,
         sharedGroup: '',
         sharedStop: 'leave',
+        brokerStats: 'mosquitto',
+        sessionMarkerTopic: 'esp-ingest/session/{client_id}',
         username: undefined,
         password: undefined,
         passwordFile: undefined,
@@ -41,7 +43,7 @@ describe('loadConfig: defaults', () => {
       http: { port: 9464, host: '0.0.0.0' },
       metrics: { wellsMax: 1_000 },
       backup: { infoFile: undefined },
-      batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, flushConcurrency: 2 },
+      batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, flushConcurrency: 2, backfillAfterS: 3_600 },
       decode: {
         messageMaxBytes: 262_144,
         unknownFields: 'keep',
@@ -50,12 +52,14 @@ describe('loadConfig: defaults', () => {
         tsEpochUnit: 'ms',
         missingTs: 'reject',
         maxReadings: 10_000,
+        wellIdChars: 'A-Za-z0-9._-',
       },
       db: { poolMax: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000 },
       retryMaxDelayMs: 5_000,
       shutdownDeadlineMs: 20_000,
       log: { level: 'info', format: 'auto', summaryIntervalS: 60 },
       probes: { livezMaxEventLoopBlockMs: 10_000, readyBufferHighWaterRatio: 0.9 },
+      sequence: { wrapBits: 'auto' },
       storage: { chunkIntervalS: 86_400, compressAfterS: 604_800, retentionS: null, rollups: ['1m', '1h'] },
     });
   });

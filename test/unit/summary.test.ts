@@ -3,13 +3,41 @@
 import { describe, expect, it } from 'vitest';
 import { summarize, type SummaryTotals } from '../../src/lifecycle/summary.ts';
 
-const zero: SummaryTotals = { messagesReceived: 0, readingsCommitted: 0, readingsRejected: 0, duplicates: 0, flushRetries: 0, lagSecondsSum: 0, lagBatches: 0 };
-const gauges = { rowsBuffered: 12, unacknowledged: 3, oldestUnacknowledgedAgeS: 0.12345, notReady: [] };
+const zero: SummaryTotals = {
+  messagesReceived: 0,
+  readingsCommitted: 0,
+  readingsRejected: 0,
+  duplicates: 0,
+  flushRetries: 0,
+  backfillReadings: 0,
+  lagSecondsSum: 0,
+  lagBatches: 0,
+};
+const gauges = { rowsBuffered: 12, backfillRowsBuffered: 0, unacknowledged: 3, oldestUnacknowledgedAgeS: 0.12345, notReady: [] };
 
 describe('summarize', () => {
   it('reports what the interval did, not the running totals', () => {
-    const prev = { ...zero, messagesReceived: 100, readingsCommitted: 1000, readingsRejected: 5, duplicates: 2, flushRetries: 1, lagSecondsSum: 10, lagBatches: 10 };
-    const cur = { ...zero, messagesReceived: 700, readingsCommitted: 7000, readingsRejected: 6, duplicates: 2, flushRetries: 1, lagSecondsSum: 16, lagBatches: 13 };
+    const prev = {
+      ...zero,
+      messagesReceived: 100,
+      readingsCommitted: 1000,
+      readingsRejected: 5,
+      duplicates: 2,
+      flushRetries: 1,
+      lagSecondsSum: 10,
+      lagBatches: 10,
+    };
+    const cur = {
+      ...zero,
+      messagesReceived: 700,
+      readingsCommitted: 7000,
+      readingsRejected: 6,
+      duplicates: 2,
+      flushRetries: 1,
+      backfillReadings: 1200,
+      lagSecondsSum: 16,
+      lagBatches: 13,
+    };
     expect(summarize(prev, cur, gauges, 60)).toEqual({
       intervalS: 60,
       messagesReceived: 600,
@@ -18,8 +46,11 @@ describe('summarize', () => {
       duplicates: 0,
       flushRetries: 0,
       readingsPerS: 100,
+      backfillReadings: 1200,
+      backfillReadingsPerS: 20,
       deviceToCommitLagS: 2,
       rowsBuffered: 12,
+      backfillRowsBuffered: 0,
       unacknowledged: 3,
       oldestUnacknowledgedAgeS: 0.123,
       ready: true,

@@ -1,6 +1,6 @@
 // Unit tests for session-takeover detection: silent closes counted in a sliding window.
 import { describe, expect, it } from 'vitest';
-import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from '../../src/ingress/takeover.ts';
+import { SessionMarkerJudge, TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS, TakeoverDetector } from '../../src/ingress/takeover.ts';
 
 describe('TakeoverDetector', () => {
   it.each([
@@ -21,5 +21,68 @@ describe('TakeoverDetector', () => {
     const d = new TakeoverDetector(2, 1_000);
     expect(d.silentClose(0)).toBe(false);
     expect(d.silentClose(999)).toBe(true);
+  });
+});
+
+describe('SessionMarkerJudge', () => {
+  type Step = ['close', number] | ['own'] | ['foreign'] | ['connect'];
+  const judge = (steps: Step[]) => {
+    const j = new SessionMarkerJudge();
+    return steps.map((s) => {
+      if (s[0] === 'close') return j.silentClose(s[1]);
+      if (s[0] === 'own' || s[0] === 'foreign') return j.marker(s[0] === 'own');
+      j.connected();
+      return false;
+    });
+  };
+
+  it('a flaky network: three silent closes within 15 s, our own marker back after each reconnect → no takeover', () => {
+    const verdicts = judge([
+      ['connect'],
+      ['own'],
+      ['close', 0],
+      ['connect'],
+      ['own'],
+      ['close', 5_000],
+      ['connect'],
+      ['own'],
+      ['close', 10_000],
+      ['connect'],
+      ['own'],
+      ['close', 14_000],
+      ['connect'],
+      ['own'],
+    ]);
+    expect(verdicts.some(Boolean)).toBe(false);
+  });
+
+  it('a second instance with our id: each reconnect finds its marker → takeover at the third close', () => {
+    // A (us) runs; B connects (close 1); we reconnect and find B's marker; B kicks us back (close 2,
+    // on a connection that saw B's marker), and again (close 3).
+    const verdicts = judge([
+      ['connect'],
+      ['own'],
+      ['close', 0],
+      ['connect'],
+      ['foreign'],
+      ['own'],
+      ['close', 2_000],
+      ['connect'],
+      ['foreign'],
+      ['own'],
+      ['close', 4_000],
+    ]);
+    expect(verdicts.at(-1)).toBe(true);
+    expect(verdicts.slice(0, -1).some(Boolean)).toBe(false);
+  });
+
+  it('a restart of a predecessor with our id (its old marker once, then ours) is not a takeover', () => {
+    const verdicts = judge([['connect'], ['foreign'], ['own'], ['close', 0], ['connect'], ['own'], ['close', 1_000], ['connect'], ['own'], ['close', 2_000]]);
+    expect(verdicts.some(Boolean)).toBe(false);
+  });
+
+  it('without a working marker (ACL refuses it) every silent close counts, as before', () => {
+    const verdicts = judge([['connect'], ['close', 0], ['connect'], ['close', 1_000], ['connect'], ['close', 2_000]]);
+    expect(verdicts).toEqual([false, false, false, false, false, true]);
   });
 });

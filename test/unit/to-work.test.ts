@@ -61,8 +61,30 @@ describe('toWork', () => {
     const { work } = toWork(m, TOPIC, OPTS);
     expect(work.readings).toEqual([]);
     expect(work.rejects[0]?.reason).toBe('invalid_well_id');
-    expect(work.rejects[0]?.detail).toBe('topic level well_id contains U+0000 at 1');
+    expect(work.rejects[0]?.detail).toBe('topic level well_id contains U+0000 at 1; allowed: A-Za-z0-9._- (WELL_ID_CHARS)');
     expect(work.rejects[0]?.topic).toBe('esp/north/W\uFFFD1/telemetry');
     expect(work.rejects[0]?.topic).not.toContain('\u0000');
+  });
+});
+
+describe('toWork: retained replays', () => {
+  const retained = (payload: string): Received => ({ ...msg('esp/north/W-1/telemetry', payload), retain: true });
+
+  it.each([['stamp' as const], ['reject' as const]])(
+    'refuses a retained reading without ts as retained_without_ts under MISSING_TS=%s, never stamping it',
+    (missingTs) => {
+      const { work } = toWork(retained('[{"motor_current_a":3},{"ts":"2024-05-01T12:00:00Z","motor_current_a":4}]'), TOPIC, { ...OPTS, missingTs });
+      expect(work.retain).toBe(true);
+      expect(work.readings.map((r) => r.tsUs)).toEqual([Date.parse('2024-05-01T12:00:00Z') * 1000]);
+      expect(work.rejects.map((r) => [r.reason, r.index, r.detail])).toEqual([
+        ['retained_without_ts', 0, 'ts: missing, and the message is a retained replay (never stamped with the receive time)'],
+      ]);
+    },
+  );
+
+  it('stamps the same reading when it is live (not retained) under MISSING_TS=stamp', () => {
+    const { work } = toWork(msg('esp/north/W-1/telemetry', '{"motor_current_a":3}'), TOPIC, { ...OPTS, missingTs: 'stamp' });
+    expect(work.retain).toBeUndefined();
+    expect(work.readings.map((r) => r.tsUs)).toEqual([RECEIVED_AT_MS * 1000]);
   });
 });

@@ -1,7 +1,7 @@
 // Unit tests for the MQTT topic template: subscription filter and well id / site extraction.
 import { describe, expect, it } from 'vitest';
 import { EspError } from '../../src/errors.ts';
-import { idProblem, parseTopicTemplate } from '../../src/decode/topic.ts';
+import { idCharsProblem, idProblem, parseTopicTemplate } from '../../src/decode/topic.ts';
 
 const DEFAULT = 'esp/{site}/{well_id}/telemetry';
 
@@ -87,36 +87,53 @@ describe('parseTopicTemplate: invalid templates', () => {
   });
 });
 
-describe('idProblem (docs/payload.md, Identity)', () => {
-  it.each([
-    ['W-17'],
-    ['Ünïcødé-🛢-01'],
-    ['a'.repeat(128)],
-    ['🛢'.repeat(128)],
-    ['ESP"01'],
-    ['\\N'],
-  ])('accepts %j', (id) => {
+describe('idProblem: an allow-list of ASCII letters, digits, . _ -', () => {
+  it.each([['W-17'], ['WELL-00003'], ['3w'], ['esp_01.a'], ['a'.repeat(128)]])('accepts %j', (id) => {
     expect(idProblem(id)).toBeUndefined();
   });
 
+  const allowed = '; allowed: A-Za-z0-9._- (WELL_ID_CHARS)';
   it.each([
     ['empty', '', 'is empty'],
     ['129 characters', 'a'.repeat(129), 'is longer than 128 characters'],
-    ['a tab', 'ESP\t01', 'contains U+0009 at 3'],
-    ['a newline', 'ESP\n01', 'contains U+000A at 3'],
-    ['a CR', 'ESP\r01', 'contains U+000D at 3'],
-    ['NUL', 'ESP\u000001', 'contains U+0000 at 3'],
-    ['DEL', 'ESP\u007f', 'contains U+007F at 3'],
-    ['a C1 control', 'ESP\u0085', 'contains U+0085 at 3'],
-    ['RLO (Trojan Source)', 'W\u202E71', 'contains U+202E at 1'],
-    ['LRE', 'W\u202A', 'contains U+202A at 1'],
-    ['RLI', 'W\u2067', 'contains U+2067 at 1'],
-    ['PDI', 'W\u2069', 'contains U+2069 at 1'],
-    ['+', 'W+1', 'contains U+002B at 1'],
-    ['#', 'W#1', 'contains U+0023 at 1'],
-    ['U+FFFD (invalid UTF-8 on the wire)', 'W\uFFFD', 'contains U+FFFD at 1'],
-    ['a lone surrogate', 'W\uD83D', 'contains U+D83D at 1'],
+    ['a zero-width space (a second, identical-looking ESP-009)', 'ESP-009\u200b', `contains U+200B at 7${allowed}`],
+    ['a line separator', 'ESP\u2028009', `contains U+2028 at 3${allowed}`],
+    ['a Cyrillic look-alike (U+0415 for E)', '\u0415SP-009', `contains U+0415 at 0${allowed}`],
+    ['a space', 'ESP 009', `contains U+0020 at 3${allowed}`],
+    ['a percent-encoded slash', 'ESP%2F009', `contains U+0025 "%" at 3${allowed}`],
+    ['non-ASCII letters', 'Ünïcødé-01', `contains U+00DC at 0${allowed}`],
+    ['an emoji (one character, two UTF-16 units)', 'W🛢', `contains U+1F6E2 at 1${allowed}`],
+    ['a quote', 'ESP"01', `contains U+0022 """ at 3${allowed}`],
+    ['a backslash', '\\N', `contains U+005C "\\" at 0${allowed}`],
+    ['a tab', 'ESP\t01', `contains U+0009 at 3${allowed}`],
+    ['NUL', 'ESP\u000001', `contains U+0000 at 3${allowed}`],
+    ['DEL', 'ESP\u007f', `contains U+007F at 3${allowed}`],
+    ['RLO (Trojan Source)', 'W\u202E71', `contains U+202E at 1${allowed}`],
+    ['+', 'W+1', `contains U+002B "+" at 1${allowed}`],
+    ['#', 'W#1', `contains U+0023 "#" at 1${allowed}`],
+    ['U+FFFD (invalid UTF-8 on the wire)', 'W\uFFFD', `contains U+FFFD at 1${allowed}`],
+    ['a lone surrogate', 'W\uD83D', `contains U+D83D at 1${allowed}`],
   ])('refuses %s', (_what, id, why) => {
     expect(idProblem(id)).toBe(why);
+  });
+
+  it('takes another set (WELL_ID_CHARS) and names it in the detail', () => {
+    expect(idProblem('well:7', 'a-z0-9:')).toBeUndefined();
+    expect(idProblem('Well:7', 'a-z0-9:')).toBe('contains U+0057 "W" at 0; allowed: a-z0-9: (WELL_ID_CHARS)');
+  });
+});
+
+describe('idCharsProblem: what WELL_ID_CHARS may allow', () => {
+  it.each([['A-Za-z0-9._-'], ['a-z0-9:'], ['\\p{L}\\p{N}_-']])('accepts %j', (chars) => {
+    expect(idCharsProblem(chars)).toBeUndefined();
+  });
+  it.each([
+    ['a set that is not a character class body (a range out of order)', 'z-a', 'not a valid character class body'],
+    ['the topic separator', 'a-z/', 'U+002F'],
+    ['a space', 'a-z ', 'U+0020'],
+    ['every character', '\\s\\S', 'U+002F'],
+    ['invisible format characters via a property', '\\p{Cf}a-z', 'U+200B'],
+  ])('refuses %s', (_what, chars, named) => {
+    expect(idCharsProblem(chars)).toContain(named);
   });
 });
