@@ -110,8 +110,9 @@ describe('acknowledgement', () => {
     const url = `mqtt://127.0.0.1:${broker.port}`;
     const { app, prefix, databaseUrl } = await start({ MQTT_URL: url, MQTT_PROTOCOL_VERSION: '4', DB_LOCK_TIMEOUT_MS: '300', RETRY_MAX_DELAY_MS: '200' });
     const pubacks: string[] = [];
+    // Telemetry only: the service also acknowledges its own canary probe and session marker.
     broker.aedes.on('ack', (packet, client) => {
-      if (client?.id.startsWith('esp-ingest-') && packet && 'payload' in packet) pubacks.push(String(packet.payload));
+      if (client?.id.startsWith('esp-ingest-') && packet && 'payload' in packet && packet.topic.startsWith(`${prefix}/`)) pubacks.push(String(packet.payload));
     });
     // Another session holds the hypertable: every write waits, times out and is retried.
     const locker = await lockTelemetryTable(t, databaseUrl);
@@ -139,8 +140,8 @@ describe('acknowledgement', () => {
     const url = `mqtt://127.0.0.1:${broker.port}`;
     const { app, prefix, databaseUrl } = await start({ MQTT_URL: url, MQTT_PROTOCOL_VERSION: '4', BATCH_FLUSH_INTERVAL_MS: '600000', BATCH_MAX_ROWS: '100000', BUFFER_MAX_ROWS: '100000' });
     let pubacks = 0;
-    broker.aedes.on('ack', (_packet, client) => {
-      if (client?.id.startsWith('esp-ingest-')) pubacks++;
+    broker.aedes.on('ack', (packet, client) => {
+      if (client?.id.startsWith('esp-ingest-') && packet && 'topic' in packet && packet.topic.startsWith(`${prefix}/`)) pubacks++;
     });
     const pub = await publisher(url);
     for (let i = 0; i < 20; i++) {
