@@ -7,7 +7,8 @@ import { brokerAddress } from '../src/ingress/broker-url.ts';
 const [url, filter, expectedArg, perMessageArg] = process.argv.slice(2);
 const expected = Number(expectedArg);
 const perMessage = Number(perMessageArg);
-const client = await mqtt.connectAsync({ ...brokerAddress(url!),
+const client = await mqtt.connectAsync({
+  ...brokerAddress(url!),
   clientId: `esp-bench-ceiling-${process.pid}`,
   clean: false,
   protocolVersion: 5,

@@ -22,7 +22,7 @@ import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
 import { PrivateMosquitto } from '../test/support/mosquitto.ts';
 import { ServiceProcess } from '../test/support/service-process.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { benchMessages, benchWells, publishAll as publishTo, type BenchMessage } from './bench-support.ts';
+import { type BenchMessage, benchMessages, benchWells, publishAll as publishTo } from './bench-support.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'bench',
@@ -32,7 +32,11 @@ const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   --log FILE   the service's JSON log (default /tmp/esp-ingest-bench.log)
 DATABASE_URL: a server where the bench may drop and create esp_bench_* databases; unset = the
 local TimescaleDB that scripts/timescaledb.sh provisions. Needs mosquitto on the PATH.`,
-  options: { copies: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' }, log: { type: 'string', default: '/tmp/esp-ingest-bench.log' } },
+  options: {
+    copies: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    log: { type: 'string', default: '/tmp/esp-ingest-bench.log' },
+  },
   numbers: { copies: { min: 1, integer: true }, rounds: { min: 1, integer: true } },
 });
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -59,7 +63,9 @@ async function copyCeiling(): Promise<number> {
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
   const opts = { catalog: DEFAULT_CATALOG, unknownFields: 'keep' as const, messageMaxBytes: 1 << 24, tsMinMs: 0, tsMaxFutureMs: 8.64e15 };
-  const rows = messages(10, 'b').flatMap((m) => decodeMessage(Buffer.from(m.payload), { wellId: m.topic.split('/')[2]!, site: '3w', receivedAtMs: Date.now() }, opts).readings);
+  const rows = messages(10, 'b').flatMap(
+    (m) => decodeMessage(Buffer.from(m.payload), { wellId: m.topic.split('/')[2]!, site: '3w', receivedAtMs: Date.now() }, opts).readings,
+  );
   const client = await pool.connect();
   const started = performance.now();
   await client.query('BEGIN');
@@ -80,7 +86,11 @@ async function copyCeiling(): Promise<number> {
 async function brokerCeiling(perMessage: number): Promise<number> {
   const prefix = `ceil${perMessage}`;
   const msgs = messages(perMessage, prefix);
-  const sub = adopt(spawn(process.execPath, ['--import', 'tsx', 'dev/bench-subscriber.ts', mqttUrl, `${prefix}/+/+/telemetry`, String(totalReadings), String(perMessage)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const sub = adopt(
+    spawn(process.execPath, ['--import', 'tsx', 'dev/bench-subscriber.ts', mqttUrl, `${prefix}/+/+/telemetry`, String(totalReadings), String(perMessage)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
   let out = '';
   sub.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   let exit: number | null | undefined;
@@ -90,7 +100,12 @@ async function brokerCeiling(perMessage: number): Promise<number> {
   const progress = new Progress({ label: `  broker ceiling, ${perMessage}/message, published`, unit: 'messages', total: msgs.length });
   await publishAll(msgs, progress);
   progress.end();
-  await waitFor(`the ceiling subscriber to receive ${totalReadings} readings (it printed ${JSON.stringify(out)}, exit ${exit})`, () => out.includes('done'), 180_000, 5);
+  await waitFor(
+    `the ceiling subscriber to receive ${totalReadings} readings (it printed ${JSON.stringify(out)}, exit ${exit})`,
+    () => out.includes('done'),
+    180_000,
+    5,
+  );
   const seconds = (performance.now() - started) / 1000;
   await waitFor('the ceiling subscriber to exit', () => exit !== undefined, 10_000);
   return totalReadings / seconds;
@@ -120,7 +135,9 @@ async function endToEnd(perMessage: number): Promise<{ rate: number; peakRssByte
   progress.end();
   const seconds = (performance.now() - started) / 1000;
   const [batches, flushSeconds] = await Promise.all([svc.metric('esp_ingest_batch_rows_count'), svc.metric('esp_ingest_flush_duration_seconds_sum')]);
-  say(`  ${batches} batches, mean ${Math.round(totalReadings / batches)} readings, mean commit ${((flushSeconds / batches) * 1000).toFixed(1)} ms, database busy ${((flushSeconds / seconds) * 100).toFixed(0)}% of the run`);
+  say(
+    `  ${batches} batches, mean ${Math.round(totalReadings / batches)} readings, mean commit ${((flushSeconds / batches) * 1000).toFixed(1)} ms, database busy ${((flushSeconds / seconds) * 100).toFixed(0)}% of the run`,
+  );
   await publishing;
   await svc.stop();
   return { rate: totalReadings / seconds, peakRssBytes };

@@ -14,12 +14,12 @@ import mqtt from 'mqtt';
 import pg from 'pg';
 import { createAuthenticator } from '../src/broker/broker-auth.ts';
 import { type EmbeddedBroker, startEmbeddedBroker } from '../src/broker/embedded-broker.ts';
-import { issuePassword } from '../src/tools/credential.ts';
-import { loadWells } from '../test/support/wells.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
+import { issuePassword } from '../src/tools/credential.ts';
 import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
 import { freePort } from '../test/support/net.ts';
 import { ServiceProcess } from '../test/support/service-process.ts';
+import { loadWells } from '../test/support/wells.ts';
 import { replay } from './replay.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
@@ -87,14 +87,26 @@ const refusedPublishes = new Map<string, number>();
 let broker: EmbeddedBroker | undefined;
 if (!values.crash) {
   const auth = await createAuthenticator({ passwordFile, jwt: undefined, serviceUsername: serviceUser, serviceClientId });
-  broker = await startEmbeddedBroker(0, '127.0.0.1', { auth, report: { publish: (reason) => refusedPublishes.set(reason, (refusedPublishes.get(reason) ?? 0) + 1) } });
+  broker = await startEmbeddedBroker(0, '127.0.0.1', {
+    auth,
+    report: { publish: (reason) => refusedPublishes.set(reason, (refusedPublishes.get(reason) ?? 0) + 1) },
+  });
 }
 const brokerPort = broker?.port ?? (await freePort());
 const mqttUrl = `mqtt://127.0.0.1:${brokerPort}`;
-say(`${broker ? 'embedded broker' : "the service's embedded broker"} on ${mqttUrl} (password file: ${wells.length} wells and the service); service log in ${values.log}`);
+say(
+  `${broker ? 'embedded broker' : "the service's embedded broker"} on ${mqttUrl} (password file: ${wells.length} wells and the service); service log in ${values.log}`,
+);
 const brokerEnv = broker
   ? { MQTT_URL: mqttUrl, MQTT_PROTOCOL_VERSION: '4', MQTT_USERNAME: serviceUser, MQTT_PASSWORD_FILE: servicePasswordFile }
-  : { BROKER: 'embedded', BROKER_PORT: String(brokerPort), BROKER_PASSWORD_FILE: passwordFile, MQTT_USERNAME: serviceUser, MQTT_PASSWORD_FILE: servicePasswordFile, BATCH_FLUSH_INTERVAL_MS: '20' };
+  : {
+      BROKER: 'embedded',
+      BROKER_PORT: String(brokerPort),
+      BROKER_PASSWORD_FILE: passwordFile,
+      MQTT_USERNAME: serviceUser,
+      MQTT_PASSWORD_FILE: servicePasswordFile,
+      BATCH_FLUSH_INTERVAL_MS: '20',
+    };
 const service = new ServiceProcess(
   { DATABASE_URL: databaseUrl, ...brokerEnv, MQTT_CLIENT_ID: serviceClientId },
   { logFile: values.log, inheritEnv: true, endWithScript: true },
@@ -104,7 +116,15 @@ await service.start();
 const bad = { topic: 'esp/3w/WELL-00003/telemetry', payload: '{"ts":"yesterday","intake_pressure_kpa":1}' };
 say('replaying six wells (29,718 readings) plus one invalid reading');
 const started = performance.now();
-const replaying = replay({ url: mqttUrl, speed: numbers.speed, perMessage: numbers['per-message'], extra: [bad], wells, credentials, ...(values.crash ? { clientPerWell: true, window: 50 } : {}) });
+const replaying = replay({
+  url: mqttUrl,
+  speed: numbers.speed,
+  perMessage: numbers['per-message'],
+  extra: [bad],
+  wells,
+  credentials,
+  ...(values.crash ? { clientPerWell: true, window: 50 } : {}),
+});
 let recoverySeconds: number | undefined;
 if (values.crash) {
   await new Promise((r) => setTimeout(r, 1500));

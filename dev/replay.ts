@@ -2,12 +2,13 @@
 // file, QoS 1, at a chosen speed-up. Library (used by demo, bench and tests) and CLI:
 //   npm run replay -- --url mqtt://127.0.0.1:1883 --speed 600 --per-message 1   (--help for all)
 // On a terminal the CLI shows progress on stderr (readings acknowledged by the broker, rate, ETA).
-import mqtt from 'mqtt';
+
 import { pathToFileURL } from 'node:url';
+import mqtt from 'mqtt';
+import { brokerAddress } from '../src/ingress/broker-url.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { Progress } from '../src/tools/progress.ts';
-import { WELLS_DIR, loadWells, type WellSeries } from '../test/support/wells.ts';
-import { brokerAddress } from '../src/ingress/broker-url.ts';
+import { loadWells, WELLS_DIR, type WellSeries } from '../test/support/wells.ts';
 
 export interface ReplayOptions {
   readonly url: string;
@@ -57,7 +58,14 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const template = o.topicTemplate ?? 'esp/{site}/{well_id}/telemetry';
   const perWell = o.clientPerWell === true || o.credentials !== undefined;
   const connect = (suffix: string, credentials?: { username: string; password: string }) =>
-    mqtt.connectAsync({ ...brokerAddress(o.url), clientId: `${o.clientId ?? `esp-replay-${process.pid}`}${suffix}`, clean: o.clientPerWell !== true, protocolVersion: 4, reconnectPeriod: 500, ...credentials });
+    mqtt.connectAsync({
+      ...brokerAddress(o.url),
+      clientId: `${o.clientId ?? `esp-replay-${process.pid}`}${suffix}`,
+      clean: o.clientPerWell !== true,
+      protocolVersion: 4,
+      reconnectPeriod: 500,
+      ...credentials,
+    });
   const clients = new Map<string, mqtt.MqttClient>();
   if (perWell) {
     for (const w of wells) clients.set(w.wellId, await connect(`-${w.wellId}`, o.credentials?.(w.wellId)));
@@ -146,7 +154,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     numbers: { speed: { min: 0 }, 'per-message': { min: 1, integer: true } },
   });
   // V8's Date.parse takes much that is not a time ("WELL-00003"): ISO-8601 with a zone only.
-  const sinceMs = values.since === undefined ? undefined : /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(values.since) ? Date.parse(values.since) : Number.NaN;
+  const sinceMs =
+    values.since === undefined ? undefined : /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(values.since) ? Date.parse(values.since) : Number.NaN;
   if (sinceMs !== undefined && Number.isNaN(sinceMs)) {
     process.stderr.write(`replay: --since must be an ISO-8601 time, got ${JSON.stringify(values.since)}\n`);
     process.exit(2);

@@ -3,32 +3,32 @@
 // that a failed start unwinds, and returns the stop (MQTT intake first, last flush under a
 // deadline, then disconnect). The message path itself is pipeline.ts.
 import mqtt from 'mqtt';
-import type { Config } from './config/config.ts';
 import { commitGateProblem } from './broker/commit-gate.ts';
 import { startConfiguredBroker } from './broker/configured.ts';
 import type { EmbeddedBroker } from './broker/embedded-broker.ts';
-import { DEFAULT_CATALOG, catalogProblems, type Channel } from './decode/catalog.ts';
+import type { Config } from './config/config.ts';
+import { type Channel, catalogProblems, DEFAULT_CATALOG } from './decode/catalog.ts';
 import { parseTopicTemplate } from './decode/topic.ts';
 import { EspError } from './errors.ts';
 import { Sidecar } from './http/sidecar.ts';
 import { SubscriptionCanary } from './ingress/canary.ts';
 import { InProcessIngress } from './ingress/in-process.ts';
-import { MqttIngress, type BrokerEndpoint } from './ingress/mqtt-ingress.ts';
-import { drainUntilQuiet } from './ingress/shared-stop.ts';
+import { type BrokerEndpoint, MqttIngress } from './ingress/mqtt-ingress.ts';
 import { pubackGateProblem } from './ingress/puback-gate.ts';
+import { drainUntilQuiet } from './ingress/shared-stop.ts';
 import { BackupHealth } from './lifecycle/backup-health.ts';
 import { DbProbe } from './lifecycle/db-probe.ts';
 import { EventLoopWatchdog } from './lifecycle/liveness.ts';
-import { ReadinessLog } from './lifecycle/ready-log.ts';
 import { ReadinessState } from './lifecycle/readiness.ts';
+import { ReadinessLog } from './lifecycle/ready-log.ts';
 import { StopStack } from './lifecycle/stop-stack.ts';
-import { SummaryLog, metricTotals } from './lifecycle/summary.ts';
+import { metricTotals, SummaryLog } from './lifecycle/summary.ts';
 import type { Logger } from './log/logger.ts';
 import { createMetrics, type Metrics } from './metrics/metrics.ts';
 import { Pipeline } from './pipeline.ts';
 import { untilMigrated } from './schema/connect.ts';
-import { RestoreWatch } from './schema/restore-state.ts';
 import { exportStorageReport } from './schema/report.ts';
+import { RestoreWatch } from './schema/restore-state.ts';
 import { rollupColumnProblems } from './schema/rollup-columns.ts';
 import { SequenceStore } from './sequence/store.ts';
 import { Committer } from './sink/committer.ts';
@@ -83,7 +83,11 @@ export async function startApp(deps: AppDeps): Promise<App> {
   const fatal = new Promise<EspError>((resolve) => (onFatal = resolve));
 
   // Build.
-  const readiness = new ReadinessState({ bufferMaxRows: config.batch.bufferMaxRows, bufferHighWaterRatio: config.probes.readyBufferHighWaterRatio, clock: () => performance.now() });
+  const readiness = new ReadinessState({
+    bufferMaxRows: config.batch.bufferMaxRows,
+    bufferHighWaterRatio: config.probes.readyBufferHighWaterRatio,
+    clock: () => performance.now(),
+  });
   const metrics = deps.metrics ?? createMetrics({ wellsMax: config.metrics.wellsMax, clock, readiness });
   const watchdog = new EventLoopWatchdog(config.probes.livezMaxEventLoopBlockMs);
   const pool = createPool(config, (err) => {
@@ -94,15 +98,57 @@ export async function startApp(deps: AppDeps): Promise<App> {
   });
   const dbProbe = new DbProbe({ newClient: () => probeClient(config), onResult: (ok, detail) => readiness.databaseCheck(ok, detail) });
   const writer = new TelemetryWriter(pool, catalog, config.db.statementTimeoutMs * 2, config.db.statementTimeoutMs);
-  const committer = new Committer({ writer, catalog, metrics, log: log.child({ component: 'sink' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock, onDbState: (ok, reason) => readiness.commit(ok, reason) });
-  const sequence = new SequenceStore({ pool, width: config.sequence.wrapBits, metrics, log: log.child({ component: 'sequence' }), retryMaxDelayMs: config.retryMaxDelayMs, signal: shutdown.signal, clock });
+  const committer = new Committer({
+    writer,
+    catalog,
+    metrics,
+    log: log.child({ component: 'sink' }),
+    retryMaxDelayMs: config.retryMaxDelayMs,
+    signal: shutdown.signal,
+    clock,
+    onDbState: (ok, reason) => readiness.commit(ok, reason),
+  });
+  const sequence = new SequenceStore({
+    pool,
+    width: config.sequence.wrapBits,
+    metrics,
+    log: log.child({ component: 'sequence' }),
+    retryMaxDelayMs: config.retryMaxDelayMs,
+    signal: shutdown.signal,
+    clock,
+  });
   const restoreWatch = new RestoreWatch({ db: pool, onChange: (detail) => readiness.restoreInProgress(detail), log });
   const backupHealth = new BackupHealth({ db: pool, metrics, log: log.child({ component: 'backup-health' }), infoFile: config.backup.infoFile });
   const sink = restoreWatch.holding(committer, shutdown.signal);
-  const pipeline = new Pipeline({ batch: config.batch, maxWaiting: config.mqtt.receiveMaximum, topic, decode: { catalog, ...config.decode }, sink, sequence, clock, metrics, log, onBuffered: (rows) => readiness.buffered(rows) });
+  const pipeline = new Pipeline({
+    batch: config.batch,
+    maxWaiting: config.mqtt.receiveMaximum,
+    topic,
+    decode: { catalog, ...config.decode },
+    sink,
+    sequence,
+    clock,
+    metrics,
+    log,
+    onBuffered: (rows) => readiness.buffered(rows),
+  });
   // On an external broker, a canary proves the subscription delivers (never ready while deaf).
-  const canary = config.broker.mode === 'external' ? new SubscriptionCanary({ config: config.mqtt, log: log.child({ component: 'canary' }), onState: (deaf) => readiness.canary(deaf), onFatal }) : undefined;
-  let ingress: MqttIngress | InProcessIngress = new MqttIngress({ connect: deps.connectMqtt ?? mqtt.connect, config: config.mqtt, filter: topic.filter, log: log.child({ component: 'ingress' }), metrics, clock, onFatal, onState: (inactive) => readiness.mqtt(inactive), retryMaxDelayMs: config.retryMaxDelayMs, ...(canary ? { canary } : {}) });
+  const canary =
+    config.broker.mode === 'external'
+      ? new SubscriptionCanary({ config: config.mqtt, log: log.child({ component: 'canary' }), onState: (deaf) => readiness.canary(deaf), onFatal })
+      : undefined;
+  let ingress: MqttIngress | InProcessIngress = new MqttIngress({
+    connect: deps.connectMqtt ?? mqtt.connect,
+    config: config.mqtt,
+    filter: topic.filter,
+    log: log.child({ component: 'ingress' }),
+    metrics,
+    clock,
+    onFatal,
+    onState: (inactive) => readiness.mqtt(inactive),
+    retryMaxDelayMs: config.retryMaxDelayMs,
+    ...(canary ? { canary } : {}),
+  });
   const sidecar = new Sidecar({
     registry: metrics.registry,
     readiness: {
@@ -117,7 +163,13 @@ export async function startApp(deps: AppDeps): Promise<App> {
     log,
     intervalS: config.log.summaryIntervalS,
     totals: () => metricTotals(metrics),
-    gauges: () => ({ rowsBuffered: pipeline.bufferedRows, backfillRowsBuffered: pipeline.backfillRows, unacknowledged: ingress.heldAcks(), oldestUnacknowledgedAgeS: metrics.oldestUnacknowledgedAgeSeconds(), notReady: readiness.reasons().map((r) => r.code) }),
+    gauges: () => ({
+      rowsBuffered: pipeline.bufferedRows,
+      backfillRowsBuffered: pipeline.backfillRows,
+      unacknowledged: ingress.heldAcks(),
+      oldestUnacknowledgedAgeS: metrics.oldestUnacknowledgedAgeSeconds(),
+      notReady: readiness.reasons().map((r) => r.code),
+    }),
   });
 
   // Start in order; a failure stops what had started, newest first.
@@ -134,7 +186,18 @@ export async function startApp(deps: AppDeps): Promise<App> {
     started.push(() => pool.end());
     const onDbCheck = (ok: boolean, detail?: string) => readiness.databaseCheck(ok, detail);
     const startSignal = deps.signal ? AbortSignal.any([deps.signal, shutdown.signal]) : shutdown.signal;
-    const { storage } = await untilMigrated({ pool, databaseUrl: config.databaseUrl, catalog, storage: config.storage, log, retryMaxDelayMs: config.retryMaxDelayMs, clock, onDbCheck, signal: startSignal, onRestoreHeld: (detail) => readiness.migrationsHeld(detail) });
+    const { storage } = await untilMigrated({
+      pool,
+      databaseUrl: config.databaseUrl,
+      catalog,
+      storage: config.storage,
+      log,
+      retryMaxDelayMs: config.retryMaxDelayMs,
+      clock,
+      onDbCheck,
+      signal: startSignal,
+      onRestoreHeld: (detail) => readiness.migrationsHeld(detail),
+    });
     readiness.migrationsApplied(storage);
     exportStorageReport(metrics, storage);
     log.info({ event: 'storage_mode', storage: storage.mode }, `storage mode: ${storage.mode}`);
@@ -151,7 +214,14 @@ export async function startApp(deps: AppDeps): Promise<App> {
       endpoint = { url: broker.url, protocolVersion: 4 };
       log.info({ event: 'embedded_broker_listening', port: embedded.port, host: config.broker.host }, 'embedded MQTT broker (aedes, MQTT 3.1.1) listening');
       // Messages are taken from the embedded broker in-process; each device's PUBACK waits for commit.
-      ingress = new InProcessIngress({ aedes: embedded.aedes, topic, log: log.child({ component: 'ingress' }), metrics, clock, onState: (inactive) => readiness.mqtt(inactive) });
+      ingress = new InProcessIngress({
+        aedes: embedded.aedes,
+        topic,
+        log: log.child({ component: 'ingress' }),
+        metrics,
+        clock,
+        onState: (inactive) => readiness.mqtt(inactive),
+      });
     }
     // MQTT last: messages flow only when everything behind them is ready.
     ingress.start(pipeline.receive);
@@ -167,7 +237,10 @@ export async function startApp(deps: AppDeps): Promise<App> {
   let stopping: Promise<boolean> | undefined;
   const stop = (): Promise<boolean> =>
     (stopping ??= (async () => {
-      log.info({ event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks() }, 'stopping');
+      log.info(
+        { event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks() },
+        'stopping',
+      );
       readiness.shuttingDown();
       summary.stop();
       readinessLog.stop();
@@ -189,7 +262,10 @@ export async function startApp(deps: AppDeps): Promise<App> {
         await pipeline.drain();
       } catch (err) {
         clean = false;
-        log.error({ err, rowsBuffered: pipeline.bufferedRows }, 'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them');
+        log.error(
+          { err, rowsBuffered: pipeline.bufferedRows },
+          'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them',
+        );
       }
       await ingress.close();
       await embedded?.close();
@@ -217,13 +293,21 @@ function checkBeforeStart(catalog: readonly Channel[]): void {
   const problems = channelProblems.length > 0 ? channelProblems : rollupColumnProblems(catalog);
   if (problems.length > 0) throw new EspError('ESP_CATALOG_INVALID', `channel catalog invalid:\n  - ${problems.join('\n  - ')}`);
   const gate = pubackGateProblem();
-  if (gate) throw new EspError('ESP_MQTTJS_UNSUPPORTED', `the installed MQTT.js cannot hold PUBACKs until commit (${gate}); install the version package-lock.json pins (npm ci)`);
+  if (gate)
+    throw new EspError(
+      'ESP_MQTTJS_UNSUPPORTED',
+      `the installed MQTT.js cannot hold PUBACKs until commit (${gate}); install the version package-lock.json pins (npm ci)`,
+    );
 }
 
 /** BROKER=embedded: the installed aedes must let the commit gate hold devices' PUBACKs. */
 async function checkEmbeddedBroker(): Promise<void> {
   const problem = await commitGateProblem();
-  if (problem) throw new EspError('ESP_AEDES_UNSUPPORTED', `the installed aedes cannot hold devices' PUBACKs until commit (${problem}); install the version package-lock.json pins (npm ci)`);
+  if (problem)
+    throw new EspError(
+      'ESP_AEDES_UNSUPPORTED',
+      `the installed aedes cannot hold devices' PUBACKs until commit (${problem}); install the version package-lock.json pins (npm ci)`,
+    );
 }
 
 /** Resolves when `signal` aborts (at once if it already has). */

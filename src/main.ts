@@ -1,11 +1,11 @@
 // Production entry point (`npm start`): config from the environment, start, stop on
 // SIGTERM/SIGINT. Exit codes: 0 clean stop; 1 shutdown deadline passed or fatal error;
 // 2 invalid configuration.
-import { startApp, type App } from './app.ts';
+import { type App, startApp } from './app.ts';
 import { type Config, loadConfig } from './config/config.ts';
 import { ConfigError, EspError } from './errors.ts';
-import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
+import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
 
 let config: Config;
 try {
@@ -22,7 +22,16 @@ const log = createLogger(config.log.level, config.log.format);
 // chosen at start, see `embedded_broker_listening`).
 const mqttShown = config.broker.mode === 'embedded' ? embeddedBrokerUrl(config.broker.host, config.broker.port) : redactUrl(config.mqtt.url);
 log.info(
-  { event: 'starting', pid: process.pid, node: process.version, database: redactUrl(config.databaseUrl), broker: config.broker.mode, mqtt: mqttShown, topic: config.mqtt.topicTemplate, clientId: config.mqtt.clientId },
+  {
+    event: 'starting',
+    pid: process.pid,
+    node: process.version,
+    database: redactUrl(config.databaseUrl),
+    broker: config.broker.mode,
+    mqtt: mqttShown,
+    topic: config.mqtt.topicTemplate,
+    clientId: config.mqtt.clientId,
+  },
   'starting esp-ingest',
 );
 log.info({ event: 'config_loaded', config: redactConfig(config) }, 'configuration loaded');

@@ -71,7 +71,11 @@ export class Pipeline {
         deps.onBuffered(rows);
       },
     });
-    this.#admission = new Admission<InboundMessage>((msg) => this.#decode(msg), deps.maxWaiting, (waiting) => metrics.messagesWaiting.set(waiting));
+    this.#admission = new Admission<InboundMessage>(
+      (msg) => this.#decode(msg),
+      deps.maxWaiting,
+      (waiting) => metrics.messagesWaiting.set(waiting),
+    );
   }
 
   /**

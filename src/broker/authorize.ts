@@ -12,14 +12,7 @@ export type Identity =
   | { readonly kind: 'anonymous' };
 
 /** Why a PUBLISH is refused. Bounded: the `reason` label of the refusal counter. */
-export type PublishRefusal =
-  | 'sys_topic'
-  | 'empty_topic_level'
-  | 'other_well'
-  | 'other_site'
-  | 'topic_not_allowed'
-  | 'token_expired'
-  | 'hook_error';
+export type PublishRefusal = 'sys_topic' | 'empty_topic_level' | 'other_well' | 'other_site' | 'topic_not_allowed' | 'token_expired' | 'hook_error';
 
 /** Why a SUBSCRIBE filter is refused (SUBACK 0x80). */
 export type SubscribeRefusal = 'sys_topic' | 'other_well' | 'other_site' | 'wildcard_over_wells' | 'service_filter' | 'topic_not_allowed';

@@ -2,11 +2,12 @@
 // be on: Mosquitto's password file (user name = well id, or the service's user name) and a JWT
 // as the password (the well id from a claim). The service's client id is reserved for the
 // service's identity, so no other client can take over its persistent session.
-import { readFile } from 'node:fs/promises';
+
 import { unwatchFile, watchFile } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { Identity } from './authorize.ts';
-import { parsePasswordFile, verifyPassword, type PasswordFile } from './password-file.ts';
-import { JwtRefused, looksLikeJwt, type JwtVerifier } from './jwt-auth.ts';
+import { JwtRefused, type JwtVerifier, looksLikeJwt } from './jwt-auth.ts';
+import { type PasswordFile, parsePasswordFile, verifyPassword } from './password-file.ts';
 
 /** Why a CONNECT is refused (3.1.1 CONNACK 4 for bad_credentials, 5 otherwise). Bounded: a label. */
 export type ConnectRefusal = 'bad_credentials' | 'token_invalid' | 'token_expired' | 'client_id_reserved' | 'hook_error';
@@ -64,7 +65,8 @@ export async function createAuthenticator(o: AuthenticatorOptions): Promise<Auth
     watchFile(o.passwordFile, { interval: o.watchIntervalMs ?? 1_000, persistent: false }, reload);
     process.on('SIGHUP', reload);
   }
-  const identityFor = (name: string, site: string | null): Identity => (name === o.serviceUsername ? { kind: 'service', name } : { kind: 'device', wellId: name, site });
+  const identityFor = (name: string, site: string | null): Identity =>
+    name === o.serviceUsername ? { kind: 'service', name } : { kind: 'device', wellId: name, site };
 
   return {
     async authenticate(clientId, username, password, nowMs) {
@@ -82,8 +84,13 @@ export async function createAuthenticator(o: AuthenticatorOptions): Promise<Auth
       } else {
         const stored = username !== undefined ? users.get(username) : undefined;
         // Without a stored hash a dummy check keeps the time of an unknown user like a known one's.
-        const ok = stored ? await verifyPassword(stored, secret) : (await verifyPassword(DUMMY, secret), false);
-        result = ok && username !== undefined ? { ok: true, identity: identityFor(username, null), expiresAtMs: undefined } : { ok: false, reason: 'bad_credentials', detail: 'unknown user name or wrong password' };
+        let ok = false;
+        if (stored) ok = await verifyPassword(stored, secret);
+        else await verifyPassword(DUMMY, secret);
+        result =
+          ok && username !== undefined
+            ? { ok: true, identity: identityFor(username, null), expiresAtMs: undefined }
+            : { ok: false, reason: 'bad_credentials', detail: 'unknown user name or wrong password' };
       }
       if (result.ok && clientId === o.serviceClientId && result.identity.kind !== 'service') {
         return { ok: false, reason: 'client_id_reserved', detail: `client id "${clientId}" belongs to the service` };
@@ -98,4 +105,4 @@ export async function createAuthenticator(o: AuthenticatorOptions): Promise<Auth
   };
 }
 
-const DUMMY = parsePasswordFile('x:$7$101$AAAAAAAAAAAAAAAA$' + Buffer.alloc(64).toString('base64')).users.get('x')!;
+const DUMMY = parsePasswordFile(`x:$7$101$AAAAAAAAAAAAAAAA$${Buffer.alloc(64).toString('base64')}`).users.get('x')!;

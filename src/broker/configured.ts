@@ -3,11 +3,11 @@
 // with a payload, a password or a token). The composition root calls startConfiguredBroker.
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
+import { embeddedBrokerUrl } from '../ingress/broker-url.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { embeddedBrokerUrl } from '../ingress/broker-url.ts';
-import { createAuthenticator, type Authenticator } from './broker-auth.ts';
-import { startEmbeddedBroker, type EmbeddedBroker, type RefusalReport } from './embedded-broker.ts';
+import { type Authenticator, createAuthenticator } from './broker-auth.ts';
+import { type EmbeddedBroker, type RefusalReport, startEmbeddedBroker } from './embedded-broker.ts';
 import { createJwtVerifier } from './jwt-auth.ts';
 
 /** Least time between two refusal lines about one client, ms. */
@@ -36,17 +36,20 @@ export function refusalReport(metrics: Metrics, log: Logger, clock: () => number
     publish(reason, topic, clientId) {
       metrics.embeddedBrokerPublishesRefused.inc({ reason });
       const suppressed = due(clientId);
-      if (suppressed !== undefined) log.warn({ event: 'publish_refused', reason, topic, clientId, suppressed }, `embedded broker refused a PUBLISH (${reason})`);
+      if (suppressed !== undefined)
+        log.warn({ event: 'publish_refused', reason, topic, clientId, suppressed }, `embedded broker refused a PUBLISH (${reason})`);
     },
     subscribe(reason, filter, clientId) {
       metrics.embeddedBrokerSubscriptionsRefused.inc({ reason });
       const suppressed = due(clientId);
-      if (suppressed !== undefined) log.warn({ event: 'subscribe_refused', reason, filter, clientId, suppressed }, `embedded broker refused a subscription (${reason}): SUBACK 0x80`);
+      if (suppressed !== undefined)
+        log.warn({ event: 'subscribe_refused', reason, filter, clientId, suppressed }, `embedded broker refused a subscription (${reason}): SUBACK 0x80`);
     },
     connect(reason, clientId) {
       metrics.embeddedBrokerConnectionsRefused.inc({ reason });
       const suppressed = due(clientId);
-      if (suppressed !== undefined) log.warn({ event: 'connection_refused', reason, clientId, suppressed }, `embedded broker refused or closed a connection (${reason})`);
+      if (suppressed !== undefined)
+        log.warn({ event: 'connection_refused', reason, clientId, suppressed }, `embedded broker refused or closed a connection (${reason})`);
     },
     hookError(hook, err, clientId) {
       log.error({ event: 'broker_hook_error', hook, clientId, err }, `embedded broker ${hook} failed; that client was refused`);
@@ -60,7 +63,10 @@ export function refusalReport(metrics: Metrics, log: Logger, clock: () => number
  * @returns the broker and the URL the service reaches it on (mqtts:// with a TLS listener).
  * @throws Error naming the setting when a key, certificate or password file cannot be used.
  */
-export async function startConfiguredBroker(config: Config, deps: { readonly metrics: Metrics; readonly log: Logger; readonly clock?: () => number }): Promise<{ broker: EmbeddedBroker; url: string }> {
+export async function startConfiguredBroker(
+  config: Config,
+  deps: { readonly metrics: Metrics; readonly log: Logger; readonly clock?: () => number },
+): Promise<{ broker: EmbeddedBroker; url: string }> {
   const b = config.broker;
   const clock = deps.clock ?? Date.now;
   let auth: Authenticator | undefined;
@@ -72,13 +78,21 @@ export async function startConfiguredBroker(config: Config, deps: { readonly met
       serviceClientId: config.mqtt.clientId,
       onPasswordFileLoad: (r) =>
         'error' in r
-          ? deps.log.error({ event: 'password_file_reload_failed', error: r.error }, 'BROKER_PASSWORD_FILE could not be read again; the previous users stay in force')
+          ? deps.log.error(
+              { event: 'password_file_reload_failed', error: r.error },
+              'BROKER_PASSWORD_FILE could not be read again; the previous users stay in force',
+            )
           : deps.log.info({ event: 'password_file_loaded', users: r.users, problems: r.problems }, `password file loaded: ${r.users} users`),
     });
   } else {
-    deps.log.warn({ event: 'broker_anonymous' }, 'embedded broker without authentication (BROKER_PASSWORD_FILE / BROKER_JWT_*): any local client may publish as any well');
+    deps.log.warn(
+      { event: 'broker_anonymous' },
+      'embedded broker without authentication (BROKER_PASSWORD_FILE / BROKER_JWT_*): any local client may publish as any well',
+    );
   }
-  const tls = b.tls ? { key: readFileSync(b.tls.keyFile), cert: readFileSync(b.tls.certFile), ...(b.tls.caFile ? { ca: readFileSync(b.tls.caFile) } : {}) } : undefined;
+  const tls = b.tls
+    ? { key: readFileSync(b.tls.keyFile), cert: readFileSync(b.tls.certFile), ...(b.tls.caFile ? { ca: readFileSync(b.tls.caFile) } : {}) }
+    : undefined;
   const broker = await startEmbeddedBroker(b.port, b.host, {
     ...(auth ? { auth } : {}),
     ...(tls ? { tls } : {}),

@@ -5,11 +5,12 @@
 // every PUBLISH and SUBSCRIBE (authorize.ts), and keeps the service's client id and its
 // all-wells subscription for the service alone. In-memory persistence: sessions and queued
 // messages live as long as this process.
+
+import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { Aedes, type Client } from 'aedes';
-import { publishRefusal, subscribeRefusal, topicRules, type Identity, type PublishRefusal, type SubscribeRefusal } from './authorize.ts';
+import { type Identity, type PublishRefusal, publishRefusal, type SubscribeRefusal, subscribeRefusal, topicRules } from './authorize.ts';
 import type { Authenticator, ConnectRefusal } from './broker-auth.ts';
 
 /**
@@ -100,7 +101,8 @@ export async function startEmbeddedBroker(port: number, host = '127.0.0.1', opti
   const expiresAtMs = new WeakMap<Client, number>();
   /** PUBLISH packets acknowledged but refused: aedes.publish drops them (see below). */
   const dropped = new WeakSet<object>();
-  const identityOf = (client: Client | null): Identity => (client ? (identities.get(client) ?? (auth ? undefined : ANONYMOUS)) : undefined) ?? { kind: 'device', wellId: '\u0000', site: '\u0000' };
+  const identityOf = (client: Client | null): Identity =>
+    (client ? (identities.get(client) ?? (auth ? undefined : ANONYMOUS)) : undefined) ?? { kind: 'device', wellId: '\u0000', site: '\u0000' };
 
   // concurrency bounds messages in delivery at once; raised so a burst does not wait on it.
   const aedes = await Aedes.createBroker({
@@ -124,10 +126,13 @@ export async function startEmbeddedBroker(port: number, host = '127.0.0.1', opti
           if (result.expiresAtMs !== undefined) {
             expiresAtMs.set(client, result.expiresAtMs);
             // Enforced during the session, not only at CONNECT (emqx/emqx #8799).
-            const timer = setTimeout(() => {
-              report.connect?.('token_expired', client.id);
-              client.close();
-            }, Math.min(Math.max(0, result.expiresAtMs - clock()), 2 ** 31 - 1));
+            const timer = setTimeout(
+              () => {
+                report.connect?.('token_expired', client.id);
+                client.close();
+              },
+              Math.min(Math.max(0, result.expiresAtMs - clock()), 2 ** 31 - 1),
+            );
             timer.unref();
             expiryTimers.set(client, timer);
           }
@@ -195,7 +200,10 @@ export async function startEmbeddedBroker(port: number, host = '127.0.0.1', opti
   });
 
   const server: Server = options.tls
-    ? createTlsServer({ key: options.tls.key, cert: options.tls.cert, ...(options.tls.ca ? { ca: options.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, aedes.handle)
+    ? createTlsServer(
+        { key: options.tls.key, cert: options.tls.cert, ...(options.tls.ca ? { ca: options.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) },
+        aedes.handle,
+      )
     : createServer(aedes.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -3,7 +3,7 @@
 // algorithm allow-list: never `none` (auth0/node-jsonwebtoken #711), never an HMAC key made from
 // a public key (CVE-2022-23540), since only asymmetric algorithms are accepted.
 import { readFile } from 'node:fs/promises';
-import { createLocalJWKSet, errors, importSPKI, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type KeyObject } from 'jose';
+import { createLocalJWKSet, errors, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify, type KeyObject } from 'jose';
 
 /** Algorithms a token may be signed with; anything else is refused before any key is used. */
 export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
@@ -87,7 +87,8 @@ export async function createJwtVerifier(s: JwtSettings): Promise<JwtVerifier> {
         throw new JwtRefused(refusalText(err));
       }
       // jose checks `nbf` and `exp` but not an `iat` in the future: refuse one beyond the tolerance.
-      if (typeof payload.iat === 'number' && payload.iat * 1000 > nowMs + s.clockToleranceS * 1000) throw new JwtRefused('token issued in the future (iat beyond the clock tolerance)');
+      if (typeof payload.iat === 'number' && payload.iat * 1000 > nowMs + s.clockToleranceS * 1000)
+        throw new JwtRefused('token issued in the future (iat beyond the clock tolerance)');
       const wellId = payload[s.wellClaim];
       if (typeof wellId !== 'string' || wellId === '') throw new JwtRefused(`token has no "${s.wellClaim}" claim naming the well`);
       const site = payload[s.siteClaim];

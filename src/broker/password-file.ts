@@ -2,7 +2,7 @@
 // (`mosquitto_passwd`) serve both brokers. Lines are `username:hash`; Mosquitto 2.0 writes
 // `$7$<iterations>$<salt, base64>$<PBKDF2-HMAC-SHA512, 64 bytes, base64>` and still reads the
 // older `$6$<salt>$<SHA-512(password ‖ salt)>` (mosquitto `src/password_mosq.c`, `pw__verify`).
-import { pbkdf2, createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, pbkdf2, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 
 const pbkdf2Async = promisify(pbkdf2);

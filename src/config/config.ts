@@ -1,12 +1,12 @@
 // Configuration: one zod schema over the environment, parsed once at start into a frozen object.
 // Every problem is reported at once; nothing here touches the network.
 import { z } from 'zod';
-import { ConfigError } from '../errors.ts';
-import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
-import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
-import { sslmodeProblem, urlProblems, type UrlRules } from './url-check.ts';
 import { JWT_ALGORITHMS, type JwtAlgorithm } from '../broker/jwt-auth.ts';
+import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
+import { ConfigError } from '../errors.ts';
+import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
 import { isLoopback } from './loopback.ts';
+import { sslmodeProblem, type UrlRules, urlProblems } from './url-check.ts';
 
 /**
  * An integer setting: plain decimal digits within [min, max] (no sign, exponent, fraction or hex:
@@ -27,14 +27,21 @@ const url = (rules: UrlRules, what: string) =>
   });
 /** A duration such as `7 days` (schema/settings.ts) within [minS, maxS], in seconds. */
 const duration = (fallback: string, minS: number, maxS: number) =>
-  z.string().default(fallback).transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => durationS(text, minS, maxS, ctx, ''));
 /** The same, or `off` (null). */
 const durationOrOff = (fallback: string, minS: number, maxS: number) =>
-  z.string().default(fallback).transform((text, ctx) => (text.trim().toLowerCase() === 'off' ? null : durationS(text, minS, maxS, ctx, ', or "off"')));
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => (text.trim().toLowerCase() === 'off' ? null : durationS(text, minS, maxS, ctx, ', or "off"')));
 function durationS(text: string, minS: number, maxS: number, ctx: z.RefinementCtx, hint: string): number {
   const s = parseDurationS(text);
   if (typeof s === 'string') ctx.addIssue({ code: 'custom', message: `${s}${hint}` });
-  else if (s < minS || s > maxS) ctx.addIssue({ code: 'custom', message: `"${text}" must be between ${formatInterval(minS)} and ${formatInterval(maxS)}${hint}` });
+  else if (s < minS || s > maxS)
+    ctx.addIssue({ code: 'custom', message: `"${text}" must be between ${formatInterval(minS)} and ${formatInterval(maxS)}${hint}` });
   else return s;
   return z.NEVER;
 }
@@ -50,18 +57,34 @@ const EnvSchema = z.object({
   BROKER_HOST: z.string().default('127.0.0.1'),
   MQTT_URL: url({ schemes: ['mqtt', 'mqtts', 'tcp', 'ssl', 'ws', 'wss'] }, 'the broker URL, mqtt://host:1883').default('mqtt://127.0.0.1:1883'),
   MQTT_TOPIC: z.string().default('esp/{site}/{well_id}/telemetry'),
-  WELL_ID_CHARS: z.string().default(DEFAULT_ID_CHARS).superRefine((text, ctx) => {
-    const problem = idCharsProblem(text);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }),
-  MQTT_CLIENT_ID: z.string().max(64, 'at most 64 characters').regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('esp-ingest'),
+  WELL_ID_CHARS: z
+    .string()
+    .default(DEFAULT_ID_CHARS)
+    .superRefine((text, ctx) => {
+      const problem = idCharsProblem(text);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  MQTT_CLIENT_ID: z
+    .string()
+    .max(64, 'at most 64 characters')
+    .regex(/^[\w.-]+$/, 'letters, digits, _ . - only')
+    .default('esp-ingest'),
   MQTT_PROTOCOL_VERSION: z.enum(['5', '4']).default('5'),
   MQTT_SESSION_EXPIRY_S: int(0, 0xffffffff).default(604_800),
   MQTT_RECEIVE_MAXIMUM: int(1, 65_535).default(16_384),
   MQTT_KEEPALIVE_S: int(5, 3_600).default(30),
-  MQTT_SESSION_MARKER_TOPIC: z.string().default('esp-ingest/session/{client_id}').refine((t) => t === 'off' || (t.includes('{client_id}') && !/[+#\u0000]/.test(t) && !t.startsWith('$')), 'must contain {client_id}, no + # or NUL, not start with $ (or be "off")'),
+  MQTT_SESSION_MARKER_TOPIC: z
+    .string()
+    .default('esp-ingest/session/{client_id}')
+    .refine(
+      (t) => t === 'off' || (t.includes('{client_id}') && !/[+#\u0000]/.test(t) && !t.startsWith('$')),
+      'must contain {client_id}, no + # or NUL, not start with $ (or be "off")',
+    ),
   MQTT_BROKER_STATS: z.enum(['mosquitto', 'off']).default('mosquitto'),
-  MQTT_SHARED_GROUP: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)').default(''),
+  MQTT_SHARED_GROUP: z
+    .string()
+    .regex(/^[\w-]*$/, 'letters, digits, _ and - only (no /, +, # or spaces: the group is one topic level)')
+    .default(''),
   MQTT_SHARED_STOP: z.enum(['leave', 'stay']).default('leave'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
@@ -77,10 +100,16 @@ const EnvSchema = z.object({
     .string()
     .default(JWT_ALGORITHMS.join(','))
     .transform((text, ctx) => {
-      const algs = text.split(',').map((a) => a.trim()).filter(Boolean);
+      const algs = text
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean);
       const bad = algs.filter((a) => !(JWT_ALGORITHMS as readonly string[]).includes(a));
       if (algs.length > 0 && bad.length === 0) return algs as JwtAlgorithm[];
-      ctx.addIssue({ code: 'custom', message: `a comma-separated list of ${JWT_ALGORITHMS.join(', ')} (asymmetric only; never none or HS*), not "${text.slice(0, 40)}"` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `a comma-separated list of ${JWT_ALGORITHMS.join(', ')} (asymmetric only; never none or HS*), not "${text.slice(0, 40)}"`,
+      });
       return z.NEVER;
     }),
   BROKER_JWT_ISSUER: z.string().optional(),
@@ -130,12 +159,15 @@ const EnvSchema = z.object({
   STORAGE_COMPRESS_AFTER: durationOrOff('7 days', 3_600, 100 * 366 * 86_400),
   STORAGE_RETENTION: durationOrOff('off', 86_400, 100 * 366 * 86_400),
   BACKUP_INFO_FILE: z.string().default(''),
-  STORAGE_ROLLUPS: z.string().default('1m,1h').transform((text, ctx) => {
-    const r = parseRollups(text);
-    if (typeof r !== 'string') return r;
-    ctx.addIssue({ code: 'custom', message: r });
-    return z.NEVER;
-  }),
+  STORAGE_ROLLUPS: z
+    .string()
+    .default('1m,1h')
+    .transform((text, ctx) => {
+      const r = parseRollups(text);
+      if (typeof r !== 'string') return r;
+      ctx.addIssue({ code: 'custom', message: r });
+      return z.NEVER;
+    }),
 });
 
 /** Every environment variable the service reads (the schema's keys), for consistency checks. */
@@ -160,16 +192,18 @@ export interface Config {
      * a loopback BROKER_HOST. With either, the service connects as MQTT_USERNAME.
      */
     readonly passwordFile: string | undefined;
-    readonly jwt: {
-      readonly jwksFile: string | undefined;
-      readonly pemFile: string | undefined;
-      readonly algorithms: readonly JwtAlgorithm[];
-      readonly issuer: string | undefined;
-      readonly audience: string | undefined;
-      readonly clockToleranceS: number;
-      readonly wellClaim: string;
-      readonly siteClaim: string;
-    } | undefined;
+    readonly jwt:
+      | {
+          readonly jwksFile: string | undefined;
+          readonly pemFile: string | undefined;
+          readonly algorithms: readonly JwtAlgorithm[];
+          readonly issuer: string | undefined;
+          readonly audience: string | undefined;
+          readonly clockToleranceS: number;
+          readonly wellClaim: string;
+          readonly siteClaim: string;
+        }
+      | undefined;
     /** PEM files of the embedded broker's TLS listener; with a CA, client certificates are required. */
     readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined } | undefined;
   };
@@ -265,9 +299,7 @@ export interface Config {
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(clean);
-  const problems: string[] = parsed.success
-    ? []
-    : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+  const problems: string[] = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
   // The cross-field checks run on each variable's own parse, so a problem elsewhere in the
   // environment does not hide them (every problem at once).
   const topic = EnvSchema.shape.MQTT_TOPIC.safeParse(clean.MQTT_TOPIC);
@@ -286,14 +318,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean.FLUSH_CONCURRENCY);
   const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean.DB_POOL_MAX);
   if (concurrency.success && poolMax.success && poolMax.data <= concurrency.data) {
-    problems.push(`DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch plus one spare (the reachability check uses a connection of its own, outside the pool)`);
+    problems.push(
+      `DB_POOL_MAX (${poolMax.data}) must be > FLUSH_CONCURRENCY (${concurrency.data}): one connection per committing batch plus one spare (the reachability check uses a connection of its own, outside the pool)`,
+    );
   }
   const compressAfter = EnvSchema.shape.STORAGE_COMPRESS_AFTER.safeParse(clean.STORAGE_COMPRESS_AFTER);
   const retention = EnvSchema.shape.STORAGE_RETENTION.safeParse(clean.STORAGE_RETENTION);
   if (compressAfter.success && retention.success && compressAfter.data !== null && retention.data !== null && retention.data <= compressAfter.data) {
-    problems.push(`STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`);
+    problems.push(
+      `STORAGE_RETENTION (${formatInterval(retention.data)}) must be longer than STORAGE_COMPRESS_AFTER (${formatInterval(compressAfter.data)}), or one of them off`,
+    );
   }
-  const dbUrl = EnvSchema.shape.DATABASE_URL.safeParse(clean['DATABASE_URL']);
+  const dbUrl = EnvSchema.shape.DATABASE_URL.safeParse(clean.DATABASE_URL);
   if (dbUrl.success) {
     const problem = sslmodeProblem(dbUrl.data);
     if (problem) problems.push(`DATABASE_URL: ${problem}`);
@@ -303,7 +339,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const group = EnvSchema.shape.MQTT_SHARED_GROUP.safeParse(clean.MQTT_SHARED_GROUP);
   if (broker.success && group.success && broker.data === 'embedded' && group.data !== '') {
     // aedes 1.2 grants `$share/…` and then delivers nothing (moscajs/aedes #228).
-    problems.push(`MQTT_SHARED_GROUP ("${group.data}") needs a broker with shared subscriptions: the embedded broker (BROKER=embedded) has none; unset MQTT_SHARED_GROUP, or run several instances on Mosquitto, EMQX or HiveMQ (BROKER=external)`);
+    problems.push(
+      `MQTT_SHARED_GROUP ("${group.data}") needs a broker with shared subscriptions: the embedded broker (BROKER=embedded) has none; unset MQTT_SHARED_GROUP, or run several instances on Mosquitto, EMQX or HiveMQ (BROKER=external)`,
+    );
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
@@ -328,7 +366,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
               siteClaim: e.BROKER_JWT_SITE_CLAIM,
             }
           : undefined,
-      tls: e.BROKER_TLS_CERT_FILE && e.BROKER_TLS_KEY_FILE ? { certFile: e.BROKER_TLS_CERT_FILE, keyFile: e.BROKER_TLS_KEY_FILE, caFile: e.BROKER_TLS_CA_FILE } : undefined,
+      tls:
+        e.BROKER_TLS_CERT_FILE && e.BROKER_TLS_KEY_FILE
+          ? { certFile: e.BROKER_TLS_CERT_FILE, keyFile: e.BROKER_TLS_KEY_FILE, caFile: e.BROKER_TLS_CA_FILE }
+          : undefined,
     },
     mqtt: {
       url: e.MQTT_URL,
@@ -350,7 +391,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },
     metrics: { wellsMax: e.METRICS_WELLS_MAX },
     backup: { infoFile: e.BACKUP_INFO_FILE.trim() === '' ? undefined : e.BACKUP_INFO_FILE },
-    batch: { maxRows: e.BATCH_MAX_ROWS, flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS, bufferMaxRows: e.BUFFER_MAX_ROWS, flushConcurrency: e.FLUSH_CONCURRENCY, backfillAfterS: e.BACKFILL_AFTER },
+    batch: {
+      maxRows: e.BATCH_MAX_ROWS,
+      flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS,
+      bufferMaxRows: e.BUFFER_MAX_ROWS,
+      flushConcurrency: e.FLUSH_CONCURRENCY,
+      backfillAfterS: e.BACKFILL_AFTER,
+    },
     decode: {
       messageMaxBytes: e.MESSAGE_MAX_BYTES,
       unknownFields: e.UNKNOWN_FIELDS,
@@ -372,7 +419,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, summaryIntervalS: e.LOG_SUMMARY_INTERVAL_S },
     probes: { livezMaxEventLoopBlockMs: e.LIVEZ_MAX_EVENT_LOOP_BLOCK_MS, readyBufferHighWaterRatio: e.READY_BUFFER_HIGH_WATER_RATIO },
     sequence: { wrapBits: e.SEQ_WRAP_BITS === 'auto' ? 'auto' : (Number(e.SEQ_WRAP_BITS) as 8 | 16 | 32) },
-    storage: { chunkIntervalS: e.STORAGE_CHUNK_INTERVAL, compressAfterS: e.STORAGE_COMPRESS_AFTER, retentionS: e.STORAGE_RETENTION, rollups: e.STORAGE_ROLLUPS },
+    storage: {
+      chunkIntervalS: e.STORAGE_CHUNK_INTERVAL,
+      compressAfterS: e.STORAGE_COMPRESS_AFTER,
+      retentionS: e.STORAGE_RETENTION,
+      rollups: e.STORAGE_ROLLUPS,
+    },
   });
 }
 
@@ -388,15 +440,22 @@ function brokerProblems(env: Record<string, string | undefined>): string[] {
   };
   pair('MQTT_CERT_FILE', 'MQTT_KEY_FILE');
   pair('BROKER_TLS_CERT_FILE', 'BROKER_TLS_KEY_FILE');
-  if (env['BROKER_TLS_CA_FILE'] !== undefined && env['BROKER_TLS_CERT_FILE'] === undefined) problems.push('BROKER_TLS_CA_FILE needs BROKER_TLS_CERT_FILE and BROKER_TLS_KEY_FILE (the TLS listener)');
-  if (env['BROKER_JWT_JWKS_FILE'] !== undefined && env['BROKER_JWT_PUBLIC_KEY_FILE'] !== undefined) problems.push('BROKER_JWT_JWKS_FILE and BROKER_JWT_PUBLIC_KEY_FILE: give one key source, not both');
-  if (env['MQTT_PASSWORD'] !== undefined && env['MQTT_PASSWORD_FILE'] !== undefined) problems.push('MQTT_PASSWORD and MQTT_PASSWORD_FILE: give one, not both');
-  const authOn = env['BROKER_PASSWORD_FILE'] !== undefined || env['BROKER_JWT_JWKS_FILE'] !== undefined || env['BROKER_JWT_PUBLIC_KEY_FILE'] !== undefined;
-  if (env['BROKER'] === 'embedded') {
-    if (!authOn && !isLoopback(env['BROKER_HOST'] ?? '127.0.0.1')) {
-      problems.push('BROKER_HOST: the embedded broker without BROKER_PASSWORD_FILE or BROKER_JWT_* takes anonymous clients, so it listens only on a loopback address (127.0.0.1, ::1); set up authentication to listen on another');
+  if (env.BROKER_TLS_CA_FILE !== undefined && env.BROKER_TLS_CERT_FILE === undefined)
+    problems.push('BROKER_TLS_CA_FILE needs BROKER_TLS_CERT_FILE and BROKER_TLS_KEY_FILE (the TLS listener)');
+  if (env.BROKER_JWT_JWKS_FILE !== undefined && env.BROKER_JWT_PUBLIC_KEY_FILE !== undefined)
+    problems.push('BROKER_JWT_JWKS_FILE and BROKER_JWT_PUBLIC_KEY_FILE: give one key source, not both');
+  if (env.MQTT_PASSWORD !== undefined && env.MQTT_PASSWORD_FILE !== undefined) problems.push('MQTT_PASSWORD and MQTT_PASSWORD_FILE: give one, not both');
+  const authOn = env.BROKER_PASSWORD_FILE !== undefined || env.BROKER_JWT_JWKS_FILE !== undefined || env.BROKER_JWT_PUBLIC_KEY_FILE !== undefined;
+  if (env.BROKER === 'embedded') {
+    if (!authOn && !isLoopback(env.BROKER_HOST ?? '127.0.0.1')) {
+      problems.push(
+        'BROKER_HOST: the embedded broker without BROKER_PASSWORD_FILE or BROKER_JWT_* takes anonymous clients, so it listens only on a loopback address (127.0.0.1, ::1); set up authentication to listen on another',
+      );
     }
-    if (authOn && env['MQTT_USERNAME'] === undefined) problems.push('MQTT_USERNAME: with broker authentication on, the service connects to the embedded broker as this user (give it a line in BROKER_PASSWORD_FILE, or a token with it as the well claim)');
+    if (authOn && env.MQTT_USERNAME === undefined)
+      problems.push(
+        'MQTT_USERNAME: with broker authentication on, the service connects to the embedded broker as this user (give it a line in BROKER_PASSWORD_FILE, or a token with it as the well claim)',
+      );
   }
   return problems;
 }

@@ -93,7 +93,11 @@ function diagnose(rest: string): string[] {
     if (!/^\d+$/.test(port)) problems.push('the port must be decimal digits (1-65535)');
     else if (Number(port) > 65_535 || Number(port) === 0) problems.push(`port ${Number(port)} is out of range: use 1-65535`);
   }
-  return problems.length > 0 ? problems : ['cannot be parsed as a URL: check it against scheme://user:password@host:port/path, with special characters in the user name and password percent-encoded'];
+  return problems.length > 0
+    ? problems
+    : [
+        'cannot be parsed as a URL: check it against scheme://user:password@host:port/path, with special characters in the user name and password percent-encoded',
+      ];
 }
 
 /** The user info as written, if the text has one: everything before the last "@" (as parsers end it). */
@@ -144,6 +148,7 @@ export function sslmodeProblem(text: string): string | undefined {
   if (!SSLMODES_KEPT.includes(mode)) {
     return `sslmode=${mode.slice(0, 20)} means different things in libpq, node-postgres 8 and node-postgres 9 (brianc/node-postgres#2375): use sslmode=verify-full (with sslrootcert=<CA file> for a private CA), verify-ca with sslrootcert, or disable`;
   }
-  if (mode === 'verify-ca' && !url.searchParams.has('sslrootcert')) return 'sslmode=verify-ca needs sslrootcert=<CA file>: the certificate is checked against that CA';
+  if (mode === 'verify-ca' && !url.searchParams.has('sslrootcert'))
+    return 'sslmode=verify-ca needs sslrootcert=<CA file>: the certificate is checked against that CA';
   return undefined;
 }

@@ -38,7 +38,13 @@ export const DEFAULT_CATALOG: readonly Channel[] = [
   { column: 'choke_upstream_pressure_pa', unit: 'Pa', min: 0, max: 2e8, description: 'Pressure upstream of the production choke (3W P-MON-CKP)' },
   { column: 'choke_downstream_temperature_degc', unit: '°C', min: -60, max: 300, description: 'Temperature downstream of the production choke (3W T-JUS-CKP)' },
   { column: 'gas_lift_pressure_pa', unit: 'Pa', min: 0, max: 2e8, description: 'Gas-lift line pressure downstream of the gas-lift choke (3W P-JUS-CKGL)' },
-  { column: 'gas_lift_temperature_degc', unit: '°C', min: -60, max: 300, description: 'Gas-lift line temperature downstream of the gas-lift choke (3W T-JUS-CKGL)' },
+  {
+    column: 'gas_lift_temperature_degc',
+    unit: '°C',
+    min: -60,
+    max: 300,
+    description: 'Gas-lift line temperature downstream of the gas-lift choke (3W T-JUS-CKGL)',
+  },
   { column: 'gas_lift_flow_sm3_s', unit: 'sm³/s', min: 0, max: 100, description: 'Gas-lift flow rate at standard conditions (3W QGL)' },
 ];
 

@@ -30,10 +30,28 @@ export type RejectReason =
 
 /** Every reason code, in the order docs/payload.md lists them; the `reason` label's whole set. */
 export const REJECT_REASONS: readonly RejectReason[] = [
-  'payload_too_large', 'invalid_utf8', 'invalid_json', 'empty_batch', 'too_many_readings', 'not_a_reading',
-  'missing_ts', 'retained_without_ts', 'invalid_ts', 'ts_without_zone', 'ts_out_of_range', 'invalid_seq', 'non_finite_number',
-  'type_mismatch', 'out_of_range', 'unknown_field', 'invalid_text', 'no_channels', 'topic_mismatch',
-  'invalid_well_id', 'well_id_mismatch', 'db_rejected',
+  'payload_too_large',
+  'invalid_utf8',
+  'invalid_json',
+  'empty_batch',
+  'too_many_readings',
+  'not_a_reading',
+  'missing_ts',
+  'retained_without_ts',
+  'invalid_ts',
+  'ts_without_zone',
+  'ts_out_of_range',
+  'invalid_seq',
+  'non_finite_number',
+  'type_mismatch',
+  'out_of_range',
+  'unknown_field',
+  'invalid_text',
+  'no_channels',
+  'topic_mismatch',
+  'invalid_well_id',
+  'well_id_mismatch',
+  'db_rejected',
 ];
 
 /** One validated reading of one well at one instant. */
@@ -106,7 +124,8 @@ const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 // MESSAGE_MAX_READINGS times per message, and a zod parse per reading tripled the decode time
 // of a full-size array payload (worst-case budget: 50 ms, test/unit/decode.test.ts).
 function envelope(ts: unknown, seq: unknown): { ts: string | number; seq: number | null } | { reason: RejectReason; key: 'ts' | 'seq' } {
-  if ((typeof ts !== 'string' && typeof ts !== 'number') || ts === Infinity || ts === -Infinity) return { reason: ts === undefined ? 'missing_ts' : 'invalid_ts', key: 'ts' };
+  if ((typeof ts !== 'string' && typeof ts !== 'number') || ts === Infinity || ts === -Infinity)
+    return { reason: ts === undefined ? 'missing_ts' : 'invalid_ts', key: 'ts' };
   if (seq === undefined || seq === null) return { ts, seq: null };
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return { reason: 'invalid_seq', key: 'seq' };
   return { ts, seq };
@@ -129,10 +148,16 @@ export function parseTimestamp(ts: string | number, unit: EpochUnit = 'ms'): TsR
     return { ok: true, us: ts * US_PER_UNIT[unit] };
   }
   const m = ISO_RE.exec(ts);
-  if (!m) return { ok: false, reason: 'invalid_ts', detail: `ts: ${JSON.stringify(ts).slice(0, 64)} is not an ISO-8601 date-time with a zone, nor an epoch number` };
+  if (!m)
+    return { ok: false, reason: 'invalid_ts', detail: `ts: ${JSON.stringify(ts).slice(0, 64)} is not an ISO-8601 date-time with a zone, nor an epoch number` };
   const [, y, mo, d, h, mi, s = '0', frac = '', zone] = m;
   if (zone === undefined) return { ok: false, reason: 'ts_without_zone', detail: `ts: ${ts} has no zone; add Z or an offset such as +02:00` };
-  const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
+  const year = Number(y),
+    month = Number(mo),
+    day = Number(d),
+    hour = Number(h),
+    minute = Number(mi),
+    second = Number(s);
   const dim = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
   if (month < 1 || month > 12 || day < 1 || day > dim || hour > 23 || minute > 59 || second > 59) {
     return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} is not a calendar date-time` };
@@ -141,7 +166,8 @@ export function parseTimestamp(ts: string | number, unit: EpochUnit = 'ms'): TsR
   if (zone !== 'Z' && zone !== 'z') {
     const sign = zone.startsWith('-') ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
-    const oh = Number(digits.slice(0, 2)), om = Number(digits.slice(2));
+    const oh = Number(digits.slice(0, 2)),
+      om = Number(digits.slice(2));
     // RFC 3339 time-numoffset: hours 00-23, minutes 00-59.
     if (oh > 23 || om > 59) return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} has an invalid zone offset` };
     offsetMin = sign * (oh * 60 + om);
@@ -206,8 +232,7 @@ export function decodeMessage(payload: Uint8Array, source: Source, opts: DecodeO
     if ('reason' in r) {
       const at = index(i);
       rejections.push(at === null ? { reason: r.reason, detail: r.detail, index: null } : { reason: r.reason, detail: r.detail, index: at, item });
-    }
-    else {
+    } else {
       readings.push(r.reading);
       droppedFields += r.droppedFields;
       coercedValues += r.coercedValues;
@@ -245,7 +270,10 @@ const show = (v: unknown): string => {
 
 function decodeReading(item: unknown, source: Source, opts: DecodeOptions): ReadingResult {
   if (item === null || typeof item !== 'object' || Array.isArray(item)) {
-    return { reason: 'not_a_reading', detail: `expected a JSON object with "ts", got ${item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item}` };
+    return {
+      reason: 'not_a_reading',
+      detail: `expected a JSON object with "ts", got ${item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item}`,
+    };
   }
   const fields = item as Record<string, unknown>;
   const stamp = fields.ts === undefined && opts.missingTs === 'stamp';

@@ -1,8 +1,9 @@
 // From a received message to the sink's unit of work: topic → well id and site, payload →
 // readings and rejections (each rejection keeps the raw bytes). Pure.
+
+import { type DecodeOptions, decodeMessage, type Rejection } from './decode.ts';
 import { idProblem, type TopicTemplate } from './topic.ts';
-import { pgText, type MessageWork, type RejectRow } from './work.ts';
-import { decodeMessage, type DecodeOptions, type Rejection } from './decode.ts';
+import { type MessageWork, pgText, type RejectRow } from './work.ts';
 
 export interface Received {
   readonly topic: string;

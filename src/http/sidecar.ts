@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { LoopBlocked } from '../lifecycle/liveness.ts';
-import { reasonsBody, type NotReady } from '../lifecycle/readiness.ts';
+import { type NotReady, reasonsBody } from '../lifecycle/readiness.ts';
 
 export interface Readiness {
   /** Reasons the service is not ready; empty when ready. */
@@ -70,7 +70,13 @@ export class Sidecar {
     if (url === '/livez') {
       const blocked = this.#deps.liveness.blocked();
       const body = blocked
-        ? { live: false, reasons: ['event_loop_blocked'], eventLoopBlockedMs: Math.round(blocked.blockedMs), ongoing: blocked.ongoing, maxEventLoopBlockMs: this.#deps.liveness.maxBlockMs }
+        ? {
+            live: false,
+            reasons: ['event_loop_blocked'],
+            eventLoopBlockedMs: Math.round(blocked.blockedMs),
+            ongoing: blocked.ongoing,
+            maxEventLoopBlockMs: this.#deps.liveness.maxBlockMs,
+          }
         : { live: true };
       json(res, blocked ? 503 : 200, body);
     } else if (url === '/readyz') {

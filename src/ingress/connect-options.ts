@@ -2,8 +2,9 @@
 // token a sidecar refreshes) and the TLS files (MQTT_CA_FILE, MQTT_CERT_FILE, MQTT_KEY_FILE), so
 // a rotated credential or certificate needs no restart (MQTT.js #916, #1947: a reconnect reuses
 // `client.options`, which is therefore what gets updated). Also: how a refused CONNACK is named.
-import { readFileSync } from 'node:fs';
+
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 
 /** Options that change between connects. */

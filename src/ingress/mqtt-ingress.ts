@@ -9,10 +9,10 @@ import type { Logger } from '../log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
+import { connackRefusal, type FreshConnectOptions, readConnectFiles } from './connect-options.ts';
 import { PubackGate } from './puback-gate.ts';
-import { connackRefusal, readConnectFiles, type FreshConnectOptions } from './connect-options.ts';
-import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
 import { SessionMarker } from './session-marker.ts';
+import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS } from './takeover.ts';
 
 /** Mosquitto's `$SYS` counters (mosquitto.conf(5), sys_interval) → the gauge each sets. */
@@ -130,9 +130,7 @@ export class MqttIngress {
       reconnectOnConnackError: true,
       ...(c.username !== undefined ? { username: c.username } : {}),
       ...(c.password !== undefined ? { password: c.password } : {}),
-      ...(endpoint.protocolVersion === 5
-        ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } }
-        : {}),
+      ...(endpoint.protocolVersion === 5 ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } } : {}),
     };
     const received = [0, 1, 2].map((q) => metrics.messagesReceived.labels(String(q)));
     this.#refreshFiles(options);
@@ -188,7 +186,11 @@ export class MqttIngress {
           : () => undefined,
       };
       const wait = onMessage(msg);
-      if (wait) wait.then(() => callback(), (err: Error) => callback(err));
+      if (wait)
+        wait.then(
+          () => callback(),
+          (err: Error) => callback(err),
+        );
       else callback();
     };
 
@@ -222,7 +224,8 @@ export class MqttIngress {
       this.#lastFailure = undefined;
       if (!this.#fatal) client.options.reconnectPeriod = RECONNECT_FIRST_MS;
       const recovery = outage.ok();
-      if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
+      if (recovery)
+        log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `mqtt broker reachable again after ${recovery.errors} errors`);
       const first = this.#connects === 1;
       log.info({ event: 'mqtt_connected', sessionPresent: connack.sessionPresent, clientId: c.clientId }, 'mqtt connected');
       if (!connack.sessionPresent && !first) {
@@ -253,7 +256,14 @@ export class MqttIngress {
         this.#lastFailure = `broker refused the connection: ${refusal.text}`;
         this.#report();
         this.#backoff(client);
-        warnThrottled(log, outage, { message: this.#lastFailure, code: refusal.label }, { event: 'mqtt_refused', reason: refusal.label }, `mqtt broker refused our connection: ${refusal.text}; retrying with backoff`, (n) => `mqtt broker still refuses our connection: ${refusal.text} (${n} refusals since the last line)`);
+        warnThrottled(
+          log,
+          outage,
+          { message: this.#lastFailure, code: refusal.label },
+          { event: 'mqtt_refused', reason: refusal.label },
+          `mqtt broker refused our connection: ${refusal.text}; retrying with backoff`,
+          (n) => `mqtt broker still refuses our connection: ${refusal.text} (${n} refusals since the last line)`,
+        );
         return;
       }
       // Socket and TLS errors by code only: their messages carry internal addresses.
@@ -289,7 +299,10 @@ export class MqttIngress {
     if (read.problems.length > 0) {
       this.#lastFailure = read.problems.join('; ');
       this.#report();
-      this.#deps.log.warn({ event: 'mqtt_files_unreadable', problems: read.problems }, 'could not read MQTT credential or TLS files; using what was read before');
+      this.#deps.log.warn(
+        { event: 'mqtt_files_unreadable', problems: read.problems },
+        'could not read MQTT credential or TLS files; using what was read before',
+      );
     }
   }
 
@@ -323,7 +336,11 @@ export class MqttIngress {
     client.subscribe(filter, opts, (err, granted) => {
       const refused = granted?.find((g) => g.qos !== 0 && g.qos !== 1 && g.qos !== 2);
       if (err || refused) {
-        this.#fatal = new EspError('ESP_MQTT_SUBSCRIBE_REFUSED', `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`, { cause: err });
+        this.#fatal = new EspError(
+          'ESP_MQTT_SUBSCRIBE_REFUSED',
+          `broker refused subscription to "${filter}": ${err?.message ?? `reason ${refused?.qos}`}; check the broker's ACL`,
+          { cause: err },
+        );
         log.error({ err: this.#fatal }, 'subscribe failed');
         this.#report();
         this.#deps.onFatal(this.#fatal);
@@ -395,7 +412,10 @@ export class MqttIngress {
     this.#leftGroup = await unsubscribeShared(client, this.subscriptionFilter, signal);
     if (this.#leftGroup) {
       metrics.sharedGroupMember.set({ group: c.sharedGroup }, 0);
-      log.info({ event: 'shared_group_left', group: c.sharedGroup }, 'left the shared subscription group: taking what the broker had already dealt us, then ending the session');
+      log.info(
+        { event: 'shared_group_left', group: c.sharedGroup },
+        'left the shared subscription group: taking what the broker had already dealt us, then ending the session',
+      );
     }
     return this.#leftGroup;
   }

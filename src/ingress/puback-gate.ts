@@ -116,9 +116,12 @@ function installedPublishHandler(): PublishHandler | string {
  */
 export function pubackGateProblem(handlePublish: PublishHandler | string = installedPublishHandler()): string | undefined {
   if (typeof handlePublish === 'string') return handlePublish;
-  const client = new MqttClient(() => {
-    throw new Error('never connected');
-  }, { manualConnect: true, protocolVersion: 4 });
+  const client = new MqttClient(
+    () => {
+      throw new Error('never connected');
+    },
+    { manualConnect: true, protocolVersion: 4 },
+  );
   const internal = client as unknown as { _sendPacket?: unknown };
   if (typeof internal._sendPacket !== 'function') return 'MqttClient has no _sendPacket method';
   const sent: { cmd: string }[] = [];
@@ -129,7 +132,11 @@ export function pubackGateProblem(handlePublish: PublishHandler | string = insta
   const gate = new PubackGate(client);
   const release = gate.hold(1);
   let handled = false;
-  handlePublish(client, { cmd: 'publish', qos: 1, messageId: 1, topic: 'esp/self-check', payload: Buffer.alloc(0), retain: false, dup: false }, () => (handled = true));
+  handlePublish(
+    client,
+    { cmd: 'publish', qos: 1, messageId: 1, topic: 'esp/self-check', payload: Buffer.alloc(0), retain: false, dup: false },
+    () => (handled = true),
+  );
   if (!handled) return 'the QoS 1 PUBLISH handler did not complete synchronously';
   if (sent.some((p) => p.cmd === 'puback')) return 'a PUBACK left through _sendPacket while the gate held it';
   // Released on an unconnected client: false when the gate had caught the PUBACK (and drops it),

@@ -2,8 +2,9 @@
 // migrations, the MQTT subscription, the buffer, shutdown) goes in as events from the components;
 // stable reason codes come out for /readyz, /startupz and the esp_ingest_ready gauge. No I/O and
 // no timers.
-import type { StorageReport } from '../schema/report.ts';
+
 import { scrubAddresses } from '../log/scrub.ts';
+import type { StorageReport } from '../schema/report.ts';
 
 /** Why /readyz answers 503. Stable: dashboards and alerts match on them. */
 export const NOT_READY_CODES = [
@@ -229,13 +230,18 @@ export class ReadinessState {
     const r: NotReady[] = [];
     if (!this.#migrated) r.push({ code: 'migrations_pending', detail: this.#migrationsHeld ?? 'schema migrations not applied yet' });
     if (this.#db.tripped(now)) r.push({ code: 'database_unreachable', detail: `${this.#db.detail} (${this.#db.failures} checks failed in a row)` });
-    if (this.#writes.tripped(now)) r.push({ code: 'database_writes_failing', detail: `${this.#writes.detail} (${this.#writes.failures} attempts failed in a row; retrying)` });
-    if (this.#restore !== undefined) r.push({ code: 'restore_in_progress', detail: `commits held (nothing acknowledged; the broker keeps the messages): ${this.#restore}` });
+    if (this.#writes.tripped(now))
+      r.push({ code: 'database_writes_failing', detail: `${this.#writes.detail} (${this.#writes.failures} attempts failed in a row; retrying)` });
+    if (this.#restore !== undefined)
+      r.push({ code: 'restore_in_progress', detail: `commits held (nothing acknowledged; the broker keeps the messages): ${this.#restore}` });
     if (mqtt !== undefined) r.push({ code: 'mqtt_subscription_inactive', detail: mqtt });
     if (this.#mqttDeaf !== undefined) r.push({ code: 'mqtt_subscription_deaf', detail: this.#mqttDeaf });
     if (this.#buffer.above) {
       const { highRows, lowRows } = this.bufferMarks;
-      r.push({ code: 'buffer_above_high_water', detail: `${this.#rowsBuffered} rows buffered (high water ${highRows}, ready again below ${lowRows}); the database is too slow or down` });
+      r.push({
+        code: 'buffer_above_high_water',
+        detail: `${this.#rowsBuffered} rows buffered (high water ${highRows}, ready again below ${lowRows}); the database is too slow or down`,
+      });
     }
     if (this.#shuttingDown) r.push({ code: 'shutting_down', detail: 'stopping: intake stopped, last flush in progress' });
     return r;

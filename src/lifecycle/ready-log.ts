@@ -2,7 +2,7 @@
 // details), checked every 250 ms: the same reasons /readyz answers with, so the log and the probe
 // never disagree.
 import type { Logger } from '../log/logger.ts';
-import { reasonsBody, type ReadinessState } from './readiness.ts';
+import { type ReadinessState, reasonsBody } from './readiness.ts';
 
 const CHECK_INTERVAL_MS = 250;
 

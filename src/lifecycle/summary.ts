@@ -101,13 +101,16 @@ export class SummaryLog {
     const clock = this.#deps.clock ?? (() => performance.now());
     this.#prev = { totals: await this.#deps.totals(), atMs: clock() };
     this.#timer = setInterval(() => {
-      void this.#deps.totals().then((totals) => {
-        const prev = this.#prev;
-        const atMs = clock();
-        this.#prev = { totals, atMs };
-        if (!prev || !this.#timer) return;
-        this.#deps.log.info({ event: 'summary', ...summarize(prev.totals, totals, this.#deps.gauges(), (atMs - prev.atMs) / 1000) }, 'summary');
-      }, (err: unknown) => this.#deps.log.warn({ err }, 'summary: metrics could not be read'));
+      void this.#deps.totals().then(
+        (totals) => {
+          const prev = this.#prev;
+          const atMs = clock();
+          this.#prev = { totals, atMs };
+          if (!prev || !this.#timer) return;
+          this.#deps.log.info({ event: 'summary', ...summarize(prev.totals, totals, this.#deps.gauges(), (atMs - prev.atMs) / 1000) }, 'summary');
+        },
+        (err: unknown) => this.#deps.log.warn({ err }, 'summary: metrics could not be read'),
+      );
     }, this.#deps.intervalS * 1000);
     this.#timer.unref();
   }

@@ -1,6 +1,6 @@
 // pino logger: JSON in production, pretty on a terminal; secrets redacted. Lifecycle lines carry
 // a fixed `event` code (LIFECYCLE_EVENTS) so that log queries need not parse messages.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { Config } from '../config/config.ts';
 
 export type { Logger };
@@ -64,7 +64,27 @@ export function createLogger(level: string, format: 'auto' | 'json' | 'pretty'):
  * password (brianc/node-postgres #1568); an MQTT.js client or an options object would carry
  * credentials too.
  */
-const ERROR_FIELDS = ['code', 'errno', 'syscall', 'address', 'port', 'severity', 'detail', 'hint', 'routine', 'where', 'schema', 'table', 'column', 'constraint', 'reasonCode', 'problems', 'hook', 'claim', 'reason'] as const;
+const ERROR_FIELDS = [
+  'code',
+  'errno',
+  'syscall',
+  'address',
+  'port',
+  'severity',
+  'detail',
+  'hint',
+  'routine',
+  'where',
+  'schema',
+  'table',
+  'column',
+  'constraint',
+  'reasonCode',
+  'problems',
+  'hook',
+  'claim',
+  'reason',
+] as const;
 
 /**
  * pino serializer for `err`: type, message, stack, the allow-listed fields (primitive values or
@@ -80,8 +100,8 @@ export function serializeError(err: unknown, depth = 0): unknown {
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[key] = v;
     else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[key] = v;
   }
-  if (depth < 3 && err.cause !== undefined) out['cause'] = serializeError(err.cause, depth + 1);
-  if (depth < 3 && err instanceof AggregateError) out['errors'] = err.errors.slice(0, 10).map((x) => serializeError(x, depth + 1));
+  if (depth < 3 && err.cause !== undefined) out.cause = serializeError(err.cause, depth + 1);
+  if (depth < 3 && err instanceof AggregateError) out.errors = err.errors.slice(0, 10).map((x) => serializeError(x, depth + 1));
   return out;
 }
 

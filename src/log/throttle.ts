@@ -92,6 +92,15 @@ export function warnThrottled(
   if (verdict.log === 'first') log.warn({ ...fields, err }, first);
   else if (verdict.log === 'repeat') {
     const e = err as { message?: unknown; code?: unknown };
-    log.warn({ ...fields, error: String(e?.message ?? err), code: e?.code, errorsSinceLastLine: verdict.errorsSinceLastLine, outageS: Math.round(verdict.outageMs / 1000) }, repeat(verdict.errorsSinceLastLine));
+    log.warn(
+      {
+        ...fields,
+        error: String(e?.message ?? err),
+        code: e?.code,
+        errorsSinceLastLine: verdict.errorsSinceLastLine,
+        outageS: Math.round(verdict.outageMs / 1000),
+      },
+      repeat(verdict.errorsSinceLastLine),
+    );
   }
 }

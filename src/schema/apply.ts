@@ -5,8 +5,8 @@
 import type { Channel } from '../decode/catalog.ts';
 import type { Logger } from '../log/logger.ts';
 import { classifyDbError, sqlstateOf } from '../sink/sqlstate.ts';
-import { TABLE, parseGenerationName, planStorage, usesColumnstoreApi, type Observed, type ObservedGeneration, type ServerFacts } from './plan.ts';
-import { FEATURES, FEATURE_NEEDS, storageMode, describeStorage, type Feature, type FeatureState, type StorageReport } from './report.ts';
+import { type Observed, type ObservedGeneration, parseGenerationName, planStorage, type ServerFacts, TABLE, usesColumnstoreApi } from './plan.ts';
+import { describeStorage, FEATURE_NEEDS, FEATURES, type Feature, type FeatureState, type StorageReport, storageMode } from './report.ts';
 import { channelsOfColumns, rollupViewName } from './rollups.ts';
 import { ROLLUP_NAMES, type RollupName, type StorageSettings } from './settings.ts';
 
@@ -31,7 +31,10 @@ export async function applyStorage(client: SqlClient, settings: StorageSettings,
   const server = await detectTimescale(client);
   let report: StorageReport;
   if ('reason' in server) {
-    const features = Object.fromEntries(FEATURES.map((f) => [f, { state: 'unsupported', sqlstate: server.sqlstate, reason: server.reason }])) as Record<Feature, FeatureState>;
+    const features = Object.fromEntries(FEATURES.map((f) => [f, { state: 'unsupported', sqlstate: server.sqlstate, reason: server.reason }])) as Record<
+      Feature,
+      FeatureState
+    >;
     report = { timescaledb: null, license: null, api: null, mode: storageMode(features), features };
   } else {
     const observed = await observe(client);
@@ -46,14 +49,26 @@ export async function applyStorage(client: SqlClient, settings: StorageSettings,
       }
       features[plan.feature] = await runPlan(client, plan.feature, plan.steps, plan.target, log);
     }
-    report = { timescaledb: server.version, license: server.license, api: usesColumnstoreApi(server) ? 'columnstore' : 'compression', mode: storageMode(features), features };
+    report = {
+      timescaledb: server.version,
+      license: server.license,
+      api: usesColumnstoreApi(server) ? 'columnstore' : 'compression',
+      mode: storageMode(features),
+      features,
+    };
   }
   const failed = FEATURES.some((f) => report.features[f].state === 'failed');
   log[failed ? 'warn' : 'info']({ event: 'storage_features', storage: report }, describeStorage(report));
   return report;
 }
 
-async function runPlan(client: SqlClient, feature: Feature, steps: readonly { sql: string; note: string }[], target: { kind: 'apply'; detail: string } | { kind: 'disable'; reason: string }, log: Logger): Promise<FeatureState> {
+async function runPlan(
+  client: SqlClient,
+  feature: Feature,
+  steps: readonly { sql: string; note: string }[],
+  target: { kind: 'apply'; detail: string } | { kind: 'disable'; reason: string },
+  log: Logger,
+): Promise<FeatureState> {
   for (const step of steps) {
     try {
       await client.query(step.sql);
@@ -79,11 +94,16 @@ async function runPlan(client: SqlClient, feature: Feature, steps: readonly { sq
  * the preload TimescaleDB refuses to load and may end the session, so it is not tried then.
  */
 async function detectTimescale(client: SqlClient): Promise<ServerFacts | { reason: string; sqlstate: string | null }> {
-  const probe = async () => (await rows<{ installed: string | null; available: string | null; preloaded: boolean; license: string | null }>(client,
-    `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS installed,
+  const probe = async () =>
+    (
+      await rows<{ installed: string | null; available: string | null; preloaded: boolean; license: string | null }>(
+        client,
+        `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS installed,
             (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
             current_setting('shared_preload_libraries') ~ 'timescaledb' AS preloaded,
-            current_setting('timescaledb.license', true) AS license`))[0];
+            current_setting('timescaledb.license', true) AS license`,
+      )
+    )[0];
   let row = await probe();
   const loaded = (r: typeof row) => Boolean(r?.preloaded || r?.license);
   if (!row?.installed) {
@@ -97,19 +117,32 @@ async function detectTimescale(client: SqlClient): Promise<ServerFacts | { reaso
     }
     row = await probe();
   }
-  if (!row?.installed || !loaded(row)) return { reason: 'TimescaleDB is not loaded (not in shared_preload_libraries): a plain PostgreSQL table', sqlstate: null };
+  if (!row?.installed || !loaded(row))
+    return { reason: 'TimescaleDB is not loaded (not in shared_preload_libraries): a plain PostgreSQL table', sqlstate: null };
   return { version: row.installed, license: row.license ?? null };
 }
 
 /** Reads what is in place: hypertable, chunk interval, compression, policies, rollups. */
 export async function observe(client: SqlClient): Promise<Observed> {
-  const [ht] = await rows<{ compression_enabled: boolean; chunk_interval_s: number | null }>(client,
+  const [ht] = await rows<{ compression_enabled: boolean; chunk_interval_s: number | null }>(
+    client,
     `SELECT h.compression_enabled,
             (SELECT EXTRACT(epoch FROM d.time_interval)::float8 FROM timescaledb_information.dimensions d
               WHERE d.hypertable_schema = h.hypertable_schema AND d.hypertable_name = h.hypertable_name AND d.column_name = 'ts') AS chunk_interval_s
        FROM timescaledb_information.hypertables h
-      WHERE h.hypertable_schema = current_schema() AND h.hypertable_name = $1`, [TABLE]);
-  const jobs = await rows<{ proc_name: string; view_name: string | null; after_s: number | null; start_s: number | null; end_s: number | null; schedule_s: number; batch: number | null }>(client,
+      WHERE h.hypertable_schema = current_schema() AND h.hypertable_name = $1`,
+    [TABLE],
+  );
+  const jobs = await rows<{
+    proc_name: string;
+    view_name: string | null;
+    after_s: number | null;
+    start_s: number | null;
+    end_s: number | null;
+    schedule_s: number;
+    batch: number | null;
+  }>(
+    client,
     `SELECT j.proc_name, c.view_name,
             EXTRACT(epoch FROM COALESCE(j.config->>'compress_after', j.config->>'drop_after')::interval)::float8 AS after_s,
             EXTRACT(epoch FROM (j.config->>'start_offset')::interval)::float8 AS start_s,
@@ -122,18 +155,22 @@ export async function observe(client: SqlClient): Promise<Observed> {
         AND c.view_schema = current_schema()
         AND (j.hypertable_name = c.view_name OR j.hypertable_name = c.materialization_hypertable_name)
       WHERE (j.hypertable_schema = current_schema() AND j.hypertable_name = $1 AND j.proc_name IN ('policy_compression', 'policy_retention'))
-         OR (j.proc_name = 'policy_refresh_continuous_aggregate' AND c.view_name IS NOT NULL)`, [TABLE]);
+         OR (j.proc_name = 'policy_refresh_continuous_aggregate' AND c.view_name IS NOT NULL)`,
+    [TABLE],
+  );
   const policy = (proc: string) => {
     const j = jobs.find((x) => x.proc_name === proc);
     return j ? { afterS: j.after_s } : null;
   };
-  const cagg = await rows<{ view_name: string; materialized_only: boolean; columns: string[] }>(client,
+  const cagg = await rows<{ view_name: string; materialized_only: boolean; columns: string[] }>(
+    client,
     `SELECT c.view_name, c.materialized_only,
             ARRAY(SELECT a.attname::text FROM pg_attribute a
                    WHERE a.attrelid = format('%I.%I', c.view_schema, c.view_name)::regclass AND a.attnum > 0 AND NOT a.attisdropped
                    ORDER BY a.attnum) AS columns
        FROM timescaledb_information.continuous_aggregates c
-      WHERE c.view_schema = current_schema() AND c.view_name LIKE 'esp\\_telemetry\\_%'`);
+      WHERE c.view_schema = current_schema() AND c.view_name LIKE 'esp\\_telemetry\\_%'`,
+  );
   const generations: ObservedGeneration[] = [];
   for (const c of cagg) {
     const g = parseGenerationName(c.view_name);
@@ -148,10 +185,12 @@ export async function observe(client: SqlClient): Promise<Observed> {
   }
   const viewColumns: Partial<Record<RollupName, string[]>> = {};
   for (const rollup of ROLLUP_NAMES) {
-    const [v] = await rows<{ columns: string[] | null }>(client,
+    const [v] = await rows<{ columns: string[] | null }>(
+      client,
       `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE
               ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum) END AS columns`,
-      [rollupViewName(rollup)]);
+      [rollupViewName(rollup)],
+    );
     if (v?.columns) viewColumns[rollup] = v.columns;
   }
   return {

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import type { Channel } from '../decode/catalog.ts';
 import { AbortedError, EspError } from '../errors.ts';
-import { redactUrl, type Logger } from '../log/logger.ts';
+import { type Logger, redactUrl } from '../log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import { backoffMs, sleep } from '../sink/backoff.ts';
 import { classifyDbError } from '../sink/sqlstate.ts';
@@ -62,7 +62,14 @@ export async function untilMigrated(deps: UntilMigratedDeps): Promise<SchemaResu
       if (err instanceof EspError && err.code === 'ESP_DB_MIGRATION_FAILED' && cls !== 'retry') throw err;
       deps.onDbCheck(false, `database: ${(err as Error).message}`);
       const delay = backoffMs(attempt, deps.retryMaxDelayMs);
-      warnThrottled(log, unavailable, err, { event: 'database_unavailable', attempt, delayMs: delay }, 'database not reachable at start-up; retrying', () => 'database still not reachable at start-up; retrying');
+      warnThrottled(
+        log,
+        unavailable,
+        err,
+        { event: 'database_unavailable', attempt, delayMs: delay },
+        'database not reachable at start-up; retrying',
+        () => 'database still not reachable at start-up; retrying',
+      );
       await sleep(delay, signal);
     }
   }

@@ -2,8 +2,8 @@
 // catalog channel, then the storage lifecycle (storage/apply.ts) where the server has it. All
 // under one advisory lock, so two instances starting together cannot race.
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
 import type { Channel } from '../decode/catalog.ts';
 import { EspError } from '../errors.ts';
@@ -27,7 +27,12 @@ export interface SchemaResult {
  * @param storage the lifecycle settings (config `storage`); defaults to the documented ones.
  * @throws EspError ESP_DB_MIGRATION_FAILED naming the file that failed (cause attached).
  */
-export async function migrate(pool: Pool, catalog: readonly Channel[], log: Logger, storage: StorageSettings = DEFAULT_STORAGE_SETTINGS): Promise<SchemaResult> {
+export async function migrate(
+  pool: Pool,
+  catalog: readonly Channel[],
+  log: Logger,
+  storage: StorageSettings = DEFAULT_STORAGE_SETTINGS,
+): Promise<SchemaResult> {
   const client = await pool.connect();
   try {
     return await migrateWith(client, catalog, log, storage);
@@ -40,7 +45,12 @@ export async function migrate(pool: Pool, catalog: readonly Channel[], log: Logg
  * The same on any connection with the narrow query surface (a pg client, or PGlite in the
  * licensed tests). Statements without parameters may hold several commands (the sql/ files).
  */
-export async function migrateWith(client: SqlClient, catalog: readonly Channel[], log: Logger, storage: StorageSettings = DEFAULT_STORAGE_SETTINGS): Promise<SchemaResult> {
+export async function migrateWith(
+  client: SqlClient,
+  catalog: readonly Channel[],
+  log: Logger,
+  storage: StorageSettings = DEFAULT_STORAGE_SETTINGS,
+): Promise<SchemaResult> {
   await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
   try {
     const applied = await applyFiles(client, log);
@@ -68,7 +78,9 @@ async function applyFiles(client: SqlClient, log: Logger): Promise<string[]> {
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw new EspError('ESP_DB_MIGRATION_FAILED', `migration ${file} failed: ${(err as Error).message}; fix the database or the file and restart`, { cause: err });
+      throw new EspError('ESP_DB_MIGRATION_FAILED', `migration ${file} failed: ${(err as Error).message}; fix the database or the file and restart`, {
+        cause: err,
+      });
     }
     applied.push(file);
     log.info({ migration: file }, 'migration applied');
@@ -82,9 +94,10 @@ async function applyFiles(client: SqlClient, log: Logger): Promise<string[]> {
  */
 async function addChannelColumns(client: SqlClient, catalog: readonly Channel[], log: Logger): Promise<void> {
   const existing = new Set(
-    ((await client.query(
-      `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'esp_telemetry'`,
-    )).rows as { column_name: string }[]).map((r) => r.column_name),
+    (
+      (await client.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'esp_telemetry'`))
+        .rows as { column_name: string }[]
+    ).map((r) => r.column_name),
   );
   for (const ch of catalog) {
     if (existing.has(ch.column)) continue;

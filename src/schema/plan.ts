@@ -3,8 +3,8 @@
 // (apply.ts) reads the state, runs the plan and reports. An empty step list means "already so".
 import type { Channel } from '../decode/catalog.ts';
 import type { Feature } from './report.ts';
-import { GENERATION_RE, createGenerationSql, generationName, rollupViewName, viewColumnNames, viewSql } from './rollups.ts';
-import { ROLLUP_BUCKETS, ROLLUP_NAMES, formatInterval, type RollupName, type StorageSettings } from './settings.ts';
+import { createGenerationSql, GENERATION_RE, generationName, rollupViewName, viewColumnNames, viewSql } from './rollups.ts';
+import { formatInterval, ROLLUP_BUCKETS, ROLLUP_NAMES, type RollupName, type StorageSettings } from './settings.ts';
 
 export const TABLE = 'esp_telemetry';
 /** Fixed, not settings: the writer's key is (well_id, ts) and every query is per well over time. */
@@ -111,9 +111,10 @@ function planHypertable(server: ServerFacts, observed: Observed, settings: Stora
   const steps: Step[] = [];
   if (!observed.hypertable) {
     // by_range() exists from 2.13; before, the column and chunk_time_interval are arguments.
-    const sql = versionNumber(server.version) >= 213
-      ? `SELECT create_hypertable('${TABLE}', by_range('ts', ${interval(want)}), if_not_exists => true, migrate_data => true)`
-      : `SELECT create_hypertable('${TABLE}', 'ts', chunk_time_interval => ${interval(want)}, if_not_exists => true, migrate_data => true)`;
+    const sql =
+      versionNumber(server.version) >= 213
+        ? `SELECT create_hypertable('${TABLE}', by_range('ts', ${interval(want)}), if_not_exists => true, migrate_data => true)`
+        : `SELECT create_hypertable('${TABLE}', 'ts', chunk_time_interval => ${interval(want)}, if_not_exists => true, migrate_data => true)`;
     steps.push({ sql, note: `hypertable created, chunks of ${formatInterval(want)}` });
   } else if (observed.hypertable.chunkIntervalS !== want) {
     const was = observed.hypertable.chunkIntervalS;
@@ -127,9 +128,7 @@ function planHypertable(server: ServerFacts, observed: Observed, settings: Stora
 
 function planCompression(columnstore: boolean, observed: Observed, settings: StorageSettings): FeaturePlan {
   if (settings.compressAfterS === null) {
-    const reason = observed.compressionEnabled
-      ? 'STORAGE_COMPRESS_AFTER=off; chunks already compressed stay compressed'
-      : 'STORAGE_COMPRESS_AFTER=off';
+    const reason = observed.compressionEnabled ? 'STORAGE_COMPRESS_AFTER=off; chunks already compressed stay compressed' : 'STORAGE_COMPRESS_AFTER=off';
     return { feature: 'compression', target: { kind: 'disable', reason }, steps: [] };
   }
   const detail = `${columnstore ? 'columnstore' : 'compression'}: segmentby ${SEGMENT_BY}, orderby ${ORDER_BY}`;
@@ -145,11 +144,18 @@ function planCompressionPolicy(columnstore: boolean, observed: Observed, setting
     : { sql: `SELECT remove_compression_policy('${TABLE}', if_exists => true)`, note: 'compression policy removed' };
   const want = settings.compressAfterS;
   if (want === null) {
-    return { feature: 'compression_policy', target: { kind: 'disable', reason: 'STORAGE_COMPRESS_AFTER=off' }, steps: observed.compressionPolicy ? [remove] : [] };
+    return {
+      feature: 'compression_policy',
+      target: { kind: 'disable', reason: 'STORAGE_COMPRESS_AFTER=off' },
+      steps: observed.compressionPolicy ? [remove] : [],
+    };
   }
   const add: Step = columnstore
     ? { sql: `CALL add_columnstore_policy('${TABLE}', after => ${interval(want)})`, note: `columnstore policy: chunks older than ${formatInterval(want)}` }
-    : { sql: `SELECT add_compression_policy('${TABLE}', compress_after => ${interval(want)})`, note: `compression policy: chunks older than ${formatInterval(want)}` };
+    : {
+        sql: `SELECT add_compression_policy('${TABLE}', compress_after => ${interval(want)})`,
+        note: `compression policy: chunks older than ${formatInterval(want)}`,
+      };
   const have = observed.compressionPolicy;
   const steps = have === null ? [add] : have.afterS === want ? [] : [remove, add];
   return { feature: 'compression_policy', target: { kind: 'apply', detail: `chunks older than ${formatInterval(want)}` }, steps };
@@ -161,7 +167,10 @@ function planRetention(observed: Observed, settings: StorageSettings): FeaturePl
   if (want === null) {
     return { feature: 'retention_policy', target: { kind: 'disable', reason: 'STORAGE_RETENTION=off' }, steps: observed.retentionPolicy ? [remove] : [] };
   }
-  const add: Step = { sql: `SELECT add_retention_policy('${TABLE}', drop_after => ${interval(want)})`, note: `retention policy: chunks older than ${formatInterval(want)} dropped` };
+  const add: Step = {
+    sql: `SELECT add_retention_policy('${TABLE}', drop_after => ${interval(want)})`,
+    note: `retention policy: chunks older than ${formatInterval(want)} dropped`,
+  };
   const have = observed.retentionPolicy;
   const steps = have === null ? [add] : have.afterS === want ? [] : [remove, add];
   return { feature: 'retention_policy', target: { kind: 'apply', detail: `chunks older than ${formatInterval(want)} dropped` }, steps };
@@ -189,13 +198,17 @@ function planRollups(server: ServerFacts, observed: Observed, settings: StorageS
     const all = [...gens.map((g) => ({ n: g.n, channels: g.channels, materializedOnly: g.materializedOnly, policy: g.policy }))];
     if (missing.length > 0) {
       const n = gens.length === 0 ? 1 : Math.max(...gens.map((g) => g.n)) + 1;
-      steps.push({ sql: createGenerationSql(rollup, n, missing), note: `rollup ${generationName(rollup, n)} created for ${missing.length} channel(s): ${missing.join(', ')}` });
+      steps.push({
+        sql: createGenerationSql(rollup, n, missing),
+        note: `rollup ${generationName(rollup, n)} created for ${missing.length} channel(s): ${missing.join(', ')}`,
+      });
       all.push({ n, channels: missing, materializedOnly: false, policy: null });
     }
     const want = refreshPolicy(rollup, settings, server);
     for (const g of all) {
       const name = generationName(rollup, g.n);
-      if (g.materializedOnly) steps.push({ sql: `ALTER MATERIALIZED VIEW ${name} SET (timescaledb.materialized_only = false)`, note: `${name}: real-time aggregation on` });
+      if (g.materializedOnly)
+        steps.push({ sql: `ALTER MATERIALIZED VIEW ${name} SET (timescaledb.materialized_only = false)`, note: `${name}: real-time aggregation on` });
       if (g.policy && samePolicy(g.policy, want)) continue;
       if (g.policy) steps.push(removePolicy(g));
       steps.push({
@@ -206,11 +219,16 @@ function planRollups(server: ServerFacts, observed: Observed, settings: StorageS
     const view = rollupViewName(rollup);
     const columns = viewColumnNames(all.flatMap((g) => g.channels));
     const have = observed.viewColumns[rollup];
-    if (!have || have.join(',') !== columns.join(',')) steps.push({ sql: viewSql(rollup, all), note: `view ${view} over ${all.map((g) => `g${g.n}`).join(', ')}` });
+    if (!have || have.join(',') !== columns.join(','))
+      steps.push({ sql: viewSql(rollup, all), note: `view ${view} over ${all.map((g) => `g${g.n}`).join(', ')}` });
     details.push(`${view} (${all.map((g) => generationName(rollup, g.n)).join(' + ')})`);
   }
   if (settings.rollups.length === 0) {
-    return { feature: 'rollups', target: { kind: 'disable', reason: 'STORAGE_ROLLUPS=off; existing rollup views are kept, no longer refreshed by policy' }, steps };
+    return {
+      feature: 'rollups',
+      target: { kind: 'disable', reason: 'STORAGE_ROLLUPS=off; existing rollup views are kept, no longer refreshed by policy' },
+      steps,
+    };
   }
   return { feature: 'rollups', target: { kind: 'apply', detail: details.join(', ') }, steps };
 }

@@ -2,7 +2,7 @@
 // columns they have, derived from the channel catalog. Pure; the rollup DDL and the Grafana
 // dashboard checks both read it, so the two cannot drift apart.
 import type { Channel } from '../decode/catalog.ts';
-import { ROLLUP_BUCKETS, ROLLUP_NAMES, formatInterval } from './settings.ts';
+import { formatInterval, ROLLUP_BUCKETS, ROLLUP_NAMES } from './settings.ts';
 
 /** Rollup views, finest first: view name and bucket width, from the storage settings. */
 export const ROLLUP_VIEWS = ROLLUP_NAMES.map((name) => ({ view: `esp_telemetry_${name}`, bucket: formatInterval(ROLLUP_BUCKETS[name].bucketS) }));

@@ -1,9 +1,9 @@
 // Rollups as SQL: per-well continuous aggregates in generations, and the plain view that joins
 // them under the contract name. Pure. A continuous aggregate cannot gain columns in place, so
 // channels added to the catalog later get a new generation (README "Storage").
-import { ROLLUP_BUCKETS, type RollupName } from './settings.ts';
-import { formatInterval } from './settings.ts';
-import { ROLLUP_AGGREGATES, rollupColumnNames, type RollupAggregate } from './rollup-columns.ts';
+
+import { ROLLUP_AGGREGATES, type RollupAggregate, rollupColumnNames } from './rollup-columns.ts';
+import { formatInterval, ROLLUP_BUCKETS, type RollupName } from './settings.ts';
 
 /** The view dashboards query: `esp_telemetry_1m`, `esp_telemetry_1h`. */
 export function rollupViewName(rollup: RollupName): string {

@@ -26,11 +26,24 @@ export const DEFAULT_STORAGE_SETTINGS: StorageSettings = Object.freeze({
 });
 
 const UNIT_S: Readonly<Record<string, number>> = {
-  s: 1, sec: 1, secs: 1, second: 1, seconds: 1,
-  min: 60, mins: 60, minute: 60, minutes: 60,
-  h: 3_600, hour: 3_600, hours: 3_600,
-  d: 86_400, day: 86_400, days: 86_400,
-  w: 604_800, week: 604_800, weeks: 604_800,
+  s: 1,
+  sec: 1,
+  secs: 1,
+  second: 1,
+  seconds: 1,
+  min: 60,
+  mins: 60,
+  minute: 60,
+  minutes: 60,
+  h: 3_600,
+  hour: 3_600,
+  hours: 3_600,
+  d: 86_400,
+  day: 86_400,
+  days: 86_400,
+  w: 604_800,
+  week: 604_800,
+  weeks: 604_800,
 };
 
 /**
@@ -48,7 +61,11 @@ export function parseDurationS(text: string): number | string {
 
 /** `86400` → `1 day`, `5400` → `90 minutes`: a PostgreSQL interval literal, largest exact unit. */
 export function formatInterval(seconds: number): string {
-  for (const [unit, size] of [['day', 86_400], ['hour', 3_600], ['minute', 60]] as const) {
+  for (const [unit, size] of [
+    ['day', 86_400],
+    ['hour', 3_600],
+    ['minute', 60],
+  ] as const) {
     if (seconds % size === 0) {
       const n = seconds / size;
       return `${n} ${unit}${n === 1 ? '' : 's'}`;
@@ -63,7 +80,10 @@ export function formatInterval(seconds: number): string {
  */
 export function parseRollups(text: string): RollupName[] | string {
   if (text.trim().toLowerCase() === 'off') return [];
-  const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const parts = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   const bad = parts.filter((p) => !(p in ROLLUP_BUCKETS));
   if (parts.length === 0 || bad.length > 0) return `"${text}": expected "off" or a comma-separated list of ${ROLLUP_NAMES.join(', ')}`;
   return ROLLUP_NAMES.filter((r) => parts.includes(r));

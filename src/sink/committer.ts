@@ -4,17 +4,18 @@
 // refuses (SQLSTATE class 22/23) is isolated message by message and moved to rejected_messages
 // with the server's error, so one poison message never blocks the ones behind it. The batch
 // counts as committed (and is acknowledged) only when every part is.
+
+import type { BatchItem } from '../batch/batcher.ts';
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
-import { mergeByKey } from './merge.ts';
-import type { BatchItem } from '../batch/batcher.ts';
+import { type MessageWork, pgText, type RejectRow } from '../decode/work.ts';
 import { AbortedError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { classifyDbError, errorLabel, type ErrorClass } from './sqlstate.ts';
-import { pgText, type MessageWork, type RejectRow } from '../decode/work.ts';
 import { backoffMs, sleep } from './backoff.ts';
+import { mergeByKey } from './merge.ts';
+import { classifyDbError, type ErrorClass, errorLabel } from './sqlstate.ts';
 import { RetryableWriteError, type TelemetryWriter } from './writer.ts';
 
 export interface CommitterDeps {
@@ -115,8 +116,18 @@ export class Committer {
    * refused (reject_rows).
    */
   async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: true): Promise<'ok' | { err: unknown }>;
-  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: false): Promise<'ok' | 'split' | { err: unknown }>;
-  async #attempt(rows: readonly Reading[], rejects: readonly RejectRow[], rejectsOnly: boolean, liftDecompressionLimit: boolean): Promise<'ok' | 'split' | { err: unknown }> {
+  async #attempt(
+    rows: readonly Reading[],
+    rejects: readonly RejectRow[],
+    rejectsOnly: boolean,
+    liftDecompressionLimit: false,
+  ): Promise<'ok' | 'split' | { err: unknown }>;
+  async #attempt(
+    rows: readonly Reading[],
+    rejects: readonly RejectRow[],
+    rejectsOnly: boolean,
+    liftDecompressionLimit: boolean,
+  ): Promise<'ok' | 'split' | { err: unknown }> {
     const { metrics, log, signal } = this.#deps;
     let attempt = 0;
     for (;;) {
@@ -133,7 +144,11 @@ export class Committer {
         if (Number.isFinite(newest)) metrics.commitLagSeconds.observe(Math.max(0, (this.#deps.clock() - newest / 1000) / 1000));
         this.#deps.onDbState(true);
         const recovery = this.#outage.ok();
-        if (recovery) log.info({ errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) }, `batch writes succeed again after ${recovery.errors} failed attempts`);
+        if (recovery)
+          log.info(
+            { errors: recovery.errors, outageS: Math.round(recovery.outageMs / 1000) },
+            `batch writes succeed again after ${recovery.errors} failed attempts`,
+          );
         return 'ok';
       } catch (err) {
         // Shutdown's deadline gave up the write: not a database failure, and nothing to retry.
@@ -194,10 +209,7 @@ function asDbRejection(w: MessageWork, err: unknown, catalog: readonly Channel[]
   const row = (payload: Uint8Array): RejectRow => ({ receivedAtMs, topic, wellId, reason: 'db_rejected', detail, index: null, payload });
   // One row per refused reading. A message of one reading keeps its raw bytes; the readings of
   // an array keep their own JSON, so the rows stay as large as the message, not its square.
-  const rows =
-    w.readings.length <= 1
-      ? [row(w.payload)]
-      : w.readings.map((r) => row(Buffer.from(JSON.stringify(readingJson(r, catalog)))));
+  const rows = w.readings.length <= 1 ? [row(w.payload)] : w.readings.map((r) => row(Buffer.from(JSON.stringify(readingJson(r, catalog)))));
   // Readings the decoder had already rejected keep their own rows and reasons.
   return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic, wellId, detail: pgText(r.detail) })), ...rows] };
 }

@@ -29,7 +29,12 @@ export function createPool(config: Config, onIdleError: (err: Error) => void): p
 /** A new, unconnected client for the reachability probe (never a pooled one). */
 export function probeClient(config: Config): pg.Client {
   const Client = pgClientClass(config.databasePasswordFile);
-  return new Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.db.connectTimeoutMs, keepAlive: true, application_name: 'esp-ingest-probe' });
+  return new Client({
+    connectionString: config.databaseUrl,
+    connectionTimeoutMillis: config.db.connectTimeoutMs,
+    keepAlive: true,
+    application_name: 'esp-ingest-probe',
+  });
 }
 
 /**

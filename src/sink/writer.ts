@@ -11,13 +11,12 @@ import type { Pool, PoolClient } from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
-import { destroyConnection } from './connections.ts';
+import type { RejectRow } from '../decode/work.ts';
 import { AbortedError } from '../errors.ts';
+import { destroyConnection } from './connections.ts';
 import { copyTimestampUs } from './copy-encode.ts';
 import { isTransientWriteConflict } from './sqlstate.ts';
-import { LIFT_DECOMPRESSION_LIMIT, keyBounds, readingLines, rejectLines, writerSql, type WriterSql } from './writer-sql.ts';
-import type { RejectRow } from '../decode/work.ts';
-
+import { keyBounds, LIFT_DECOMPRESSION_LIMIT, readingLines, rejectLines, type WriterSql, writerSql } from './writer-sql.ts';
 
 const { from: copyFrom } = copyStreams;
 
@@ -169,7 +168,10 @@ export async function commitBatch(
   options: WriteOptions = {},
 ): Promise<WriteResult> {
   try {
-    return (rows.length > 0 && (await fastPath(session, sql, channelCount, rows, rejects, options))) || (await stagedPath(session, sql, channelCount, rows, rejects, options));
+    return (
+      (rows.length > 0 && (await fastPath(session, sql, channelCount, rows, rejects, options))) ||
+      (await stagedPath(session, sql, channelCount, rows, rejects, options))
+    );
   } catch (err) {
     await session.query('ROLLBACK').catch(() => undefined);
     throw isTransientWriteConflict(err) ? new RetryableWriteError(err) : err;
@@ -279,7 +281,11 @@ async function connect(pool: Pool, signal: AbortSignal | undefined): Promise<Poo
   try {
     return await Promise.race([pending, aborted]);
   } catch (err) {
-    if (signal.aborted) pending.then((c) => c.release(), () => undefined);
+    if (signal.aborted)
+      pending.then(
+        (c) => c.release(),
+        () => undefined,
+      );
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);

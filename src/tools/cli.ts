@@ -1,7 +1,7 @@
 // Command-line parsing shared by the scripts (demo, replay, bench, rejects): node:util parseArgs
 // plus `--help`, bounded numeric options and closed lists of values. `parseCli` is pure (tested
 // in test/unit/cli.test.ts); `parseCliOrExit` prints help (exit 0) or one error line + usage (exit 2).
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -38,7 +38,8 @@ export function checkNumber(option: string, raw: string, rule: NumberRule): { va
   const n = raw.trim() === '' ? Number.NaN : Number(raw);
   const bounds = [rule.min !== undefined ? `≥ ${rule.min}` : '', rule.max !== undefined ? `≤ ${rule.max}` : ''].filter(Boolean).join(' and ');
   const want = `${rule.integer ? 'an integer' : 'a number'}${bounds ? ` ${bounds}` : ''}`;
-  const bad = !Number.isFinite(n) || (rule.integer && !Number.isInteger(n)) || (rule.min !== undefined && n < rule.min) || (rule.max !== undefined && n > rule.max);
+  const bad =
+    !Number.isFinite(n) || (rule.integer && !Number.isInteger(n)) || (rule.min !== undefined && n < rule.min) || (rule.max !== undefined && n > rule.max);
   return bad ? { problem: `--${option} must be ${want}, got ${JSON.stringify(raw)}` } : { value: n };
 }
 
@@ -58,7 +59,11 @@ export function parseCli<O extends Options, N extends string = never>(argv: read
   } catch (err) {
     // parseArgs' messages carry advice after the first sentence; the first names the fault.
     const message = err instanceof Error ? err.message : String(err);
-    const fault = message.split('\n')[0]!.split('. ')[0]!.replace(/\.$/, '').replace(/^./, (c) => c.toLowerCase());
+    const fault = message
+      .split('\n')[0]!
+      .split('. ')[0]!
+      .replace(/\.$/, '')
+      .replace(/^./, (c) => c.toLowerCase());
     const option = /'(--[^' ]+)/.exec(message)?.[1];
     return fail(fault.includes('ambiguous') && option ? `${fault}: write ${option}=VALUE for a value that starts with -` : fault);
   }

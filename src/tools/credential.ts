@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { SignJWT, importPKCS8 } from 'jose';
+import { importPKCS8, SignJWT } from 'jose';
 import { JWT_ALGORITHMS, type JwtAlgorithm } from '../broker/jwt-auth.ts';
 import { parseCliOrExit } from './cli.ts';
 
@@ -41,7 +41,11 @@ export interface TokenOptions {
 /** A signed JWT for a well: `sub` = well id, `iat`, `exp` = iat + ttl, optional `site`, `iss`, `aud`. */
 export async function issueToken(o: TokenOptions): Promise<string> {
   const iat = Math.floor((o.nowMs ?? Date.now()) / 1000);
-  const jwt = new SignJWT({ ...(o.site ? { site: o.site } : {}) }).setProtectedHeader({ alg: o.alg }).setSubject(o.wellId).setIssuedAt(iat).setExpirationTime(iat + o.ttlS);
+  const jwt = new SignJWT({ ...(o.site ? { site: o.site } : {}) })
+    .setProtectedHeader({ alg: o.alg })
+    .setSubject(o.wellId)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + o.ttlS);
   if (o.issuer) jwt.setIssuer(o.issuer);
   if (o.audience) jwt.setAudience(o.audience);
   return jwt.sign(await importPKCS8(o.privateKeyPem, o.alg));

@@ -107,7 +107,9 @@ export class Progress {
   }
 
   #draw(now: number): void {
-    this.#stream.write(`\r${formatProgress({ label: this.#options.label, unit: this.#options.unit, done: this.#done, total: this.#options.total, elapsedMs: now - this.#startedMs })}\x1b[K`);
+    this.#stream.write(
+      `\r${formatProgress({ label: this.#options.label, unit: this.#options.unit, done: this.#done, total: this.#options.total, elapsedMs: now - this.#startedMs })}\x1b[K`,
+    );
     this.#open = true;
   }
 }

@@ -10,9 +10,9 @@ import mqtt from 'mqtt';
 import pg from 'pg';
 import { loadConfig } from '../config/config.ts';
 import { REJECT_REASONS } from '../decode/decode.ts';
+import { brokerAddress, embeddedBrokerUrl } from '../ingress/broker-url.ts';
 import { parseCli, usageError } from './cli.ts';
 import { Progress } from './progress.ts';
-import { brokerAddress, embeddedBrokerUrl } from '../ingress/broker-url.ts';
 
 export interface RejectFilter {
   /** A reason code (docs/payload.md); undefined = every reason. */
@@ -60,7 +60,11 @@ export interface Publisher {
  * A message = rows with the same topic, receive time and payload SHA-256
  * (sql/002_rejects_sha256.sql). With `dryRun`, counts and publishes nothing.
  */
-export async function replayRejects(db: pg.Pool | pg.Client, publisher: Publisher | undefined, f: RejectFilter & { reason: string; dryRun?: boolean }): Promise<RejectsReplayResult> {
+export async function replayRejects(
+  db: pg.Pool | pg.Client,
+  publisher: Publisher | undefined,
+  f: RejectFilter & { reason: string; dryRun?: boolean },
+): Promise<RejectsReplayResult> {
   const { rows: messages } = await db.query<{ topic: string; ids: string[] }>(
     `WITH chosen AS (
        SELECT DISTINCT topic, received_at, payload_sha256 FROM rejected_messages
@@ -100,7 +104,14 @@ export async function replayRejects(db: pg.Pool | pg.Client, publisher: Publishe
 export function formatTable(rows: readonly ReasonSummary[]): string {
   const cells = [['reason', 'count', 'latest'], ...rows.map((r) => [r.reason, String(r.count), r.latest.toISOString()])];
   const widths = [0, 1, 2].map((i) => Math.max(...cells.map((c) => c[i]!.length)));
-  return cells.map((c) => c.map((x, i) => (i === 1 ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((c) =>
+      c
+        .map((x, i) => (i === 1 ? x.padStart(widths[i]!) : x.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** The command line of `npm run rejects`. */
@@ -151,7 +162,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const url = config.broker.mode === 'embedded' ? embeddedBrokerUrl(config.broker.host, config.broker.port) : config.mqtt.url;
-    const client = await mqtt.connectAsync({ ...brokerAddress(url),
+    const client = await mqtt.connectAsync({
+      ...brokerAddress(url),
       clientId: `esp-ingest-rejects-${process.pid}`,
       clean: true,
       protocolVersion: config.broker.mode === 'embedded' ? 4 : config.mqtt.protocolVersion,

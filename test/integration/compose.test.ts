@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 import { parseYaml, readYaml } from '../support/dashboards.ts';
-import { ROOT } from '../support/root.ts';
 import { freePort, freshDatabase, migratedDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
+import { ROOT } from '../support/root.ts';
 
 interface Service {
   image?: string;
@@ -53,7 +53,10 @@ function binds(s: Service): { source: string; target: string; readOnly: boolean 
 
 /** The Dockerfile's instructions, continuation lines joined, comments dropped. */
 function dockerfileInstructions(): { op: string; args: string }[] {
-  const lines = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+  const lines = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => l.trim() && !l.trim().startsWith('#'));
   return lines.map((l) => {
     const m = /^\s*(\w+)\s+(.*)$/.exec(l)!;
     return { op: m[1]!.toUpperCase(), args: m[2]!.trim() };
@@ -63,7 +66,12 @@ const instructions = dockerfileInstructions();
 /** The final stage: what the image holds and runs. */
 const finalStage = instructions.slice(instructions.map((i) => i.op).lastIndexOf('FROM'));
 /** The first stage's `npm ci` (up to any `&&`): how the image's node_modules are installed. */
-const depsInstall = instructions.slice(0, instructions.length - finalStage.length).find((i) => i.op === 'RUN' && i.args.startsWith('npm ci'))?.args.split('&&')[0]!.trim() ?? '';
+const depsInstall =
+  instructions
+    .slice(0, instructions.length - finalStage.length)
+    .find((i) => i.op === 'RUN' && i.args.startsWith('npm ci'))
+    ?.args.split('&&')[0]
+    ?.trim() ?? '';
 
 const compose = composeConfig();
 const svc = (name: string): Service => {
@@ -79,10 +87,18 @@ const cmd = JSON.parse(one('CMD')[0] ?? '[]') as string[];
 
 describe('docker-compose.yml', () => {
   it('runs TimescaleDB (with pgBackRest), its scheduled backups, Mosquitto (with its development credentials), esp-ingest, Prometheus and Grafana', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['backup', 'esp-ingest', 'grafana', 'mosquitto', 'mosquitto-credentials', 'prometheus', 'timescaledb']);
+    expect(Object.keys(compose.services).sort()).toEqual([
+      'backup',
+      'esp-ingest',
+      'grafana',
+      'mosquitto',
+      'mosquitto-credentials',
+      'prometheus',
+      'timescaledb',
+    ]);
     // The official image, extended by ops/timescaledb/Dockerfile; the backup service is the same build.
     const tsdb = svc('timescaledb').build as { context: string; args?: Record<string, string> };
-    expect(tsdb.args?.['TIMESCALEDB_IMAGE']).toMatch(/^timescale\/timescaledb:2\.(19\.[3-9]|[2-9]\d\.\d+)-pg1[5-9]$/);
+    expect(tsdb.args?.TIMESCALEDB_IMAGE).toMatch(/^timescale\/timescaledb:2\.(19\.[3-9]|[2-9]\d\.\d+)-pg1[5-9]$/);
     expect(readFileSync(path.join(tsdb.context, 'Dockerfile'), 'utf8')).toMatch(/^FROM \$\{TIMESCALEDB_IMAGE\}$/m);
     expect(svc('backup').build).toEqual(svc('timescaledb').build);
     expect(svc('backup').image).toBe(svc('timescaledb').image);
@@ -101,7 +117,8 @@ describe('docker-compose.yml', () => {
     expect(command).toContain(`archive_command=pgbackrest --stanza=${stanza} archive-push %p`);
     expect(Number(/archive_timeout=(\d+)/.exec(command)?.[1])).toBeLessThanOrEqual(300);
     expect(conf).toMatch(/^repo1-retention-full=\d+$/m);
-    for (const s of [tsdb, backup]) expect(binds(s)).toContainEqual({ source: path.join(ROOT, 'ops/pgbackrest/pgbackrest.conf'), target: '/etc/pgbackrest/pgbackrest.conf', readOnly: true });
+    for (const s of [tsdb, backup])
+      expect(binds(s)).toContainEqual({ source: path.join(ROOT, 'ops/pgbackrest/pgbackrest.conf'), target: '/etc/pgbackrest/pgbackrest.conf', readOnly: true });
     const volumeTargets = (s: Service) => (s.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':')[1] : v.target));
     const repo = /^repo1-path=(.+)$/m.exec(conf)?.[1];
     const pgPath = /^pg1-path=(.+)$/m.exec(conf)?.[1];
@@ -109,10 +126,12 @@ describe('docker-compose.yml', () => {
       expect(volumeTargets(tsdb)).toContain(target);
       expect(volumeTargets(backup)).toContain(target);
     }
-    const cron = readFileSync(path.join(ROOT, 'ops/pgbackrest/crontab'), 'utf8').split('\n').filter((l) => /^\d/.test(l));
+    const cron = readFileSync(path.join(ROOT, 'ops/pgbackrest/crontab'), 'utf8')
+      .split('\n')
+      .filter((l) => /^\d/.test(l));
     expect(cron.some((l) => l.includes('backup.sh full'))).toBe(true);
     expect(cron.some((l) => l.includes('backup.sh diff'))).toBe(true);
-    const info = ingestEnv['BACKUP_INFO_FILE'];
+    const info = ingestEnv.BACKUP_INFO_FILE;
     expect(info).toBeDefined();
     expect(volumeTargets(ingest)).toContain(path.dirname(info!));
     expect(volumeTargets(backup)).toContain(path.dirname(info!));
@@ -142,7 +161,9 @@ describe('docker-compose.yml', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://x/y' }).http.port).toBe(port);
     expect(healthcheckCmd.join(' ')).toContain(`process.env.HTTP_PORT || ${port}`);
     expect(ingest.healthcheck?.test).toEqual(['CMD', ...healthcheckCmd]);
-    const prom = readYaml(path.join(ROOT, 'ops/prometheus/prometheus.yml')) as { scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[] };
+    const prom = readYaml(path.join(ROOT, 'ops/prometheus/prometheus.yml')) as {
+      scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[];
+    };
     const job = prom.scrape_configs.find((j) => j.job_name === 'esp-ingest');
     expect(job?.metrics_path ?? '/metrics').toBe('/metrics');
     expect(job?.static_configs.flatMap((c) => c.targets)).toEqual([`esp-ingest:${port}`]);
@@ -183,7 +204,11 @@ describe('docker-compose.yml', () => {
   it('Grafana: data sources point at the compose services, with the role the database creates', () => {
     const grafana = svc('grafana');
     const tsdb = svc('timescaledb');
-    const ds = (readYaml(path.join(ROOT, 'ops/grafana/provisioning/datasources/datasources.yml')) as { datasources: { type: string; url: string; user?: string; jsonData?: { database?: string }; secureJsonData?: { password?: string } }[] }).datasources;
+    const ds = (
+      readYaml(path.join(ROOT, 'ops/grafana/provisioning/datasources/datasources.yml')) as {
+        datasources: { type: string; url: string; user?: string; jsonData?: { database?: string }; secureJsonData?: { password?: string } }[];
+      }
+    ).datasources;
     const prom = ds.find((d) => d.type === 'prometheus')!;
     const pgds = ds.find((d) => d.type === 'grafana-postgresql-datasource')!;
     const promUrl = new URL(prom.url);
@@ -195,7 +220,10 @@ describe('docker-compose.yml', () => {
     expect(new URL(ingestEnv.DATABASE_URL!).pathname).toBe(`/${tsdb.environment?.POSTGRES_DB}`);
     // $VARS in provisioning are read from Grafana's environment; the role is created by the
     // init script from the database's environment: both must agree.
-    for (const [value, name] of [[pgds.user, 'GRAFANA_DB_USER'], [pgds.secureJsonData?.password, 'GRAFANA_DB_PASSWORD']] as const) {
+    for (const [value, name] of [
+      [pgds.user, 'GRAFANA_DB_USER'],
+      [pgds.secureJsonData?.password, 'GRAFANA_DB_PASSWORD'],
+    ] as const) {
       expect(value).toBe(`$${name}`);
       expect(grafana.environment?.[name], name).toBeTruthy();
       expect(grafana.environment?.[name], name).toBe(tsdb.environment?.[name]);
@@ -206,7 +234,8 @@ describe('docker-compose.yml', () => {
     const grafana = svc('grafana');
     const mount = binds(grafana).find((b) => b.source === path.join(ROOT, 'ops/grafana/dashboards'));
     expect(mount).toBeDefined();
-    const providers = (readYaml(path.join(ROOT, 'ops/grafana/provisioning/dashboards/dashboards.yml')) as { providers: { options: { path: string } }[] }).providers;
+    const providers = (readYaml(path.join(ROOT, 'ops/grafana/provisioning/dashboards/dashboards.yml')) as { providers: { options: { path: string } }[] })
+      .providers;
     expect(providers.map((p) => p.options.path)).toEqual([mount!.target]);
     const home = grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '';
     expect(path.dirname(home)).toBe(mount!.target);
@@ -225,8 +254,13 @@ describe('Dockerfile', () => {
   });
 
   it('copies nothing that .dockerignore leaves out of the build context', () => {
-    const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
-    const sources = one('COPY').filter((a) => !a.startsWith('--from')).flatMap((a) => a.split(/\s+/).slice(0, -1));
+    const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
+    const sources = one('COPY')
+      .filter((a) => !a.startsWith('--from'))
+      .flatMap((a) => a.split(/\s+/).slice(0, -1));
     expect(sources.length).toBeGreaterThan(3);
     for (const s of sources) expect(ignored, s).not.toContain(s.replace(/\/$/, ''));
   });
@@ -237,7 +271,8 @@ describe('Dockerfile', () => {
     const deps = mkdtempSync(path.join(tmpdir(), 'esp-image-deps-'));
     const mosquitto = new PrivateMosquitto();
     let httpPort = 0;
-    const health = (port: number) => spawnSync(process.execPath, healthcheckCmd.slice(1), { env: { PATH: process.env.PATH ?? '', HTTP_PORT: String(port) }, timeout: 10_000 }).status;
+    const health = (port: number) =>
+      spawnSync(process.execPath, healthcheckCmd.slice(1), { env: { PATH: process.env.PATH ?? '', HTTP_PORT: String(port) }, timeout: 10_000 }).status;
 
     beforeAll(async () => {
       t.add(() => rmSync(dir, { recursive: true, force: true }));
@@ -254,7 +289,8 @@ describe('Dockerfile', () => {
           continue;
         }
         const dest = parts.at(-1)!;
-        for (const src of parts.slice(0, -1)) cpSync(path.join(ROOT, src), path.join(dir, dest.endsWith('/') && !src.endsWith('/') ? path.join(dest, src) : dest), { recursive: true });
+        for (const src of parts.slice(0, -1))
+          cpSync(path.join(ROOT, src), path.join(dir, dest.endsWith('/') && !src.endsWith('/') ? path.join(dest, src) : dest), { recursive: true });
       }
       t.add(() => mosquitto.destroy());
       await mosquitto.start();
@@ -267,7 +303,15 @@ describe('Dockerfile', () => {
       const databaseUrl = await freshDatabase(t);
       const proc = spawn(cmd[0] === 'node' ? process.execPath : cmd[0]!, cmd.slice(1), {
         cwd: dir,
-        env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...ingestEnv, DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url, HTTP_PORT: String(httpPort), HTTP_HOST: '127.0.0.1' },
+        env: {
+          PATH: process.env.PATH ?? '',
+          NODE_ENV: 'production',
+          ...ingestEnv,
+          DATABASE_URL: databaseUrl,
+          MQTT_URL: mosquitto.url,
+          HTTP_PORT: String(httpPort),
+          HTTP_HOST: '127.0.0.1',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -275,10 +319,15 @@ describe('Dockerfile', () => {
       proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
       const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
       t.add(() => proc.kill('SIGKILL'));
-      await waitFor('service ready from the image files', async () => {
-        if (proc.exitCode !== null) throw new Error(`exited ${proc.exitCode}: ${out.slice(-2000)}`);
-        return (await readyz(httpPort)).status === 200;
-      }, 60_000, 100);
+      await waitFor(
+        'service ready from the image files',
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`exited ${proc.exitCode}: ${out.slice(-2000)}`);
+          return (await readyz(httpPort)).status === 200;
+        },
+        60_000,
+        100,
+      );
       expect(health(httpPort)).toBe(0);
       proc.kill(one('STOPSIGNAL')[0] as NodeJS.Signals);
       expect(await exited).toBe(0);
@@ -288,7 +337,10 @@ describe('Dockerfile', () => {
     it('runs the operator tool as the README says: `npm run rejects -- list` with production dependencies only', async () => {
       expect(existsSync(path.join(dir, 'node_modules', 'vitest')), 'a devDependency in the image').toBe(false);
       const databaseUrl = await migratedDatabase(t);
-      await query(databaseUrl, "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 'esp/north/W-1/telemetry', 'invalid_json', 'x', '\\x7b')");
+      await query(
+        databaseUrl,
+        "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 'esp/north/W-1/telemetry', 'invalid_json', 'x', '\\x7b')",
+      );
       // The container's environment (compose's variables), as `docker compose exec` gives it.
       const env = { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...ingestEnv, DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url };
       const npm = (args: string[]) => spawnSync('npm', ['run', '--silent', 'rejects', '--', ...args], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 });

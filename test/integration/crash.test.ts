@@ -3,9 +3,9 @@
 // each restart the broker redelivers what was not PUBACKed; every published (well_id, ts) must
 // end up stored exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { loadWells } from '../support/wells.ts';
 import { replay } from '../../dev/replay.ts';
-import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess } from '../support/harness.ts';
+import { freshDatabase, metric, privateMosquitto, query, type ServiceProcess, startService, Teardown, waitFor } from '../support/harness.ts';
+import { loadWells } from '../support/wells.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -17,7 +17,9 @@ it('stores every reading exactly once across repeated kill -9 and restart', asyn
   let svc: ServiceProcess = await startService(t, env);
 
   // Three wells, 2,000 readings each, ~900 readings/s in all: about 7 s of load.
-  const wells = loadWells().slice(0, 3).map((w) => ({ ...w, readings: w.readings.slice(0, 2000) }));
+  const wells = loadWells()
+    .slice(0, 3)
+    .map((w) => ({ ...w, readings: w.readings.slice(0, 2000) }));
   const publishing = replay({ url: broker.url, speed: 300, perMessage: 1, wells, clientId: 'crash-publisher' });
   let publishingDone = false;
   void publishing.finally(() => (publishingDone = true));
@@ -40,10 +42,15 @@ it('stores every reading exactly once across repeated kill -9 and restart', asyn
   const published = await publishing;
   expect(published.readings).toBe(6000);
   expect(recoveries.length, 'kills while the load ran').toBeGreaterThanOrEqual(1);
-  await waitFor('every reading stored', async () => {
-    const [r] = await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry');
-    return r!.n >= 6000;
-  }, 60_000, 200);
+  await waitFor(
+    'every reading stored',
+    async () => {
+      const [r] = await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry');
+      return r!.n >= 6000;
+    },
+    60_000,
+    200,
+  );
   const [r] = await query<{ n: number; keys: number; wells: number; rejected: number }>(
     databaseUrl,
     `SELECT count(*)::int AS n, count(DISTINCT (well_id, ts))::int AS keys, count(DISTINCT well_id)::int AS wells,
@@ -51,8 +58,11 @@ it('stores every reading exactly once across repeated kill -9 and restart', asyn
   );
   expect(r).toEqual({ n: 6000, keys: 6000, wells: 3, rejected: 0 });
   // Every published key, by sequence number: none missing.
-  const missing = await query(databaseUrl, `SELECT well_id, s FROM (SELECT DISTINCT well_id FROM esp_telemetry) w, generate_series(1, 2000) s
-    WHERE NOT EXISTS (SELECT 1 FROM esp_telemetry t WHERE t.well_id = w.well_id AND t.seq = s)`);
+  const missing = await query(
+    databaseUrl,
+    `SELECT well_id, s FROM (SELECT DISTINCT well_id FROM esp_telemetry) w, generate_series(1, 2000) s
+    WHERE NOT EXISTS (SELECT 1 FROM esp_telemetry t WHERE t.well_id = w.well_id AND t.seq = s)`,
+  );
   expect(missing).toEqual([]);
   expect(await svc.proc.kill('SIGTERM')).toBe(true);
   expect(await svc.exited).toBe(0);

@@ -10,10 +10,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
-import { ROLLUP_VIEWS, rollupColumnNames, rollupColumns, type RollupColumn } from '../../src/schema/rollup-columns.ts';
+import { ROLLUP_VIEWS, type RollupColumn, rollupColumnNames, rollupColumns } from '../../src/schema/rollup-columns.ts';
 import { customValues, interpolateSql, loadDashboard, sqlIdentifiers, sqlQueries } from '../support/dashboards.ts';
-import { ROOT } from '../support/root.ts';
 import { freshDatabase, query, serverUrl, Teardown } from '../support/harness.ts';
+import { ROOT } from '../support/root.ts';
 
 const t = new Teardown();
 let url = '';
@@ -24,16 +24,25 @@ const wells = loadDashboard('esp-wells.json');
 /** SQL for one stand-in rollup column over esp_telemetry (the contract's meaning, not its speed). */
 function standInExpression(c: RollupColumn, bucket: string): string {
   switch (c.kind) {
-    case 'key': return c.name === 'bucket' ? `date_bin(INTERVAL '${bucket}', ts, TIMESTAMPTZ '2000-01-01') AS bucket` : 'well_id';
-    case 'readings': return 'count(*) AS readings';
-    case 'last': return `(array_agg(${c.channel} ORDER BY ts DESC) FILTER (WHERE ${c.channel} IS NOT NULL))[1] AS ${c.name}`;
-    case 'count': return `count(${c.channel}) AS ${c.name}`;
-    default: return `${c.kind}(${c.channel}) AS ${c.name}`;
+    case 'key':
+      return c.name === 'bucket' ? `date_bin(INTERVAL '${bucket}', ts, TIMESTAMPTZ '2000-01-01') AS bucket` : 'well_id';
+    case 'readings':
+      return 'count(*) AS readings';
+    case 'last':
+      return `(array_agg(${c.channel} ORDER BY ts DESC) FILTER (WHERE ${c.channel} IS NOT NULL))[1] AS ${c.name}`;
+    case 'count':
+      return `count(${c.channel}) AS ${c.name}`;
+    default:
+      return `${c.kind}(${c.channel}) AS ${c.name}`;
   }
 }
 
 async function columnsOf(relation: string): Promise<string[]> {
-  const rows = await query<{ column_name: string }>(url, `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`, [relation]);
+  const rows = await query<{ column_name: string }>(
+    url,
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`,
+    [relation],
+  );
   return rows.map((r) => r.column_name);
 }
 
@@ -42,7 +51,15 @@ beforeAll(async () => {
   const db = new URL(url);
   // Before the schema exists, as in the TimescaleDB image's first start.
   execFileSync('bash', [path.join(ROOT, 'ops/timescaledb/grafana-reader.sh')], {
-    env: { PATH: process.env.PATH ?? '', PGHOST: db.hostname, PGPORT: db.port || '5432', POSTGRES_USER: decodeURIComponent(db.username) || 'postgres', POSTGRES_DB: db.pathname.slice(1), GRAFANA_DB_USER: reader, GRAFANA_DB_PASSWORD: "p'w" },
+    env: {
+      PATH: process.env.PATH ?? '',
+      PGHOST: db.hostname,
+      PGPORT: db.port || '5432',
+      POSTGRES_USER: decodeURIComponent(db.username) || 'postgres',
+      POSTGRES_DB: db.pathname.slice(1),
+      GRAFANA_DB_USER: reader,
+      GRAFANA_DB_PASSWORD: "p'w",
+    },
     stdio: 'pipe',
   });
   t.add(async () => {
@@ -54,13 +71,21 @@ beforeAll(async () => {
   await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
   for (const { view, bucket } of ROLLUP_VIEWS) {
     if ((await columnsOf(view)).length > 0) continue;
-    await query(url, `CREATE VIEW ${view} AS SELECT ${rollupColumns(DEFAULT_CATALOG).map((c) => standInExpression(c, bucket)).join(', ')} FROM esp_telemetry GROUP BY 1, 2`);
+    await query(
+      url,
+      `CREATE VIEW ${view} AS SELECT ${rollupColumns(DEFAULT_CATALOG)
+        .map((c) => standInExpression(c, bucket))
+        .join(', ')} FROM esp_telemetry GROUP BY 1, 2`,
+    );
   }
-  await query(url, `INSERT INTO esp_telemetry (ts, well_id, site, intake_pressure_kpa, motor_current_a, vibration_mm_s) VALUES
+  await query(
+    url,
+    `INSERT INTO esp_telemetry (ts, well_id, site, intake_pressure_kpa, motor_current_a, vibration_mm_s) VALUES
     ('2024-01-01T10:00:00Z', 'W-1', 's', 8100, 40, 1.5),
     ('2024-01-01T10:00:10Z', 'W-1', 's', 8200, 41, NULL),
     ('2024-01-01T11:00:00Z', 'W-2', 's', 9000, 50, 2.5),
-    ('2024-01-03T00:00:00Z', 'W-2', 's', 1, 1, 1)`);
+    ('2024-01-03T00:00:00Z', 'W-2', 's', 1, 1, 1)`,
+  );
   const r = new URL(url);
   r.username = reader;
   r.password = '';
@@ -100,7 +125,10 @@ describe('wells dashboard SQL on a migrated database', () => {
 
   it('"Latest readings" gives the newest row per well in the time range', async () => {
     const sql = sqlQueries(wells).find((q) => q.where.startsWith('panel "Latest readings"'))!.sql;
-    const rows = await query<{ well_id: string; time: Date; intake_pressure_kpa: number; vibration_mm_s: number | null }>(readerUrl, interpolateSql(sql, { well_id: ['W-1', 'W-2'] }));
+    const rows = await query<{ well_id: string; time: Date; intake_pressure_kpa: number; vibration_mm_s: number | null }>(
+      readerUrl,
+      interpolateSql(sql, { well_id: ['W-1', 'W-2'] }),
+    );
     expect(rows.map((r) => [r.well_id, r.time.toISOString(), r.intake_pressure_kpa, r.vibration_mm_s])).toEqual([
       ['W-1', '2024-01-01T10:00:10.000Z', 8200, null],
       ['W-2', '2024-01-01T11:00:00.000Z', 9000, 2.5],

@@ -6,9 +6,9 @@
 // session reset, and every reading published after that is stored. The wells' publisher reconnects
 // and resends on its own.
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/embedded-broker.ts';
-import { privateMosquitto, Teardown, freshDatabase, metric, readyz, startService, waitFor } from '../support/harness.ts';
-import { RSS_BOUND_MB, checkStored, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
+import { type EmbeddedBroker, startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
+import { freshDatabase, metric, privateMosquitto, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
+import { checkStored, peakRssMb, RSS_BOUND_MB, steadyLoad, waitStored } from '../support/well-load.ts';
 
 /** How long the broker stays down. */
 const BROKER_OUTAGE_MS = 2_000;
@@ -20,17 +20,31 @@ describe('broker restart under load', () => {
   it('Mosquitto (persistence, MQTT 5): the session survives; every reading the broker acknowledged is stored once', async () => {
     const broker = await privateMosquitto(t);
     const databaseUrl = await freshDatabase(t);
-    const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-broker-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
+    const svc = await startService(t, {
+      DATABASE_URL: databaseUrl,
+      MQTT_URL: broker.url,
+      MQTT_CLIENT_ID: 'esp-ingest-broker-restart',
+      BATCH_FLUSH_INTERVAL_MS: '100',
+    });
     const load = await steadyLoad(t, broker.url, svc.httpPort);
 
     await broker.stop();
     await new Promise((r) => setTimeout(r, BROKER_OUTAGE_MS));
     await broker.start();
     const back = performance.now();
-    await waitFor('service reconnected', async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')) >= 1 && (await readyz(svc.httpPort)).status === 200, 20_000, 100);
+    await waitFor(
+      'service reconnected',
+      async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')) >= 1 && (await readyz(svc.httpPort)).status === 200,
+      20_000,
+      100,
+    );
     const readyAfterS = (performance.now() - back) / 1000;
     const committedAtReconnect = await metric(svc.httpPort, 'esp_ingest_readings_committed_total');
-    await waitFor('new readings committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= committedAtReconnect + 300, 20_000);
+    await waitFor(
+      'new readings committed',
+      async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) >= committedAtReconnect + 300,
+      20_000,
+    );
     const sent = await load.stop();
     const acked = load.ackedKeys();
     const check = await waitStored(databaseUrl, acked);
@@ -54,7 +68,13 @@ describe('broker restart under load', () => {
     t.add(() => broker.close());
     const url = `mqtt://127.0.0.1:${broker.port}`;
     const databaseUrl = await freshDatabase(t);
-    const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: url, MQTT_PROTOCOL_VERSION: '4', MQTT_CLIENT_ID: 'esp-ingest-aedes-restart', BATCH_FLUSH_INTERVAL_MS: '100' });
+    const svc = await startService(t, {
+      DATABASE_URL: databaseUrl,
+      MQTT_URL: url,
+      MQTT_PROTOCOL_VERSION: '4',
+      MQTT_CLIENT_ID: 'esp-ingest-aedes-restart',
+      BATCH_FLUSH_INTERVAL_MS: '100',
+    });
     const load = await steadyLoad(t, url, svc.httpPort);
 
     await broker.close();
@@ -62,7 +82,12 @@ describe('broker restart under load', () => {
     broker = await startEmbeddedBroker(broker.port);
     const back = performance.now();
     // Ready again means subscribed again: from here on nothing may be missed.
-    await waitFor('session reset counted and subscribed again', async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_session_resets_total')) === 1 && (await readyz(svc.httpPort)).status === 200, 20_000, 50);
+    await waitFor(
+      'session reset counted and subscribed again',
+      async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_session_resets_total')) === 1 && (await readyz(svc.httpPort)).status === 200,
+      20_000,
+      50,
+    );
     const subscribedAt = Date.now();
     const readyAfterS = (performance.now() - back) / 1000;
     await waitFor('300 readings published after the resubscribe', () => load.ackedKeys(subscribedAt).size >= 300, 20_000);

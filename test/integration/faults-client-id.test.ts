@@ -5,8 +5,8 @@
 // the other one back forever (the connect/disconnect storm of MQTT.js #1585, #684). The survivor
 // resumes the session, so nothing the wells published is lost, and nothing is stored twice.
 import { afterAll, expect, it } from 'vitest';
-import { privateMosquitto, Teardown, freshDatabase, metric, startService } from '../support/harness.ts';
 import { TAKEOVER_SILENT_CLOSES } from '../../src/ingress/takeover.ts';
+import { freshDatabase, metric, privateMosquitto, startService, Teardown } from '../support/harness.ts';
 import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad } from '../support/well-load.ts';
 
 /** How long the test watches for a reconnect storm after the takeover. */

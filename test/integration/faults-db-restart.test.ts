@@ -3,7 +3,7 @@
 // (node-postgres #1324, #2439); /readyz says 503 naming the database meanwhile; afterwards every
 // reading the wells published is stored exactly once.
 import { afterAll, expect, it } from 'vitest';
-import { privateMosquitto, Teardown, metric, readyz, startService, waitFor } from '../support/harness.ts';
+import { metric, privateMosquitto, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad } from '../support/well-load.ts';
 
@@ -32,10 +32,14 @@ it(`survives a ${OUTAGE_MS / 1000} s database restart under load and stores ever
   // writes over 2 s, database_writes_failing (src/lifecycle/readiness.ts).
   await waitFor('/readyz 503', async () => (await readyz(svc.httpPort)).status === 503, 5_000);
   const notReadyAfterS = (performance.now() - down) / 1000;
-  const reason = await waitFor('/readyz naming the database', async () => {
-    const r = await readyz(svc.httpPort);
-    return r.status === 503 ? r.body.reasons.find((x) => x === 'database_unreachable') : undefined;
-  }, OUTAGE_MS - 1_000);
+  const reason = await waitFor(
+    '/readyz naming the database',
+    async () => {
+      const r = await readyz(svc.httpPort);
+      return r.status === 503 ? r.body.reasons.find((x) => x === 'database_unreachable') : undefined;
+    },
+    OUTAGE_MS - 1_000,
+  );
   const namedAfterS = (performance.now() - down) / 1000;
   // The outage itself is a timed fault, not a synchronisation.
   await new Promise((r) => setTimeout(r, OUTAGE_MS - (performance.now() - down)));

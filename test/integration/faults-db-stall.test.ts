@@ -6,7 +6,18 @@
 // writer's whole-transaction deadline); the stuck connection is discarded. Either way ingest
 // resumes when the stall clears, the MQTT connection never drops, and every reading is stored once.
 import { afterAll, describe, expect, it } from 'vitest';
-import { privateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
+import {
+  freshDatabase,
+  lockTelemetryTable,
+  metric,
+  privateMosquitto,
+  query,
+  readyz,
+  type ServiceProcess,
+  startService,
+  Teardown,
+  waitFor,
+} from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad, type WellLoad } from '../support/well-load.ts';
 
@@ -42,10 +53,17 @@ async function recovers(what: string, svc: ServiceProcess, load: WellLoad, datab
   // A stalled database never starves the MQTT keepalive (MQTT.js #1935).
   expect(await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')).toBe(0);
   // No connection left stuck in an aborted transaction (pg-copy-streams #113, porsager/postgres #1173).
-  await waitFor('no esp-ingest session idle in transaction', async () => {
-    const [r] = await query<{ n: number }>(databaseUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'esp-ingest' AND state LIKE 'idle in transaction%'`);
-    return r!.n === 0;
-  }, 10_000);
+  await waitFor(
+    'no esp-ingest session idle in transaction',
+    async () => {
+      const [r] = await query<{ n: number }>(
+        databaseUrl,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'esp-ingest' AND state LIKE 'idle in transaction%'`,
+      );
+      return r!.n === 0;
+    },
+    10_000,
+  );
   const rss = peakRssMb(svc.proc.pid!);
   expect(rss).toBeLessThan(RSS_BOUND_MB);
   console.log(
@@ -77,10 +95,14 @@ describe('database stall under load', () => {
     t.add(() => db.thaw());
     const frozen = performance.now();
     // Reachability checks unanswered within 1 s (two in a row) or failed writes (three over 2 s) say so.
-    const reason = await waitFor('/readyz 503 naming the database', async () => {
-      const r = await readyz(svc.httpPort);
-      return r.status === 503 ? r.body.reasons.find((x) => x.startsWith('database_')) : undefined;
-    }, STALL_MS);
+    const reason = await waitFor(
+      '/readyz 503 naming the database',
+      async () => {
+        const r = await readyz(svc.httpPort);
+        return r.status === 503 ? r.body.reasons.find((x) => x.startsWith('database_')) : undefined;
+      },
+      STALL_MS,
+    );
     console.log(`frozen database: not ready after ${((performance.now() - frozen) / 1000).toFixed(2)} s ("${reason}")`);
     await new Promise((r) => setTimeout(r, STALL_MS - (performance.now() - frozen)));
     expect(svc.proc.exitCode).toBeNull();

@@ -6,8 +6,8 @@
 // empty), every extra copy is counted, and no batch fails or is retried.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
-import { RSS_BOUND_MB, peakRssMb } from '../support/well-load.ts';
+import { freshDatabase, metric, privateMosquitto, query, startService, Teardown, waitFor } from '../support/harness.ts';
+import { peakRssMb, RSS_BOUND_MB } from '../support/well-load.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -21,7 +21,13 @@ it('stores each (well_id, ts) once, counts every duplicate, and fails no batch',
   const databaseUrl = await freshDatabase(t);
   // Batches of exactly 10 rows (readings + rejections), flushed when full: the test decides
   // which copies share a batch.
-  const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-duplicates', BATCH_MAX_ROWS: '10', BATCH_FLUSH_INTERVAL_MS: '600000' });
+  const svc = await startService(t, {
+    DATABASE_URL: databaseUrl,
+    MQTT_URL: broker.url,
+    MQTT_CLIENT_ID: 'esp-ingest-duplicates',
+    BATCH_MAX_ROWS: '10',
+    BATCH_FLUSH_INTERVAL_MS: '600000',
+  });
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'dup-publisher', clean: true });
   t.add(() => pub.endAsync());
   const topic = 'esp/fault/W-DUP/telemetry';
@@ -66,7 +72,9 @@ it('stores each (well_id, ts) once, counts every duplicate, and fails no batch',
   expect(await metric(svc.httpPort, 'esp_ingest_messages_acknowledged_total')).toBe(10);
   const rss = peakRssMb(svc.proc.pid!);
   expect(rss).toBeLessThan(RSS_BOUND_MB);
-  console.log(`duplicates: 20 readings in 10 messages → 13 rows, 7 duplicates counted, 1 conflict; all committed ${storedAfterS.toFixed(2)} s after the first publish; peak RSS ${rss.toFixed(0)} MiB`);
+  console.log(
+    `duplicates: 20 readings in 10 messages → 13 rows, 7 duplicates counted, 1 conflict; all committed ${storedAfterS.toFixed(2)} s after the first publish; peak RSS ${rss.toFixed(0)} MiB`,
+  );
   svc.proc.kill('SIGTERM');
   expect(await svc.exited).toBe(0);
 });

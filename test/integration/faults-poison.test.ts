@@ -7,8 +7,8 @@
 // leaves no connection in an aborted transaction.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
-import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor } from '../support/harness.ts';
-import { RSS_BOUND_MB, peakRssMb, waitStored, steadyLoad } from '../support/well-load.ts';
+import { freshDatabase, metric, privateMosquitto, query, startService, Teardown, waitFor } from '../support/harness.ts';
+import { peakRssMb, RSS_BOUND_MB, steadyLoad, waitStored } from '../support/well-load.ts';
 
 /** The value the test's CHECK constraint forbids. */
 const POISON_A = 13.13;
@@ -68,7 +68,9 @@ it('moves a message the database refuses to rejected_messages, PUBACKs it, and s
   await waitFor('every message PUBACKed', async () => (await metric(svc.httpPort, 'esp_ingest_messages_acknowledged_total')) === received, 10_000);
   expect(await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')).toBe(0);
   // The failed COPY left no connection in an aborted transaction (pg-copy-streams #115).
-  expect(await query(databaseUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'esp-ingest' AND state LIKE 'idle in transaction%'`)).toEqual([{ n: 0 }]);
+  expect(
+    await query(databaseUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'esp-ingest' AND state LIKE 'idle in transaction%'`),
+  ).toEqual([{ n: 0 }]);
   const rss = peakRssMb(svc.proc.pid!);
   expect(rss).toBeLessThan(RSS_BOUND_MB);
   console.log(

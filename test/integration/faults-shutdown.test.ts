@@ -7,7 +7,17 @@
 // (3) The same with a hung server (SIGSTOP): no write, connect or pooled connection may hold the
 // exit past the deadline.
 import { afterAll, describe, expect, it } from 'vitest';
-import { privateMosquitto, Teardown, freshDatabase, metric, query, startService, waitFor, type ServiceProcess, lockTelemetryTable } from '../support/harness.ts';
+import {
+  freshDatabase,
+  lockTelemetryTable,
+  metric,
+  privateMosquitto,
+  query,
+  type ServiceProcess,
+  startService,
+  Teardown,
+  waitFor,
+} from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 import { expectStoredOnce, peakRssMb, RSS_BOUND_MB, steadyLoad, WellLoad } from '../support/well-load.ts';
 
@@ -52,7 +62,9 @@ describe('SIGTERM under load', () => {
     const sent = await expectStoredOnce(load, databaseUrl);
     expect(await metric(next.httpPort, 'esp_ingest_readings_duplicate_total')).toBe(0);
     expect(rss).toBeLessThan(RSS_BOUND_MB);
-    console.log(`SIGTERM mid-batch: exit 0 after ${stop.seconds.toFixed(2)} s (deadline ${deadlineMs / 1000} s) with ${committed} rows committed in the last flush; ${sent.published} readings stored once in all; peak RSS ${rss.toFixed(0)} MiB`);
+    console.log(
+      `SIGTERM mid-batch: exit 0 after ${stop.seconds.toFixed(2)} s (deadline ${deadlineMs / 1000} s) with ${committed} rows committed in the last flush; ${sent.published} readings stored once in all; peak RSS ${rss.toFixed(0)} MiB`,
+    );
     expect((await terminate(next)).code).toBe(0);
   });
 
@@ -62,7 +74,13 @@ describe('SIGTERM under load', () => {
     const databaseUrl = await freshDatabase(t);
     // lock_timeout (default 10 s) is far longer than the shutdown deadline: the write in progress
     // when SIGTERM arrives is still waiting on the lock when the deadline passes.
-    const base = { DATABASE_URL: databaseUrl, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-blocked', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
+    const base = {
+      DATABASE_URL: databaseUrl,
+      MQTT_URL: broker.url,
+      MQTT_CLIENT_ID: 'esp-ingest-sigterm-blocked',
+      BATCH_FLUSH_INTERVAL_MS: '100',
+      SHUTDOWN_DEADLINE_MS: String(deadlineMs),
+    };
     const svc = await startService(t, base);
     const locker = await lockTelemetryTable(t, databaseUrl);
     const load = new WellLoad({ url: broker.url, wells: ['W-1', 'W-2', 'W-3'], ratePerWellHz: 50 });
@@ -96,7 +114,13 @@ describe('SIGTERM under load', () => {
     const broker = await privateMosquitto(t);
     // Default statement timeout (30 s; the writer's own deadline is twice that): only the shutdown
     // deadline can end the write in progress, and no pooled connection may hold the exit.
-    const base = { DATABASE_URL: db.url, MQTT_URL: broker.url, MQTT_CLIENT_ID: 'esp-ingest-sigterm-hung', BATCH_FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: String(deadlineMs) };
+    const base = {
+      DATABASE_URL: db.url,
+      MQTT_URL: broker.url,
+      MQTT_CLIENT_ID: 'esp-ingest-sigterm-hung',
+      BATCH_FLUSH_INTERVAL_MS: '100',
+      SHUTDOWN_DEADLINE_MS: String(deadlineMs),
+    };
     const svc = await startService(t, base);
     const load = await steadyLoad(t, broker.url, svc.httpPort);
     db.freeze();

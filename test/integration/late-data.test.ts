@@ -13,7 +13,7 @@ import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import { Committer } from '../../src/sink/committer.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
 import { message, reading } from '../support/fixtures.ts';
-import { Teardown, migratedDatabase, query } from '../support/harness.ts';
+import { migratedDatabase, query, Teardown } from '../support/harness.ts';
 
 const log = pino({ level: 'silent' });
 const t = new Teardown();

@@ -5,7 +5,7 @@
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { LIFECYCLE_EVENTS } from '../../src/log/logger.ts';
-import { privateMosquitto, Teardown, freePort, freshDatabase, metric, startService, waitFor } from '../support/harness.ts';
+import { freePort, freshDatabase, metric, privateMosquitto, startService, Teardown, waitFor } from '../support/harness.ts';
 
 const DB_PASSWORD = 's3cret-db-pw';
 const MQTT_PASSWORD = 's3cret-mqtt-pw';
@@ -55,16 +55,23 @@ it('lifecycle events in order, summary lines with stable keys, no line per messa
   t.add(() => pub.endAsync(true));
   const t0 = Date.parse('2024-05-01T00:00:00Z');
   for (let i = 0; i < MESSAGES; i++) {
-    await pub.publishAsync(`esp/3w/W-LOG-${i % 3}/telemetry`, JSON.stringify({ ts: new Date(t0 + i * 1000).toISOString(), intake_pressure_kpa: 8000 + i }), { qos: 1 });
+    await pub.publishAsync(`esp/3w/W-LOG-${i % 3}/telemetry`, JSON.stringify({ ts: new Date(t0 + i * 1000).toISOString(), intake_pressure_kpa: 8000 + i }), {
+      qos: 1,
+    });
   }
   await pub.publishAsync('esp/3w/W-LOG-0/telemetry', '{"ts":"yesterday","intake_pressure_kpa":1}', { qos: 1 });
   await waitFor('all committed', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) === MESSAGES);
   // The summaries' deltas add up to what was committed and rejected once an interval has passed.
   const summaries = () => jsonLines(svc.output()).filter((l) => l.event === 'summary');
-  await waitFor('summaries adding up to every reading', () => {
-    const s = summaries();
-    return s.reduce((n, l) => n + (l.readingsCommitted as number), 0) === MESSAGES && s.reduce((n, l) => n + (l.readingsRejected as number), 0) === 1;
-  }, 20_000, 100);
+  await waitFor(
+    'summaries adding up to every reading',
+    () => {
+      const s = summaries();
+      return s.reduce((n, l) => n + (l.readingsCommitted as number), 0) === MESSAGES && s.reduce((n, l) => n + (l.readingsRejected as number), 0) === 1;
+    },
+    20_000,
+    100,
+  );
   svc.proc.kill('SIGTERM');
   expect(await svc.exited).toBe(0);
 
@@ -131,11 +138,14 @@ it('lifecycle events in order, summary lines with stable keys, no line per messa
     );
   }
   expect(s.reduce((n, l) => n + (l.messagesReceived as number), 0)).toBe(MESSAGES + 1);
-  console.log(`logs: ${lines.length} lines for ${MESSAGES + 1} messages (${events.length} with an event, ${s.length} summaries); e.g. ${JSON.stringify(s.find((l) => (l.readingsCommitted as number) > 0))}`);
+  console.log(
+    `logs: ${lines.length} lines for ${MESSAGES + 1} messages (${events.length} with an event, ${s.length} summaries); e.g. ${JSON.stringify(s.find((l) => (l.readingsCommitted as number) > 0))}`,
+  );
 });
 
 it('no password in the log while the database is unreachable at start-up', async () => {
-  const svc = await startService(t, 
+  const svc = await startService(
+    t,
     { DATABASE_URL: `postgres://postgres:${DB_PASSWORD}@127.0.0.1:${await freePort()}/esp`, MQTT_PASSWORD, RETRY_MAX_DELAY_MS: '100' },
     { waitReady: false },
   );

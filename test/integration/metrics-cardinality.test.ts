@@ -6,10 +6,10 @@
 // quote in a label value made the whole scrape unparsable), prom-client #741 (every label
 // combination is kept forever).
 import { spawnSync } from 'node:child_process';
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { privateMosquitto, Teardown, query, startInProcessWithPublisher, waitFor } from '../support/harness.ts';
+import { privateMosquitto, query, startInProcessWithPublisher, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -26,7 +26,10 @@ beforeAll(async () => {
   const mosquitto = await privateMosquitto(t);
   // The default well-id allow-list refuses `"` and `\`; a site may allow them (WELL_ID_CHARS), and
   // then the scrape must still escape them.
-  ({ app, databaseUrl, prefix, pub } = await startInProcessWithPublisher(t, mosquitto.url, { METRICS_WELLS_MAX: String(WELLS_MAX), WELL_ID_CHARS: 'A-Za-z0-9._"\\\\-' }));
+  ({ app, databaseUrl, prefix, pub } = await startInProcessWithPublisher(t, mosquitto.url, {
+    METRICS_WELLS_MAX: String(WELLS_MAX),
+    WELL_ID_CHARS: 'A-Za-z0-9._"\\\\-',
+  }));
 });
 
 async function publishWells(ids: string[]): Promise<void> {
@@ -74,13 +77,21 @@ describe('metrics cardinality and escaping', () => {
     expect(after.wellSeries).toBe(WELLS_MAX);
     // Series that appeared are first observations of bounded labels (a retry code, a GC kind),
     // never one per well.
-    const names = (text: string) => new Set(text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.slice(0, l.lastIndexOf(' '))));
+    const names = (text: string) =>
+      new Set(
+        text
+          .split('\n')
+          .filter((l) => l !== '' && !l.startsWith('#'))
+          .map((l) => l.slice(0, l.lastIndexOf(' '))),
+      );
     const beforeNames = names(before.text);
     const appeared = [...names(after.text)].filter((n) => !beforeNames.has(n));
     expect(appeared.filter((n) => n.includes('well_id='))).toEqual([]);
     expect(after.text).toMatch(new RegExp(`^esp_ingest_wells_tracked ${WELLS_MAX}$`, 'm'));
     expect(after.text).toMatch(new RegExp(`^esp_ingest_untracked_well_readings_total ${published - WELLS_MAX}$`, 'm'));
     expect(promtoolProblems(after.text)).toEqual({ status: 0, problems: '' });
-    console.log(`[figure] metrics cardinality: ${published} wells → ${after.series} series (${before.series} before), ${after.wellSeries} freshness series, ${Buffer.byteLength(after.text)} bytes`);
+    console.log(
+      `[figure] metrics cardinality: ${published} wells → ${after.series} series (${before.series} before), ${after.wellSeries} freshness series, ${Buffer.byteLength(after.text)} bytes`,
+    );
   });
 });

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { REJECT_REASONS } from '../../src/decode/decode.ts';
-import { Teardown, metric, query, startInProcessWithPublisher, waitFor } from '../support/harness.ts';
+import { metric, query, startInProcessWithPublisher, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -36,7 +36,11 @@ async function start(env: Record<string, string> = {}): Promise<Run> {
       sent++;
     },
     async settled() {
-      await waitFor(`${sent} messages acknowledged`, async () => (await metric(app.httpPort, 'esp_ingest_messages_acknowledged_total')) >= sent || undefined, 30_000);
+      await waitFor(
+        `${sent} messages acknowledged`,
+        async () => (await metric(app.httpPort, 'esp_ingest_messages_acknowledged_total')) >= sent || undefined,
+        30_000,
+      );
     },
     rejects: () => query(db, 'SELECT reason, well_id, reading_index, detail FROM rejected_messages ORDER BY id'),
     metric: (name) => metric(app.httpPort, name),
@@ -95,10 +99,25 @@ describe('payload cases', () => {
 
   it('timestamp forms (telegraf #10786, node-postgres #3318): ms, offset and Z forms are one instant; .123 ms exact; seconds and microseconds rejected with a hint; invalid and missing ts rejected, the rest stored', async () => {
     const r = await start();
-    const tsValues = ['1714521600', '1714521600000', '"2024-05-01T02:00:00+02:00"', '"2024-05-01T00:00:00Z"', '1714521600123', '1714521600000000', '"2024-13-45T99:00:00Z"', null];
-    for (const [seq, ts] of tsValues.entries()) await r.send('ESP-001', ts === null ? `{"seq":${seq},"intake_pressure_kpa":1}` : `{"ts":${ts},"seq":${seq},"intake_pressure_kpa":1}`);
+    const tsValues = [
+      '1714521600',
+      '1714521600000',
+      '"2024-05-01T02:00:00+02:00"',
+      '"2024-05-01T00:00:00Z"',
+      '1714521600123',
+      '1714521600000000',
+      '"2024-13-45T99:00:00Z"',
+      null,
+    ];
+    for (const [seq, ts] of tsValues.entries())
+      await r.send('ESP-001', ts === null ? `{"seq":${seq},"intake_pressure_kpa":1}` : `{"ts":${ts},"seq":${seq},"intake_pressure_kpa":1}`);
     await r.settled();
-    expect(await query(r.db, "SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS ts, seq::int AS seq, (extract(microseconds FROM ts)::bigint % 1000000)::int AS us FROM esp_telemetry ORDER BY ts")).toEqual([
+    expect(
+      await query(
+        r.db,
+        "SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS ts, seq::int AS seq, (extract(microseconds FROM ts)::bigint % 1000000)::int AS us FROM esp_telemetry ORDER BY ts",
+      ),
+    ).toEqual([
       { ts: '2024-05-01 00:00:00.000000', seq: 1, us: 0 },
       { ts: '2024-05-01 00:00:00.123000', seq: 4, us: 123_000 },
     ]);
@@ -120,7 +139,10 @@ describe('payload cases', () => {
     await r.send('ESP-001', '{"seq":1,"intake_pressure_kpa":2}');
     await r.settled();
     const rows = await query<{ seq: string; ts: Date; extra: unknown }>(r.db, 'SELECT seq, ts, extra FROM esp_telemetry ORDER BY seq');
-    expect(rows.map((x) => [x.seq, x.extra])).toEqual([['0', null], ['1', { ts_source: 'receive_time' }]]);
+    expect(rows.map((x) => [x.seq, x.extra])).toEqual([
+      ['0', null],
+      ['1', { ts_source: 'receive_time' }],
+    ]);
     expect(rows[0]!.ts.toISOString()).toBe('2024-05-01T00:00:00.000Z');
     expect(rows[1]!.ts.getTime()).toBeGreaterThanOrEqual(before - 1000);
     expect(rows[1]!.ts.getTime()).toBeLessThanOrEqual(Date.now());
@@ -139,7 +161,10 @@ describe('payload cases', () => {
       ['ts_out_of_range', 'ts: 1970-01-01T00:00:00.000Z is outside [2000-01-01T00:00:00.000Z, receive time + 300 s]'],
       ['invalid_ts', 'ts: null is not valid'],
       ['ts_out_of_range', 'ts: 1970-01-01T00:00:00.000Z is outside [2000-01-01T00:00:00.000Z, receive time + 300 s]'],
-      ['ts_out_of_range', 'ts: 1970-02-17T11:34:04.800Z is outside [2000-01-01T00:00:00.000Z, receive time + 300 s] (looks like epoch seconds; TS_EPOCH_UNIT is ms)'],
+      [
+        'ts_out_of_range',
+        'ts: 1970-02-17T11:34:04.800Z is outside [2000-01-01T00:00:00.000Z, receive time + 300 s] (looks like epoch seconds; TS_EPOCH_UNIT is ms)',
+      ],
       ['ts_out_of_range', 'ts: 9999-12-31T23:59:59.000Z is outside [2000-01-01T00:00:00.000Z, receive time + 300 s]'],
       ['ts_out_of_range', `ts: ${in10min} is outside [2000-01-01T00:00:00.000Z, receive time + 300 s]`],
     ]);
@@ -203,7 +228,9 @@ describe('payload cases', () => {
     await r.send('ESP-010', '{"ts":"2024-05-01T00:00:00Z","well_id":"ESP-011","intake_pressure_kpa":1}');
     await r.send('ESP-010', '{"ts":"2024-05-01T00:00:01Z","well_id":"ESP-010","intake_pressure_kpa":2}');
     await r.settled();
-    expect(await query(r.db, 'SELECT well_id, intake_pressure_kpa, extra FROM esp_telemetry')).toEqual([{ well_id: 'ESP-010', intake_pressure_kpa: 2, extra: null }]);
+    expect(await query(r.db, 'SELECT well_id, intake_pressure_kpa, extra FROM esp_telemetry')).toEqual([
+      { well_id: 'ESP-010', intake_pressure_kpa: 2, extra: null },
+    ]);
     expect(await r.rejects()).toEqual([
       { reason: 'well_id_mismatch', well_id: 'ESP-010', reading_index: null, detail: `well_id: "ESP-011" disagrees with the topic's well id "ESP-010"` },
     ]);
@@ -222,8 +249,17 @@ describe('payload cases', () => {
     const seriesLines = async () => (await allLines()).filter((l) => !l.startsWith(FRESHNESS));
     await r.send('W-0', '{"ts":"2024-05-01T00:00:00Z","intake_pressure_kpa":1}');
     await r.settled();
-    const baseline = (await seriesLines()).filter((l) => !/^esp_ingest_(process|nodejs)_/.test(l) && !l.startsWith('esp_ingest_readings_rejected_total')).length;
-    const garbage = ['{"ts":"x"}', 'not json', '[]', '{"ts":"2024-05-01T00:00:00Z","motor_current_a":"a\\"b\\\\c\\nd"}', '{"ts":"2024-05-01T00:00:00Z","motor_current_a":1e309}', '\u0000'];
+    const baseline = (await seriesLines()).filter(
+      (l) => !/^esp_ingest_(process|nodejs)_/.test(l) && !l.startsWith('esp_ingest_readings_rejected_total'),
+    ).length;
+    const garbage = [
+      '{"ts":"x"}',
+      'not json',
+      '[]',
+      '{"ts":"2024-05-01T00:00:00Z","motor_current_a":"a\\"b\\\\c\\nd"}',
+      '{"ts":"2024-05-01T00:00:00Z","motor_current_a":1e309}',
+      '\u0000',
+    ];
     const evil = ['W"1', 'W\\1', 'W\u202e1', `W${'x'.repeat(200)}`];
     for (let i = 0; i < 300; i++) {
       const well = i < evil.length ? evil[i]! : `W-${i}`;
@@ -237,7 +273,8 @@ describe('payload cases', () => {
     const lines = await seriesLines();
     // Every sample line is well-formed exposition text (values as Go's ParseFloat reads them:
     // prom-client writes a NaN event-loop mean as "Nan" before the first sample).
-    for (const l of lines) expect(l).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\["\\n])*",?)*\})? (-?[0-9.]+(e[+-]?[0-9]+)?|NaN|[+-]Inf)$/i);
+    for (const l of lines)
+      expect(l).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\["\\n])*",?)*\})? (-?[0-9.]+(e[+-]?[0-9]+)?|NaN|[+-]Inf)$/i);
     const reasons = lines.filter((l) => l.startsWith('esp_ingest_readings_rejected_total{')).map((l) => /reason="([^"]*)"/.exec(l)![1]!);
     expect(reasons.length).toBeGreaterThan(0);
     for (const reason of reasons) expect(REJECT_REASONS).toContain(reason);

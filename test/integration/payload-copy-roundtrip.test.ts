@@ -13,7 +13,7 @@ import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
-import { Teardown, freshDatabase } from '../support/harness.ts';
+import { freshDatabase, Teardown } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -26,7 +26,31 @@ const CURRENT = DEFAULT_CATALOG.findIndex((c) => c.column === 'motor_current_a')
 /** Strings PostgreSQL can store: no U+0000, no lone surrogate (it has no UTF-8 encoding). */
 const storable = (s: string): boolean => !s.includes('\u0000') && !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
 
-const SPECIALS = ['', '\t', '\n', '\r', '\r\n', '\\', '\\N', '\\\\N', '\\.', '"', "'", ',', ' ', 'N', '🛢', 'é', '\u202e', '\u00a0', '\ufeff', '{', '}', '\u0001', '\u007f'];
+const SPECIALS = [
+  '',
+  '\t',
+  '\n',
+  '\r',
+  '\r\n',
+  '\\',
+  '\\N',
+  '\\\\N',
+  '\\.',
+  '"',
+  "'",
+  ',',
+  ' ',
+  'N',
+  '🛢',
+  'é',
+  '\u202e',
+  '\u00a0',
+  '\ufeff',
+  '{',
+  '}',
+  '\u0001',
+  '\u007f',
+];
 const text = fc
   .oneof(
     fc.constantFrom(...SPECIALS),
@@ -54,7 +78,10 @@ function row(s: string, tsUs: number, i: number): Reading {
 
 /** Writes `strings` as one batch (ts = base + offset + i µs) and asserts each reads back byte-identical. */
 async function roundTrip(pool: pg.Pool, writer: TelemetryWriter, strings: readonly string[], offsetUs: number): Promise<void> {
-  const res = await writer.write(strings.map((s, i) => row(s, BASE_US + offsetUs + i, i)), []);
+  const res = await writer.write(
+    strings.map((s, i) => row(s, BASE_US + offsetUs + i, i)),
+    [],
+  );
   expect(res.inserted).toBe(strings.length);
   const { rows } = await pool.query<{ i: string; w: string; s: string; v: string; k: string; l0: string; l1: string }>(
     `SELECT (extract(epoch FROM ts) * 1000000)::bigint - $1::bigint AS i,
@@ -98,7 +125,7 @@ describe('COPY round trip', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(text, { minLength: BATCH, maxLength: BATCH }), async (strings) => {
         // Each run (and each shrink attempt) gets its own time range, so keys never collide.
-        const offsetUs = (++run) * 10_000_000;
+        const offsetUs = ++run * 10_000_000;
         await roundTrip(pool, writer, strings, offsetUs);
         total += strings.length;
       }),

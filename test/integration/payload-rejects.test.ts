@@ -2,16 +2,17 @@
 // replay after a fix publishes each message once through the embedded broker to the in-process
 // service, deletes its rows only after the PUBACK, and what is still bad comes back as a new
 // rejection.
-import { createHash } from 'node:crypto';
+
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import type { App } from '../../src/app.ts';
+import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import { formatTable, listRejects, replayRejects } from '../../src/tools/rejects.ts';
-import { ROOT, Teardown, freshDatabase, migratedDatabase, query, startInProcess, waitFor } from '../support/harness.ts';
+import { freshDatabase, migratedDatabase, query, ROOT, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -40,7 +41,10 @@ describe('rejects command', () => {
     const mixed = `[${mixedFixable},${mixedBad}]`;
     const other = '{"ts":"yesterday","motor_current_a":1}';
     for (const p of [fixable, mixed, other]) await pub.publishAsync(topic, p, { qos: 1 });
-    await waitFor('4 rejections', async () => Number((await query<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM rejected_messages'))[0]!.n) === 4 || undefined);
+    await waitFor(
+      '4 rejections',
+      async () => Number((await query<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM rejected_messages'))[0]!.n) === 4 || undefined,
+    );
     await strict.stop();
 
     // The server computed each payload's SHA-256 (sql/002_rejects_sha256.sql).
@@ -58,7 +62,11 @@ describe('rejects command', () => {
     await db.connect();
     t.add(() => db.end());
     const listed = await listRejects(db, {});
-    expect(listed.map((r) => [r.reason, r.count])).toEqual([['unknown_field', 2], ['invalid_ts', 1], ['out_of_range', 1]]);
+    expect(listed.map((r) => [r.reason, r.count])).toEqual([
+      ['unknown_field', 2],
+      ['invalid_ts', 1],
+      ['out_of_range', 1],
+    ]);
     expect(formatTable(listed).split('\n')[0]).toMatch(/^reason\s+count\s+latest$/);
     expect((await listRejects(db, { reason: 'invalid_ts' })).map((r) => r.count)).toEqual([1]);
     expect(await listRejects(db, { since: new Date(Date.now() + 60_000) })).toEqual([]);
@@ -72,7 +80,10 @@ describe('rejects command', () => {
     const r = await replayRejects(db, pub, { reason: 'unknown_field' });
     // Only the refused readings are republished; the still-bad element keeps its row.
     expect(r).toEqual({ messages: 2, published: 2, rowsDeleted: 2, failed: [] });
-    await waitFor('replayed readings stored', async () => Number((await query<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM esp_telemetry'))[0]!.n) === 2 || undefined);
+    await waitFor(
+      'replayed readings stored',
+      async () => Number((await query<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM esp_telemetry'))[0]!.n) === 2 || undefined,
+    );
     const stored = await query(databaseUrl, 'SELECT well_id, site, motor_current_a, extra FROM esp_telemetry ORDER BY ts');
     expect(stored).toEqual([
       { well_id: 'W-1', site: 'north', motor_current_a: 10, extra: { sand_rate_g_s: 1 } },
@@ -87,7 +98,10 @@ describe('rejects command', () => {
 
   it('the CLI prints the table and refuses a replay without --reason', async () => {
     const databaseUrl = await migratedDatabase(t);
-    await query(databaseUrl, "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 't', 'invalid_json', 'x', '\\x00')");
+    await query(
+      databaseUrl,
+      "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 't', 'invalid_json', 'x', '\\x00')",
+    );
     const run = promisify(execFile);
     const env = { ...process.env, DATABASE_URL: databaseUrl };
     const list = await run('npx', ['tsx', 'src/tools/rejects.ts', 'list'], { cwd: ROOT, env });

@@ -1,11 +1,12 @@
 // The whole path in-process, against real brokers (embedded aedes in-process, the machine's
 // Mosquitto) and real TimescaleDB: valid and invalid readings, PUBACK only after commit,
 // graceful stop.
-import { afterAll, describe, expect, it } from 'vitest';
+
 import mqtt from 'mqtt';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor, lockTelemetryTable } from '../support/harness.ts';
+import { freshDatabase, lockTelemetryTable, metric, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -48,7 +49,10 @@ describe.each([
       { qos: 1 },
     );
     await waitFor('2 rows and 1 reject', async () => {
-      const [r] = await query<{ n: string; m: string }>(databaseUrl, 'SELECT (SELECT count(*) FROM esp_telemetry) AS n, (SELECT count(*) FROM rejected_messages) AS m');
+      const [r] = await query<{ n: string; m: string }>(
+        databaseUrl,
+        'SELECT (SELECT count(*) FROM esp_telemetry) AS n, (SELECT count(*) FROM rejected_messages) AS m',
+      );
       return Number(r!.n) === 2 && Number(r!.m) === 1;
     });
     const rows = await query(databaseUrl, `SELECT well_id, site, seq, intake_pressure_kpa, motor_current_a, extra FROM esp_telemetry ORDER BY ts`);
@@ -56,7 +60,10 @@ describe.each([
       { well_id: 'W-17', site: 'site-a', seq: '1', intake_pressure_kpa: 8200.5, motor_current_a: null, extra: null },
       { well_id: 'W-17', site: 'site-a', seq: '2', intake_pressure_kpa: 8201, motor_current_a: 41.5, extra: { firmware: 'v2' } },
     ]);
-    const [rej] = await query<{ reason: string; detail: string; payload: Buffer; topic: string; well_id: string }>(databaseUrl, 'SELECT reason, detail, payload, topic, well_id FROM rejected_messages');
+    const [rej] = await query<{ reason: string; detail: string; payload: Buffer; topic: string; well_id: string }>(
+      databaseUrl,
+      'SELECT reason, detail, payload, topic, well_id FROM rejected_messages',
+    );
     expect(rej).toMatchObject({ reason: 'invalid_ts', topic: `${prefix}/site-a/W-17/telemetry`, well_id: 'W-17' });
     expect(rej!.payload.toString()).toBe(bad);
     expect(rej!.detail).toContain('yesterday');
@@ -138,7 +145,13 @@ describe('acknowledgement', () => {
     const broker = await startEmbeddedBroker(0);
     t.add(() => broker.close());
     const url = `mqtt://127.0.0.1:${broker.port}`;
-    const { app, prefix, databaseUrl } = await start({ MQTT_URL: url, MQTT_PROTOCOL_VERSION: '4', BATCH_FLUSH_INTERVAL_MS: '600000', BATCH_MAX_ROWS: '100000', BUFFER_MAX_ROWS: '100000' });
+    const { app, prefix, databaseUrl } = await start({
+      MQTT_URL: url,
+      MQTT_PROTOCOL_VERSION: '4',
+      BATCH_FLUSH_INTERVAL_MS: '600000',
+      BATCH_MAX_ROWS: '100000',
+      BUFFER_MAX_ROWS: '100000',
+    });
     let pubacks = 0;
     broker.aedes.on('ack', (packet, client) => {
       if (client?.id.startsWith('esp-ingest-') && packet && 'topic' in packet && packet.topic.startsWith(`${prefix}/`)) pubacks++;

@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sidecar } from '../../src/http/sidecar.ts';
 import { EventLoopWatchdog } from '../../src/lifecycle/liveness.ts';
-import { privateMosquitto, Teardown, freshDatabase, metric, startService, waitFor, lockTelemetryTable } from '../support/harness.ts';
+import { freshDatabase, lockTelemetryTable, metric, privateMosquitto, startService, Teardown, waitFor } from '../support/harness.ts';
 import { privatePostgres } from '../support/private-postgres.ts';
 
 const t = new Teardown();
@@ -28,10 +28,15 @@ async function probe(port: number, path: string): Promise<{ status: number; body
 
 /** Polls `path` until its reasons equal `reasons` (order included); returns that answer. */
 async function reasonsBecome(port: number, path: string, reasons: string[], timeoutMs = 20_000) {
-  return waitFor(`${path} reasons ${JSON.stringify(reasons)}`, async () => {
-    const r = await probe(port, path);
-    return JSON.stringify(r.body.reasons ?? []) === JSON.stringify(reasons) ? r : undefined;
-  }, timeoutMs, 50);
+  return waitFor(
+    `${path} reasons ${JSON.stringify(reasons)}`,
+    async () => {
+      const r = await probe(port, path);
+      return JSON.stringify(r.body.reasons ?? []) === JSON.stringify(reasons) ? r : undefined;
+    },
+    timeoutMs,
+    50,
+  );
 }
 
 describe('probes of the running service (child process)', () => {
@@ -39,13 +44,19 @@ describe('probes of the running service (child process)', () => {
     const db = await privatePostgres(t);
     await db.stop();
     const mq = await privateMosquitto(t);
-    const svc = await startService(t, 
+    const svc = await startService(
+      t,
       { DATABASE_URL: db.url, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes', DB_CONNECT_TIMEOUT_MS: '1000', RETRY_MAX_DELAY_MS: '500' },
       { waitReady: false },
     );
 
     // Start-up with the database down: not started, not ready (with why), yet alive.
-    const before = await reasonsBecome(svc.httpPort, '/readyz', ['migrations_pending', 'database_unreachable', 'mqtt_subscription_inactive', 'mqtt_subscription_deaf']);
+    const before = await reasonsBecome(svc.httpPort, '/readyz', [
+      'migrations_pending',
+      'database_unreachable',
+      'mqtt_subscription_inactive',
+      'mqtt_subscription_deaf',
+    ]);
     expect(before.status).toBe(503);
     expect(before.body.ready).toBe(false);
     expect(before.body.details?.database_unreachable).toMatch(/ECONNREFUSED/);
@@ -60,7 +71,13 @@ describe('probes of the running service (child process)', () => {
     await waitFor('/startupz 200', async () => (await probe(svc.httpPort, '/startupz')).status === 200, 30_000, 50);
     const ready = await reasonsBecome(svc.httpPort, '/readyz', []);
     expect(ready.status).toBe(200);
-    expect(ready.body).toMatchObject({ ready: true, reasons: [], storage: { mode: expect.stringMatching(/^timescaledb_|^postgresql_table$/) }, rowsBuffered: 0, unacknowledged: 0 });
+    expect(ready.body).toMatchObject({
+      ready: true,
+      reasons: [],
+      storage: { mode: expect.stringMatching(/^timescaledb_|^postgresql_table$/) },
+      rowsBuffered: 0,
+      unacknowledged: 0,
+    });
     expect(ready.body.details).toBeUndefined();
     expect((await probe(svc.httpPort, '/startupz')).body).toEqual({ started: true, reasons: [] });
 
@@ -75,7 +92,15 @@ describe('probes of the running service (child process)', () => {
     // The metric the database-down alert reads follows the same debounced rule.
     expect(await metric(svc.httpPort, 'esp_ingest_database_up')).toBe(0);
     // The change is logged once, as it happens, with its codes.
-    await waitFor('not_ready logged', () => svc.output().split('\n').some((l) => l.includes('"event":"not_ready"') && l.includes('"reasons":["database_unreachable"]')), 5_000);
+    await waitFor(
+      'not_ready logged',
+      () =>
+        svc
+          .output()
+          .split('\n')
+          .some((l) => l.includes('"event":"not_ready"') && l.includes('"reasons":["database_unreachable"]')),
+      5_000,
+    );
     await db.start();
     const dbStarted = performance.now();
     await reasonsBecome(svc.httpPort, '/readyz', [], 20_000);
@@ -136,7 +161,11 @@ describe('probes of the running service (child process)', () => {
 
     await locker.release();
     await reasonsBecome(svc.httpPort, '/readyz', []);
-    await waitFor('700 committed and acknowledged', async () => (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) === 700 && (await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')) === 0);
+    await waitFor(
+      '700 committed and acknowledged',
+      async () =>
+        (await metric(svc.httpPort, 'esp_ingest_readings_committed_total')) === 700 && (await metric(svc.httpPort, 'esp_ingest_unacknowledged_messages')) === 0,
+    );
     svc.proc.kill('SIGTERM');
     expect(await svc.exited).toBe(0);
   });
@@ -144,7 +173,12 @@ describe('probes of the running service (child process)', () => {
   it('/livez 503 after the process was frozen (SIGSTOP) longer than LIVEZ_MAX_EVENT_LOOP_BLOCK_MS; 200 again after', async () => {
     const databaseUrl = await freshDatabase(t);
     const mq = await privateMosquitto(t);
-    const svc = await startService(t, { DATABASE_URL: databaseUrl, MQTT_URL: mq.url, MQTT_CLIENT_ID: 'esp-ingest-probes-livez', LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: '300' });
+    const svc = await startService(t, {
+      DATABASE_URL: databaseUrl,
+      MQTT_URL: mq.url,
+      MQTT_CLIENT_ID: 'esp-ingest-probes-livez',
+      LIVEZ_MAX_EVENT_LOOP_BLOCK_MS: '300',
+    });
     expect(await probe(svc.httpPort, '/livez')).toEqual({ status: 200, body: { live: true } });
 
     svc.proc.kill('SIGSTOP');

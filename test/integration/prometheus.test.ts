@@ -4,11 +4,11 @@
 // freshness series per well, and the alert rules of ops/prometheus/alerts.yml evaluating cleanly.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
+import { privateMosquitto, query, ROOT, startInProcessWithPublisher, Teardown, waitFor } from '../support/harness.ts';
 import { PrivatePrometheus } from '../support/prometheus.ts';
-import { privateMosquitto, ROOT, Teardown, query, startInProcessWithPublisher, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -33,7 +33,11 @@ async function publishReadings(wells: number, messages: number): Promise<void> {
   const sends: Promise<unknown>[] = [];
   for (let m = 0; m < messages; m++) {
     for (let w = 1; w <= wells; w++) {
-      const readings = Array.from({ length: READINGS_PER_MESSAGE }, (_, i) => ({ ts: new Date(nextTsMs + i * 1000).toISOString(), intake_pressure_kpa: 8000 + i, motor_current_a: 40 }));
+      const readings = Array.from({ length: READINGS_PER_MESSAGE }, (_, i) => ({
+        ts: new Date(nextTsMs + i * 1000).toISOString(),
+        intake_pressure_kpa: 8000 + i,
+        motor_current_a: 40,
+      }));
       sends.push(pub.publishAsync(`${prefix}/north/W-${w}/telemetry`, JSON.stringify(readings), { qos: 1 }));
     }
     nextTsMs += READINGS_PER_MESSAGE * 1000;
@@ -64,10 +68,15 @@ async function databaseTotals(): Promise<{ rows: number; rejects: number; wells:
 }
 
 async function settled(): Promise<{ rows: number; rejects: number; wells: number }> {
-  return waitFor(`database holds ${sent.rows} rows and ${sent.rejects} rejections`, async () => {
-    const db = await databaseTotals();
-    return db.rows === sent.rows && db.rejects === sent.rejects ? db : undefined;
-  }, 60_000, 100);
+  return waitFor(
+    `database holds ${sent.rows} rows and ${sent.rejects} rejections`,
+    async () => {
+      const db = await databaseTotals();
+      return db.rows === sent.rows && db.rejects === sent.rejects ? db : undefined;
+    },
+    60_000,
+    100,
+  );
 }
 
 describe('metrics seen by Prometheus', () => {
@@ -109,10 +118,15 @@ describe('metrics seen by Prometheus', () => {
       const [rejected] = await prom.query('sum(esp_ingest_readings_rejected_total{job="esp-ingest"})');
       return { rows: committed?.value, rejects: rejected?.value };
     };
-    await waitFor('Prometheus totals equal the database', async () => {
-      const p = await totals();
-      return p.rows === db.rows && p.rejects === db.rejects;
-    }, 30_000, 100);
+    await waitFor(
+      'Prometheus totals equal the database',
+      async () => {
+        const p = await totals();
+        return p.rows === db.rows && p.rejects === db.rejects;
+      },
+      30_000,
+      100,
+    );
     const convergedS = (performance.now() - dbSettledAt) / 1000;
     expect(await totals()).toEqual({ rows: db.rows, rejects: db.rejects });
     expect(db).toEqual({ rows: sent.rows, rejects: sent.rejects, wells: 5 });
@@ -124,21 +138,42 @@ describe('metrics seen by Prometheus', () => {
     expect(ages.map((s) => s.metric.well_id).sort()).toEqual(['W-1', 'W-2', 'W-3', 'W-4', 'W-5']);
     expect((await prom.query('esp_ingest_ready{job="esp-ingest"}'))[0]?.value).toBe(1);
     type Rule = { name: string; type: string; health: string; lastError?: string };
-    const rules = await waitFor('every alert rule evaluated', async () => {
-      const data = await prom.api<{ groups: { rules: Rule[] }[] }>('rules');
-      const all = data.groups.flatMap((g) => g.rules);
-      return all.length > 0 && all.every((r) => r.health !== 'unknown') ? all : undefined;
-    }, 30_000, 200);
+    const rules = await waitFor(
+      'every alert rule evaluated',
+      async () => {
+        const data = await prom.api<{ groups: { rules: Rule[] }[] }>('rules');
+        const all = data.groups.flatMap((g) => g.rules);
+        return all.length > 0 && all.every((r) => r.health !== 'unknown') ? all : undefined;
+      },
+      30_000,
+      200,
+    );
     expect(rules.filter((r) => r.health !== 'ok' || r.type !== 'alerting')).toEqual([]);
-    expect(rules.map((r) => r.name)).toEqual(expect.arrayContaining(['EspIngestDown', 'EspIngestStalled', 'EspIngestCommitLagHigh', 'EspIngestRejectRateHigh', 'EspIngestDatabaseDown', 'EspIngestWellSilent']));
+    expect(rules.map((r) => r.name)).toEqual(
+      expect.arrayContaining([
+        'EspIngestDown',
+        'EspIngestStalled',
+        'EspIngestCommitLagHigh',
+        'EspIngestRejectRateHigh',
+        'EspIngestDatabaseDown',
+        'EspIngestWellSilent',
+      ]),
+    );
     // The readings are an hour old by their device time: the commit-lag rule sees it on the real
     // histogram (pending: its `for:` is 10 minutes). Nothing fires.
     const alerts = async () => (await prom.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('alerts')).alerts;
-    await waitFor('EspIngestCommitLagHigh pending', async () => (await alerts()).some((a) => a.labels.alertname === 'EspIngestCommitLagHigh' && a.state === 'pending'), 30_000, 200);
+    await waitFor(
+      'EspIngestCommitLagHigh pending',
+      async () => (await alerts()).some((a) => a.labels.alertname === 'EspIngestCommitLagHigh' && a.state === 'pending'),
+      30_000,
+      200,
+    );
     expect((await alerts()).filter((a) => a.state === 'firing')).toEqual([]);
 
     const tsdb = await prom.api<{ headStats: { numSeries: number } }>('status/tsdb');
     const [samples] = await prom.query('scrape_samples_scraped{job="esp-ingest"}');
-    console.log(`[figure] Prometheus (1 s scrape) equal to the database ${convergedS.toFixed(2)} s after the last commit; ${db.rows} rows, ${db.rejects} rejections; ${samples?.value} samples per scrape (5 wells); ${tsdb.headStats.numSeries} series in its head; ${rules.length} rules healthy`);
+    console.log(
+      `[figure] Prometheus (1 s scrape) equal to the database ${convergedS.toFixed(2)} s after the last commit; ${db.rows} rows, ${db.rejects} rejections; ${samples?.value} samples per scrape (5 wells); ${tsdb.headStats.numSeries} series in its head; ${rules.length} rules healthy`,
+    );
   });
 });

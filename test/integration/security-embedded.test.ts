@@ -1,19 +1,20 @@
 // Wells publish only as themselves, on the embedded broker (password file and JWT): real MQTT
 // clients do what an intruder would (impersonate another well, preempt its timestamps, invent
 // wells, eavesdrop, take the service's session) and a real TimescaleDB shows what was stored.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
+import type { Authenticator } from '../../src/broker/broker-auth.ts';
 import { startConfiguredBroker } from '../../src/broker/configured.ts';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import { pino } from 'pino';
-import type { Authenticator } from '../../src/broker/broker-auth.ts';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { INGEST_USER, device, devicePassword, embeddedAuthEnv, grantedQos, identities, reading, type Identities } from '../support/identity.ts';
+import { freshDatabase, metric, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
+import { device, devicePassword, embeddedAuthEnv, grantedQos, type Identities, INGEST_USER, identities, reading } from '../support/identity.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -29,7 +30,12 @@ const refused = (reason: string, kind = 'publishes') => metric(app.httpPort, `es
 const sentinel = async (tsMs: number) => {
   const w1 = await device(t, url, { username: 'W-1', password: devicePassword('W-1') });
   await w1.publishAsync(topic('W-1'), reading(tsMs), { qos: 1 });
-  await waitFor('W-1 reading stored', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = $1 AND ts = $2', ['W-1', new Date(tsMs)]))[0]!.n === 1);
+  await waitFor(
+    'W-1 reading stored',
+    async () =>
+      (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = $1 AND ts = $2', ['W-1', new Date(tsMs)]))[0]!
+        .n === 1,
+  );
   return w1;
 };
 
@@ -53,9 +59,27 @@ describe('embedded broker: authentication', () => {
 
   it('picks up a changed password file without a restart: a new device gets in, a removed one is refused', async () => {
     ids.addUser('W-5', devicePassword('W-5'));
-    await waitFor('W-5 accepted', () => device(t, url, { username: 'W-5', password: devicePassword('W-5') }).then(() => true, () => false), 10_000, 200);
+    await waitFor(
+      'W-5 accepted',
+      () =>
+        device(t, url, { username: 'W-5', password: devicePassword('W-5') }).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      200,
+    );
     ids.removeUser('W-5');
-    await waitFor('W-5 refused', () => device(t, url, { username: 'W-5', password: devicePassword('W-5') }).then(() => false, () => true), 10_000, 200);
+    await waitFor(
+      'W-5 refused',
+      () =>
+        device(t, url, { username: 'W-5', password: devicePassword('W-5') }).then(
+          () => false,
+          () => true,
+        ),
+      10_000,
+      200,
+    );
   });
 });
 
@@ -67,7 +91,12 @@ describe('embedded broker: each attack fails', () => {
     await impostor.publishAsync(topic('W-2'), reading(Date.now() - 50_000), { qos: 1 });
     for (let i = 0; i < 10; i++) await impostor.publishAsync(topic('W-1'), reading(Date.now() - 40_000 + i), { qos: 1 });
     expect(impostor.connected).toBe(true);
-    await waitFor('10 readings of W-1', async () => (await query<{ n: number }>(databaseUrl, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'W-1' AND ts > now() - interval '45 s'`))[0]!.n >= 10);
+    await waitFor(
+      '10 readings of W-1',
+      async () =>
+        (await query<{ n: number }>(databaseUrl, `SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = 'W-1' AND ts > now() - interval '45 s'`))[0]!
+          .n >= 10,
+    );
     expect(await rows('W-2')).toBe(0);
     expect(await refused('other_well')).toBe(before + 1);
   });
@@ -106,7 +135,9 @@ describe('embedded broker: each attack fails', () => {
   it('session hijack: a device using the service client id is refused (CONNACK 5); the service keeps its session and stores everything', async () => {
     const reconnects = await metric(app.httpPort, 'esp_ingest_mqtt_reconnects_total');
     for (let i = 0; i < 3; i++) {
-      await expect(device(t, url, { username: 'W-1', password: devicePassword('W-1'), clientId: `esp-ingest-${PREFIX}`, clean: false })).rejects.toThrow(/Not authorized/i);
+      await expect(device(t, url, { username: 'W-1', password: devicePassword('W-1'), clientId: `esp-ingest-${PREFIX}`, clean: false })).rejects.toThrow(
+        /Not authorized/i,
+      );
     }
     // $SYS spoofing (aedes #597) is refused for every client, so the service is never told it left.
     const spoofer = await device(t, url, { username: 'W-1', password: devicePassword('W-1') });
@@ -185,10 +216,23 @@ describe('embedded broker: the service with a token of its own', () => {
     writeFileSync(tokenFile, `${await ids.token({ sub: INGEST_USER, exp: Math.floor(Date.now() / 1000) - 23 })}\n`);
     const db = await freshDatabase(t);
     const brokerMetrics = createMetrics();
-    const brokerConfig = loadConfig({ DATABASE_URL: db, ...embeddedAuthEnv(ids), BROKER_JWT_CLOCK_TOLERANCE_S: '25', MQTT_CLIENT_ID: 'esp-ingest-tok', MQTT_TOPIC: 'tok/{site}/{well_id}/telemetry' });
+    const brokerConfig = loadConfig({
+      DATABASE_URL: db,
+      ...embeddedAuthEnv(ids),
+      BROKER_JWT_CLOCK_TOLERANCE_S: '25',
+      MQTT_CLIENT_ID: 'esp-ingest-tok',
+      MQTT_TOPIC: 'tok/{site}/{well_id}/telemetry',
+    });
     const started = await startConfiguredBroker(brokerConfig, { metrics: brokerMetrics, log: pino({ level: 'silent' }) });
     t.add(() => started.broker.close());
-    const svc = await startInProcess(t, 'tok', { DATABASE_URL: db, MQTT_URL: started.url, MQTT_PROTOCOL_VERSION: '4', MQTT_USERNAME: INGEST_USER, MQTT_PASSWORD_FILE: tokenFile, RETRY_MAX_DELAY_MS: '1000' });
+    const svc = await startInProcess(t, 'tok', {
+      DATABASE_URL: db,
+      MQTT_URL: started.url,
+      MQTT_PROTOCOL_VERSION: '4',
+      MQTT_USERNAME: INGEST_USER,
+      MQTT_PASSWORD_FILE: tokenFile,
+      RETRY_MAX_DELAY_MS: '1000',
+    });
     // The sidecar refreshes the token before it expires; the old session still ends at its exp.
     writeFileSync(tokenFile, `${await ids.token({ sub: INGEST_USER })}\n`);
     await waitFor('the session closed at exp', async () => (await metric(svc.httpPort, 'esp_ingest_mqtt_reconnects_total')) >= 1, 10_000);

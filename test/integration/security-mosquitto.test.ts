@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
-import { testCa, type TestCa } from '../support/certs.ts';
-import { INGEST_PASSWORD, INGEST_USER, device, devicePassword, grantedQos, identities, reading } from '../support/identity.ts';
+import { type TestCa, testCa } from '../support/certs.ts';
+import { freshDatabase, metric, PrivateMosquitto, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
+import { device, devicePassword, grantedQos, INGEST_PASSWORD, INGEST_USER, identities, reading } from '../support/identity.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -18,27 +18,42 @@ let broker: PrivateMosquitto;
 let ca: TestCa;
 let databaseUrl: string;
 const rows = async (well: string) => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = $1', [well]))[0]!.n;
-const w1 = (protocolVersion: 4 | 5, extra: { clientId?: string } = {}) => device(t, broker.url, { username: 'W-1', password: devicePassword('W-1'), protocolVersion, ...extra });
+const w1 = (protocolVersion: 4 | 5, extra: { clientId?: string } = {}) =>
+  device(t, broker.url, { username: 'W-1', password: devicePassword('W-1'), protocolVersion, ...extra });
 /** Publishes; MQTT 5 answers a refused PUBLISH with PUBACK 0x87, which MQTT.js turns into a rejection. */
-const publishAnyway = (c: Awaited<ReturnType<typeof w1>>, topicName: string, payload: string) => c.publishAsync(topicName, payload, { qos: 1 }).then(() => 'acknowledged', (err: Error) => err.message);
+const publishAnyway = (c: Awaited<ReturnType<typeof w1>>, topicName: string, payload: string) =>
+  c.publishAsync(topicName, payload, { qos: 1 }).then(
+    () => 'acknowledged',
+    (err: Error) => err.message,
+  );
 
 beforeAll(async () => {
   const ids = await identities(t, ['W-1', 'W-2', 'W-3']);
   const dir = mkdtempSync(path.join(tmpdir(), 'esp-ca-'));
   t.add(() => rmSync(dir, { recursive: true, force: true }));
   ca = testCa(dir);
-  broker = new PrivateMosquitto({ auth: { passwordFile: ids.passwordFile, tls: { certFile: ca.serverCertFile, keyFile: ca.serverKeyFile, caFile: ca.caFile } } });
+  broker = new PrivateMosquitto({
+    auth: { passwordFile: ids.passwordFile, tls: { certFile: ca.serverCertFile, keyFile: ca.serverKeyFile, caFile: ca.caFile } },
+  });
   await broker.start();
   t.add(() => broker.destroy());
   databaseUrl = await freshDatabase(t);
   // Over the TLS listener, verifying the broker against the private CA.
-  app = await startInProcess(t, 'esp', { DATABASE_URL: databaseUrl, MQTT_URL: `mqtts://localhost:${broker.tlsPort}`, MQTT_CA_FILE: ca.caFile, MQTT_USERNAME: INGEST_USER, MQTT_PASSWORD: INGEST_PASSWORD });
+  app = await startInProcess(t, 'esp', {
+    DATABASE_URL: databaseUrl,
+    MQTT_URL: `mqtts://localhost:${broker.tlsPort}`,
+    MQTT_CA_FILE: ca.caFile,
+    MQTT_USERNAME: INGEST_USER,
+    MQTT_PASSWORD: INGEST_PASSWORD,
+  });
 });
 
 describe('Mosquitto with the shipped config: each attack fails', () => {
   it('refuses anonymous clients and wrong passwords; the service is connected over TLS with its own user', async () => {
     await expect(device(t, broker.url, {})).rejects.toThrow(/Not authorized|Bad username or password/i);
-    await expect(device(t, broker.url, { username: 'W-1', password: 'wrong', protocolVersion: 5 })).rejects.toThrow(/Bad User Name or Password|Not authorized/i);
+    await expect(device(t, broker.url, { username: 'W-1', password: 'wrong', protocolVersion: 5 })).rejects.toThrow(
+      /Bad User Name or Password|Not authorized/i,
+    );
     await expect(device(t, broker.url, { username: INGEST_USER, password: 'guess' })).rejects.toThrow(/Not authorized|Bad username or password/i);
     expect(broker.log).toMatch(new RegExp(`New client connected from 127\\.0\\.0\\.1:\\d+ as ${INGEST_USER} .*u'${INGEST_USER}'`));
   });
@@ -50,7 +65,12 @@ describe('Mosquitto with the shipped config: each attack fails', () => {
     expect(outcome).toEqual(protocolVersion === 4 ? 'acknowledged' : expect.stringMatching(/Not authorized/i));
     const ts = Date.now() - 40_000 - protocolVersion;
     await impostor.publishAsync(topic('W-1'), reading(ts), { qos: 1 });
-    await waitFor('W-1 reading', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = $1 AND ts = $2', ['W-1', new Date(ts)]))[0]!.n === 1);
+    await waitFor(
+      'W-1 reading',
+      async () =>
+        (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = $1 AND ts = $2', ['W-1', new Date(ts)]))[0]!
+          .n === 1,
+    );
     expect(await rows('W-2')).toBe(0);
   });
 
@@ -78,7 +98,12 @@ describe('Mosquitto with the shipped config: each attack fails', () => {
     const w2 = await device(t, broker.url, { username: 'W-2', password: devicePassword('W-2'), protocolVersion });
     const ts = Date.now() - 20_000 - protocolVersion;
     await w2.publishAsync(topic('W-2'), reading(ts), { qos: 1 });
-    await waitFor('W-2 reading stored', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = $1 AND ts = $2', ['W-2', new Date(ts)]))[0]!.n === 1);
+    await waitFor(
+      'W-2 reading stored',
+      async () =>
+        (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry WHERE well_id = $1 AND ts = $2', ['W-2', new Date(ts)]))[0]!
+          .n === 1,
+    );
     // One more round trip: anything routed to the spy before it would have arrived by now.
     await grantedQos(spy, 'esp/site-a/W-1/telemetry');
     expect(received).toEqual([]);

@@ -4,11 +4,12 @@
 // reloaded (`chmod 600`, SIGHUP): Mosquitto 2.0.11 fails closed, drops every client and refuses
 // every CONNECT with 0x87, the service's included; a well keeps trying to publish; the file is
 // made readable again and the broker reloaded. And a sentinel password that must appear nowhere.
-import { afterAll, expect, it } from 'vitest';
-import { PrivateMosquitto, Teardown, freshDatabase, metric, query, readyz, startService, waitFor } from '../support/harness.ts';
-import { INGEST_PASSWORD, INGEST_USER, devicePassword, identities } from '../support/identity.ts';
-import { WellLoad, waitStored } from '../support/well-load.ts';
+
 import { chmodSync } from 'node:fs';
+import { afterAll, expect, it } from 'vitest';
+import { freshDatabase, metric, PrivateMosquitto, query, readyz, startService, Teardown, waitFor } from '../support/harness.ts';
+import { devicePassword, INGEST_PASSWORD, INGEST_USER, identities } from '../support/identity.ts';
+import { WellLoad, waitStored } from '../support/well-load.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -21,7 +22,10 @@ async function captures(port: number, output: string): Promise<Record<string, st
   const get = async (p: string) => (await fetch(`http://127.0.0.1:${port}${p}`)).text();
   return { output, metrics: await get('/metrics'), readyz: await get('/readyz'), startupz: await get('/startupz') };
 }
-const leaks = (c: Record<string, string>) => Object.entries(c).filter(([, text]) => text.includes(SENTINEL)).map(([where]) => where);
+const leaks = (c: Record<string, string>) =>
+  Object.entries(c)
+    .filter(([, text]) => text.includes(SENTINEL))
+    .map(([where]) => where);
 
 it('keeps retrying a refused CONNACK with backoff, names the reason in /readyz, recovers by itself and stores every reading; never exits; the password appears nowhere', async () => {
   const ids = await identities(t, ['W-1']);
@@ -32,7 +36,15 @@ it('keeps retrying a refused CONNACK with backoff, names the reason in /readyz, 
   // The test cluster trusts local connections: the password in the URL is a sentinel only.
   const dbUrl = new URL(databaseUrl);
   dbUrl.password = 'S3cr3t-pw%23x';
-  const svc = await startService(t, { DATABASE_URL: dbUrl.toString(), MQTT_URL: broker.url, MQTT_USERNAME: INGEST_USER, MQTT_PASSWORD: INGEST_PASSWORD, MQTT_CLIENT_ID: INGEST_USER, RETRY_MAX_DELAY_MS: '2000', BATCH_FLUSH_INTERVAL_MS: '100' });
+  const svc = await startService(t, {
+    DATABASE_URL: dbUrl.toString(),
+    MQTT_URL: broker.url,
+    MQTT_USERNAME: INGEST_USER,
+    MQTT_PASSWORD: INGEST_PASSWORD,
+    MQTT_CLIENT_ID: INGEST_USER,
+    RETRY_MAX_DELAY_MS: '2000',
+    BATCH_FLUSH_INTERVAL_MS: '100',
+  });
   const load = new WellLoad({ url: broker.url, wells: ['W-1'], ratePerWellHz: 20, username: 'W-1', password: devicePassword('W-1') });
   await load.start();
   t.add(() => load.stop(1_000).catch(() => undefined));
@@ -41,11 +53,15 @@ it('keeps retrying a refused CONNACK with backoff, names the reason in /readyz, 
   chmodSync(ids.passwordFile, 0o600);
   process.kill(broker.pid!, 'SIGHUP');
   const refusedSince = performance.now();
-  const reason = await waitFor('refusal named in /readyz', async () => {
-    const r = await readyz(svc.httpPort);
-    const detail = (r.body['details'] as Record<string, string> | undefined)?.['mqtt_subscription_inactive'];
-    return r.status === 503 && /refused the connection: (not authorized|bad user name or password)/.test(detail ?? '') ? detail : undefined;
-  }, 15_000);
+  const reason = await waitFor(
+    'refusal named in /readyz',
+    async () => {
+      const r = await readyz(svc.httpPort);
+      const detail = (r.body.details as Record<string, string> | undefined)?.mqtt_subscription_inactive;
+      return r.status === 503 && /refused the connection: (not authorized|bad user name or password)/.test(detail ?? '') ? detail : undefined;
+    },
+    15_000,
+  );
   const during = await captures(svc.httpPort, svc.output());
   await waitFor('refused long enough', () => performance.now() - refusedSince >= REFUSED_MS, REFUSED_MS + 1_000, 100);
 
@@ -74,8 +90,14 @@ it('keeps retrying a refused CONNACK with backoff, names the reason in /readyz, 
 
   const final = await captures(svc.httpPort, svc.output());
   const rejected = await query<{ detail: string }>(databaseUrl, 'SELECT detail FROM rejected_messages');
-  expect({ during: leaks(during), after: leaks(final), rejected: rejected.filter((r) => r.detail.includes(SENTINEL)).length }).toEqual({ during: [], after: [], rejected: 0 });
-  console.log(`refused ${(REFUSED_MS / 1000).toFixed(0)} s ("${reason}"): ${refusals} refused CONNACKs, recovered ${recoveryS.toFixed(2)} s after the broker accepted again; ${sent.published} readings published, all stored once`);
+  expect({ during: leaks(during), after: leaks(final), rejected: rejected.filter((r) => r.detail.includes(SENTINEL)).length }).toEqual({
+    during: [],
+    after: [],
+    rejected: 0,
+  });
+  console.log(
+    `refused ${(REFUSED_MS / 1000).toFixed(0)} s ("${reason}"): ${refusals} refused CONNACKs, recovered ${recoveryS.toFixed(2)} s after the broker accepted again; ${sent.published} readings published, all stored once`,
+  );
   svc.proc.kill('SIGTERM');
   expect(await svc.exited).toBe(0);
 });

@@ -3,15 +3,16 @@
 // files are read again before every connect (MQTT.js #916: a reconnect otherwise reuses the old
 // ones), so a rotated certificate is picked up at the next reconnect without a restart, and its
 // expiry is exported.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+
 import { X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
-import { Teardown, freshDatabase, metric, query, startInProcess, waitFor } from '../support/harness.ts';
 import { testCa } from '../support/certs.ts';
-import mqtt from 'mqtt';
+import { freshDatabase, metric, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 import { device, reading } from '../support/identity.ts';
 
 const t = new Teardown();
@@ -22,7 +23,10 @@ it('mqtts with client certificates: a rotated client certificate is read at the 
   const dir = mkdtempSync(path.join(tmpdir(), 'esp-tls-'));
   t.add(() => rmSync(dir, { recursive: true, force: true }));
   const ca = testCa(dir);
-  const broker = await startEmbeddedBroker(0, '127.0.0.1', { tls: { key: readFileSync(ca.serverKeyFile), cert: readFileSync(ca.serverCertFile), ca: readFileSync(ca.caFile) }, topicTemplate: 'tls/{site}/{well_id}/telemetry' });
+  const broker = await startEmbeddedBroker(0, '127.0.0.1', {
+    tls: { key: readFileSync(ca.serverKeyFile), cert: readFileSync(ca.serverCertFile), ca: readFileSync(ca.caFile) },
+    topicTemplate: 'tls/{site}/{well_id}/telemetry',
+  });
   t.add(() => broker.close());
   const first = ca.client('esp-ingest', 10);
   const second = ca.client('esp-ingest-rotated', 20);
@@ -31,20 +35,39 @@ it('mqtts with client certificates: a rotated client certificate is read at the 
   copyFileSync(first.certFile, certFile);
   copyFileSync(first.keyFile, keyFile);
   const databaseUrl = await freshDatabase(t);
-  const app = await startInProcess(t, 'tls', { DATABASE_URL: databaseUrl, MQTT_URL: `mqtts://localhost:${broker.port}`, MQTT_PROTOCOL_VERSION: '4', MQTT_CA_FILE: ca.caFile, MQTT_CERT_FILE: certFile, MQTT_KEY_FILE: keyFile });
+  const app = await startInProcess(t, 'tls', {
+    DATABASE_URL: databaseUrl,
+    MQTT_URL: `mqtts://localhost:${broker.port}`,
+    MQTT_PROTOCOL_VERSION: '4',
+    MQTT_CA_FILE: ca.caFile,
+    MQTT_CERT_FILE: certFile,
+    MQTT_KEY_FILE: keyFile,
+  });
   expect(await metric(app.httpPort, 'esp_ingest_mqtt_client_certificate_expiry_timestamp_seconds')).toBe(notAfterS(first.certFile));
 
   // Rotate the files, then make the broker drop the service's connection.
   copyFileSync(second.certFile, certFile);
   copyFileSync(second.keyFile, keyFile);
   (broker.aedes as unknown as { clients: Record<string, { close(): void }> }).clients['esp-ingest-tls']?.close();
-  await waitFor('reconnected with the rotated certificate', async () => (await metric(app.httpPort, 'esp_ingest_mqtt_client_certificate_expiry_timestamp_seconds')) === notAfterS(second.certFile) && (await metric(app.httpPort, 'esp_ingest_mqtt_up')) === 1, 15_000);
+  await waitFor(
+    'reconnected with the rotated certificate',
+    async () =>
+      (await metric(app.httpPort, 'esp_ingest_mqtt_client_certificate_expiry_timestamp_seconds')) === notAfterS(second.certFile) &&
+      (await metric(app.httpPort, 'esp_ingest_mqtt_up')) === 1,
+    15_000,
+  );
 
   // Without a client certificate the TLS handshake fails.
   const dev = await device(t, `mqtts://localhost:${broker.port}`, { ca: readFileSync(ca.caFile) }).catch((err: Error) => err);
   expect(dev).toBeInstanceOf(Error);
   const withCert = ca.client('W-1');
-  const w1 = await mqtt.connectAsync(`mqtts://localhost:${broker.port}`, { protocolVersion: 4, reconnectPeriod: 0, ca: readFileSync(ca.caFile), cert: readFileSync(withCert.certFile), key: readFileSync(withCert.keyFile) });
+  const w1 = await mqtt.connectAsync(`mqtts://localhost:${broker.port}`, {
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    ca: readFileSync(ca.caFile),
+    cert: readFileSync(withCert.certFile),
+    key: readFileSync(withCert.keyFile),
+  });
   t.add(() => w1.endAsync(true));
   await w1.publishAsync('tls/s/W-1/telemetry', reading(Date.now() - 1_000), { qos: 1 });
   await waitFor('the reading over TLS', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
@@ -69,7 +92,13 @@ it('BROKER=embedded with BROKER_TLS_*: the service reaches its own broker over m
   });
   expect(app.mqttUrl).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
   const dev = ca.client('W-2');
-  const w2 = await mqtt.connectAsync(app.mqttUrl, { protocolVersion: 4, reconnectPeriod: 0, ca: readFileSync(ca.caFile), cert: readFileSync(dev.certFile), key: readFileSync(dev.keyFile) });
+  const w2 = await mqtt.connectAsync(app.mqttUrl, {
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    ca: readFileSync(ca.caFile),
+    cert: readFileSync(dev.certFile),
+    key: readFileSync(dev.keyFile),
+  });
   t.add(() => w2.endAsync(true));
   await w2.publishAsync('etls/s/W-2/telemetry', reading(Date.now() - 1_000), { qos: 1 });
   await waitFor('the reading over TLS', async () => (await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);

@@ -1,15 +1,16 @@
 // The sink against real servers: schema and storage mode on TimescaleDB (Apache build) and on
 // plain PostgreSQL; COPY + merge semantics; rejects keep the raw bytes; a killed backend
 // mid-COPY discards the connection.
-import { afterAll, describe, expect, it } from 'vitest';
+
 import pg from 'pg';
 import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrate } from '../../src/schema/migrate.ts';
 import type { RejectRow } from '../../src/decode/work.ts';
-import { reading } from '../support/fixtures.ts';
+import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
-import { PLAIN_PG_URL, Teardown, freshDatabase, query, waitFor } from '../support/harness.ts';
+import { reading } from '../support/fixtures.ts';
+import { freshDatabase, PLAIN_PG_URL, query, Teardown, waitFor } from '../support/harness.ts';
 
 const log = pino({ level: 'silent' });
 const t = new Teardown();
@@ -31,14 +32,20 @@ describe('schema', () => {
   it('makes esp_telemetry a hypertable with 1-day chunks (compressed only where the license allows)', async () => {
     const { url, schema } = await setup();
     expect(schema.storage.mode).toBe(schema.storage.license === 'timescale' ? 'timescaledb_compressed' : 'timescaledb_hypertable');
-    const [h] = await query<{ n: string }>(url, `SELECT count(*) AS n FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry' AND column_name = 'ts' AND time_interval = interval '1 day'`);
+    const [h] = await query<{ n: string }>(
+      url,
+      `SELECT count(*) AS n FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry' AND column_name = 'ts' AND time_interval = interval '1 day'`,
+    );
     expect(Number(h!.n)).toBe(1);
   });
 
   it('falls back to a plain table where TimescaleDB is missing, and never fails on that', async () => {
     const { url, schema } = await setup(PLAIN_PG_URL);
     expect(schema.storage.mode).toBe('postgresql_table');
-    const rows = await query<{ c: string }>(url, `SELECT count(*) AS c FROM information_schema.columns WHERE table_name = 'esp_telemetry' AND column_name = 'vsd_frequency_hz'`);
+    const rows = await query<{ c: string }>(
+      url,
+      `SELECT count(*) AS c FROM information_schema.columns WHERE table_name = 'esp_telemetry' AND column_name = 'vsd_frequency_hz'`,
+    );
     expect(Number(rows[0]!.c)).toBe(1);
   });
 
@@ -69,7 +76,10 @@ describe('TelemetryWriter', () => {
     // A disagreeing motor current: counted, stored value kept.
     const clash = await writer.write([reading('W1', MAY_1_US, { motor_current_a: 41 })], []);
     expect(clash).toEqual({ inserted: 0, duplicates: 1, conflicts: 1, filled: 0 });
-    const rows = await query<{ motor_current_a: number; downhole_gauge_pressure_pa: number; extra: unknown }>(url, 'SELECT motor_current_a, downhole_gauge_pressure_pa, extra FROM esp_telemetry');
+    const rows = await query<{ motor_current_a: number; downhole_gauge_pressure_pa: number; extra: unknown }>(
+      url,
+      'SELECT motor_current_a, downhole_gauge_pressure_pa, extra FROM esp_telemetry',
+    );
     expect(rows).toEqual([{ motor_current_a: 40, downhole_gauge_pressure_pa: 2.1e7, extra: { gauge: 'pdg-1' } }]);
   });
 
@@ -77,16 +87,30 @@ describe('TelemetryWriter', () => {
     const { url, writer } = await setup();
     const r = reading('W\t2\\N', MAY_1_US + 123_456, { vsd_frequency_hz: 50 }, { site: 's1', extra: { note: 'line1\nline2 \\ ünï 🛢' } });
     await writer.write([r], []);
-    const rows = await query<{ well_id: string; us: string; note: string }>(url, `SELECT well_id, to_char(ts AT TIME ZONE 'UTC', 'US') AS us, extra->>'note' AS note FROM esp_telemetry`);
+    const rows = await query<{ well_id: string; us: string; note: string }>(
+      url,
+      `SELECT well_id, to_char(ts AT TIME ZONE 'UTC', 'US') AS us, extra->>'note' AS note FROM esp_telemetry`,
+    );
     expect(rows).toEqual([{ well_id: 'W\t2\\N', us: '123456', note: 'line1\nline2 \\ ünï 🛢' }]);
   });
 
   it('stores rejects with the raw bytes, topic, reason and time received', async () => {
     const { url, writer } = await setup();
     const payload = Buffer.from([0x7b, 0xff, 0x00, 0x0a, 0x5c]);
-    const rej: RejectRow = { receivedAtMs: Date.parse('2024-05-01T00:00:01Z'), topic: 'esp/s1/W1/telemetry', wellId: 'W1', reason: 'invalid_utf8', detail: 'payload is not valid UTF-8', index: null, payload };
+    const rej: RejectRow = {
+      receivedAtMs: Date.parse('2024-05-01T00:00:01Z'),
+      topic: 'esp/s1/W1/telemetry',
+      wellId: 'W1',
+      reason: 'invalid_utf8',
+      detail: 'payload is not valid UTF-8',
+      index: null,
+      payload,
+    };
     await writer.write([], [rej]);
-    const rows = await query<{ payload: Buffer; reason: string; topic: string; received_at: Date }>(url, 'SELECT payload, reason, topic, received_at FROM rejected_messages');
+    const rows = await query<{ payload: Buffer; reason: string; topic: string; received_at: Date }>(
+      url,
+      'SELECT payload, reason, topic, received_at FROM rejected_messages',
+    );
     expect(rows).toHaveLength(1);
     expect(Buffer.compare(rows[0]!.payload, payload)).toBe(0);
     expect(rows[0]!.reason).toBe('invalid_utf8');
@@ -96,11 +120,22 @@ describe('TelemetryWriter', () => {
   it('discards the connection when its backend is killed mid-COPY, and the next write succeeds (pg-copy-streams #115)', async () => {
     const { url, pool, writer } = await setup();
     const many = Array.from({ length: 300_000 }, (_, i) => reading('W9', MAY_1_US + i * 1_000_000, { vsd_frequency_hz: 50 }));
-    const writing = writer.write(many, []).then(() => 'committed', (err: Error) => err);
-    const killed = await waitFor('the COPY to be running, then killed', async () => {
-      const rows = await query<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'esp-ingest-test' AND state = 'active' AND query LIKE 'COPY esp_%'`);
-      return rows[0]?.ok;
-    }, 20_000, 5);
+    const writing = writer.write(many, []).then(
+      () => 'committed',
+      (err: Error) => err,
+    );
+    const killed = await waitFor(
+      'the COPY to be running, then killed',
+      async () => {
+        const rows = await query<{ ok: boolean }>(
+          url,
+          `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'esp-ingest-test' AND state = 'active' AND query LIKE 'COPY esp_%'`,
+        );
+        return rows[0]?.ok;
+      },
+      20_000,
+      5,
+    );
     expect(killed).toBe(true);
     expect(await writing).toBeInstanceOf(Error);
     const ok = await writer.write(many.slice(0, 10), []);

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { EspError } from '../../src/errors.ts';
-import { Teardown, freePort, freshDatabase, query, waitFor } from '../support/harness.ts';
+import { freePort, freshDatabase, query, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
 afterEach(() => t.run());
@@ -43,22 +43,41 @@ describe('a start that fails or is aborted', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     t.add(() => new Promise((resolve) => taken.close(resolve)));
     const httpPort = await freePort();
-    const config = loadConfig({ DATABASE_URL: databaseUrl, BROKER: 'embedded', BROKER_PORT: String((taken.address() as net.AddressInfo).port), HTTP_PORT: String(httpPort), HTTP_HOST: '127.0.0.1' });
+    const config = loadConfig({
+      DATABASE_URL: databaseUrl,
+      BROKER: 'embedded',
+      BROKER_PORT: String((taken.address() as net.AddressInfo).port),
+      HTTP_PORT: String(httpPort),
+      HTTP_HOST: '127.0.0.1',
+    });
 
     await expect(startApp({ config, log: pino({ level: 'silent' }) })).rejects.toMatchObject({ code: 'EADDRINUSE' });
 
     expect(await refused(httpPort)).toBe(true);
     const name = new URL(databaseUrl).pathname.slice(1);
-    await waitFor('no esp-ingest connection left', async () => (await query(databaseUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'esp-ingest%'`, [name]))[0]?.n === 0);
+    await waitFor(
+      'no esp-ingest connection left',
+      async () =>
+        (await query(databaseUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'esp-ingest%'`, [name]))[0]
+          ?.n === 0,
+    );
   });
 
   it('aborted while the database is unreachable: rejects with ESP_ABORTED before the pending backoff ends, and retries no more', async () => {
     const db = await closingServer();
     const httpPort = await freePort();
-    const config = loadConfig({ DATABASE_URL: `postgres://esp@127.0.0.1:${db.port}/esp`, RETRY_MAX_DELAY_MS: '60000', HTTP_PORT: String(httpPort), HTTP_HOST: '127.0.0.1' });
+    const config = loadConfig({
+      DATABASE_URL: `postgres://esp@127.0.0.1:${db.port}/esp`,
+      RETRY_MAX_DELAY_MS: '60000',
+      HTTP_PORT: String(httpPort),
+      HTTP_HOST: '127.0.0.1',
+    });
     const abort = new AbortController();
     const starting = startApp({ config, log: pino({ level: 'silent' }), signal: abort.signal });
-    const outcome = starting.then(() => undefined, (err: unknown) => err);
+    const outcome = starting.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
 
     // After 5 failed attempts the next backoff is at least 800 ms (100 ms · 2^4, jittered to 50–100 %).
     await waitFor('5 connection attempts', () => db.connections() >= 5);

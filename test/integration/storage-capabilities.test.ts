@@ -4,15 +4,15 @@
 // /readyz, the metrics and one log line. On a Timescale-licensed server (the official image in
 // GitHub Actions) the same tests expect `applied`.
 import { Writable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { pino } from 'pino';
-import { loadWells } from '../support/wells.ts';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { DEFAULT_STORAGE_SETTINGS } from '../../src/schema/settings.ts';
-import { PLAIN_PG_URL, Teardown, freshDatabase, metric, query, readyz, serverUrl, startInProcess, waitFor } from '../support/harness.ts';
+import { freshDatabase, metric, PLAIN_PG_URL, query, readyz, serverUrl, startInProcess, Teardown, waitFor } from '../support/harness.ts';
+import { loadWells } from '../support/wells.ts';
 
 const t = new Teardown();
 afterAll(() => t.run());
@@ -34,7 +34,10 @@ async function ingestWell(databaseUrl: string, env: Record<string, string>) {
   for (let i = 0; i < WELL.readings.length; i += 100) {
     await pub.publishAsync(`${prefix}/s1/${WELL.wellId}/telemetry`, JSON.stringify(WELL.readings.slice(i, i + 100)), { qos: 1 });
   }
-  await waitFor('every reading stored', async () => Number((await query<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM esp_telemetry'))[0]!.n) === WELL.readings.length);
+  await waitFor(
+    'every reading stored',
+    async () => Number((await query<{ n: string }>(databaseUrl, 'SELECT count(*) AS n FROM esp_telemetry'))[0]!.n) === WELL.readings.length,
+  );
   return app;
 }
 
@@ -45,7 +48,12 @@ describe('capability detection', () => {
     // Retention on, so its state is the server's answer rather than "disabled".
     const app = await ingestWell(databaseUrl, { STORAGE_RETENTION: '36500 days' });
     const { body } = await readyz(app.httpPort);
-    const storage = body.storage as { timescaledb: string; license: string; mode: string; features: Record<string, { state: string; sqlstate?: string | null; reason?: string }> };
+    const storage = body.storage as {
+      timescaledb: string;
+      license: string;
+      mode: string;
+      features: Record<string, { state: string; sqlstate?: string | null; reason?: string }>;
+    };
     expect(storage.timescaledb).toMatch(/^2\.\d+/);
     expect(storage.features.hypertable).toEqual({ state: 'applied', detail: 'chunks of 1 day' });
     if (licensed) {
@@ -57,7 +65,11 @@ describe('capability detection', () => {
       expect(storage.mode).toBe('timescaledb_hypertable');
       expect(storage.features.compression).toEqual({ state: 'unsupported', sqlstate: '0A000', reason: expect.stringContaining('"apache" license') });
       expect(storage.features.compression_policy).toEqual({ state: 'unsupported', sqlstate: '0A000', reason: 'needs compression, which is unsupported' });
-      expect(storage.features.retention_policy).toEqual({ state: 'unsupported', sqlstate: '0A000', reason: 'function "add_retention_policy" is not supported under the current "apache" license' });
+      expect(storage.features.retention_policy).toEqual({
+        state: 'unsupported',
+        sqlstate: '0A000',
+        reason: 'function "add_retention_policy" is not supported under the current "apache" license',
+      });
       expect(storage.features.rollups).toEqual({ state: 'unsupported', sqlstate: '0A000', reason: expect.stringContaining('"apache" license') });
       expect(await metric(app.httpPort, 'esp_ingest_storage_feature{feature="rollups",state="unsupported"}')).toBe(1);
       expect(await metric(app.httpPort, 'esp_ingest_storage_feature{feature="rollups",state="applied"}')).toBe(0);
@@ -66,7 +78,10 @@ describe('capability detection', () => {
     expect(await metric(app.httpPort, 'esp_ingest_storage_feature{feature="hypertable",state="applied"}')).toBe(1);
     // One series per feature is 1: every feature has exactly one state.
     expect(await metric(app.httpPort, 'esp_ingest_storage_feature')).toBe(5);
-    const [chunks] = await query<{ n: string }>(databaseUrl, `SELECT count(*) AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'esp_telemetry'`);
+    const [chunks] = await query<{ n: string }>(
+      databaseUrl,
+      `SELECT count(*) AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'esp_telemetry'`,
+    );
     expect(Number(chunks!.n)).toBeGreaterThan(0);
   });
 
@@ -78,7 +93,11 @@ describe('capability detection', () => {
     expect(storage.timescaledb).toBeNull();
     expect(storage.mode).toBe('postgresql_table');
     for (const f of ['hypertable', 'compression', 'compression_policy', 'retention_policy', 'rollups']) {
-      expect(storage.features[f]).toEqual({ state: 'unsupported', sqlstate: null, reason: expect.stringMatching(/TimescaleDB is (not installed|installed but not in shared_preload_libraries|not loaded)/) });
+      expect(storage.features[f]).toEqual({
+        state: 'unsupported',
+        sqlstate: null,
+        reason: expect.stringMatching(/TimescaleDB is (not installed|installed but not in shared_preload_libraries|not loaded)/),
+      });
       expect(await metric(app.httpPort, `esp_ingest_storage_feature{feature="${f}",state="unsupported"}`)).toBe(1);
     }
     expect(await metric(app.httpPort, 'esp_ingest_storage_mode{mode="postgresql_table"}')).toBe(1);
@@ -106,10 +125,15 @@ describe('capability detection', () => {
     expect(storage.features.compression_policy).toEqual({ state: 'disabled', reason: 'STORAGE_COMPRESS_AFTER=off' });
     expect(storage.features.retention_policy).toEqual({ state: 'disabled', reason: 'STORAGE_RETENTION=off' });
     expect(storage.features.rollups.state).toBe('disabled');
-    const [dim] = await query<{ s: number }>(databaseUrl, `SELECT EXTRACT(epoch FROM time_interval)::float8 AS s FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry'`);
+    const [dim] = await query<{ s: number }>(
+      databaseUrl,
+      `SELECT EXTRACT(epoch FROM time_interval)::float8 AS s FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry'`,
+    );
     expect(dim!.s).toBe(43_200);
     const summary = lines.map((l) => JSON.parse(l) as { msg: string }).filter((l) => l.msg.startsWith('storage on '));
     expect(summary).toHaveLength(1);
-    expect(summary[0]!.msg).toMatch(/^storage on TimescaleDB 2\.\d+\S* \((apache|timescale) license\): hypertable applied; compression disabled; compression_policy disabled; retention_policy disabled; rollups disabled$/);
+    expect(summary[0]!.msg).toMatch(
+      /^storage on TimescaleDB 2\.\d+\S* \((apache|timescale) license\): hypertable applied; compression disabled; compression_policy disabled; retention_policy disabled; rollups disabled$/,
+    );
   });
 });

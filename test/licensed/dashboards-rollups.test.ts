@@ -10,8 +10,8 @@ import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { migrateWith } from '../../src/schema/migrate.ts';
 import { ROLLUP_VIEWS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
 import { customValues, interpolateSql, loadDashboard, sqlQueries } from '../support/dashboards.ts';
+import { type LicensedDb, openLicensedTimescale } from '../support/pglite.ts';
 import { ROOT } from '../support/root.ts';
-import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
 import { sqlClient } from '../support/sql-client.ts';
 import { copyOf, wellReadings } from '../support/well-rows.ts';
 
@@ -29,11 +29,15 @@ beforeAll(async () => {
   const { target, text } = copyOf(DEFAULT_CATALOG, readings);
   await db.copyFrom(target, text);
   for (const { view } of ROLLUP_VIEWS) {
-    const gens = await db.query<{ view_name: string }>(`SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_name LIKE $1`, [`${view}_g%`]);
+    const gens = await db.query<{ view_name: string }>(`SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_name LIKE $1`, [
+      `${view}_g%`,
+    ]);
     expect(gens.rows.length, view).toBeGreaterThan(0);
     for (const g of gens.rows) await db.query(`CALL refresh_continuous_aggregate('${g.view_name}', NULL, NULL)`);
   }
-  const [busiest] = (await db.query<{ well_id: string; first: Date }>(`SELECT well_id, min(ts) AS first FROM esp_telemetry GROUP BY well_id ORDER BY count(*) DESC LIMIT 1`)).rows;
+  const [busiest] = (
+    await db.query<{ well_id: string; first: Date }>(`SELECT well_id, min(ts) AS first FROM esp_telemetry GROUP BY well_id ORDER BY count(*) DESC LIMIT 1`)
+  ).rows;
   well = busiest!.well_id;
   const from = new Date(busiest!.first);
   range = { from: from.toISOString(), to: new Date(from.getTime() + 86_400_000).toISOString() };
@@ -46,7 +50,10 @@ describe('wells dashboard on the real continuous aggregates', () => {
   it('the rollup views have every column of the naming contract', async () => {
     for (const { view } of ROLLUP_VIEWS) {
       const cols = await db.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_name = $1`, [view]);
-      expect(cols.rows.map((r) => r.column_name), view).toEqual(expect.arrayContaining(rollupColumnNames(DEFAULT_CATALOG)));
+      expect(
+        cols.rows.map((r) => r.column_name),
+        view,
+      ).toEqual(expect.arrayContaining(rollupColumnNames(DEFAULT_CATALOG)));
     }
   });
 
@@ -81,7 +88,10 @@ describe('wells dashboard on the real continuous aggregates', () => {
   it('the README\'s rollup SQL (section "Storage") runs on the real rollups', async () => {
     const readme = readFileSync(`${ROOT}README.md`, 'utf8');
     const storage = readme.slice(readme.indexOf('\n## Storage'), readme.indexOf('\n## ', readme.indexOf('\n## Storage') + 1));
-    const statements = [...storage.matchAll(/```sql\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split(';')).map((q) => q.trim()).filter((q) => q !== '' && /^SELECT/i.test(q));
+    const statements = [...storage.matchAll(/```sql\n([\s\S]*?)```/g)]
+      .flatMap((m) => m[1]!.split(';'))
+      .map((q) => q.trim())
+      .filter((q) => q !== '' && /^SELECT/i.test(q));
     expect(statements.length).toBeGreaterThanOrEqual(3);
     for (const q of statements) await expect(db.query(q), q).resolves.toHaveProperty('rows');
   });

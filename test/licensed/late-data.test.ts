@@ -10,13 +10,13 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
+import type { RejectRow } from '../../src/decode/work.ts';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts';
 import { Committer } from '../../src/sink/committer.ts';
 import { commitBatch, type SqlSession, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
-import type { RejectRow } from '../../src/decode/work.ts';
 import { readingLines, writerSql } from '../../src/sink/writer-sql.ts';
 import { message, reading } from '../support/fixtures.ts';
-import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
+import { type LicensedDb, openLicensedTimescale } from '../support/pglite.ts';
 
 /** First release with timescaledb PR #7673 (#7672: ON CONFLICT DO NOTHING on compressed chunks skipped the rows after the first conflict). */
 const FIXED_RELEASE = '2.18.1';
@@ -53,7 +53,8 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
   /** Every batch transaction the committer ran: rows, options, outcome. */
   const transactions: { rows: number; lifted: boolean; error: string | null }[] = [];
 
-  const write = (rows: readonly Reading[], rejects: readonly RejectRow[] = [], options: WriteOptions = {}) => commitBatch(session, sql, N, rows, rejects, options);
+  const write = (rows: readonly Reading[], rejects: readonly RejectRow[] = [], options: WriteOptions = {}) =>
+    commitBatch(session, sql, N, rows, rejects, options);
 
   /** The service's committer on PGlite: the writer double runs commitBatch, nothing else. */
   function committer(): { c: Committer; metrics: Metrics } {
@@ -70,7 +71,16 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
         }
       },
     };
-    const c = new Committer({ writer, catalog: DEFAULT_CATALOG, metrics, log: pino({ level: 'silent' }), retryMaxDelayMs: 50, signal: new AbortController().signal, clock: () => Date.now(), onDbState: () => undefined });
+    const c = new Committer({
+      writer,
+      catalog: DEFAULT_CATALOG,
+      metrics,
+      log: pino({ level: 'silent' }),
+      retryMaxDelayMs: 50,
+      signal: new AbortController().signal,
+      clock: () => Date.now(),
+      onDbState: () => undefined,
+    });
     return { c, metrics };
   }
 
@@ -92,7 +102,10 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     );
     const chunk = rows[0]!.chunk;
     await db.query(`CALL convert_to_columnstore('${chunk}')`);
-    const st = await db.query<{ is_compressed: boolean }>(`SELECT is_compressed FROM timescaledb_information.chunks WHERE format('%I.%I', chunk_schema, chunk_name) = $1`, [chunk]);
+    const st = await db.query<{ is_compressed: boolean }>(
+      `SELECT is_compressed FROM timescaledb_information.chunks WHERE format('%I.%I', chunk_schema, chunk_name) = $1`,
+      [chunk],
+    );
     expect(st.rows[0]?.is_compressed).toBe(true);
     return chunk;
   }
@@ -111,7 +124,10 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     db = await openLicensedTimescale();
     session = pgliteSession(db);
     // The project's schema: sql/*.sql in order, the channel columns, the hypertable, columnstore.
-    for (const f of readdirSync(SQL_DIR).filter((x) => /^\d{3}_.+\.sql$/.test(x)).sort()) await db.exec(readFileSync(path.join(SQL_DIR, f), 'utf8'));
+    for (const f of readdirSync(SQL_DIR)
+      .filter((x) => /^\d{3}_.+\.sql$/.test(x))
+      .sort())
+      await db.exec(readFileSync(path.join(SQL_DIR, f), 'utf8'));
     for (const c of DEFAULT_CATALOG) await db.exec(`ALTER TABLE esp_telemetry ADD COLUMN IF NOT EXISTS ${c.column} double precision`);
     await db.exec(`SELECT create_hypertable('esp_telemetry', by_range('ts', INTERVAL '1 day'), migrate_data => true);
       ALTER TABLE esp_telemetry SET (timescaledb.enable_columnstore, timescaledb.segmentby = 'well_id', timescaledb.orderby = 'ts DESC');`);
@@ -122,7 +138,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
   });
 
   it(`runs a TimescaleDB release with the fix for #7672 (PR #7673, in ${FIXED_RELEASE}); fails loudly on an older one`, async () => {
-    const { rows } = await db.query<{ v: string; l: string }>(`SELECT extversion AS v, current_setting('timescaledb.license') AS l FROM pg_extension WHERE extname = 'timescaledb'`);
+    const { rows } = await db.query<{ v: string; l: string }>(
+      `SELECT extversion AS v, current_setting('timescaledb.license') AS l FROM pg_extension WHERE extname = 'timescaledb'`,
+    );
     const version = rows[0]?.v ?? '0';
     expect(rows[0]?.l).toBe('timescale');
     expect(
@@ -139,7 +157,8 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     beforeAll(async () => {
       expect(await write(hourly('ESP-006', day))).toEqual({ inserted: 24, duplicates: 0, conflicts: 0, filled: 0 });
       await compressDay(day);
-      before = (await db.query(`SELECT * FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts = $1::timestamptz`, [new Date(at(5, 0) / 1000).toISOString()])).rows[0]!;
+      before = (await db.query(`SELECT * FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts = $1::timestamptz`, [new Date(at(5, 0) / 1000).toISOString()]))
+        .rows[0]!;
     });
 
     it('the server itself (PR #7673): INSERT … ON CONFLICT DO NOTHING from a table ordered A, B, C, D stores B, C, D', async () => {
@@ -149,7 +168,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
         `INSERT INTO conflict_probe (ts, well_id, motor_current_a) VALUES ($1, 'ESP-006', 1), ($2, 'ESP-006', 2), ($3, 'ESP-006', 3), ($4, 'ESP-006', 4)`,
         [iso(at(6, 0)), iso(at(6, 1)), iso(at(6, 2)), iso(at(6, 3))],
       );
-      const ins = await db.query(`INSERT INTO esp_telemetry (ts, well_id, motor_current_a) SELECT ts, well_id, motor_current_a FROM conflict_probe ORDER BY ts ON CONFLICT (well_id, ts) DO NOTHING`);
+      const ins = await db.query(
+        `INSERT INTO esp_telemetry (ts, well_id, motor_current_a) SELECT ts, well_id, motor_current_a FROM conflict_probe ORDER BY ts ON CONFLICT (well_id, ts) DO NOTHING`,
+      );
       expect(ins.rowCount).toBe(3);
       const after = await keyCounts('ESP-006', at(6, 0), at(6, 4));
       expect(after).toEqual({ keys: 4, rows: 4 });
@@ -161,14 +182,20 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     });
 
     it('A, B, C, D: the COPY meets A (23505), the staged path stores B, C, D once and leaves A unchanged', async () => {
-      const batchAbcd = [reading('ESP-006', at(5, 0), pump(5)), reading('ESP-006', at(5, 1), pump(5)), reading('ESP-006', at(5, 2), pump(5)), reading('ESP-006', at(5, 3), pump(5))];
+      const batchAbcd = [
+        reading('ESP-006', at(5, 0), pump(5)),
+        reading('ESP-006', at(5, 1), pump(5)),
+        reading('ESP-006', at(5, 2), pump(5)),
+        reading('ESP-006', at(5, 3), pump(5)),
+      ];
       // The fast path alone refuses it: that is what sends the batch to the staged path.
       await db.exec('BEGIN');
       await expect(db.copyFrom(sql.telemetryCopyTarget, [...readingLines(batchAbcd, N)].join(''))).rejects.toMatchObject({ code: '23505' });
       await db.exec('ROLLBACK');
       expect(await write(batchAbcd)).toEqual({ inserted: 3, duplicates: 1, conflicts: 0, filled: 0 });
       expect(await keyCounts('ESP-006', at(5, 0), at(5, 4))).toEqual({ keys: 4, rows: 4 });
-      const a = (await db.query(`SELECT * FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts = $1::timestamptz`, [new Date(at(5, 0) / 1000).toISOString()])).rows[0];
+      const a = (await db.query(`SELECT * FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts = $1::timestamptz`, [new Date(at(5, 0) / 1000).toISOString()]))
+        .rows[0];
       expect(a).toEqual(before);
       // The same batch again (a redelivery): nothing new, nothing changed.
       expect(await write(batchAbcd)).toEqual({ inserted: 0, duplicates: 4, conflicts: 0, filled: 0 });
@@ -199,7 +226,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
       // The late rows sit uncompressed beside the compressed batches until the policy runs.
       expect((await partial()).rows[0]?.partial).toBe(true);
       await db.query(`CALL add_columnstore_policy('esp_telemetry', after => INTERVAL '7 days', if_not_exists => true)`);
-      const job = await db.query<{ job_id: number }>(`SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'esp_telemetry' AND proc_name = 'policy_compression'`);
+      const job = await db.query<{ job_id: number }>(
+        `SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'esp_telemetry' AND proc_name = 'policy_compression'`,
+      );
       await db.query(`CALL run_job(${job.rows[0]!.job_id})`);
       expect((await partial()).rows[0]?.partial).toBe(false);
       const batchAbcd = [0, 1, 2, 3].map((m) => reading('ESP-006', at(5, m), pump(5)));
@@ -220,7 +249,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
       await compressDay(day);
       // A downhole gauge of each well brings its channel for every stored hour: 72 fills, 72
       // compressed tuples to decompress in one statement; the limit allows 30 (a batch of 24).
-      const gauge = wells.flatMap((w, i) => Array.from({ length: 24 }, (_, h) => reading(w, day + h * 3_600_000_000, { downhole_gauge_pressure_pa: 2e7 + i * 1e5 + h })));
+      const gauge = wells.flatMap((w, i) =>
+        Array.from({ length: 24 }, (_, h) => reading(w, day + h * 3_600_000_000, { downhole_gauge_pressure_pa: 2e7 + i * 1e5 + h })),
+      );
       await setLimit(30);
       await expect(write(gauge)).rejects.toMatchObject({ code: '53400' });
       transactions.length = 0;
@@ -236,7 +267,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
         [new Date(day / 1000).toISOString(), new Date((day + DAY_US) / 1000).toISOString()],
       );
       expect(rows[0]).toEqual({ filled: 72, pump: 72 });
-      console.log(`53400 split: 72 fills, limit 30: ${transactions.length} transactions (${transactions.filter((t) => t.error === '53400').length} refused with 53400, ${splits} splits)`);
+      console.log(
+        `53400 split: 72 fills, limit 30: ${transactions.length} transactions (${transactions.filter((t) => t.error === '53400').length} refused with 53400, ${splits} splits)`,
+      );
     });
 
     it('one reading that alone exceeds the limit is written with the limit lifted for its transaction', async () => {
@@ -255,7 +288,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
       // SET LOCAL: the session's own limit is back once the transaction ended.
       const { rows } = await db.query<{ v: string }>(`SELECT current_setting('timescaledb.max_tuples_decompressed_per_dml_transaction') AS v`);
       expect(rows[0]?.v).toBe('5');
-      const g = await db.query<{ g: number }>(`SELECT downhole_gauge_pressure_pa AS g FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts = $1::timestamptz`, [new Date((day + 3 * 3_600_000_000) / 1000).toISOString()]);
+      const g = await db.query<{ g: number }>(`SELECT downhole_gauge_pressure_pa AS g FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts = $1::timestamptz`, [
+        new Date((day + 3 * 3_600_000_000) / 1000).toISOString(),
+      ]);
       expect(g.rows[0]?.g).toBe(1.9e7);
     });
   });
@@ -267,7 +302,9 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     await compressDay(day);
     // The well was offline: its whole day arrives, pump channels plus the downhole gauge, which
     // the 24 stored hours lack (so those are filled on compressed data).
-    const day1Hz = Array.from({ length: 86_400 }, (_, s) => reading('ESP-006', day + s * 1_000_000, { ...pump(Math.floor(s / 3600)), downhole_gauge_pressure_pa: 2e7 + s }));
+    const day1Hz = Array.from({ length: 86_400 }, (_, s) =>
+      reading('ESP-006', day + s * 1_000_000, { ...pump(Math.floor(s / 3600)), downhole_gauge_pressure_pa: 2e7 + s }),
+    );
     transactions.length = 0;
     const { c, metrics } = committer();
     const started = performance.now();
@@ -276,10 +313,15 @@ describe('late and backfilled data into compressed chunks (licensed TimescaleDB,
     expect(await keyCounts('ESP-006', day, day + DAY_US)).toEqual({ keys: 86_400, rows: 86_400 });
     expect(await keyCounts('ESP-007', day, day + DAY_US)).toEqual({ keys: 24, rows: 24 });
     expect(await counter(metrics, 'esp_ingest_readings_committed_total')).toBe(86_400 - 24);
-    const { rows } = await db.query<{ g: number }>(`SELECT count(downhole_gauge_pressure_pa)::int AS g FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts >= $1::timestamptz AND ts < $2::timestamptz`, [new Date(day / 1000).toISOString(), new Date((day + DAY_US) / 1000).toISOString()]);
+    const { rows } = await db.query<{ g: number }>(
+      `SELECT count(downhole_gauge_pressure_pa)::int AS g FROM esp_telemetry WHERE well_id = 'ESP-006' AND ts >= $1::timestamptz AND ts < $2::timestamptz`,
+      [new Date(day / 1000).toISOString(), new Date((day + DAY_US) / 1000).toISOString()],
+    );
     expect(rows[0]?.g).toBe(86_400);
     const splits = await counter(metrics, 'esp_ingest_decompression_limit_total', { action: 'split' });
-    console.log(`backfill 1 Hz day into a compressed chunk: 86400 readings in ${seconds.toFixed(1)} s, ${transactions.length} transactions, ${splits} splits (default limit 100000)`);
+    console.log(
+      `backfill 1 Hz day into a compressed chunk: 86400 readings in ${seconds.toFixed(1)} s, ${transactions.length} transactions, ${splits} splits (default limit 100000)`,
+    );
 
     // The second well of that chunk, with the limit below one compressed batch (24 tuples): the
     // batch holding an hour mark is split down to that one reading, which is written with the

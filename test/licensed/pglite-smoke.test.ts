@@ -1,7 +1,7 @@
 // Licensed TimescaleDB (PGlite build, test tool only): the test group's own check that the
 // features the project relies on are present, so a later failure points at our code.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
+import { type LicensedDb, openLicensedTimescale } from '../support/pglite.ts';
 
 describe('licensed TimescaleDB (PGlite build)', () => {
   let db: LicensedDb;

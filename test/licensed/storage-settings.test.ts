@@ -2,13 +2,14 @@
 // applied in place by the next start (chunk interval, columnstore policy age, retention off → on
 // → off, rollup refresh policies), a start with unchanged settings changes nothing, and the
 // retention policy drops only old chunks when run.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { migrateWith } from '../../src/schema/migrate.ts';
 import type { SqlClient } from '../../src/schema/apply.ts';
+import { migrateWith } from '../../src/schema/migrate.ts';
 import { DEFAULT_STORAGE_SETTINGS, type StorageSettings } from '../../src/schema/settings.ts';
-import { openLicensedTimescale, type LicensedDb } from '../support/pglite.ts';
+import { type LicensedDb, openLicensedTimescale } from '../support/pglite.ts';
 import { sqlClient } from '../support/sql-client.ts';
 
 const log = pino({ level: 'silent' });
@@ -21,7 +22,13 @@ async function all<T>(sql: string): Promise<T[]> {
 }
 const start = (settings: Partial<StorageSettings>) => migrateWith(client, DEFAULT_CATALOG, log, { ...DEFAULT_STORAGE_SETTINGS, ...settings });
 
-interface Job { job_id: number; proc_name: string; on: string; after: string | null; start: string | null }
+interface Job {
+  job_id: number;
+  proc_name: string;
+  on: string;
+  after: string | null;
+  start: string | null;
+}
 /** The policies in place: job, what it is on, its age setting, as TimescaleDB stores them. */
 const jobs = () =>
   all<Job>(`SELECT j.job_id, j.proc_name, COALESCE(c.view_name, j.hypertable_name) AS on,
@@ -30,7 +37,8 @@ const jobs = () =>
               LEFT JOIN timescaledb_information.continuous_aggregates c ON j.hypertable_name IN (c.view_name, c.materialization_hypertable_name)
              WHERE j.proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')
              ORDER BY 2, 3`);
-const chunkInterval = async () => (await all<{ i: string }>(`SELECT time_interval::text AS i FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry'`))[0]?.i;
+const chunkInterval = async () =>
+  (await all<{ i: string }>(`SELECT time_interval::text AS i FROM timescaledb_information.dimensions WHERE hypertable_name = 'esp_telemetry'`))[0]?.i;
 
 beforeAll(async () => {
   db = await openLicensedTimescale();
@@ -56,8 +64,13 @@ describe('licensed TimescaleDB: settings applied in place at every start', () =>
       { proc_name: 'policy_refresh_continuous_aggregate', on: 'esp_telemetry_1h_g1', after: null, s: null },
       { proc_name: 'policy_refresh_continuous_aggregate', on: 'esp_telemetry_1m_g1', after: null, s: null },
     ]);
-    const settings = await all(`SELECT attname::text AS col, segmentby_column_index AS seg, orderby_column_index AS ord, orderby_asc AS asc FROM timescaledb_information.compression_settings WHERE hypertable_name = 'esp_telemetry' ORDER BY 1`);
-    expect(settings).toEqual([{ col: 'ts', seg: null, ord: 1, asc: false }, { col: 'well_id', seg: 1, ord: null, asc: null }]);
+    const settings = await all(
+      `SELECT attname::text AS col, segmentby_column_index AS seg, orderby_column_index AS ord, orderby_asc AS asc FROM timescaledb_information.compression_settings WHERE hypertable_name = 'esp_telemetry' ORDER BY 1`,
+    );
+    expect(settings).toEqual([
+      { col: 'ts', seg: null, ord: 1, asc: false },
+      { col: 'well_id', seg: 1, ord: null, asc: null },
+    ]);
   });
 
   it('changes nothing on a start with the same settings (same jobs, same ids)', async () => {
@@ -77,8 +90,12 @@ describe('licensed TimescaleDB: settings applied in place at every start', () =>
       { proc_name: 'policy_refresh_continuous_aggregate', on: 'esp_telemetry_1m_g1', after: null, s: '30 days' },
       { proc_name: 'policy_retention', on: 'esp_telemetry', after: '30 days', s: null },
     ]);
-    await client.query(`INSERT INTO esp_telemetry (ts, well_id, tree_pressure_pa) VALUES (now() - INTERVAL '3 days', 'W1', 1), ('2018-01-01T00:00:00Z', 'W1', 2)`);
-    const widths = await all<{ w: string }>(`SELECT (range_end - range_start)::text AS w FROM timescaledb_information.chunks WHERE hypertable_name = 'esp_telemetry'`);
+    await client.query(
+      `INSERT INTO esp_telemetry (ts, well_id, tree_pressure_pa) VALUES (now() - INTERVAL '3 days', 'W1', 1), ('2018-01-01T00:00:00Z', 'W1', 2)`,
+    );
+    const widths = await all<{ w: string }>(
+      `SELECT (range_end - range_start)::text AS w FROM timescaledb_information.chunks WHERE hypertable_name = 'esp_telemetry'`,
+    );
     expect(widths).toEqual([{ w: '12:00:00' }, { w: '12:00:00' }]);
   });
 

@@ -67,9 +67,34 @@ export function variableQuery(v: Variable): string | undefined {
 
 /** Words of PromQL that are operators or keywords, never metric names. */
 const PROMQL_WORDS = new Set([
-  'and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'atop',
-  'sum', 'min', 'max', 'avg', 'count', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values', 'group', 'limitk', 'limit_ratio',
-  'inf', 'nan',
+  'and',
+  'or',
+  'unless',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'atop',
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'count',
+  'stddev',
+  'stdvar',
+  'topk',
+  'bottomk',
+  'quantile',
+  'count_values',
+  'group',
+  'limitk',
+  'limit_ratio',
+  'inf',
+  'nan',
 ]);
 
 /**
@@ -130,7 +155,11 @@ export function sqlQueries(d: Dashboard): { where: string; sql: string }[] {
  * @param vars variable name → its value(s).
  * @throws Error naming any other `$` macro or variable, so a new one is noticed here.
  */
-export function interpolateSql(sql: string, vars: Record<string, string | string[]>, range = { from: '2024-01-01T00:00:00Z', to: '2024-01-02T00:00:00Z' }): string {
+export function interpolateSql(
+  sql: string,
+  vars: Record<string, string | string[]>,
+  range = { from: '2024-01-01T00:00:00Z', to: '2024-01-02T00:00:00Z' },
+): string {
   return sql
     .replace(/\$__timeFilter\(([^)]+)\)/g, (_m, col: string) => `${col.trim()} BETWEEN '${range.from}' AND '${range.to}'`)
     .replace(/\$\{(\w+)\}|\$(\w+)/g, (m, a: string | undefined, b: string | undefined) => {
@@ -143,8 +172,28 @@ export function interpolateSql(sql: string, vars: Record<string, string | string
 
 /** SQL words the dashboards' queries use that are not column or relation names. */
 const SQL_WORDS = new Set([
-  'select', 'distinct', 'on', 'from', 'where', 'and', 'or', 'not', 'in', 'between', 'is', 'null', 'as', 'order', 'by',
-  'group', 'asc', 'desc', 'limit', 'nulls', 'first', 'last',
+  'select',
+  'distinct',
+  'on',
+  'from',
+  'where',
+  'and',
+  'or',
+  'not',
+  'in',
+  'between',
+  'is',
+  'null',
+  'as',
+  'order',
+  'by',
+  'group',
+  'asc',
+  'desc',
+  'limit',
+  'nulls',
+  'first',
+  'last',
 ]);
 
 /**
@@ -153,7 +202,10 @@ const SQL_WORDS = new Set([
  * @returns relations (after FROM) and the other identifiers (column names).
  */
 export function sqlIdentifiers(sql: string): { relations: string[]; columns: string[] } {
-  const s = sql.replace(/'(?:[^']|'')*'/g, ' ').replace(/\bAS\s+("[^"]*"|\w+)/gi, ' ').replace(/"[^"]*"/g, ' ');
+  const s = sql
+    .replace(/'(?:[^']|'')*'/g, ' ')
+    .replace(/\bAS\s+("[^"]*"|\w+)/gi, ' ')
+    .replace(/"[^"]*"/g, ' ');
   const relations = [...s.matchAll(/\bFROM\s+(\w+)/gi)].map((m) => m[1]!);
   const columns = new Set<string>();
   for (const m of s.matchAll(/(?<![\w.])[a-zA-Z_]\w*/g)) {

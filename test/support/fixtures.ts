@@ -2,7 +2,7 @@
 // message's readings to the committer, a catalog channel, and an error as node-postgres raises
 // it (a SQLSTATE in `code`).
 import type { BatchItem } from '../../src/batch/batcher.ts';
-import { DEFAULT_CATALOG, type Channel } from '../../src/decode/catalog.ts';
+import { type Channel, DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import type { MessageWork, RejectRow } from '../../src/decode/work.ts';
 

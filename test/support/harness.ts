@@ -4,14 +4,14 @@
 // here, which the dev tools (dev/) import directly.
 import mqtt from 'mqtt';
 import { pino } from 'pino';
-import { startApp, type App } from '../../src/app.ts';
+import { type App, startApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { freshDatabase } from './database.ts';
-import { readyz, scrapeMetric, ServiceProcess } from './service-process.ts';
+import { readyz, ServiceProcess, scrapeMetric } from './service-process.ts';
 import type { Teardown } from './teardown.ts';
 import { waitFor } from './wait.ts';
 
-export { PLAIN_PG_URL, freshDatabase, lockTelemetryTable, migratedDatabase, query, serverUrl } from './database.ts';
+export { freshDatabase, lockTelemetryTable, migratedDatabase, PLAIN_PG_URL, query, serverUrl } from './database.ts';
 export { PrivateMosquitto, privateMosquitto } from './mosquitto.ts';
 export { freePort } from './net.ts';
 export { ROOT } from './root.ts';

@@ -4,8 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import mqtt from 'mqtt';
-import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
 import type { Teardown } from './harness.ts';
 
 /** The service's own user on the test brokers. */
@@ -73,7 +73,11 @@ export function embeddedAuthEnv(ids: Identities): Record<string, string> {
  * Connects a device; resolves with the client, or rejects with the CONNACK refusal. No reconnects.
  * Ended at teardown.
  */
-export async function device(t: Teardown, url: string, o: { username?: string; password?: string; clientId?: string; protocolVersion?: 4 | 5; clean?: boolean; ca?: Buffer }): Promise<mqtt.MqttClient> {
+export async function device(
+  t: Teardown,
+  url: string,
+  o: { username?: string; password?: string; clientId?: string; protocolVersion?: 4 | 5; clean?: boolean; ca?: Buffer },
+): Promise<mqtt.MqttClient> {
   const c = await mqtt.connectAsync(url, {
     clientId: o.clientId ?? `dev-${Math.random().toString(36).slice(2, 10)}`,
     protocolVersion: o.protocolVersion ?? 4,

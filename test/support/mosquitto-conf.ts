@@ -22,7 +22,12 @@ export function deriveMosquittoConf(text: string, o: DerivedConfOptions): string
     .replace(/^listener 1883.*$/m, `listener ${o.port} 127.0.0.1`)
     .replace(/^persistence_location .*$/m, `persistence_location ${o.persistenceDir}/`);
   const a = o.auth;
-  if (!a) return conf.replace(TLS_BLOCK, '').replace(IDENTITY_LINES, '').replace(/^per_listener_settings .*$/m, '').replace(/^allow_anonymous .*$/gm, 'allow_anonymous true');
+  if (!a)
+    return conf
+      .replace(TLS_BLOCK, '')
+      .replace(IDENTITY_LINES, '')
+      .replace(/^per_listener_settings .*$/m, '')
+      .replace(/^allow_anonymous .*$/gm, 'allow_anonymous true');
   conf = conf.replace(/^password_file .*$/gm, `password_file ${a.passwordFile}`).replace(/^acl_file .*$/gm, `acl_file ${a.aclFile}`);
   if (!a.tls) return conf.replace(TLS_BLOCK, '');
   return conf

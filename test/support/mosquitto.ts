@@ -1,7 +1,7 @@
 // A private Mosquitto for tests and the benchmark: the project's mosquitto.conf on a free port,
 // persistence in a temp directory. Debian's stock broker on 1883 drops QoS 1 messages past 1000
 // queued per subscriber, so whatever must lose nothing runs against one of these.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -62,15 +62,21 @@ export class PrivateMosquitto {
     let conf = deriveMosquittoConf(readFileSync(path.join(ROOT, 'mosquitto.conf'), 'utf8'), {
       port: this.port,
       persistenceDir: this.dir,
-      ...(a ? { auth: { passwordFile: a.passwordFile, aclFile: a.aclFile ?? path.join(ROOT, 'ops/mosquitto/mosquitto.acl'), ...(a.tls ? { tls: { port: this.tlsPort, ...a.tls } } : {}) } } : {}),
+      ...(a
+        ? {
+            auth: {
+              passwordFile: a.passwordFile,
+              aclFile: a.aclFile ?? path.join(ROOT, 'ops/mosquitto/mosquitto.acl'),
+              ...(a.tls ? { tls: { port: this.tlsPort, ...a.tls } } : {}),
+            },
+          }
+        : {}),
     });
     for (const [name, value] of Object.entries(this.opts.overrides ?? {})) {
       const line = new RegExp(`^${name} .*$`, 'm');
       conf = line.test(conf) ? conf.replace(line, `${name} ${value}`) : `${conf}\n${name} ${value}\n`;
     }
-    conf = conf
-      .replace(/^log_dest .*$/gm, '')
-      .concat('\nlog_dest stderr\n');
+    conf = conf.replace(/^log_dest .*$/gm, '').concat('\nlog_dest stderr\n');
     const file = path.join(this.dir, 'mosquitto.conf');
     writeFileSync(file, conf);
     const proc = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });

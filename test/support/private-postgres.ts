@@ -2,7 +2,7 @@
 // and data directory, so a test can stop, restart and freeze the server without touching the
 // shared test server that other test files use at the same time.
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './net.ts';

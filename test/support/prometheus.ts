@@ -1,6 +1,6 @@
 // A private Prometheus (Debian's `prometheus` binary) for integration tests: its own config,
 // storage and port in a temp dir, so it never depends on or collides with a system Prometheus.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -59,10 +59,15 @@ export class PrivatePrometheus {
     );
     proc.stderr!.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
     this.#proc = proc;
-    await waitFor(`prometheus ready on ${this.port}`, async () => {
-      if (proc.exitCode !== null) throw new Error(`prometheus exited ${proc.exitCode}: ${this.log}`);
-      return (await fetch(`${this.url}/-/ready`)).status === 200;
-    }, 30_000, 100);
+    await waitFor(
+      `prometheus ready on ${this.port}`,
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`prometheus exited ${proc.exitCode}: ${this.log}`);
+        return (await fetch(`${this.url}/-/ready`)).status === 200;
+      },
+      30_000,
+      100,
+    );
   }
 
   /** GET /api/v1/<endpoint>; throws unless the answer's status is "success". */

@@ -1,7 +1,7 @@
 // The service (the `npm start` entry point) as a child process, for integration tests, the demo
 // and the benchmark: start on a free HTTP port, wait until /readyz is 200, read its metrics and
 // output, stop with a signal. Dev tools have it end with them (children.ts), also on Ctrl-C.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { adopt, stopChild } from './children.ts';
 import { freePort } from './net.ts';

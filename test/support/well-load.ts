@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { expect } from 'vitest';
-import { metric, query, waitFor, type Teardown } from './harness.ts';
+import { metric, query, type Teardown, waitFor } from './harness.ts';
 
 export interface WellLoadOptions {
   readonly url: string;
@@ -67,7 +67,15 @@ export class WellLoad {
   async start(): Promise<void> {
     const o = this.#options;
     const credentials = { ...(o.username !== undefined ? { username: o.username } : {}), ...(o.password !== undefined ? { password: o.password } : {}) };
-    const client = mqtt.connect(o.url, { clientId: o.clientId, clean: o.clean, protocolVersion: o.protocolVersion, reconnectPeriod: 200, connectTimeout: 2_000, reconnectOnConnackError: true, ...credentials });
+    const client = mqtt.connect(o.url, {
+      clientId: o.clientId,
+      clean: o.clean,
+      protocolVersion: o.protocolVersion,
+      reconnectPeriod: 200,
+      connectTimeout: 2_000,
+      reconnectOnConnackError: true,
+      ...credentials,
+    });
     client.on('error', () => undefined); // reconnects on its own; errors show up as missing PUBACKs
     this.#client = client;
     await new Promise<void>((resolve) => client.once('connect', () => resolve()));
@@ -124,7 +132,10 @@ export interface StoredCheck {
 
 /** Compares esp_telemetry with the keys expected there (`well#seq`; ts follows from seq). */
 export async function checkStored(databaseUrl: string, expected: Set<Key>): Promise<StoredCheck> {
-  const rows = await query<{ k: string; n: number }>(databaseUrl, `SELECT well_id || '#' || seq AS k, count(*)::int AS n FROM esp_telemetry GROUP BY well_id, seq, ts`);
+  const rows = await query<{ k: string; n: number }>(
+    databaseUrl,
+    `SELECT well_id || '#' || seq AS k, count(*)::int AS n FROM esp_telemetry GROUP BY well_id, seq, ts`,
+  );
   const stored = new Set(rows.map((r) => r.k));
   const duplicateRows = rows.reduce((s, r) => s + r.n - 1, 0) + (rows.length - stored.size);
   return { stored: stored.size, duplicateRows, missing: [...expected].filter((k) => !stored.has(k)) };

@@ -1,9 +1,10 @@
 // The shipped real well data (data/wells/) as COPY text for esp_telemetry, through the project's
 // own decoder and COPY text, so the licensed tests load what the service would store.
-import { loadWells } from './wells.ts';
+
 import type { Channel } from '../../src/decode/catalog.ts';
 import { decodeMessage, type Reading } from '../../src/decode/decode.ts';
 import { readingLines, writerSql } from '../../src/sink/writer-sql.ts';
+import { loadWells } from './wells.ts';
 
 /** Decoded readings of every shipped well (29,718 rows of 3W data, 2017–2018 device times). */
 export function wellReadings(catalog: readonly Channel[]): Reading[] {

@@ -1,9 +1,9 @@
 // The shipped real well data (data/wells/, Petrobras 3W, CC BY 4.0) as readings in the
 // catalog's names. 3W columns map to the instrument channels; the 3W event label is not a
 // channel and travels as an extra field (kept in esp_telemetry.extra).
-import { readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const WELLS_DIR = fileURLToPath(new URL('../../data/wells/', import.meta.url));
 

@@ -34,7 +34,7 @@ describe('alert rules', () => {
     expect(r.status).toBe(0);
   });
 
-  it('are loaded by the compose stack\'s Prometheus config (ops/prometheus/prometheus.yml), which promtool accepts', () => {
+  it("are loaded by the compose stack's Prometheus config (ops/prometheus/prometheus.yml), which promtool accepts", () => {
     const r = promtool('check', 'config', 'ops/prometheus/prometheus.yml');
     expect(r.out).toContain('SUCCESS: 1 rule files found');
     expect(r.out).toContain(`SUCCESS: ${alerts.length} rules found`);
@@ -42,11 +42,24 @@ describe('alert rules', () => {
   });
 
   it('each have for:, a severity label and summary and description annotations', () => {
-    expect(alerts.map((a) => a.name)).toEqual(expect.arrayContaining(['EspIngestDown', 'EspIngestStalled', 'EspIngestCommitLagHigh', 'EspIngestRejectRateHigh', 'EspIngestDatabaseDown', 'EspIngestWellSilent']));
+    expect(alerts.map((a) => a.name)).toEqual(
+      expect.arrayContaining([
+        'EspIngestDown',
+        'EspIngestStalled',
+        'EspIngestCommitLagHigh',
+        'EspIngestRejectRateHigh',
+        'EspIngestDatabaseDown',
+        'EspIngestWellSilent',
+      ]),
+    );
     for (const { name, block } of alerts) {
       expect({ name, for: /^\s+for: \d+[smh]$/m.test(block) }).toEqual({ name, for: true });
       expect({ name, severity: /^\s+severity: (critical|warning|info)$/m.exec(block)?.[1] !== undefined }).toEqual({ name, severity: true });
-      expect({ name, summary: /^\s+summary: ".+"$/m.test(block), description: /^\s+description: ".+"$/m.test(block) }).toEqual({ name, summary: true, description: true });
+      expect({ name, summary: /^\s+summary: ".+"$/m.test(block), description: /^\s+description: ".+"$/m.test(block) }).toEqual({
+        name,
+        summary: true,
+        description: true,
+      });
     }
   });
 
@@ -55,7 +68,11 @@ describe('alert rules', () => {
     // Each alert_rule_test entry: its alertname and whether it expects alerts (exp_alerts: [] or a list).
     const cases = [...tests.matchAll(/alertname: (\w+)\n\s+exp_alerts:( \[\])?/g)].map((m) => ({ alert: m[1]!, fires: m[2] === undefined }));
     for (const { name } of alerts) {
-      expect({ name, fires: cases.some((c) => c.alert === name && c.fires), quiet: cases.some((c) => c.alert === name && !c.fires) }).toEqual({ name, fires: true, quiet: true });
+      expect({ name, fires: cases.some((c) => c.alert === name && c.fires), quiet: cases.some((c) => c.alert === name && !c.fires) }).toEqual({
+        name,
+        fires: true,
+        quiet: true,
+      });
     }
     expect(cases.map((c) => c.alert).filter((a) => !alerts.some((x) => x.name === a))).toEqual([]);
     const r = promtool('test', 'rules', RULE_TESTS);

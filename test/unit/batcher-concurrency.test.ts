@@ -4,8 +4,7 @@ import { Batcher, type BatchItem } from '../../src/batch/batcher.ts';
 
 function controlled() {
   const calls: { items: readonly BatchItem<number>[]; resolve: () => void; reject: (e: Error) => void }[] = [];
-  const flush = (items: readonly BatchItem<number>[]) =>
-    new Promise<void>((resolve, reject) => calls.push({ items, resolve, reject }));
+  const flush = (items: readonly BatchItem<number>[]) => new Promise<void>((resolve, reject) => calls.push({ items, resolve, reject }));
   return { calls, flush };
 }
 /** Lets every settled promise chain run (a macrotask turn; not a sleep). */
@@ -17,7 +16,10 @@ describe('Batcher with maxConcurrentFlushes 2', () => {
     const acks: number[] = [];
     const b = new Batcher<number>({ maxRows: 2, flushIntervalMs: 60_000, bufferMaxRows: 100, flush, maxConcurrentFlushes: 2 });
     for (let i = 1; i <= 6; i++) b.add({ rows: 1, receivedAtMs: i, data: i, ack: () => acks.push(i) });
-    expect(calls.map((c) => c.items.map((it) => it.data))).toEqual([[1, 2], [3, 4]]);
+    expect(calls.map((c) => c.items.map((it) => it.data))).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     calls[1]!.resolve(); // the second commits first
     await tick();
     expect(acks).toEqual([]);

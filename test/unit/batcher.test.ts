@@ -1,7 +1,7 @@
 // Unit tests for the batcher with fake timers: empty, exact fill, overfill, timer flush, full
 // buffer (backpressure), drain with rows pending, and a flush that gives up.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Batcher, type BatchItem, type BatcherOptions } from '../../src/batch/batcher.ts';
+import { Batcher, type BatcherOptions, type BatchItem } from '../../src/batch/batcher.ts';
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -106,7 +106,11 @@ describe('Batcher: size-triggered flush', () => {
     await h.batcher.drain();
     expect(h.batches.flat()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
     for (const b of h.batches) expect(b.reduce((s, n) => s + rows[n]!, 0)).toBeLessThanOrEqual(5);
-    expect(h.batches).toEqual([['a', 'b'], ['c', 'd'], ['e', 'f']]);
+    expect(h.batches).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+      ['e', 'f'],
+    ]);
     expect(h.acks()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
   });
 

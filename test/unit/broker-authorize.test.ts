@@ -1,6 +1,6 @@
 // Unit tests for the embedded broker's authorization rules (pure): who may publish and subscribe where.
 import { describe, expect, it } from 'vitest';
-import { publishRefusal, subscribeRefusal, topicRules, type Identity } from '../../src/broker/authorize.ts';
+import { type Identity, publishRefusal, subscribeRefusal, topicRules } from '../../src/broker/authorize.ts';
 
 const rules = topicRules('esp/{site}/{well_id}/telemetry');
 const w1: Identity = { kind: 'device', wellId: 'W-1', site: null };

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { catalogProblems, DEFAULT_CATALOG, RESERVED_COLUMNS } from '../../src/decode/catalog.ts';
 import { channel } from '../support/fixtures.ts';
 
-
 describe('DEFAULT_CATALOG', () => {
   it('has no problems', () => {
     expect(catalogProblems(DEFAULT_CATALOG)).toEqual([]);

@@ -4,9 +4,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../support/root.ts';
 import { parse } from 'yaml';
-
+import { ROOT } from '../support/root.ts';
 
 interface Step {
   readonly name?: string;
@@ -84,7 +83,10 @@ describe('.github/workflows/ci.yml', () => {
     for (const f of [...filesUnder(path.join(ROOT, 'test')), ...filesUnder(path.join(ROOT, 'scripts'))]) {
       for (const m of readFileSync(f, 'utf8').matchAll(/process\.env\.(TEST_[A-Z_]+)/g)) read.add(m[1]!);
     }
-    const set = new Set([...Object.keys(job.env), ...steps.flatMap((s) => [...(s.run ?? '').matchAll(/echo "([A-Z_]+)=.*>> "\$GITHUB_ENV"/g)].map((m) => m[1]!))]);
+    const set = new Set([
+      ...Object.keys(job.env),
+      ...steps.flatMap((s) => [...(s.run ?? '').matchAll(/echo "([A-Z_]+)=.*>> "\$GITHUB_ENV"/g)].map((m) => m[1]!)),
+    ]);
     expect(read.size).toBeGreaterThan(0);
     for (const v of read) expect(set, `${v} is read by the tests`).toContain(v);
   });
@@ -93,7 +95,10 @@ describe('.github/workflows/ci.yml', () => {
     const major = /^PG_MAJOR=(\d+)$/m.exec(readFileSync(path.join(ROOT, 'scripts/timescaledb.sh'), 'utf8'))?.[1];
     expect(major).toBeDefined();
     const apt = stepIndex((s) => /apt-get install[^\n]*postgresql-\d+/.test(s.run ?? ''), 'apt-get install');
-    const packages = (steps[apt]!.run ?? '').split('\n').filter((l) => l.includes('apt-get install')).join(' ');
+    const packages = (steps[apt]!.run ?? '')
+      .split('\n')
+      .filter((l) => l.includes('apt-get install'))
+      .join(' ');
     // scripts/test.sh installs these itself as root; the workflow installs them first, with
     // services kept from starting (policy-rc.d), so that npm test finds them there.
     const tools = testShTools();

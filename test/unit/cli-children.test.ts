@@ -1,9 +1,9 @@
 // Child processes of the scripts (test/support/children.ts): stopChild escalates to SIGKILL after its
 // bound, and a script stopped with SIGTERM or SIGINT takes its adopted children with it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ROOT } from '../support/root.ts';
 import { stopChild } from '../support/children.ts';
+import { ROOT } from '../support/root.ts';
 import { waitFor } from '../support/wait.ts';
 
 const started: ChildProcess[] = [];

@@ -1,10 +1,10 @@
 // Unit tests for the scripts' command-line parsing (src/tools/cli.ts): --help, unknown options as
 // one line plus usage, bounded numeric options, closed value lists; and the specs of rejects/replay.
 import { describe, expect, it } from 'vitest';
+import { replay } from '../../dev/replay.ts';
 import { REJECT_REASONS } from '../../src/decode/decode.ts';
 import { checkNumber, parseCli } from '../../src/tools/cli.ts';
 import { REJECTS_CLI } from '../../src/tools/rejects.ts';
-import { replay } from '../../dev/replay.ts';
 
 const DEMO = {
   name: 'demo',
@@ -73,7 +73,11 @@ describe('checkNumber', () => {
 
 describe('rejects command line', () => {
   it('a known reason passes', () => {
-    expect(parseCli(['replay', '--reason', 'invalid_ts'], REJECTS_CLI)).toMatchObject({ kind: 'run', positionals: ['replay'], values: { reason: 'invalid_ts' } });
+    expect(parseCli(['replay', '--reason', 'invalid_ts'], REJECTS_CLI)).toMatchObject({
+      kind: 'run',
+      positionals: ['replay'],
+      values: { reason: 'invalid_ts' },
+    });
     expect(parseCli(['list', '--reason', 'db_rejected'], REJECTS_CLI).kind).toBe('run');
   });
 

@@ -7,14 +7,22 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
+import type { RejectRow } from '../../src/decode/work.ts';
 import { AbortedError } from '../../src/errors.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-import type { RejectRow } from '../../src/decode/work.ts';
 import { Committer, splitMessages } from '../../src/sink/committer.ts';
 import { RetryableWriteError, type WriteOptions, type WriteResult } from '../../src/sink/writer.ts';
 import { message, pgError, reading } from '../support/fixtures.ts';
 
-const decoderReject: RejectRow = { receivedAtMs: 0, topic: 'wells/ESP-001/telemetry', wellId: 'ESP-001', reason: 'out_of_range', detail: 'x', index: 1, payload: Buffer.from('{}') };
+const decoderReject: RejectRow = {
+  receivedAtMs: 0,
+  topic: 'wells/ESP-001/telemetry',
+  wellId: 'ESP-001',
+  reason: 'out_of_range',
+  detail: 'x',
+  index: 1,
+  payload: Buffer.from('{}'),
+};
 
 interface Call {
   readonly rows: readonly Reading[];
@@ -34,7 +42,12 @@ class KeyedStore {
   async write(rows: readonly Reading[], rejects: readonly RejectRow[], _signal?: AbortSignal, options: WriteOptions = {}): Promise<WriteResult> {
     await Promise.resolve();
     const err = this.failure(rows, this.calls.length, options);
-    this.calls.push({ rows, rejects: rejects.length, lifted: options.liftDecompressionLimit === true, error: err ? ((err as { code?: string }).code ?? 'error') : null });
+    this.calls.push({
+      rows,
+      rejects: rejects.length,
+      lifted: options.liftDecompressionLimit === true,
+      error: err ? ((err as { code?: string }).code ?? 'error') : null,
+    });
     if (err) throw err;
     let inserted = 0;
     for (const r of rows) {
@@ -72,12 +85,19 @@ async function counter(metrics: ReturnType<typeof createMetrics>, name: string, 
 }
 
 /** `n` readings of `well` one second apart, from 2023-11-14T22:13:20Z. */
-const day = (n: number, well = 'ESP-006') => Array.from({ length: n }, (_, i) => reading(well, 1_700_000_000_000_000 + i * 1_000_000, { motor_current_a: 40 + (i % 10) }));
+const day = (n: number, well = 'ESP-006') =>
+  Array.from({ length: n }, (_, i) => reading(well, 1_700_000_000_000_000 + i * 1_000_000, { motor_current_a: 40 + (i % 10) }));
 
 describe('Committer: transient errors are retried, never moved to rejected_messages', () => {
   it.each([
-    ['23505 from a concurrent writer on the staged path (timescaledb #5448), as the writer throws it', new RetryableWriteError(pgError('23505', 'duplicate key value violates unique constraint "1_1_esp_telemetry_well_ts_key"'))],
-    ['42704 "chunk not found" during recompression (timescaledb #5471, #3400), as the writer throws it', new RetryableWriteError(pgError('42704', 'chunk not found'))],
+    [
+      '23505 from a concurrent writer on the staged path (timescaledb #5448), as the writer throws it',
+      new RetryableWriteError(pgError('23505', 'duplicate key value violates unique constraint "1_1_esp_telemetry_well_ts_key"')),
+    ],
+    [
+      '42704 "chunk not found" during recompression (timescaledb #5471, #3400), as the writer throws it',
+      new RetryableWriteError(pgError('42704', 'chunk not found')),
+    ],
     ['40P01 deadlock at a chunk boundary (timescaledb #4800, #7429)', pgError('40P01', 'deadlock detected')],
     ['55P03 lock_timeout while the compression job holds the chunk (timescaledb #5986)', pgError('55P03', 'canceling statement due to lock timeout')],
     ['57014 statement_timeout', pgError('57014', 'canceling statement due to statement timeout')],
@@ -185,10 +205,18 @@ describe('Committer: 53400 (decompression limit) splits the batch into whole mes
 
   it('a poison message inside a split batch goes to rejected_messages once; the rest is stored once', async () => {
     const poison = reading('ESP-006', 1_700_000_000_000_000 + 5 * 1_000_000 + 1);
-    const store = new KeyedStore((rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(poison) ? pgError('22003', 'value out of range') : undefined));
+    const store = new KeyedStore(
+      (rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(poison) ? pgError('22003', 'value out of range') : undefined),
+    );
     const { c } = committer(store);
     const readings = day(8);
-    await c.commit([message(readings.slice(0, 2)), message(readings.slice(2, 4)), message([poison], [decoderReject]), message(readings.slice(4, 6)), message(readings.slice(6))]);
+    await c.commit([
+      message(readings.slice(0, 2)),
+      message(readings.slice(2, 4)),
+      message([poison], [decoderReject]),
+      message(readings.slice(4, 6)),
+      message(readings.slice(6)),
+    ]);
     expect(store.stored.size).toBe(8);
     expect([...store.stored.values()]).not.toContain(poison);
     expect(store.rejects.map((r) => r.reason).sort()).toEqual(['db_rejected', 'out_of_range']);
@@ -198,7 +226,9 @@ describe('Committer: 53400 (decompression limit) splits the batch into whole mes
     // One message of 4 readings, one of them refused (22003), in a batch over the limit: it is
     // written whole (lifted), refused whole, and moved to rejected_messages whole.
     const bad = day(4, 'ESP-009');
-    const store = new KeyedStore((rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(bad[3]!) ? pgError('22003', 'value out of range') : undefined));
+    const store = new KeyedStore(
+      (rows, call, options) => limitOf(3)(rows, call, options) ?? (rows.includes(bad[3]!) ? pgError('22003', 'value out of range') : undefined),
+    );
     const { c } = committer(store);
     await c.commit([message(day(3, 'ESP-001')), message(bad)]);
     expect([...store.stored.keys()].filter((k) => k.startsWith('ESP-009'))).toEqual([]);
@@ -237,7 +267,13 @@ describe('Committer: 53400 (decompression limit) splits the batch into whole mes
 
 describe('splitMessages', () => {
   it('sorts by (well id, first device time) and halves; every message once, whole, both halves non-empty', () => {
-    const works = [message([reading('B', 3)]), message([reading('A', 2), reading('A', 1)]), message([reading('B', 1)]), message([reading('A', 9)]), message([reading('C', 0)])].map((m) => m.data);
+    const works = [
+      message([reading('B', 3)]),
+      message([reading('A', 2), reading('A', 1)]),
+      message([reading('B', 1)]),
+      message([reading('A', 9)]),
+      message([reading('C', 0)]),
+    ].map((m) => m.data);
     const [a, b] = splitMessages(works);
     expect(a.map((w) => w.readings.map((r) => `${r.wellId}${r.tsUs}`).join('+'))).toEqual(['A2+A1', 'A9', 'B1']);
     expect(b.map((w) => w.readings.map((r) => `${r.wellId}${r.tsUs}`).join('+'))).toEqual(['B3', 'C0']);

@@ -249,7 +249,13 @@ describe('loadConfig: URL settings (WHATWG URL parser)', () => {
   });
 
   it('never echoes the URL or its password, whatever is wrong with it', () => {
-    const urls = [`mqtt://u:${PASSWORD}@127.0.0.1:18830`, `mqtt://u:${PASSWORD}@127.0.0.1:99999`, `mqtt://u:${PASSWORD}@[::1:18830`, `mqtt://u:${PASSWORD}@bro ker`, `mqtt://u:${PASSWORD}`];
+    const urls = [
+      `mqtt://u:${PASSWORD}@127.0.0.1:18830`,
+      `mqtt://u:${PASSWORD}@127.0.0.1:99999`,
+      `mqtt://u:${PASSWORD}@[::1:18830`,
+      `mqtt://u:${PASSWORD}@bro ker`,
+      `mqtt://u:${PASSWORD}`,
+    ];
     for (const url of urls) {
       let message = '';
       try {
@@ -298,10 +304,19 @@ describe('loadConfig: embedded broker authentication', () => {
   it('refuses an anonymous embedded broker on a non-loopback address, and auth without the service user', () => {
     expect(problemsOf({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_HOST: '0.0.0.0' }).join('\n')).toMatch(/BROKER_HOST: .*loopback/);
     expect(problemsOf({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_PASSWORD_FILE: '/etc/hostname' }).join('\n')).toMatch(/MQTT_USERNAME/);
-    expect(loadConfig({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_PASSWORD_FILE: '/etc/hostname', MQTT_USERNAME: 'esp-ingest', BROKER_HOST: '0.0.0.0' }).broker.passwordFile).toBe('/etc/hostname');
+    expect(
+      loadConfig({ DATABASE_URL: DB, BROKER: 'embedded', BROKER_PASSWORD_FILE: '/etc/hostname', MQTT_USERNAME: 'esp-ingest', BROKER_HOST: '0.0.0.0' }).broker
+        .passwordFile,
+    ).toBe('/etc/hostname');
   });
   it('refuses half pairs, two sources of one secret, and algorithms outside ES256/EdDSA/RS256', () => {
-    const problems = problemsOf({ DATABASE_URL: DB, MQTT_PASSWORD: 'x', MQTT_PASSWORD_FILE: '/run/secrets/pw', MQTT_CERT_FILE: '/etc/hostname', BROKER_JWT_ALGORITHMS: 'ES256,HS256' });
+    const problems = problemsOf({
+      DATABASE_URL: DB,
+      MQTT_PASSWORD: 'x',
+      MQTT_PASSWORD_FILE: '/run/secrets/pw',
+      MQTT_CERT_FILE: '/etc/hostname',
+      BROKER_JWT_ALGORITHMS: 'ES256,HS256',
+    });
     expect(problems.join('\n')).toMatch(/MQTT_PASSWORD and MQTT_PASSWORD_FILE: give one/);
     expect(problems.join('\n')).toMatch(/MQTT_CERT_FILE and MQTT_KEY_FILE go together/);
     expect(problems.join('\n')).toMatch(/BROKER_JWT_ALGORITHMS: .*never none or HS/);

@@ -55,7 +55,11 @@ describe('copyText', () => {
     }
   });
 
-  it.each([['a NUL alone', '\u0000'], ['a NUL between text', 'a\u0000b'], ['a NUL beside a tab', '\t\u0000']])('throws RangeError on %s', (_what, v) => {
+  it.each([
+    ['a NUL alone', '\u0000'],
+    ['a NUL between text', 'a\u0000b'],
+    ['a NUL beside a tab', '\t\u0000'],
+  ])('throws RangeError on %s', (_what, v) => {
     expect(() => copyText(v)).toThrow(RangeError);
   });
 });

@@ -7,8 +7,16 @@ import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
 import { ROLLUP_VIEWS, rollupColumnNames } from '../../src/schema/rollup-columns.ts';
 import {
-  customValues, interpolateSql, loadDashboard, loadDashboards, panelsOf, promqlExpressions, promqlMetricNames,
-  provisionedDataSources, sqlIdentifiers, sqlQueries,
+  customValues,
+  interpolateSql,
+  loadDashboard,
+  loadDashboards,
+  panelsOf,
+  promqlExpressions,
+  promqlMetricNames,
+  provisionedDataSources,
+  sqlIdentifiers,
+  sqlQueries,
 } from '../support/dashboards.ts';
 
 /** Series names the service's registry exposes; a histogram `x` exposes x_bucket, x_sum, x_count. */
@@ -50,7 +58,10 @@ describe('data sources', () => {
 
   it.each(dashboards)('$file: every panel, target and query variable names a provisioned uid of the right type', ({ dashboard }) => {
     const refs = [
-      ...panelsOf(dashboard).flatMap((p) => [{ where: `panel "${p.title}"`, ref: p.datasource }, ...(p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, ref: t.datasource }))]),
+      ...panelsOf(dashboard).flatMap((p) => [
+        { where: `panel "${p.title}"`, ref: p.datasource },
+        ...(p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, ref: t.datasource })),
+      ]),
       ...dashboard.templating.list.filter((v) => v.type === 'query').map((v) => ({ where: `variable $${v.name}`, ref: v.datasource })),
     ];
     for (const { where, ref } of refs) {
@@ -69,23 +80,36 @@ describe('PromQL', () => {
     expect(promqlMetricNames('label_values(esp_ingest_mqtt_up, instance)')).toEqual(['esp_ingest_mqtt_up']);
   });
 
-  it.each(dashboards.filter((d) => promqlExpressions(d.dashboard).length > 0))('$file: every expression selects only series esp-ingest exports', async ({ dashboard }) => {
-    const exported = await exportedSeries();
-    for (const { where, expr } of promqlExpressions(dashboard)) {
-      const names = promqlMetricNames(expr);
-      expect(names.length, `${where}: no metric in ${expr}`).toBeGreaterThan(0);
-      for (const name of names) expect(exported, `${where}: ${name} is not in createMetrics()`).toContain(name);
-    }
-  });
+  it.each(dashboards.filter((d) => promqlExpressions(d.dashboard).length > 0))(
+    '$file: every expression selects only series esp-ingest exports',
+    async ({ dashboard }) => {
+      const exported = await exportedSeries();
+      for (const { where, expr } of promqlExpressions(dashboard)) {
+        const names = promqlMetricNames(expr);
+        expect(names.length, `${where}: no metric in ${expr}`).toBeGreaterThan(0);
+        for (const name of names) expect(exported, `${where}: ${name} is not in createMetrics()`).toContain(name);
+      }
+    },
+  );
 
   it('the service dashboard shows what operators ask first', () => {
     const names = new Set(promqlExpressions(loadDashboard('esp-ingest-service.json')).flatMap((e) => promqlMetricNames(e.expr)));
     for (const n of [
-      'esp_ingest_readings_committed_total', 'esp_ingest_readings_rejected_total', 'esp_ingest_device_to_commit_lag_seconds_bucket',
-      'esp_ingest_oldest_unacknowledged_age_seconds', 'esp_ingest_flush_duration_seconds_bucket', 'esp_ingest_rows_buffered',
-      'esp_ingest_messages_waiting', 'esp_ingest_unacknowledged_messages', 'esp_ingest_database_up', 'esp_ingest_mqtt_up',
-      'esp_ingest_well_last_reading_age_seconds', 'esp_ingest_nodejs_eventloop_lag_p99_seconds', 'esp_ingest_process_resident_memory_bytes',
-    ]) expect(names, n).toContain(n);
+      'esp_ingest_readings_committed_total',
+      'esp_ingest_readings_rejected_total',
+      'esp_ingest_device_to_commit_lag_seconds_bucket',
+      'esp_ingest_oldest_unacknowledged_age_seconds',
+      'esp_ingest_flush_duration_seconds_bucket',
+      'esp_ingest_rows_buffered',
+      'esp_ingest_messages_waiting',
+      'esp_ingest_unacknowledged_messages',
+      'esp_ingest_database_up',
+      'esp_ingest_mqtt_up',
+      'esp_ingest_well_last_reading_age_seconds',
+      'esp_ingest_nodejs_eventloop_lag_p99_seconds',
+      'esp_ingest_process_resident_memory_bytes',
+    ])
+      expect(names, n).toContain(n);
   });
 });
 
@@ -95,8 +119,9 @@ describe('rollup SQL (esp-wells.json)', () => {
   const rollupViews: string[] = ROLLUP_VIEWS.map((r) => r.view);
 
   it('reads identifiers out of SQL', () => {
-    expect(sqlIdentifiers(`SELECT DISTINCT ON (well_id) well_id, ts AS "time", max(a_b) AS x FROM t WHERE ts BETWEEN '1' AND 'x y' AND well_id IN ('w') ORDER BY 1`))
-      .toEqual({ relations: ['t'], columns: ['well_id', 'ts', 'a_b'] });
+    expect(
+      sqlIdentifiers(`SELECT DISTINCT ON (well_id) well_id, ts AS "time", max(a_b) AS x FROM t WHERE ts BETWEEN '1' AND 'x y' AND well_id IN ('w') ORDER BY 1`),
+    ).toEqual({ relations: ['t'], columns: ['well_id', 'ts', 'a_b'] });
   });
 
   it('offers exactly the rollup views as resolutions', () => {
@@ -122,8 +147,17 @@ describe('rollup SQL (esp-wells.json)', () => {
   });
 
   it('charts the six ESP channels', () => {
-    const columns = new Set(sqlQueries(wells).flatMap(({ sql }) => sqlIdentifiers(interpolateSql(sql, { rollup: 'esp_telemetry_1m', well_id: ['W-1'] })).columns));
-    for (const ch of ['intake_pressure_kpa', 'discharge_pressure_kpa', 'motor_current_a', 'vsd_frequency_hz', 'motor_winding_temperature_degc', 'vibration_mm_s']) {
+    const columns = new Set(
+      sqlQueries(wells).flatMap(({ sql }) => sqlIdentifiers(interpolateSql(sql, { rollup: 'esp_telemetry_1m', well_id: ['W-1'] })).columns),
+    );
+    for (const ch of [
+      'intake_pressure_kpa',
+      'discharge_pressure_kpa',
+      'motor_current_a',
+      'vsd_frequency_hz',
+      'motor_winding_temperature_degc',
+      'vibration_mm_s',
+    ]) {
       expect(columns, ch).toContain(`${ch}_avg`);
       expect(columns, ch).toContain(ch);
     }

@@ -6,9 +6,16 @@ import { toWork } from '../../src/decode/to-work.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 
 const topic = parseTopicTemplate('esp/{site}/{well_id}/telemetry');
-const opts = { catalog: DEFAULT_CATALOG, unknownFields: 'keep' as const, messageMaxBytes: 256 * 1024, tsMinMs: Date.parse('2000-01-01T00:00:00Z'), tsMaxFutureMs: 300_000 };
+const opts = {
+  catalog: DEFAULT_CATALOG,
+  unknownFields: 'keep' as const,
+  messageMaxBytes: 256 * 1024,
+  tsMinMs: Date.parse('2000-01-01T00:00:00Z'),
+  tsMaxFutureMs: 300_000,
+};
 const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
-const work = (payload: string) => toWork({ topic: 'esp/s/W-1/telemetry', payload: Buffer.from(payload), receivedAtMs: Date.parse('2024-05-01T00:01:00Z') }, topic, opts).work;
+const work = (payload: string) =>
+  toWork({ topic: 'esp/s/W-1/telemetry', payload: Buffer.from(payload), receivedAtMs: Date.parse('2024-05-01T00:01:00Z') }, topic, opts).work;
 
 describe('pathological payloads', () => {
   it.each([

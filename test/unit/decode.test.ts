@@ -1,7 +1,7 @@
 // Unit tests for decode: payload bytes → readings and rejections, and device timestamp parsing.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { decodeMessage, parseTimestamp, type DecodeOptions, type Decoded, type Source } from '../../src/decode/decode.ts';
+import { type Decoded, type DecodeOptions, decodeMessage, parseTimestamp, type Source } from '../../src/decode/decode.ts';
 
 const RECEIVED_AT_MS = Date.parse('2024-06-01T00:00:00Z');
 const SOURCE: Source = { wellId: 'well-7', site: 'north', receivedAtMs: RECEIVED_AT_MS };
@@ -314,7 +314,9 @@ describe('decodeMessage: channel values', () => {
   });
 
   it('names the type in a type_mismatch detail', () => {
-    expect(onlyRejection(decode(objectPayload({ motor_current_a: 'abc' }))).detail).toBe('motor_current_a: "abc" is a string, expected a JSON number or a numeric string such as "12.5"');
+    expect(onlyRejection(decode(objectPayload({ motor_current_a: 'abc' }))).detail).toBe(
+      'motor_current_a: "abc" is a string, expected a JSON number or a numeric string such as "12.5"',
+    );
     expect(onlyRejection(decode(objectPayload({ motor_current_a: true }))).detail).toContain('true is a boolean');
     expect(onlyRejection(decode(objectPayload({ motor_current_a: [1] }))).detail).toContain('[1] is an array');
   });
@@ -335,11 +337,13 @@ describe('decodeMessage: channel values', () => {
   });
 
   it('counts coerced values only in stored readings', () => {
-    const d = decode(JSON.stringify([
-      { ts: TS, motor_current_a: '1', vsd_frequency_hz: '50' },
-      { ts: TS, motor_current_a: '2', vsd_frequency_hz: 'x' },
-      { ts: TS, motor_current_a: 3 },
-    ]));
+    const d = decode(
+      JSON.stringify([
+        { ts: TS, motor_current_a: '1', vsd_frequency_hz: '50' },
+        { ts: TS, motor_current_a: '2', vsd_frequency_hz: 'x' },
+        { ts: TS, motor_current_a: 3 },
+      ]),
+    );
     expect(d.readings).toHaveLength(2);
     expect(d.coercedValues).toBe(2);
   });
@@ -369,7 +373,7 @@ describe('decodeMessage: channel values', () => {
   });
 
   it.each([
-    ['only ts', { }],
+    ['only ts', {}],
     ['ts and seq', { seq: 1 }],
     ['only null channels', { motor_current_a: null, vsd_frequency_hz: null }],
   ])('refuses a reading with %s as no_channels', (_what, fields) => {
@@ -474,7 +478,9 @@ describe('decodeMessage: TS_EPOCH_UNIT and MISSING_TS (docs/payload.md, Time)', 
 
   it('hints at the unit an out-of-window epoch looks like', () => {
     expect(onlyRejection(decode(JSON.stringify({ ts: SECONDS, motor_current_a: 1 }))).detail).toMatch(/looks like epoch seconds; TS_EPOCH_UNIT is ms/);
-    expect(onlyRejection(decode(JSON.stringify({ ts: SECONDS * 1000, motor_current_a: 1 }), { tsEpochUnit: 's' })).detail).toMatch(/looks like epoch milliseconds; TS_EPOCH_UNIT is s/);
+    expect(onlyRejection(decode(JSON.stringify({ ts: SECONDS * 1000, motor_current_a: 1 }), { tsEpochUnit: 's' })).detail).toMatch(
+      /looks like epoch milliseconds; TS_EPOCH_UNIT is s/,
+    );
     expect(onlyRejection(decode(JSON.stringify({ ts: SECONDS * 1_000_000, motor_current_a: 1 }))).detail).toMatch(/looks like epoch microseconds/);
   });
 

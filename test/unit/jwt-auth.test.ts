@@ -1,13 +1,14 @@
 // Unit tests for JWT verification on the embedded broker: the algorithm allow-list, issuer and
 // audience, clock tolerance on nbf/iat (field RTCs drift: emqx/emqx PR #13602), expiry, and
 // `alg: none` (auth0/node-jsonwebtoken #711) and HMAC-with-the-public-key forgeries (CVE-2022-23540).
+
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createHmac } from 'node:crypto';
-import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJwtVerifier, looksLikeJwt, type JwtSettings, type JwtVerifier } from '../../src/broker/jwt-auth.ts';
+import { createJwtVerifier, type JwtSettings, type JwtVerifier, looksLikeJwt } from '../../src/broker/jwt-auth.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'esp-jwt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,7 +18,16 @@ let es: CryptoKeyPair;
 let pemVerifier: JwtVerifier;
 let jwksVerifier: JwtVerifier;
 let pem: string;
-const base = (): JwtSettings => ({ jwksFile: undefined, pemFile: undefined, algorithms: ['ES256', 'EdDSA', 'RS256'], issuer: 'esp-ca', audience: 'esp-ingest', clockToleranceS: 30, wellClaim: 'sub', siteClaim: 'site' });
+const base = (): JwtSettings => ({
+  jwksFile: undefined,
+  pemFile: undefined,
+  algorithms: ['ES256', 'EdDSA', 'RS256'],
+  issuer: 'esp-ca',
+  audience: 'esp-ingest',
+  clockToleranceS: 30,
+  wellClaim: 'sub',
+  siteClaim: 'site',
+});
 
 beforeAll(async () => {
   es = (await generateKeyPair('ES256', { extractable: true })) as CryptoKeyPair;

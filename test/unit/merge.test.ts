@@ -34,12 +34,67 @@ describe('mergeByKey', () => {
   });
 
   it.each([
-    ['fills empty channels from a later reading', [[1, null, null], [null, 2, null]], [1, 2, null], 1, 0],
-    ['an identical repeat is a duplicate, not a conflict', [[1, 2, 3], [1, 2, 3]], [1, 2, 3], 1, 0],
-    ['a later null never erases a value', [[1, 2, 3], [null, null, null]], [1, 2, 3], 1, 0],
-    ['disagreeing values: first kept, each counted', [[1, 2, null], [9, 8, 3]], [1, 2, 3], 1, 2],
-    ['three readings of one key', [[1, null, null], [5, 2, null], [null, 7, 3]], [1, 2, 3], 2, 2],
-    ['0 is a value, not empty', [[0, null, null], [4, null, null]], [0, null, null], 1, 1],
+    [
+      'fills empty channels from a later reading',
+      [
+        [1, null, null],
+        [null, 2, null],
+      ],
+      [1, 2, null],
+      1,
+      0,
+    ],
+    [
+      'an identical repeat is a duplicate, not a conflict',
+      [
+        [1, 2, 3],
+        [1, 2, 3],
+      ],
+      [1, 2, 3],
+      1,
+      0,
+    ],
+    [
+      'a later null never erases a value',
+      [
+        [1, 2, 3],
+        [null, null, null],
+      ],
+      [1, 2, 3],
+      1,
+      0,
+    ],
+    [
+      'disagreeing values: first kept, each counted',
+      [
+        [1, 2, null],
+        [9, 8, 3],
+      ],
+      [1, 2, 3],
+      1,
+      2,
+    ],
+    [
+      'three readings of one key',
+      [
+        [1, null, null],
+        [5, 2, null],
+        [null, 7, 3],
+      ],
+      [1, 2, 3],
+      2,
+      2,
+    ],
+    [
+      '0 is a value, not empty',
+      [
+        [0, null, null],
+        [4, null, null],
+      ],
+      [0, null, null],
+      1,
+      1,
+    ],
   ])('%s', (_what, valuesList, merged, duplicates, conflicts) => {
     const m = mergeByKey(valuesList.map((values) => reading(W, T, values)));
     expect(m.rows).toHaveLength(1);
@@ -64,11 +119,7 @@ describe('mergeByKey', () => {
   });
 
   it('keeps the merged row at the position of the first arrival', () => {
-    const m = mergeByKey([
-      reading(W, 1, [1, null]),
-      reading(W, 2, [2, null]),
-      reading(W, 1, [null, 3]),
-    ]);
+    const m = mergeByKey([reading(W, 1, [1, null]), reading(W, 2, [2, null]), reading(W, 1, [null, 3])]);
     expect(m.rows.map((r) => [r.tsUs, r.values])).toEqual([
       [1, [1, 3]],
       [2, [2, null]],

@@ -3,9 +3,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../support/root.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
-
+import { ROOT } from '../support/root.ts';
 
 interface Row {
   readonly name: string;
@@ -23,10 +22,17 @@ function readmeRows(): Row[] {
     .split('\n')
     .filter((l) => l.startsWith('| `'))
     .map((l) => {
-      const cells = l.split('|').slice(1, -1).map((c) => c.trim());
+      const cells = l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim());
       if (cells.length !== 6) throw new Error(`README metrics row has ${cells.length} cells, not 6: ${l}`);
       const [name, type, , labels, , alerts] = cells as [string, string, string, string, string, string];
-      const list = (s: string) => s.split(',').map((x) => x.trim().replace(/`/g, '')).filter(Boolean);
+      const list = (s: string) =>
+        s
+          .split(',')
+          .map((x) => x.trim().replace(/`/g, ''))
+          .filter(Boolean);
       return { name: name.replace(/`/g, ''), type, labels: list(labels), alerts: list(alerts) };
     });
 }
@@ -71,7 +77,10 @@ describe('README Metrics table and the registry', () => {
     const rules = alertMetrics();
     expect(rules.size).toBeGreaterThanOrEqual(6);
     for (const row of rows.filter((r) => !r.name.endsWith('*'))) {
-      const readers = [...rules].filter(([, metrics]) => metrics.has(row.name)).map(([alert]) => alert).sort();
+      const readers = [...rules]
+        .filter(([, metrics]) => metrics.has(row.name))
+        .map(([alert]) => alert)
+        .sort();
       expect({ metric: row.name, alerts: [...row.alerts].sort() }).toEqual({ metric: row.name, alerts: readers });
     }
     // Every esp_ingest_ metric a rule reads is in the table (a renamed metric breaks the rule).

@@ -1,7 +1,7 @@
 // Unit tests for the progress line of long commands: number, rate and ETA formatting, redraws
 // throttled and overwritten with `\r` on a terminal, and nothing at all when not a terminal.
 import { describe, expect, it } from 'vitest';
-import { Progress, formatDuration, formatProgress } from '../../src/tools/progress.ts';
+import { formatDuration, formatProgress, Progress } from '../../src/tools/progress.ts';
 
 describe('formatDuration', () => {
   it.each([
@@ -28,7 +28,9 @@ describe('formatProgress', () => {
   });
 
   it('finished: says how long it took', () => {
-    expect(formatProgress({ label: 'replay', unit: 'messages', done: 100, total: 100, elapsedMs: 65_000 })).toBe('replay: 100/100 messages (100.0%), 2 messages/s, done in 1 min 05 s');
+    expect(formatProgress({ label: 'replay', unit: 'messages', done: 100, total: 100, elapsedMs: 65_000 })).toBe(
+      'replay: 100/100 messages (100.0%), 2 messages/s, done in 1 min 05 s',
+    );
   });
 
   it('unknown total: count and rate only', () => {
@@ -53,7 +55,10 @@ describe('Progress', () => {
     p.update(150);
     clock.nowMs = 400;
     p.update(400);
-    expect(writes).toEqual(['\rreplay: 100/1,000 readings (10.0%), 1,000 readings/s, ETA 0.9 s\x1b[K', '\rreplay: 400/1,000 readings (40.0%), 1,000 readings/s, ETA 0.6 s\x1b[K']);
+    expect(writes).toEqual([
+      '\rreplay: 100/1,000 readings (10.0%), 1,000 readings/s, ETA 0.9 s\x1b[K',
+      '\rreplay: 400/1,000 readings (40.0%), 1,000 readings/s, ETA 0.6 s\x1b[K',
+    ]);
     p.end();
     expect(writes.at(-1)).toBe('\r\x1b[K');
   });

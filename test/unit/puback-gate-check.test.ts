@@ -2,7 +2,7 @@
 // gate intercepts it (through `_sendPacket`, after `handleMessage` called back): it passes on the
 // pinned version and names what changed for handlers shaped otherwise.
 import { describe, expect, it } from 'vitest';
-import { pubackGateProblem, type PublishHandler } from '../../src/ingress/puback-gate.ts';
+import { type PublishHandler, pubackGateProblem } from '../../src/ingress/puback-gate.ts';
 
 describe('pubackGateProblem', () => {
   it('finds nothing wrong with the installed MQTT.js', () => {

@@ -1,7 +1,7 @@
 // Unit tests for the event-loop heartbeat behind /livez on an injected clock: a late beat is a
 // block; it is reported while it lasts and for as long again after it ended; nothing else is.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EventLoopWatchdog, LoopBlockTracker, heartbeatMsFor } from '../../src/lifecycle/liveness.ts';
+import { EventLoopWatchdog, heartbeatMsFor, LoopBlockTracker } from '../../src/lifecycle/liveness.ts';
 
 function tracker(heartbeatMs = 100, maxBlockMs = 1000) {
   const clock = { nowMs: 0 };

@@ -2,7 +2,7 @@
 // slow database check never flips /readyz), the buffer's hysteresis, the reason codes and their
 // order, and the start-up latch (once started, /startupz stays 200).
 import { describe, expect, it } from 'vitest';
-import { FailureStreak, HighWater, NOT_READY_CODES, ReadinessState, WRITE_FAILING_MIN_MS, type NotReadyCode } from '../../src/lifecycle/readiness.ts';
+import { FailureStreak, HighWater, NOT_READY_CODES, type NotReadyCode, ReadinessState, WRITE_FAILING_MIN_MS } from '../../src/lifecycle/readiness.ts';
 
 /** A state on a fake clock; migrated and subscribed unless told (`mqtt`: why the subscription is inactive). */
 function state(o: { bufferMaxRows?: number; ratio?: number; migrated?: boolean; mqtt?: string } = {}) {

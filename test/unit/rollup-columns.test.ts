@@ -4,13 +4,22 @@ import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import { rollupColumnNames, rollupColumnProblems, rollupColumns } from '../../src/schema/rollup-columns.ts';
 import { channel } from '../support/fixtures.ts';
 
-
 describe('rollupColumnNames', () => {
   it('gives the keys, the row count, then five aggregates per channel in catalog order', () => {
     expect(rollupColumnNames([channel('intake_pressure_kpa'), channel('motor_current_a')])).toEqual([
-      'well_id', 'bucket', 'readings',
-      'intake_pressure_kpa_min', 'intake_pressure_kpa_max', 'intake_pressure_kpa_avg', 'intake_pressure_kpa_last', 'intake_pressure_kpa_count',
-      'motor_current_a_min', 'motor_current_a_max', 'motor_current_a_avg', 'motor_current_a_last', 'motor_current_a_count',
+      'well_id',
+      'bucket',
+      'readings',
+      'intake_pressure_kpa_min',
+      'intake_pressure_kpa_max',
+      'intake_pressure_kpa_avg',
+      'intake_pressure_kpa_last',
+      'intake_pressure_kpa_count',
+      'motor_current_a_min',
+      'motor_current_a_max',
+      'motor_current_a_avg',
+      'motor_current_a_last',
+      'motor_current_a_count',
     ]);
   });
 

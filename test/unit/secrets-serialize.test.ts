@@ -13,9 +13,21 @@ const SENTINEL = 'S3cr3t-pw%23x';
 describe('serializeError', () => {
   it('drops err.client (a pg Client) and any object-valued field, keeping code and message', () => {
     const pool = new pg.Pool({ connectionString: `postgres://u:${SENTINEL}@127.0.0.1:1/db` });
-    const err = Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET', client: new pg.Client({ connectionString: `postgres://u:${SENTINEL}@127.0.0.1:1/db` }), pool });
+    const err = Object.assign(new Error('Connection terminated unexpectedly'), {
+      code: 'ECONNRESET',
+      client: new pg.Client({ connectionString: `postgres://u:${SENTINEL}@127.0.0.1:1/db` }),
+      pool,
+    });
     let out = '';
-    const log = pino({ serializers: { err: serializeError } }, new Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) }));
+    const log = pino(
+      { serializers: { err: serializeError } },
+      new Writable({
+        write: (c, _e, cb) => {
+          out += String(c);
+          cb();
+        },
+      }),
+    );
     log.warn({ err }, 'idle database connection failed');
     expect(out).toContain('Connection terminated unexpectedly');
     expect(out).toContain('ECONNRESET');

@@ -51,10 +51,14 @@ describe('classifyDbError', () => {
   });
 });
 
-describe('isTransientWriteConflict (the writer\'s own retryable failures)', () => {
+describe("isTransientWriteConflict (the writer's own retryable failures)", () => {
   it.each([
     ['23505 on the (well_id, ts) key of a chunk (timescaledb #5448)', { code: '23505', constraint: '1_1_esp_telemetry_well_ts_key' }, true],
-    ['23505 on the hypertable key, named only in the message', { code: '23505', message: 'duplicate key value violates unique constraint "esp_telemetry_well_ts_key"' }, true],
+    [
+      '23505 on the hypertable key, named only in the message',
+      { code: '23505', message: 'duplicate key value violates unique constraint "esp_telemetry_well_ts_key"' },
+      true,
+    ],
     ['23505 on another unique index (the data is at fault)', { code: '23505', constraint: 'esp_telemetry_seq_key' }, false],
     ['42704 "chunk not found" (timescaledb #5471, #3400)', { code: '42704', message: 'chunk not found' }, true],
     ['42704 for anything else', { code: '42704', message: 'type "x" does not exist' }, false],

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
 import type { ConfigError } from '../../src/errors.ts';
-import { planStorage, type Observed, type ServerFacts } from '../../src/schema/plan.ts';
+import { type Observed, planStorage, type ServerFacts } from '../../src/schema/plan.ts';
 import { channelsOfColumns, createGenerationSql, viewColumnNames, viewSql } from '../../src/schema/rollups.ts';
 import { DEFAULT_STORAGE_SETTINGS, formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../../src/schema/settings.ts';
 import { channel } from '../support/fixtures.ts';
@@ -21,8 +21,20 @@ const SETTLED: Observed = {
   compressionPolicy: { afterS: 604_800 },
   retentionPolicy: null,
   generations: [
-    { rollup: '1m', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 60, scheduleS: 300, bucketsPerBatch: 1_440 } },
-    { rollup: '1h', n: 1, channels: ['a_kpa', 'b_hz'], materializedOnly: false, policy: { startOffsetS: null, endOffsetS: 3_600, scheduleS: 1_800, bucketsPerBatch: 168 } },
+    {
+      rollup: '1m',
+      n: 1,
+      channels: ['a_kpa', 'b_hz'],
+      materializedOnly: false,
+      policy: { startOffsetS: null, endOffsetS: 60, scheduleS: 300, bucketsPerBatch: 1_440 },
+    },
+    {
+      rollup: '1h',
+      n: 1,
+      channels: ['a_kpa', 'b_hz'],
+      materializedOnly: false,
+      policy: { startOffsetS: null, endOffsetS: 3_600, scheduleS: 1_800, bucketsPerBatch: 168 },
+    },
   ],
   viewColumns: { '1m': viewColumnNames(['a_kpa', 'b_hz']), '1h': viewColumnNames(['a_kpa', 'b_hz']) },
 };
@@ -32,14 +44,26 @@ const sqlOf = (server: ServerFacts, observed: Observed, settings: StorageSetting
 
 describe('durations and rollup lists', () => {
   it.each([
-    ['1 day', 86_400], ['7 days', 604_800], ['12h', 43_200], ['90 minutes', 5_400], ['2 weeks', 1_209_600], ['30 MIN', 1_800], [' 45 s ', 45],
+    ['1 day', 86_400],
+    ['7 days', 604_800],
+    ['12h', 43_200],
+    ['90 minutes', 5_400],
+    ['2 weeks', 1_209_600],
+    ['30 MIN', 1_800],
+    [' 45 s ', 45],
   ])('%j is %i s', (text, s) => expect(parseDurationS(text)).toBe(s));
 
   it.each(['1 month', '1 year', '1.5 days', '-1 day', 'day', '7', ''])('%j is refused with a message', (text) => {
     expect(parseDurationS(text)).toMatch(/is not a duration/);
   });
 
-  it.each([[86_400, '1 day'], [604_800, '7 days'], [5_400, '90 minutes'], [3_600, '1 hour'], [45, '45 seconds']])('%i s prints as %j', (s, text) => {
+  it.each([
+    [86_400, '1 day'],
+    [604_800, '7 days'],
+    [5_400, '90 minutes'],
+    [3_600, '1 hour'],
+    [45, '45 seconds'],
+  ])('%i s prints as %j', (s, text) => {
     expect(formatInterval(s)).toBe(text);
   });
 
@@ -54,7 +78,13 @@ describe('durations and rollup lists', () => {
   it('reports every STORAGE_* problem at once, retention not longer than compression included', () => {
     let problems: readonly string[] = [];
     try {
-      loadConfig({ DATABASE_URL: 'postgres://x/y', STORAGE_CHUNK_INTERVAL: '10 min', STORAGE_COMPRESS_AFTER: '30 days', STORAGE_RETENTION: '7 days', STORAGE_ROLLUPS: '1d' });
+      loadConfig({
+        DATABASE_URL: 'postgres://x/y',
+        STORAGE_CHUNK_INTERVAL: '10 min',
+        STORAGE_COMPRESS_AFTER: '30 days',
+        STORAGE_RETENTION: '7 days',
+        STORAGE_ROLLUPS: '1d',
+      });
     } catch (err) {
       problems = (err as ConfigError).problems;
     }
@@ -92,7 +122,10 @@ describe('rollup SQL', () => {
   });
 
   it('joins generations under the contract name, counts 0 where a later generation has no row', () => {
-    const sql = viewSql('1m', [{ n: 1, channels: ['a_kpa'] }, { n: 2, channels: ['c_pa'] }]);
+    const sql = viewSql('1m', [
+      { n: 1, channels: ['a_kpa'] },
+      { n: 2, channels: ['c_pa'] },
+    ]);
     expect(sql).toMatch(/^CREATE OR REPLACE VIEW esp_telemetry_1m AS/);
     expect(sql).toContain('COALESCE(g2.c_pa_count, 0) AS c_pa_count');
     expect(sql).toContain('g1.a_kpa_count');
@@ -103,24 +136,34 @@ describe('rollup SQL', () => {
 describe('planStorage', () => {
   it('creates everything on an empty database, with the columnstore names on 2.18+', () => {
     const sql = sqlOf(V223, EMPTY);
-    expect(sql.hypertable).toEqual(["SELECT create_hypertable('esp_telemetry', by_range('ts', INTERVAL '1 day'), if_not_exists => true, migrate_data => true)"]);
-    expect(sql.compression).toEqual(["ALTER TABLE esp_telemetry SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'well_id', timescaledb.orderby = 'ts DESC')"]);
+    expect(sql.hypertable).toEqual([
+      "SELECT create_hypertable('esp_telemetry', by_range('ts', INTERVAL '1 day'), if_not_exists => true, migrate_data => true)",
+    ]);
+    expect(sql.compression).toEqual([
+      "ALTER TABLE esp_telemetry SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'well_id', timescaledb.orderby = 'ts DESC')",
+    ]);
     expect(sql.compression_policy).toEqual(["CALL add_columnstore_policy('esp_telemetry', after => INTERVAL '7 days')"]);
     expect(sql.retention_policy).toEqual([]);
     expect(sql.rollups).toHaveLength(6);
-    expect(sql.rollups![1]).toBe("SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes', buckets_per_batch => 1440)");
+    expect(sql.rollups![1]).toBe(
+      "SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes', buckets_per_batch => 1440)",
+    );
   });
 
   it('leaves refresh batching to the server before 2.19, which lacks buckets_per_batch', () => {
     const sql = sqlOf({ version: '2.18.2', license: 'timescale' }, EMPTY);
-    expect(sql.rollups![1]).toBe("SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes')");
+    expect(sql.rollups![1]).toBe(
+      "SELECT add_continuous_aggregate_policy('esp_telemetry_1m_g1', start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '5 minutes')",
+    );
     // A policy that carries a batch size differs from the wanted one there: it is replaced.
     expect(sqlOf({ version: '2.18.2', license: 'timescale' }, SETTLED).rollups).toHaveLength(4);
   });
 
   it('uses the compression names before 2.18 and the old create_hypertable form before 2.13', () => {
     const sql = sqlOf({ version: '2.12.2', license: 'timescale' }, { ...EMPTY, compressionPolicy: { afterS: 86_400 } });
-    expect(sql.hypertable![0]).toBe("SELECT create_hypertable('esp_telemetry', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => true, migrate_data => true)");
+    expect(sql.hypertable![0]).toBe(
+      "SELECT create_hypertable('esp_telemetry', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => true, migrate_data => true)",
+    );
     expect(sql.compression![0]).toContain('timescaledb.compress, timescaledb.compress_segmentby');
     expect(sql.compression_policy).toEqual([
       "SELECT remove_compression_policy('esp_telemetry', if_exists => true)",
@@ -136,7 +179,10 @@ describe('planStorage', () => {
     const sql = sqlOf(V223, SETTLED, { ...S, chunkIntervalS: 43_200, compressAfterS: 86_400, retentionS: 90 * 86_400 });
     expect(sql.hypertable).toEqual(["SELECT set_chunk_time_interval('esp_telemetry', INTERVAL '12 hours')"]);
     expect(sql.compression).toEqual([]);
-    expect(sql.compression_policy).toEqual(["CALL remove_columnstore_policy('esp_telemetry', if_exists => true)", "CALL add_columnstore_policy('esp_telemetry', after => INTERVAL '1 day')"]);
+    expect(sql.compression_policy).toEqual([
+      "CALL remove_columnstore_policy('esp_telemetry', if_exists => true)",
+      "CALL add_columnstore_policy('esp_telemetry', after => INTERVAL '1 day')",
+    ]);
     expect(sql.retention_policy).toEqual(["SELECT add_retention_policy('esp_telemetry', drop_after => INTERVAL '90 days')"]);
     // The refresh windows start at the retention age now.
     expect(sql.rollups).toEqual([
@@ -167,7 +213,9 @@ describe('planStorage', () => {
     const m = sql.rollups!.filter((s) => s.includes('_1m'));
     expect(m[0]).toMatch(/^CREATE MATERIALIZED VIEW esp_telemetry_1m_g2 .* min\(c_pa\) AS c_pa_min, .* HAVING count\(c_pa\) > 0 WITH NO DATA$/);
     expect(m[1]).toContain("add_continuous_aggregate_policy('esp_telemetry_1m_g2'");
-    expect(m[2]).toMatch(/^CREATE OR REPLACE VIEW esp_telemetry_1m AS .*COALESCE\(g2.c_pa_count, 0\) AS c_pa_count FROM esp_telemetry_1m_g1 g1 LEFT JOIN esp_telemetry_1m_g2 g2/);
+    expect(m[2]).toMatch(
+      /^CREATE OR REPLACE VIEW esp_telemetry_1m AS .*COALESCE\(g2.c_pa_count, 0\) AS c_pa_count FROM esp_telemetry_1m_g1 g1 LEFT JOIN esp_telemetry_1m_g2 g2/,
+    );
     expect(m).toHaveLength(3);
   });
 

@@ -1,7 +1,7 @@
 // Unit tests for the summary line's arithmetic: counter deltas per interval (a reset counter
 // counts from zero), the rate, the mean device-to-commit lag, and the stable set of keys.
 import { describe, expect, it } from 'vitest';
-import { summarize, type SummaryTotals } from '../../src/lifecycle/summary.ts';
+import { type SummaryTotals, summarize } from '../../src/lifecycle/summary.ts';
 
 const zero: SummaryTotals = {
   messagesReceived: 0,

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { DecodeOptions } from '../../src/decode/decode.ts';
-import { toWork, type Received } from '../../src/decode/to-work.ts';
+import { type Received, toWork } from '../../src/decode/to-work.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 
 const TOPIC = parseTopicTemplate('esp/{site}/{well_id}/telemetry');
@@ -44,9 +44,7 @@ describe('toWork', () => {
     expect(Buffer.from(work.rejects[0]!.payload).toString()).toBe('{"ts":"x","motor_current_a":1}');
   });
 
-  it.each([
-    ['a topic the template does not match', 'other/north/W-1/telemetry'],
-  ])('rejects %s as topic_mismatch without decoding', (_what, topic) => {
+  it.each([['a topic the template does not match', 'other/north/W-1/telemetry']])('rejects %s as topic_mismatch without decoding', (_what, topic) => {
     const m = msg(topic, '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3}');
     const { work, droppedFields } = toWork(m, TOPIC, OPTS);
     expect(droppedFields).toBe(0);

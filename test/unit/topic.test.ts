@@ -1,7 +1,7 @@
 // Unit tests for the MQTT topic template: subscription filter and well id / site extraction.
 import { describe, expect, it } from 'vitest';
-import { EspError } from '../../src/errors.ts';
 import { idCharsProblem, idProblem, parseTopicTemplate } from '../../src/decode/topic.ts';
+import { EspError } from '../../src/errors.ts';
 
 const DEFAULT = 'esp/{site}/{well_id}/telemetry';
 

@@ -59,7 +59,11 @@ describe('readingLines / rejectLines', () => {
   });
 
   it('writes a rejection as received_at, topic, well_id, reason, detail, index, bytea', () => {
-    const [line] = [...rejectLines([{ receivedAtMs: 1_714_521_600_000, topic: 'w/W1/t', wellId: null, reason: 'invalid_json', detail: 'a\tb', index: null, payload: Buffer.from([0, 255]) }])];
+    const [line] = [
+      ...rejectLines([
+        { receivedAtMs: 1_714_521_600_000, topic: 'w/W1/t', wellId: null, reason: 'invalid_json', detail: 'a\tb', index: null, payload: Buffer.from([0, 255]) },
+      ]),
+    ];
     expect(line).toBe('2024-05-01T00:00:00.000000Z\tw/W1/t\t\\N\tinvalid_json\ta\\tb\t\\N\t\\\\x00ff\n');
   });
 });
