@@ -3,6 +3,7 @@
 // that a failed start unwinds, and returns the stop (MQTT intake first, last flush under a
 // deadline, then disconnect). The message path itself is pipeline.ts.
 import mqtt from 'mqtt';
+import type pg from 'pg';
 import { commitGateProblem } from './broker/commit-gate.ts';
 import { startConfiguredBroker } from './broker/configured.ts';
 import type { EmbeddedBroker } from './broker/embedded-broker.ts';
@@ -235,52 +236,112 @@ export async function startApp(deps: AppDeps): Promise<App> {
   }
 
   let stopping: Promise<boolean> | undefined;
-  const stop = (): Promise<boolean> =>
-    (stopping ??= (async () => {
-      log.info(
-        { event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks() },
-        'stopping',
-      );
-      readiness.shuttingDown();
-      summary.stop();
-      readinessLog.stop();
-      const probeStopped = dbProbe.stop();
-      restoreWatch.stop();
-      // Not awaited: a reading in flight ends with the pool, and catches its own error.
-      void backupHealth.stop();
-      canary?.stop();
-      // The deadline ends the write in progress (its connection is destroyed) and the retries.
-      const deadline = setTimeout(() => shutdown.abort(), config.shutdownDeadlineMs);
-      let clean = true;
-      try {
-        // In MQTT_SHARED_GROUP: leave the group, then take in what the broker had dealt us.
-        const member = ingress;
-        if (member instanceof MqttIngress && (await member.leaveSharedGroup(shutdown.signal))) {
-          await drainUntilQuiet({ drain: () => pipeline.drain(), held: () => member.heldAcks(), quietMs: SHARED_LEAVE_QUIET_MS, signal: shutdown.signal });
-        }
-        ingress.stopIntake();
-        await pipeline.drain();
-      } catch (err) {
-        clean = false;
-        log.error(
-          { err, rowsBuffered: pipeline.bufferedRows },
-          'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them',
-        );
-      }
-      await ingress.close();
-      await embedded?.close();
-      await sidecar.stop();
-      // pool.end() waits for checked-out connections; one stuck on a hung server (a reachability
-      // probe, up to query_timeout) must not hold the exit past the deadline.
-      await Promise.race([pool.end().catch(() => undefined), aborted(shutdown.signal)]);
-      await probeStopped;
-      clearTimeout(deadline);
-      watchdog.stop();
-      log.info({ event: 'stopped', clean }, 'stopped');
-      return clean;
-    })());
+  const running: Running = {
+    config,
+    log,
+    readiness,
+    summary,
+    readinessLog,
+    dbProbe,
+    restoreWatch,
+    backupHealth,
+    canary,
+    ingress,
+    pipeline,
+    embedded,
+    sidecar,
+    pool,
+    watchdog,
+    shutdown,
+  };
+  const stop = (): Promise<boolean> => (stopping ??= stopInOrder(running));
 
   return { httpPort, mqttUrl: endpoint.url, metrics, stop, fatal };
+}
+
+/** What a started service holds, for its stop. */
+interface Running {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly readiness: ReadinessState;
+  readonly summary: SummaryLog;
+  readonly readinessLog: ReadinessLog;
+  readonly dbProbe: DbProbe;
+  readonly restoreWatch: RestoreWatch;
+  readonly backupHealth: BackupHealth;
+  readonly canary: SubscriptionCanary | undefined;
+  readonly ingress: MqttIngress | InProcessIngress;
+  readonly pipeline: Pipeline;
+  readonly embedded: EmbeddedBroker | undefined;
+  readonly sidecar: Sidecar;
+  readonly pool: pg.Pool;
+  readonly watchdog: EventLoopWatchdog;
+  /** Aborted at SHUTDOWN_DEADLINE_MS: ends the write in progress and the retries. */
+  readonly shutdown: AbortController;
+}
+
+/**
+ * The stop order: intake off (leaving a shared group first), last flush and its PUBACKs under
+ * SHUTDOWN_DEADLINE_MS, disconnect, sidecar, pool.
+ * @returns true when everything received was committed and acknowledged in time.
+ */
+async function stopInOrder(r: Running): Promise<boolean> {
+  const {
+    config,
+    log,
+    readiness,
+    summary,
+    readinessLog,
+    dbProbe,
+    restoreWatch,
+    backupHealth,
+    canary,
+    ingress,
+    pipeline,
+    embedded,
+    sidecar,
+    pool,
+    watchdog,
+    shutdown,
+  } = r;
+  log.info({ event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks() }, 'stopping');
+  readiness.shuttingDown();
+  summary.stop();
+  readinessLog.stop();
+  const probeStopped = dbProbe.stop();
+  restoreWatch.stop();
+  // Not awaited: a reading in flight ends with the pool, and catches its own error.
+  void backupHealth.stop();
+  canary?.stop();
+  // The deadline ends the write in progress (its connection is destroyed) and the retries.
+  const deadline = setTimeout(() => shutdown.abort(), config.shutdownDeadlineMs);
+  let clean = true;
+  try {
+    // In MQTT_SHARED_GROUP: leave the group, then take in what the broker had dealt us.
+    const member = ingress;
+    if (member instanceof MqttIngress && (await member.leaveSharedGroup(shutdown.signal))) {
+      await drainUntilQuiet({ drain: () => pipeline.drain(), held: () => member.heldAcks(), quietMs: SHARED_LEAVE_QUIET_MS, signal: shutdown.signal });
+    }
+    ingress.stopIntake();
+    await pipeline.drain();
+  } catch (err) {
+    clean = false;
+    log.error(
+      { err, rowsBuffered: pipeline.bufferedRows },
+      'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them',
+    );
+  }
+  await ingress.close();
+  await embedded?.close();
+  await sidecar.stop();
+  // pool.end() waits for checked-out connections; one stuck on a hung server (a reachability
+  // probe, up to query_timeout) must not hold the exit past the deadline.
+  await Promise.race([pool.end().catch(() => undefined), aborted(shutdown.signal)]);
+  await probeStopped;
+  clearTimeout(deadline);
+  watchdog.stop();
+  log.info({ event: 'stopped', clean }, 'stopped');
+  return clean;
 }
 
 /** After leaving a shared group, how long nothing may arrive before its share is taken as empty. */
