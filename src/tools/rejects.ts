@@ -1,15 +1,19 @@
 // `npm run rejects -- list [--reason X] [--since ISO]`: rejections by reason (count, latest).
 // `npm run rejects -- replay --reason X [--since ISO] [--dry-run]`: publishes the raw payloads of
 // the chosen rejected messages again to their original topic (QoS 1), so a fixed service (a
-// catalog change, a wider range) decodes them anew; each message's rows are deleted only after
-// the broker's PUBACK. A replayed message that is still bad comes back as a new rejection.
+// catalog change, a wider range) decodes them anew; each message's rows are deleted only once
+// the database shows the service took it: its readings stored, or a new rejection of it. A PUBACK
+// alone is not enough: a broker that refuses the publisher acknowledges and drops (MQTT 3.1.1).
 // Configured like the service (DATABASE_URL, MQTT_URL, MQTT_USERNAME/PASSWORD; see README).
 // --reason must be a known reason code (REJECT_REASONS); unknown ones exit 2 with the list.
 import { pathToFileURL } from 'node:url';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { loadConfig } from '../config/config.ts';
+import { DEFAULT_CATALOG } from '../decode/catalog.ts';
 import { REJECT_REASONS } from '../decode/decode.ts';
+import { toWork } from '../decode/to-work.ts';
+import { parseTopicTemplate } from '../decode/topic.ts';
 import { brokerAddress, embeddedBrokerUrl } from '../ingress/broker-url.ts';
 import { parseCli, usageError } from './cli.ts';
 import { Progress } from './progress.ts';
@@ -41,12 +45,58 @@ export async function listRejects(db: pg.Pool | pg.Client, f: RejectFilter): Pro
 export interface RejectsReplayResult {
   /** Messages chosen (one message can have several rejected readings). */
   readonly messages: number;
-  /** Messages the broker acknowledged, whose rows were then deleted. */
+  /** Messages the broker acknowledged and the service was seen to take; their rows were deleted. */
   readonly published: number;
   /** Rows deleted from rejected_messages. */
   readonly rowsDeleted: number;
-  /** Messages the broker refused or that could not be published (e.g. a topic with + or #); kept. */
+  /**
+   * Messages kept: refused by the broker, not publishable (a topic with + or #), or acknowledged
+   * but never taken by the service within the wait (a broker that drops what this publisher may
+   * not publish).
+   */
   readonly failed: { topic: string; error: string }[];
+}
+
+/**
+ * Whether the database shows that the service took a message published at or after `since`:
+ * every reading it decodes to is stored (by key; a reading stamped with the receive time, by a
+ * row of its well received since), and, when it decodes to rejections, a new rejection of it.
+ */
+export type TakenCheck = (topic: string, payload: Buffer, since: Date) => Promise<boolean>;
+
+/** The TakenCheck for the service configured by `config` (its topic template, decode settings and catalog). */
+export function takenBy(db: pg.Pool | pg.Client, config: Pick<ReturnType<typeof loadConfig>, 'mqtt' | 'decode'>): TakenCheck {
+  const template = parseTopicTemplate(config.mqtt.topicTemplate);
+  const options = { catalog: DEFAULT_CATALOG, ...config.decode };
+  return async (topic, payload, since) => {
+    // Decoded twice with receive times 1 ms apart: a reading whose time moves was stamped.
+    const at = since.getTime();
+    const first = toWork({ topic, payload, receivedAtMs: at }, template, options).work;
+    const second = toWork({ topic, payload, receivedAtMs: at + 1 }, template, options).work;
+    if (first.rejects.length > 0) {
+      const { rows } = await db.query('SELECT 1 FROM rejected_messages WHERE topic = $1 AND payload_sha256 = sha256($2) AND received_at >= $3 LIMIT 1', [
+        topic,
+        payload,
+        since,
+      ]);
+      if (rows.length === 0) return false;
+    }
+    const keyed = first.readings.filter((r, i) => r.tsUs === second.readings[i]?.tsUs);
+    const stamped = first.readings.filter((r, i) => r.tsUs !== second.readings[i]?.tsUs);
+    if (keyed.length > 0) {
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM unnest($1::text[], $2::bigint[]) AS k(well_id, us)
+          WHERE EXISTS (SELECT 1 FROM esp_telemetry t WHERE t.well_id = k.well_id AND t.ts = 'epoch'::timestamptz + k.us * interval '1 microsecond')`,
+        [keyed.map((r) => r.wellId), keyed.map((r) => String(r.tsUs))],
+      );
+      if ((rows[0]?.n ?? 0) < new Set(keyed.map((r) => `${r.wellId}\u0000${r.tsUs}`)).size) return false;
+    }
+    for (const wellId of new Set(stamped.map((r) => r.wellId))) {
+      const { rows } = await db.query('SELECT 1 FROM esp_telemetry WHERE well_id = $1 AND received_at >= $2 LIMIT 1', [wellId, since]);
+      if (rows.length === 0) return false;
+    }
+    return true;
+  };
 }
 
 /** The narrow part of an MQTT client that replay needs. */
@@ -56,14 +106,16 @@ export interface Publisher {
 
 /**
  * Publishes each chosen message once, in the order received, and deletes all of its rejection
- * rows (whatever their reason: the whole message is decoded again) after its PUBACK.
+ * rows (whatever their reason: the whole message is decoded again) once `taken` confirms the
+ * service took it, waiting up to `takenWithinMs` (default 30 s) after the last PUBACK.
  * A message = rows with the same topic, receive time and payload SHA-256
  * (sql/002_rejects_sha256.sql). With `dryRun`, counts and publishes nothing.
  */
 export async function replayRejects(
   db: pg.Pool | pg.Client,
   publisher: Publisher | undefined,
-  f: RejectFilter & { reason: string; dryRun?: boolean },
+  f: RejectFilter & { reason: string; dryRun?: boolean; takenWithinMs?: number },
+  taken?: TakenCheck,
 ): Promise<RejectsReplayResult> {
   const { rows: messages } = await db.query<{ topic: string; ids: string[] }>(
     `WITH chosen AS (
@@ -74,30 +126,58 @@ export async function replayRejects(
       GROUP BY r.topic, r.received_at, r.payload_sha256 ORDER BY min(r.id)`,
     [f.reason, f.since ?? null],
   );
-  if (f.dryRun || !publisher) return { messages: messages.length, published: 0, rowsDeleted: 0, failed: [] };
+  if (f.dryRun || !publisher || !taken) return { messages: messages.length, published: 0, rowsDeleted: 0, failed: [] };
   let published = 0;
   let rowsDeleted = 0;
   const failed: { topic: string; error: string }[] = [];
   // On a terminal: messages done / total, rate, ETA on stderr (silent when piped).
   const progress = new Progress({ label: 'rejects replay', unit: 'messages', total: messages.length });
+  // The database's clock, as the service's rows carry it (received_at), minus a margin for skew.
+  const { rows: now } = await db.query<{ since: Date }>("SELECT now() - interval '5 seconds' AS since");
+  const since = now[0]!.since;
+  const acknowledged: { topic: string; ids: string[] }[] = [];
   for (const m of messages) {
-    progress.update(published + failed.length);
+    progress.update(acknowledged.length + failed.length);
     // Payloads one at a time: up to MESSAGE_MAX_BYTES each, never all in memory.
-    const { rows } = await db.query<{ payload: Buffer }>('SELECT payload FROM rejected_messages WHERE id = $1', [m.ids[0]]);
-    const payload = rows[0]?.payload;
+    const payload = await payloadOf(db, m.ids[0]!);
     if (!payload) continue;
     try {
       await publisher.publishAsync(m.topic, payload, { qos: 1 });
+      acknowledged.push(m);
     } catch (err) {
       failed.push({ topic: m.topic, error: (err as Error).message });
-      continue;
     }
-    published++;
-    const del = await db.query('DELETE FROM rejected_messages WHERE id = ANY($1::bigint[])', [m.ids]);
-    rowsDeleted += del.rowCount ?? 0;
   }
   progress.end();
+  // Delete only what the database shows the service took; poll until all is, or the wait ends.
+  const deadline = Date.now() + (f.takenWithinMs ?? 30_000);
+  let waiting = acknowledged;
+  for (;;) {
+    const still: typeof waiting = [];
+    for (const m of waiting) {
+      const payload = await payloadOf(db, m.ids[0]!);
+      if (payload && (await taken(m.topic, payload, since))) {
+        published++;
+        const del = await db.query('DELETE FROM rejected_messages WHERE id = ANY($1::bigint[])', [m.ids]);
+        rowsDeleted += del.rowCount ?? 0;
+      } else still.push(m);
+    }
+    waiting = still;
+    if (waiting.length === 0 || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  for (const m of waiting) {
+    failed.push({
+      topic: m.topic,
+      error: 'the broker acknowledged it, but the service did not store it in time: is this publisher allowed to publish there? (rows kept)',
+    });
+  }
   return { messages: messages.length, published, rowsDeleted, failed };
+}
+
+async function payloadOf(db: pg.Pool | pg.Client, id: string): Promise<Buffer | undefined> {
+  const { rows } = await db.query<{ payload: Buffer }>('SELECT payload FROM rejected_messages WHERE id = $1', [id]);
+  return rows[0]?.payload;
 }
 
 /** Aligned text table, header first. */
@@ -171,8 +251,8 @@ async function main(argv: string[]): Promise<number> {
       ...(config.mqtt.password === undefined ? {} : { password: config.mqtt.password }),
     });
     try {
-      const r = await replayRejects(db, client, filter);
-      console.log(`replayed ${r.published} of ${r.messages} message(s); ${r.rowsDeleted} rejection row(s) deleted after PUBACK`);
+      const r = await replayRejects(db, client, filter, takenBy(db, config));
+      console.log(`replayed ${r.published} of ${r.messages} message(s); ${r.rowsDeleted} rejection row(s) deleted once the service had taken them`);
       for (const f of r.failed) console.error(`not published (kept): ${f.topic}: ${f.error}`);
       return r.failed.length === 0 ? 0 : 1;
     } finally {

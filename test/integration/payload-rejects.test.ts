@@ -11,7 +11,8 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
-import { formatTable, listRejects, replayRejects } from '../../src/tools/rejects.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { formatTable, listRejects, replayRejects, takenBy } from '../../src/tools/rejects.ts';
 import { freshDatabase, migratedDatabase, query, ROOT, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 
 const t = new Teardown();
@@ -22,7 +23,7 @@ function startServiceInProcess(databaseUrl: string, mqttUrl: string, prefix: str
 }
 
 describe('rejects command', () => {
-  it('lists by reason, replays after a fix, deletes only what the broker acknowledged', async () => {
+  it('lists by reason, replays after a fix, deletes only what the service was seen to store', async () => {
     const broker = await startEmbeddedBroker(0);
     t.add(() => broker.close());
     const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
@@ -77,7 +78,8 @@ describe('rejects command', () => {
 
     // 3. The fix: the service keeps unknown fields. Replay the unknown_field messages.
     await startServiceInProcess(databaseUrl, mqttUrl, prefix, { UNKNOWN_FIELDS: 'keep' });
-    const r = await replayRejects(db, pub, { reason: 'unknown_field' });
+    const taken = takenBy(db, loadConfig({ DATABASE_URL: databaseUrl, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, UNKNOWN_FIELDS: 'keep' }));
+    const r = await replayRejects(db, pub, { reason: 'unknown_field' }, taken);
     // Only the refused readings are republished; the still-bad element keeps its row.
     expect(r).toEqual({ messages: 2, published: 2, rowsDeleted: 2, failed: [] });
     await waitFor(

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
+import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
@@ -13,6 +14,7 @@ import { startConfiguredBroker } from '../../src/broker/configured.ts';
 import { startEmbeddedBroker } from '../../src/broker/embedded-broker.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { createMetrics } from '../../src/metrics/metrics.ts';
+import { replayRejects, takenBy } from '../../src/tools/rejects.ts';
 import { freshDatabase, metric, query, startInProcess, Teardown, waitFor } from '../support/harness.ts';
 import { device, devicePassword, embeddedAuthEnv, grantedQos, type Identities, INGEST_USER, identities, reading } from '../support/identity.ts';
 
@@ -242,5 +244,34 @@ describe('embedded broker: the service with a token of its own', () => {
     await waitFor('reading stored', async () => (await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM esp_telemetry'))[0]!.n === 1);
     const refusedAtExpiry = (await brokerMetrics.embeddedBrokerConnectionsRefused.get()).values.find((v) => v.labels.reason === 'token_expired')?.value;
     expect(refusedAtExpiry).toBe(1);
+  });
+});
+
+describe('embedded broker: replaying rejections through it', () => {
+  it('a replay the broker acknowledges but drops (a publisher that may not write there) keeps the rejection rows; one through the well itself deletes them once stored', async () => {
+    // A rejection of W-3, as a stricter service would have left it.
+    const tsMs = Date.now() - 3_600_000;
+    await query(
+      databaseUrl,
+      "INSERT INTO rejected_messages (received_at, topic, well_id, reason, detail, payload) VALUES (now(), $1, 'W-3', 'out_of_range', 'x', $2)",
+      [topic('W-3'), Buffer.from(reading(tsMs))],
+    );
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    t.add(() => db.end());
+    const taken = takenBy(db, loadConfig({ DATABASE_URL: databaseUrl, MQTT_TOPIC: `${PREFIX}/{site}/{well_id}/telemetry` }));
+    const rejections = async () => (await query<{ n: number }>(databaseUrl, "SELECT count(*)::int AS n FROM rejected_messages WHERE well_id = 'W-3'"))[0]!.n;
+
+    // W-1 may not publish for W-3: the broker acknowledges the PUBLISH and drops it (MQTT 3.1.1).
+    const intruder = await device(t, url, { username: 'W-1', password: devicePassword('W-1') });
+    const dropped = await replayRejects(db, intruder, { reason: 'out_of_range', takenWithinMs: 1_500 }, taken);
+    expect(dropped).toMatchObject({ messages: 1, published: 0, rowsDeleted: 0 });
+    expect(dropped.failed).toHaveLength(1);
+    expect(await rejections()).toBe(1);
+
+    const w3 = await device(t, url, { username: 'W-3', password: devicePassword('W-3') });
+    expect(await replayRejects(db, w3, { reason: 'out_of_range' }, taken)).toEqual({ messages: 1, published: 1, rowsDeleted: 1, failed: [] });
+    expect(await rejections()).toBe(0);
+    expect(await rows('W-3')).toBeGreaterThanOrEqual(1);
   });
 });
