@@ -4,7 +4,8 @@
 // catalog change, a wider range) decodes them anew; each message's rows are deleted only once
 // the database shows the service took it: its readings stored, or a new rejection of it. A PUBACK
 // alone is not enough: a broker that refuses the publisher acknowledges and drops (MQTT 3.1.1).
-// Configured like the service (DATABASE_URL, MQTT_URL, MQTT_USERNAME/PASSWORD; see README).
+// Configured like the service (DATABASE_URL, MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD or
+// MQTT_PASSWORD_FILE, the MQTT TLS files; see README).
 // --reason must be a known reason code (REJECT_REASONS); unknown ones exit 2 with the list.
 import { pathToFileURL } from 'node:url';
 import mqtt from 'mqtt';
@@ -15,6 +16,7 @@ import { REJECT_REASONS } from '../decode/decode.ts';
 import { toWork } from '../decode/to-work.ts';
 import { parseTopicTemplate } from '../decode/topic.ts';
 import { brokerAddress, embeddedBrokerUrl } from '../ingress/broker-url.ts';
+import { readConnectFiles } from '../ingress/connect-options.ts';
 import { parseCli, usageError } from './cli.ts';
 import { Progress } from './progress.ts';
 
@@ -241,6 +243,11 @@ async function main(argv: string[]): Promise<number> {
       console.log(`dry run: ${r.messages} message(s) with reason ${filter.reason} would be published again`);
       return 0;
     }
+    const files = readConnectFiles(config.mqtt);
+    if (files.problems.length > 0) {
+      console.error(`esp-ingest rejects: ${files.problems.join('; ')}`);
+      return 1;
+    }
     const url = config.broker.mode === 'embedded' ? embeddedBrokerUrl(config.broker.host, config.broker.port) : config.mqtt.url;
     const client = await mqtt.connectAsync({
       ...brokerAddress(url),
@@ -249,6 +256,8 @@ async function main(argv: string[]): Promise<number> {
       protocolVersion: config.broker.mode === 'embedded' ? 4 : config.mqtt.protocolVersion,
       ...(config.mqtt.username === undefined ? {} : { username: config.mqtt.username }),
       ...(config.mqtt.password === undefined ? {} : { password: config.mqtt.password }),
+      // MQTT_PASSWORD_FILE and the TLS files, read as the service reads them.
+      ...files.options,
     });
     try {
       const r = await replayRejects(db, client, filter, takenBy(db, config));
