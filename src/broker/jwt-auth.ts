@@ -80,6 +80,8 @@ export async function createJwtVerifier(s: JwtSettings): Promise<JwtVerifier> {
           algorithms: [...s.algorithms],
           clockTolerance: s.clockToleranceS,
           currentDate: new Date(nowMs),
+          // A token without `exp` would never expire, so it could never be revoked.
+          requiredClaims: ['exp'],
           ...(s.issuer !== undefined ? { issuer: s.issuer } : {}),
           ...(s.audience !== undefined ? { audience: s.audience } : {}),
         }));
@@ -91,10 +93,13 @@ export async function createJwtVerifier(s: JwtSettings): Promise<JwtVerifier> {
         throw new JwtRefused('token issued in the future (iat beyond the clock tolerance)');
       const wellId = payload[s.wellClaim];
       if (typeof wellId !== 'string' || wellId === '') throw new JwtRefused(`token has no "${s.wellClaim}" claim naming the well`);
+      // An absent site claim means "any site"; one present but not a non-empty string is refused,
+      // never read as "any site" (that would fail open).
       const site = payload[s.siteClaim];
+      if (site !== undefined && (typeof site !== 'string' || site === '')) throw new JwtRefused(`claim "${s.siteClaim}" must be a non-empty string`);
       return {
         wellId,
-        site: typeof site === 'string' && site !== '' ? site : null,
+        site: site ?? null,
         expiresAtMs: typeof payload.exp === 'number' ? (payload.exp + s.clockToleranceS) * 1000 : undefined,
       };
     },

@@ -61,6 +61,9 @@ describe('createJwtVerifier', () => {
     ['wrong issuer', { iss: 'someone' }, /iss/],
     ['wrong audience', { aud: 'other' }, /aud/],
     ['no well claim', { sub: undefined }, /sub/],
+    ['without exp (it would never expire, so never be revoked)', { exp: undefined }, /exp/],
+    ['whose site claim is not a string (never read as "any site")', { site: ['a', 'b'] }, /site/],
+    ['whose site claim is empty', { site: '' }, /site/],
   ])('refuses a token %s', async (_, claims, reason) => {
     await expect(pemVerifier.verify(await token(claims), NOW)).rejects.toThrow(reason);
   });
