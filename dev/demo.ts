@@ -47,7 +47,9 @@ const STALL_MS = 30_000;
 let databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) {
   say('no DATABASE_URL: provisioning the local TimescaleDB (first run builds it, ~35 s)');
-  databaseUrl = await createDatabase(localTimescaleUrl(), 'esp_demo');
+  // A name of its own per run, so two demos on one server never drop each other's database.
+  databaseUrl = await createDatabase(localTimescaleUrl(), `esp_demo_${process.pid}`);
+  say(`database ${new URL(databaseUrl).pathname.slice(1)} (kept after the demo for querying)`);
 }
 const db = new pg.Client({ connectionString: databaseUrl });
 await db.connect();
