@@ -14,15 +14,14 @@ import { type Identity, type PublishRefusal, publishRefusal, type SubscribeRefus
 import type { Authenticator, ConnectRefusal } from './broker-auth.ts';
 
 /**
- * A refused PUBLISH, for the refusal counter and a throttled log line:
- * - `empty_topic_level` (`esp//W-1/telemetry`): aedes 1.2 matches the empty level against a `+`
- *   filter, then fails to find the queued packet for a persistent subscriber ("no such packet")
- *   and closes the subscriber's connection. Refused before it is acknowledged, closing the
- *   publisher's connection (the service could only have rejected it: `invalid_well_id`).
- * - every other reason (`$SYS/…`, another well's topic, an expired token…): acknowledged and
- *   dropped, so a device whose session holds the message does not resend it on every reconnect
- *   and loop forever (aedes #210; MQTT 3.1.1 has no negative PUBACK). Never stored, never
- *   delivered, never retained.
+ * A refused PUBLISH, for the refusal counter and a throttled log line. Every refusal (`$SYS/…`,
+ * another well's topic, an expired token, an empty topic level…) is acknowledged and dropped, so
+ * a device whose session holds the message does not resend it on every reconnect and loop
+ * forever, stranding the good readings behind it (aedes #210; MQTT 3.1.1 has no negative PUBACK).
+ * Never stored, never delivered, never retained. An empty topic level (`esp//W-1/telemetry`) must
+ * never reach aedes' delivery: aedes 1.2 matches the empty level against a `+` filter, then fails
+ * to find the queued packet for a persistent subscriber ("no such packet") and closes that
+ * subscriber's connection.
  */
 export type RefusedPublishReason = PublishRefusal;
 
@@ -153,7 +152,6 @@ export async function startEmbeddedBroker(port: number, host = '127.0.0.1', opti
           const reason = expired ? 'token_expired' : publishRefusal(identityOf(client), packet.topic, rules);
           if (!reason) return done(null);
           report.publish?.(reason, packet.topic, client.id);
-          if (reason === 'empty_topic_level') return done(new Error(`PUBLISH refused (${reason})`));
           // Acknowledged and dropped (aedes #210): enqueuePublish PUBACKs it, publish() drops it.
           packet.retain = false;
           dropped.add(packet);
