@@ -97,6 +97,8 @@ export async function startConfiguredBroker(
     ...(auth ? { auth } : {}),
     ...(tls ? { tls } : {}),
     topicTemplate: config.mqtt.topicTemplate,
+    // The largest message the service accepts, plus room for topic and header (as mosquitto.conf).
+    maxPacketBytes: config.decode.messageMaxBytes + 8 * 1024,
     ...(config.mqtt.sessionMarkerTopic === 'off' ? {} : { serviceMarkerTopic: config.mqtt.sessionMarkerTopic.replaceAll('{client_id}', config.mqtt.clientId) }),
     report: refusalReport(deps.metrics, deps.log, clock),
     clock,

@@ -46,6 +46,39 @@ export interface EmbeddedBrokerOptions {
   readonly report?: Partial<RefusalReport>;
   /** ms since the epoch (token expiry). */
   readonly clock?: () => number;
+  /**
+   * Largest MQTT packet a client may send, bytes (the Remaining Length of its fixed header,
+   * [MQTT-2.2.3]); a larger one closes that connection before its body is read. Default 270,336:
+   * MESSAGE_MAX_BYTES' default plus 8 KiB for topic and header, as mosquitto.conf's
+   * max_packet_size.
+   */
+  readonly maxPacketBytes?: number;
+}
+
+/** Default packet bound: the default MESSAGE_MAX_BYTES (256 KiB) plus 8 KiB. */
+export const DEFAULT_MAX_PACKET_BYTES = 256 * 1024 + 8 * 1024;
+
+/**
+ * Bounds the packets one aedes client may send: mqtt-packet's parser reads the Remaining Length
+ * first (`_parseLength`), then buffers the whole body before parsing it, so without a bound one
+ * PUBLISH of hundreds of MB is held in memory whole (aedes has no such setting). Past the bound,
+ * the parser errors and aedes closes the connection.
+ * @returns false when the parser no longer has the shape this relies on (checked at start).
+ */
+export function boundPacketSize(client: unknown, maxBytes: number): boolean {
+  const parser = (client as { _parser?: { _parseLength?: () => boolean; packet?: { length?: number }; _emitError?: (e: Error) => void } })._parser;
+  const parseLength = parser?._parseLength;
+  if (!parser || typeof parseLength !== 'function' || typeof parser._emitError !== 'function') return false;
+  parser._parseLength = function boundedParseLength(this: typeof parser) {
+    const done = parseLength.call(this);
+    const length = this.packet?.length ?? 0;
+    if (done && length > maxBytes) {
+      this._emitError?.(new Error(`packet of ${length} bytes exceeds the ${maxBytes}-byte bound`));
+      return false;
+    }
+    return done;
+  };
+  return true;
 }
 
 export interface EmbeddedBroker {
@@ -197,12 +230,17 @@ export async function startEmbeddedBroker(port: number, host = '127.0.0.1', opti
     expiryTimers.delete(client);
   });
 
+  const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  const handle = (conn: Parameters<typeof aedes.handle>[0]) => {
+    const client = aedes.handle(conn);
+    if (!boundPacketSize(client, maxPacketBytes)) conn.destroy(new Error('mqtt-packet parser has an unexpected shape: cannot bound packet sizes'));
+  };
   const server: Server = options.tls
     ? createTlsServer(
         { key: options.tls.key, cert: options.tls.cert, ...(options.tls.ca ? { ca: options.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) },
-        aedes.handle,
+        handle,
       )
-    : createServer(aedes.handle);
+    : createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
