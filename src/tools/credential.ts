@@ -6,21 +6,36 @@
 // Revoke a password with `mosquitto_passwd -D <file> <well>`; a token expires (--ttl-s).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { importPKCS8, SignJWT } from 'jose';
 import { JWT_ALGORITHMS, type JwtAlgorithm } from '../broker/jwt-auth.ts';
+import { idProblem } from '../decode/topic.ts';
 import { parseCliOrExit } from './cli.ts';
 
 /**
  * Adds `user` (a well id, or the service's user) to `passwordFile` with a new random password
- * (24 bytes, base64url), replacing an existing line; creates the file when missing.
+ * (24 bytes, base64url), replacing an existing line; creates the file when missing, readable by
+ * its owner only (0600). The password reaches mosquitto_passwd on its standard input, never on
+ * its command line (which any local user could read in `ps`).
  * @returns the password (shown once: only its PBKDF2 hash is stored).
- * @throws Error when mosquitto_passwd is not installed or fails.
+ * @throws Error (without the password) when mosquitto_passwd is not installed or fails.
  */
 export function issuePassword(passwordFile: string, user: string, exists = true): string {
   const password = randomBytes(24).toString('base64url');
-  execFileSync('mosquitto_passwd', [...(exists ? [] : ['-c']), '-b', passwordFile, user, password], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    // mosquitto_passwd asks twice ("Password:", "Reenter password:") and reads stdin when it is not a terminal.
+    execFileSync('mosquitto_passwd', [...(exists ? [] : ['-c']), passwordFile, user], {
+      input: `${password}\n${password}\n`,
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+  } catch (err) {
+    const stderr = String((err as { stderr?: Buffer }).stderr ?? '').trim();
+    throw new Error(
+      `mosquitto_passwd could not add ${JSON.stringify(user)} to ${passwordFile}${stderr ? `: ${stderr}` : ` (${(err as NodeJS.ErrnoException).code ?? 'failed'})`}`,
+    );
+  }
+  if (!exists) chmodSync(passwordFile, 0o600);
   return password;
 }
 
@@ -76,7 +91,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       audience: { type: 'string' },
       'ttl-s': { type: 'string', default: '86400' },
     },
-    numbers: { 'ttl-s': { min: 1, integer: true } },
+    // At most a year: a token cannot be revoked before it expires.
+    numbers: { 'ttl-s': { min: 1, max: 31_536_000, integer: true } },
     choices: { alg: JWT_ALGORITHMS },
   });
   const fail = (line: string) => {
@@ -85,10 +101,19 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   };
   if (!values.well) fail('--well is required');
   const well = values.well!;
+  // The well id must be one the service accepts (WELL_ID_CHARS), or the credential could never be used.
+  const problem = idProblem(well, process.env.WELL_ID_CHARS || undefined);
+  if (problem) fail(`--well ${JSON.stringify(well)} ${problem}`);
   if (values.token) {
     if (!values.key) fail('--token needs --key (a PKCS#8 PEM private key)');
+    let privateKeyPem = '';
+    try {
+      privateKeyPem = readFileSync(values.key!, 'utf8');
+    } catch (err) {
+      fail(`cannot read --key ${values.key} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
     process.stdout.write(
-      `${await issueToken({ privateKeyPem: readFileSync(values.key!, 'utf8'), alg: values.alg as JwtAlgorithm, wellId: well, ttlS: numbers['ttl-s'], ...(values.site ? { site: values.site } : {}), ...(values.issuer ? { issuer: values.issuer } : {}), ...(values.audience ? { audience: values.audience } : {}) })}\n`,
+      `${await issueToken({ privateKeyPem, alg: values.alg as JwtAlgorithm, wellId: well, ttlS: numbers['ttl-s'], ...(values.site ? { site: values.site } : {}), ...(values.issuer ? { issuer: values.issuer } : {}), ...(values.audience ? { audience: values.audience } : {}) })}\n`,
     );
   } else {
     if (!values['password-file']) fail('give --password-file FILE, or --token --key FILE');
@@ -99,6 +124,11 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     } catch {
       exists = false;
     }
-    process.stdout.write(`${issuePassword(file, well, exists)}\n`);
+    try {
+      process.stdout.write(`${issuePassword(file, well, exists)}\n`);
+    } catch (err) {
+      process.stderr.write(`credential: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
   }
 }
