@@ -67,6 +67,13 @@ export async function createAuthenticator(o: AuthenticatorOptions): Promise<Auth
   }
   const identityFor = (name: string, site: string | null): Identity =>
     name === o.serviceUsername ? { kind: 'service', name } : { kind: 'device', wellId: name, site };
+  /**
+   * Client id → the identity that first used it (well id, or the service's name). A client id,
+   * and the persistent session under it, belongs to one identity: another device connecting with
+   * it would otherwise disconnect the owner and take its session [MQTT-3.1.4-2]. Kept for the
+   * broker's life, as aedes keeps sessions; bounded by the number of client ids devices use.
+   */
+  const owners = new Map<string, string>();
 
   return {
     async authenticate(clientId, username, password, nowMs) {
@@ -94,6 +101,14 @@ export async function createAuthenticator(o: AuthenticatorOptions): Promise<Auth
       }
       if (result.ok && clientId === o.serviceClientId && result.identity.kind !== 'service') {
         return { ok: false, reason: 'client_id_reserved', detail: `client id "${clientId}" belongs to the service` };
+      }
+      if (result.ok) {
+        const who = result.identity.kind === 'service' ? result.identity.name : result.identity.kind === 'device' ? result.identity.wellId : undefined;
+        const owner = owners.get(clientId);
+        if (who !== undefined && owner !== undefined && owner !== who) {
+          return { ok: false, reason: 'client_id_reserved', detail: `client id "${clientId}" belongs to another identity` };
+        }
+        if (who !== undefined) owners.set(clientId, who);
       }
       return result;
     },

@@ -247,6 +247,21 @@ describe('embedded broker: the service with a token of its own', () => {
   });
 });
 
+describe('embedded broker: client ids', () => {
+  it("a device cannot take another device's client id (and with it its session): refused, the owner stays connected", async () => {
+    const clientId = `w1-gateway-${Math.random().toString(36).slice(2, 8)}`;
+    const owner = await device(t, url, { username: 'W-1', password: devicePassword('W-1'), clientId, clean: false });
+    const before = await refused('client_id_reserved', 'connections');
+    await expect(device(t, url, { username: 'W-2', password: devicePassword('W-2'), clientId, clean: false })).rejects.toThrow();
+    expect(await refused('client_id_reserved', 'connections')).toBe(before + 1);
+    expect(owner.connected).toBe(true);
+    // The owner may come back under its own id.
+    await owner.endAsync();
+    const again = await device(t, url, { username: 'W-1', password: devicePassword('W-1'), clientId, clean: false });
+    expect(again.connected).toBe(true);
+  });
+});
+
 describe('embedded broker: replaying rejections through it', () => {
   it('a replay the broker acknowledges but drops (a publisher that may not write there) keeps the rejection rows; one through the well itself deletes them once stored', async () => {
     // A rejection of W-3, as a stricter service would have left it.
