@@ -3,6 +3,7 @@
 // 2 invalid configuration.
 import { type App, startApp } from './app.ts';
 import { type Config, loadConfig } from './config/config.ts';
+import { unreadableFiles } from './config/files.ts';
 import { ConfigError, EspError } from './errors.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
@@ -10,6 +11,9 @@ import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
 let config: Config;
 try {
   config = loadConfig(process.env);
+  // The files the settings name must be readable now (the schema itself never touches a file).
+  const unreadable = unreadableFiles(config);
+  if (unreadable.length > 0) throw new ConfigError(unreadable);
 } catch (err) {
   if (err instanceof ConfigError) {
     process.stderr.write(`esp-ingest: ${err.code} ${err.message}\n(see .env.example for every variable, its default and unit)\n`);
