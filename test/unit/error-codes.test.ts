@@ -83,4 +83,13 @@ describe('error codes: README.md and src/errors.ts', () => {
     expect(run.status, run.stderr).toBe(2);
     expect(run.stderr).toMatch(/^esp-ingest: ESP_CONFIG_INVALID invalid configuration:\n {2}- DATABASE_URL: /);
   });
+
+  it('a file a setting names that cannot be read is a configuration error too, before anything connects', () => {
+    const env = { PATH: process.env.PATH, DATABASE_URL: 'postgres://esp@127.0.0.1:1/esp', MQTT_PASSWORD_FILE: '/nonexistent/mqtt-password' };
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(
+      /^esp-ingest: ESP_CONFIG_INVALID invalid configuration:\n {2}- MQTT_PASSWORD_FILE: cannot read \/nonexistent\/mqtt-password \(ENOENT\)/,
+    );
+  });
 });
