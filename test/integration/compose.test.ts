@@ -5,7 +5,7 @@
 // a copy of exactly what the Dockerfile copies (its node_modules from the deps stage's own
 // `npm ci --omit=dev`), against a real database and Mosquitto.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -243,6 +243,13 @@ describe('docker-compose.yml', () => {
   });
 });
 
+/** A stand-in for the service's password file that compose mounts (MQTT_PASSWORD_FILE must be readable at start). */
+function servicePasswordFile(): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'esp-compose-auth-')), 'ingest.password');
+  writeFileSync(file, 'stand-in\n', { mode: 0o600 });
+  return file;
+}
+
 describe('Dockerfile', () => {
   it('runs node on src/main.ts as a non-root user, stops with SIGTERM, has a health check', () => {
     expect(finalStage[0]?.args).toMatch(/^node:20-(bookworm-)?slim$/);
@@ -309,6 +316,8 @@ describe('Dockerfile', () => {
           ...ingestEnv,
           DATABASE_URL: databaseUrl,
           MQTT_URL: mosquitto.url,
+          // What compose mounts from the mosquitto-auth volume (the private broker here is anonymous).
+          MQTT_PASSWORD_FILE: servicePasswordFile(),
           HTTP_PORT: String(httpPort),
           HTTP_HOST: '127.0.0.1',
         },
