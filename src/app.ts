@@ -286,61 +286,46 @@ interface Running {
  * @returns true when everything received was committed and acknowledged in time.
  */
 async function stopInOrder(r: Running): Promise<boolean> {
-  const {
-    config,
-    log,
-    readiness,
-    summary,
-    readinessLog,
-    dbProbe,
-    restoreWatch,
-    backupHealth,
-    canary,
-    ingress,
-    pipeline,
-    embedded,
-    sidecar,
-    pool,
-    watchdog,
-    shutdown,
-  } = r;
-  log.info({ event: 'stopping', deadlineMs: config.shutdownDeadlineMs, rowsBuffered: pipeline.bufferedRows, unacknowledged: ingress.heldAcks() }, 'stopping');
-  readiness.shuttingDown();
-  summary.stop();
-  readinessLog.stop();
-  const probeStopped = dbProbe.stop();
-  restoreWatch.stop();
+  r.log.info(
+    { event: 'stopping', deadlineMs: r.config.shutdownDeadlineMs, rowsBuffered: r.pipeline.bufferedRows, unacknowledged: r.ingress.heldAcks() },
+    'stopping',
+  );
+  r.readiness.shuttingDown();
+  r.summary.stop();
+  r.readinessLog.stop();
+  const probeStopped = r.dbProbe.stop();
+  r.restoreWatch.stop();
   // Not awaited: a reading in flight ends with the pool, and catches its own error.
-  void backupHealth.stop();
-  canary?.stop();
+  void r.backupHealth.stop();
+  r.canary?.stop();
   // The deadline ends the write in progress (its connection is destroyed) and the retries.
-  const deadline = setTimeout(() => shutdown.abort(), config.shutdownDeadlineMs);
+  const deadline = setTimeout(() => r.shutdown.abort(), r.config.shutdownDeadlineMs);
   let clean = true;
   try {
     // In MQTT_SHARED_GROUP: leave the group, then take in what the broker had dealt us.
-    const member = ingress;
-    if (member instanceof MqttIngress && (await member.leaveSharedGroup(shutdown.signal))) {
-      await drainUntilQuiet({ drain: () => pipeline.drain(), held: () => member.heldAcks(), quietMs: SHARED_LEAVE_QUIET_MS, signal: shutdown.signal });
+    const member = r.ingress;
+    if (member instanceof MqttIngress && (await member.leaveSharedGroup(r.shutdown.signal))) {
+      await drainUntilQuiet({ drain: () => r.pipeline.drain(), held: () => member.heldAcks(), quietMs: SHARED_LEAVE_QUIET_MS, signal: r.shutdown.signal });
     }
-    ingress.stopIntake();
-    await pipeline.drain();
+    r.ingress.stopIntake();
+    await r.pipeline.drain();
   } catch (err) {
     clean = false;
-    log.error(
-      { err, rowsBuffered: pipeline.bufferedRows },
+    r.log.error(
+      { err, rowsBuffered: r.pipeline.bufferedRows },
       'shutdown deadline passed: uncommitted messages were not acknowledged; the broker will redeliver them',
     );
   }
-  await ingress.close();
-  await embedded?.close();
-  await sidecar.stop();
+  await r.ingress.close();
+  await r.embedded?.close();
+  await r.sidecar.stop();
   // pool.end() waits for checked-out connections; one stuck on a hung server (a reachability
   // probe, up to query_timeout) must not hold the exit past the deadline.
-  await Promise.race([pool.end().catch(() => undefined), aborted(shutdown.signal)]);
+  await Promise.race([r.pool.end().catch(() => undefined), aborted(r.shutdown.signal)]);
   await probeStopped;
   clearTimeout(deadline);
-  watchdog.stop();
-  log.info({ event: 'stopped', clean }, 'stopped');
+  r.watchdog.stop();
+  r.log.info({ event: 'stopped', clean }, 'stopped');
   return clean;
 }
 

@@ -1,7 +1,7 @@
 // Configuration: one zod schema over the environment, parsed once at start into a frozen object.
 // Every problem is reported at once; nothing here touches the network.
 import { z } from 'zod';
-import { JWT_ALGORITHMS, type JwtAlgorithm } from '../broker/jwt-auth.ts';
+import { JWT_ALGORITHMS, type JwtAlgorithm, type JwtSettings } from '../broker/jwt-auth.ts';
 import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
 import { ConfigError } from '../errors.ts';
 import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
@@ -192,18 +192,8 @@ export interface Config {
      * a loopback BROKER_HOST. With either, the service connects as MQTT_USERNAME.
      */
     readonly passwordFile: string | undefined;
-    readonly jwt:
-      | {
-          readonly jwksFile: string | undefined;
-          readonly pemFile: string | undefined;
-          readonly algorithms: readonly JwtAlgorithm[];
-          readonly issuer: string | undefined;
-          readonly audience: string | undefined;
-          readonly clockToleranceS: number;
-          readonly wellClaim: string;
-          readonly siteClaim: string;
-        }
-      | undefined;
+    /** BROKER_JWT_*: see JwtSettings. */
+    readonly jwt: JwtSettings | undefined;
     /** PEM files of the embedded broker's TLS listener; with a CA, client certificates are required. */
     readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined } | undefined;
   };
