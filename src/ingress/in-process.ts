@@ -11,7 +11,7 @@ import { CommitGate } from '../broker/commit-gate.ts';
 import type { TopicTemplate } from '../decode/topic.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { InboundMessage, MessageSink } from './mqtt-ingress.ts';
+import { countedAck, type InboundMessage, type MessageSink } from './mqtt-ingress.ts';
 
 export interface InProcessIngressDeps {
   readonly aedes: Aedes;
@@ -78,13 +78,7 @@ export class InProcessIngress {
         // A live PUBLISH, never a replay of a retained one: subscribers get it with retain 0 [MQTT-3.3.1-9].
         retain: false,
         receivedAtMs: clock(),
-        ack: release
-          ? () => {
-              if (release()) metrics.messagesAcked.inc();
-              else metrics.acksDropped.inc();
-              unacknowledged.set(gate.held);
-            }
-          : () => undefined,
+        ack: countedAck(release, metrics, () => gate.held),
       };
       // A promise means the buffer is full: this device's next packets wait (aedes reads its
       // socket again only when this callback ran), the others go on until they publish too.

@@ -21,6 +21,20 @@ const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessag
   '$SYS/broker/store/messages/count': 'brokerStoredMessages',
 };
 
+/**
+ * The `ack` of a message whose PUBACK `release` sends (undefined: QoS 0, nothing to send): counts
+ * it sent (esp_ingest_messages_acknowledged_total) or dropped with its connection
+ * (esp_ingest_pubacks_dropped_total), then sets esp_ingest_unacknowledged_messages to `held()`.
+ */
+export function countedAck(release: (() => boolean) | undefined, metrics: Metrics, held: () => number): () => void {
+  if (!release) return () => undefined;
+  return () => {
+    if (release()) metrics.messagesAcked.inc();
+    else metrics.acksDropped.inc();
+    metrics.unackedMessages.set(held());
+  };
+}
+
 /** One received PUBLISH. */
 export interface InboundMessage {
   readonly topic: string;
@@ -177,13 +191,7 @@ export class MqttIngress {
         qos,
         retain: packet.retain === true,
         receivedAtMs: this.#deps.clock(),
-        ack: release
-          ? () => {
-              if (release()) metrics.messagesAcked.inc();
-              else metrics.acksDropped.inc();
-              unacknowledged.set(gate.held);
-            }
-          : () => undefined,
+        ack: countedAck(release, metrics, () => gate.held),
       };
       const wait = onMessage(msg);
       if (wait)
