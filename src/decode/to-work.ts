@@ -1,7 +1,7 @@
 // From a received message to the sink's unit of work: topic → well id and site, payload →
 // readings and rejections (each rejection keeps the raw bytes). Pure.
 
-import { type DecodeOptions, decodeMessage, type Rejection } from './decode.ts';
+import { type DecodeOptions, decodeMessage, type Reading, type Rejection } from './decode.ts';
 import { idProblem, type TopicTemplate } from './topic.ts';
 import { type MessageWork, pgText, type RejectRow } from './work.ts';
 
@@ -18,40 +18,74 @@ export interface Received {
  *   coerced from numeric strings.
  */
 export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions): { work: MessageWork; droppedFields: number; coercedValues: number } {
-  const matched = topic.match(msg.topic);
-  const chars = opts.wellIdChars;
-  const wellProblem = matched && idProblem(matched.wellId, chars);
-  const problem = matched && (wellProblem ?? (matched.site === null ? undefined : idProblem(matched.site, chars)));
-  const where = problem ? undefined : matched;
-  const reject = (r: Omit<RejectRow, 'receivedAtMs' | 'topic' | 'wellId' | 'payload'> & { item?: unknown }): RejectRow => ({
-    reason: r.reason,
-    detail: r.detail,
-    index: r.index,
-    receivedAtMs: msg.receivedAtMs,
-    topic: pgText(msg.topic),
-    wellId: where?.wellId ?? null,
-    // A refused element of an array keeps its own JSON, not the whole message: storing the whole
-    // payload once per refused element would grow with the square of the message size.
-    payload: r.index === null ? msg.payload : (elementBytes(r.item) ?? msg.payload),
-  });
-  const base = { topic: msg.topic, payload: msg.payload, wellId: where?.wellId ?? null, ...(msg.retain ? { retain: true } : {}) };
+  const { where, problem, wellProblem } = resolveTopic(topic, opts.wellIdChars, msg.topic);
+  const wellId = where?.wellId ?? null;
   if (!where) {
     const detail = problem
       ? `topic level ${wellProblem ? 'well_id' : 'site'} ${problem}`
       : `topic "${msg.topic.slice(0, 200)}" does not match MQTT_TOPIC; no well id`;
     const reason = problem ? 'invalid_well_id' : 'topic_mismatch';
-    return { work: { ...base, readings: [], rejects: [reject({ reason, detail, index: null })] }, droppedFields: 0, coercedValues: 0 };
+    const rejects = [rejectRow(msg, wellId, { reason, detail, index: null })];
+    return { work: messageWork(msg, wellId, [], rejects), droppedFields: 0, coercedValues: 0 };
   }
   // A retained replay is never stamped with the receive time: each replay would store another row
   // of the same old reading, stamped with a new time. Without `ts` it has a reason of its own.
   const replay = msg.retain === true && opts.missingTs === 'stamp';
-  const decoded = decodeMessage(msg.payload, { ...where, receivedAtMs: msg.receivedAtMs }, replay ? { ...opts, missingTs: 'reject' } : opts);
+  const decoded = decodeMessage(msg.payload, { wellId: where.wellId, site: where.site, receivedAtMs: msg.receivedAtMs }, replay ? { ...opts, missingTs: 'reject' } : opts);
   const rejections = msg.retain ? decoded.rejections.map(asRetainedWithoutTs) : decoded.rejections;
+  const rejects = rejections.length === 0 ? NO_REJECTS : rejections.map((r) => rejectRow(msg, wellId, r));
+  return { work: messageWork(msg, wellId, decoded.readings, rejects), droppedFields: decoded.droppedFields, coercedValues: decoded.coercedValues };
+}
+
+/** Shared by every message without a rejection (never written to: the sink only reads it). */
+const NO_REJECTS: RejectRow[] = [];
+
+function messageWork(msg: Received, wellId: string | null, readings: Reading[], rejects: RejectRow[]): MessageWork {
+  return msg.retain ? { topic: msg.topic, payload: msg.payload, wellId, readings, rejects, retain: true } : { topic: msg.topic, payload: msg.payload, wellId, readings, rejects };
+}
+
+function rejectRow(msg: Received, wellId: string | null, r: Rejection): RejectRow {
   return {
-    work: { ...base, readings: decoded.readings, rejects: rejections.map((r) => reject(r)) },
-    droppedFields: decoded.droppedFields,
-    coercedValues: decoded.coercedValues,
+    reason: r.reason,
+    detail: r.detail,
+    index: r.index,
+    receivedAtMs: msg.receivedAtMs,
+    topic: pgText(msg.topic),
+    wellId,
+    // A refused element of an array keeps its own JSON, not the whole message: storing the whole
+    // payload once per refused element would grow with the square of the message size.
+    payload: r.index === null ? msg.payload : (elementBytes(r.item) ?? msg.payload),
   };
+}
+
+/** A topic's well id and site, or why it has none. */
+interface ResolvedTopic {
+  /** Undefined when the topic does not match, or an id in it is refused. */
+  readonly where: { readonly wellId: string; readonly site: string | null } | undefined;
+  readonly problem: string | undefined;
+  /** The refused id is the well id (else the site). */
+  readonly wellProblem: boolean;
+}
+
+/** Topics resolved, per template and WELL_ID_CHARS: a well publishes on one topic, again and again. */
+const topicCache = new WeakMap<TopicTemplate, Map<string | undefined, Map<string, ResolvedTopic>>>();
+/** Topics remembered per template; past it the cache starts afresh (a client inventing topics gains nothing). */
+const TOPIC_CACHE_MAX = 10_000;
+
+function resolveTopic(template: TopicTemplate, chars: string | undefined, topic: string): ResolvedTopic {
+  let byChars = topicCache.get(template);
+  if (!byChars) topicCache.set(template, (byChars = new Map()));
+  let cache = byChars.get(chars);
+  if (!cache) byChars.set(chars, (cache = new Map()));
+  let resolved = cache.get(topic);
+  if (resolved) return resolved;
+  const matched = template.match(topic);
+  const wellProblem = matched && idProblem(matched.wellId, chars);
+  const problem = matched ? (wellProblem ?? (matched.site === null ? undefined : idProblem(matched.site, chars))) : undefined;
+  resolved = { where: problem ? undefined : matched, problem, wellProblem: wellProblem !== undefined };
+  if (cache.size >= TOPIC_CACHE_MAX) cache.clear();
+  cache.set(topic, resolved);
+  return resolved;
 }
 
 /** `missing_ts` of a retained message becomes `retained_without_ts`, whatever MISSING_TS says. */
