@@ -105,8 +105,10 @@ export class Batcher<T> {
 
   /** Receive time of the oldest item not yet committed, or undefined. */
   get oldestReceivedAtMs(): number | undefined {
-    const pending = [this.#lanes.live.items[0]?.receivedAtMs, this.#lanes.backfill.items[0]?.receivedAtMs].filter((x) => x !== undefined);
-    return this.#inFlightOldest[0] ?? (pending.length > 0 ? Math.min(...pending) : undefined);
+    // Read on every change of the buffer: no allocation here.
+    const live = this.#lanes.live.items[0]?.receivedAtMs;
+    const backfill = this.#lanes.backfill.items[0]?.receivedAtMs;
+    return this.#inFlightOldest[0] ?? (live === undefined ? backfill : backfill === undefined ? live : Math.min(live, backfill));
   }
 
   /** Backfill readings held in memory (pending and being flushed). */

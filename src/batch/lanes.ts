@@ -20,7 +20,8 @@ export function backfillLanes(
   return {
     isBackfill: ({ data }) => {
       const horizonUs = (clock() - backfillAfterS * 1000) * 1000;
-      return data.readings.some((r) => r.tsUs < horizonUs);
+      for (const r of data.readings) if (r.tsUs < horizonUs) return true;
+      return false;
     },
     keyOf: ({ data }) => data.wellId,
     backfillMaxRows: Math.max(1, Math.floor(bufferMaxRows / 2)),

@@ -13,17 +13,22 @@ export interface Merged {
 
 /** @param readings in arrival order. Input objects are not mutated. */
 export function mergeByKey(readings: readonly Reading[]): Merged {
-  const byKey = new Map<string, Reading>();
+  // Keyed per well, then by device time (a number): no key string built per reading.
+  const byWell = new Map<string, Map<number, number>>();
+  const rows: Reading[] = [];
   let duplicates = 0;
   let conflicts = 0;
   for (const r of readings) {
-    const key = `${r.tsUs}\u0000${r.wellId}`;
-    const first = byKey.get(key);
-    if (!first) {
-      byKey.set(key, r);
+    let byTs = byWell.get(r.wellId);
+    if (!byTs) byWell.set(r.wellId, (byTs = new Map()));
+    const at = byTs.get(r.tsUs);
+    if (at === undefined) {
+      byTs.set(r.tsUs, rows.length);
+      rows.push(r);
       continue;
     }
     duplicates++;
+    const first = rows[at]!;
     const values = first.values.slice();
     r.values.forEach((v, i) => {
       if (v === null) return;
@@ -32,7 +37,7 @@ export function mergeByKey(readings: readonly Reading[]): Merged {
       else if (kept !== v) conflicts++;
     });
     const extra = r.extra === null ? first.extra : { ...r.extra, ...first.extra };
-    byKey.set(key, { ...first, seq: first.seq ?? r.seq, values, extra });
+    rows[at] = { ...first, seq: first.seq ?? r.seq, values, extra };
   }
-  return { rows: [...byKey.values()], duplicates, conflicts };
+  return { rows, duplicates, conflicts };
 }

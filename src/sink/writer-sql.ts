@@ -4,7 +4,7 @@
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import type { RejectRow } from '../decode/work.ts';
-import { copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from './copy-encode.ts';
+import { COPY_NULL, copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from './copy-encode.ts';
 
 /**
  * TimescaleDB's bound on tuples one DML statement may decompress (default 100000; past it SQLSTATE
@@ -26,9 +26,14 @@ export interface WriterSql {
   /** Session temp table, same columns as esp_telemetry's COPY columns; created once per connection. */
   readonly createStage: string;
   readonly truncateStage: string;
-  /** COPY targets (`<table> (<columns>)`), for `COPY <target> FROM STDIN`. */
+  /** COPY targets (`<table> (<columns>)`), for `COPY <target> FROM STDIN`, every channel. */
   readonly telemetryCopyTarget: string;
   readonly stageCopyTarget: string;
+  /**
+   * A batch's COPY target: `ts, well_id, site, seq, extra` and only the channels at `channels`
+   * (catalog indices, ascending; see usedChannels), the order readingLines writes them.
+   */
+  copyTarget(table: 'esp_telemetry' | 'esp_stage', channels: readonly number[]): string;
   readonly rejectCopyTarget: string;
   /**
    * Inserts staged keys not yet stored. The anti-join leaves ON CONFLICT only a concurrent writer
@@ -75,6 +80,7 @@ export function writerSql(catalog: readonly Channel[]): WriterSql {
     truncateStage: 'TRUNCATE esp_stage',
     telemetryCopyTarget: `esp_telemetry (${columns})`,
     stageCopyTarget: `esp_stage (${columns})`,
+    copyTarget: (table, channels) => `${table} (ts, well_id, site, seq, extra${channels.map((i) => `, ${channelCols[i]}`).join('')})`,
     rejectCopyTarget: 'rejected_messages (received_at, topic, well_id, reason, detail, reading_index, payload)',
     insertFromStage: `INSERT INTO esp_telemetry (${columns})
       SELECT ${columns} FROM esp_stage s
@@ -112,14 +118,54 @@ export function keyBounds(rows: readonly Pick<Reading, 'wellId' | 'tsUs'>[]): Ke
 }
 
 /**
- * COPY text of readings in `columns` order, in pieces of about 64 KiB.
+ * Catalog indices of the channels some reading of `rows` has a value for, ascending: a batch of
+ * wells that report 8 of the catalog's 21 channels is copied with 8 channel columns, not 21
+ * (the server parses 13 fewer fields per row, and the client encodes 13 fewer).
+ */
+export function usedChannels(rows: readonly Reading[], channelCount: number): number[] {
+  const used = new Uint8Array(channelCount);
+  let count = 0;
+  for (const r of rows) {
+    const values = r.values;
+    for (let i = 0; i < channelCount; i++) {
+      if (used[i] === 0 && values[i] !== null && values[i] !== undefined) {
+        used[i] = 1;
+        if (++count === channelCount) return Array.from(used.keys());
+      }
+    }
+  }
+  const out: number[] = [];
+  for (let i = 0; i < channelCount; i++) if (used[i] === 1) out.push(i);
+  return out;
+}
+
+/**
+ * COPY text of readings in `columns` order (or, given `channels`, in copyTarget's order for
+ * them), in pieces of about 64 KiB.
+ * @param channels the catalog length (every channel), or the catalog indices to write.
  * @throws RangeError from the encoders (U+0000 in text, a non-finite number).
  */
-export function* readingLines(rows: readonly Reading[], channelCount: number): Generator<string> {
+export function* readingLines(rows: readonly Reading[], channels: number | readonly number[]): Generator<string> {
+  const columns = typeof channels === 'number' ? Array.from({ length: channels }, (_, i) => i) : channels;
+  const n = columns.length;
   let chunk = '';
+  // A batch holds a few wells: their encoded ids are reused row after row.
+  let wellId: string | undefined;
+  let site: string | null | undefined;
+  let prefix = '';
   for (const r of rows) {
-    let line = `${copyTimestampUs(r.tsUs)}\t${copyText(r.wellId)}\t${copyText(r.site)}\t${copyInt(r.seq)}\t${copyJson(r.extra)}`;
-    for (let i = 0; i < channelCount; i++) line += `\t${copyFloat(r.values[i] ?? null)}`;
+    if (r.wellId !== wellId || r.site !== site) {
+      wellId = r.wellId;
+      site = r.site;
+      prefix = `\t${copyText(wellId)}\t${copyText(site)}\t`;
+    }
+    let line = copyTimestampUs(r.tsUs) + prefix + copyInt(r.seq);
+    line += r.extra === null ? `\t${COPY_NULL}` : `\t${copyJson(r.extra)}`;
+    const values = r.values;
+    for (let c = 0; c < n; c++) {
+      const v = values[columns[c]!];
+      line += v === null || v === undefined ? `\t${COPY_NULL}` : `\t${copyFloat(v)}`;
+    }
     chunk += `${line}\n`;
     if (chunk.length > 64 * 1024) {
       yield chunk;

@@ -16,7 +16,7 @@ import { AbortedError } from '../errors.ts';
 import { destroyConnection } from './connections.ts';
 import { copyTimestampUs } from './copy-encode.ts';
 import { isTransientWriteConflict } from './sqlstate.ts';
-import { keyBounds, LIFT_DECOMPRESSION_LIMIT, readingLines, rejectLines, type WriterSql, writerSql } from './writer-sql.ts';
+import { keyBounds, LIFT_DECOMPRESSION_LIMIT, readingLines, rejectLines, usedChannels, type WriterSql, writerSql } from './writer-sql.ts';
 
 const { from: copyFrom } = copyStreams;
 
@@ -207,7 +207,8 @@ async function fastPath(
 ): Promise<WriteResult | undefined> {
   await begin(session, options);
   try {
-    await session.copyIn(sql.telemetryCopyTarget, readingLines(rows, channelCount));
+    const channels = usedChannels(rows, channelCount);
+    await session.copyIn(sql.copyTarget('esp_telemetry', channels), readingLines(rows, channels));
   } catch (err) {
     if ((err as { code?: string }).code !== '23505') throw err;
     await session.query('ROLLBACK');
@@ -238,7 +239,8 @@ async function stagedPath(
   if (rows.length > 0) {
     const bounds = keyBounds(rows);
     await session.query(sql.truncateStage);
-    await session.copyIn(sql.stageCopyTarget, readingLines(rows, channelCount));
+    const channels = usedChannels(rows, channelCount);
+    await session.copyIn(sql.copyTarget('esp_stage', channels), readingLines(rows, channels));
     const inserted = (await session.query(sql.insertFromStage, bounds)).rowCount ?? 0;
     result = { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
     if (inserted < rows.length) {

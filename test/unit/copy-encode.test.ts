@@ -161,3 +161,27 @@ describe('copyJson', () => {
     expect(JSON.parse(unescapeField(encoded)!)).toEqual(value);
   });
 });
+
+describe('copyTimestampUs against Date.prototype.toISOString', () => {
+  it('agrees on every day from 1900 to 2100 and on random instants of the exact µs range (years 1685 to 2255)', () => {
+    const iso = (us: number) => {
+      const ms = Math.floor(us / 1000);
+      return `${new Date(ms).toISOString().slice(0, 23)}${String(us - ms * 1000).padStart(3, '0')}Z`;
+    };
+    for (let day = Date.UTC(1900, 0, 1) / 86_400_000; day <= Date.UTC(2100, 0, 1) / 86_400_000; day++) {
+      const us = day * 86_400_000_000 + 86_399_999_999;
+      expect(copyTimestampUs(us)).toBe(iso(us));
+    }
+    let seed = 7;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 20_000; i++) {
+      const us = Math.floor((random() * 2 - 1) * Number.MAX_SAFE_INTEGER);
+      expect(copyTimestampUs(us)).toBe(iso(us));
+    }
+  });
+
+  it('writes years past 9999 in the expanded form PostgreSQL reads', () => {
+    expect(copyTimestampUs(Date.UTC(10_000, 0, 1) * 1000)).toBe('+010000-01-01T00:00:00.000000Z');
+    expect(copyTimestampUs(Date.UTC(-1, 0, 1) * 1000)).toBe('-000001-01-01T00:00:00.000000Z');
+  });
+});

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
-import { keyBounds, readingLines, rejectLines, writerSql } from '../../src/sink/writer-sql.ts';
+import { keyBounds, readingLines, rejectLines, usedChannels, writerSql } from '../../src/sink/writer-sql.ts';
 
 const r = (wellId: string, tsUs: number, values: (number | null)[] = []): Reading => ({ wellId, site: null, tsUs, seq: null, values, extra: null });
 
@@ -48,6 +48,23 @@ describe('readingLines / rejectLines', () => {
   it('writes one tab-separated line per reading with a field per column, \\N for what is missing', () => {
     const lines = [...readingLines([r('W1', 1_714_521_600_000_000, [1.5])], 3)].join('');
     expect(lines).toBe('2024-05-01T00:00:00.000000Z\tW1\t\\N\t\\N\t\\N\t1.5\t\\N\t\\N\n');
+  });
+
+  it('writes only the channels it is given, in the order copyTarget names them', () => {
+    const rows = [r('W1', 1_714_521_600_000_000, [null, 2.5, null, 4]), r('W2', 1_714_521_600_000_000, [null, null, null, 7])];
+    const channels = usedChannels(rows, DEFAULT_CATALOG.length);
+    expect(channels).toEqual([1, 3]);
+    expect(writerSql(DEFAULT_CATALOG).copyTarget('esp_stage', channels)).toBe(
+      `esp_stage (ts, well_id, site, seq, extra, ${DEFAULT_CATALOG[1]!.column}, ${DEFAULT_CATALOG[3]!.column})`,
+    );
+    expect([...readingLines(rows, channels)].join('')).toBe(
+      '2024-05-01T00:00:00.000000Z\tW1\t\\N\t\\N\t\\N\t2.5\t4\n2024-05-01T00:00:00.000000Z\tW2\t\\N\t\\N\t\\N\t\\N\t7\n',
+    );
+  });
+
+  it('finds no channel in readings that carry none, and every channel once all are used', () => {
+    expect(usedChannels([r('W1', 0, [])], 3)).toEqual([]);
+    expect(usedChannels([r('W1', 0, [1, null, null]), r('W1', 1, [null, 2, 3])], 3)).toEqual([0, 1, 2]);
   });
 
   it('yields pieces of about 64 KiB that together hold every line', () => {
