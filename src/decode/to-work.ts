@@ -31,7 +31,11 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
   // A retained replay is never stamped with the receive time: each replay would store another row
   // of the same old reading, stamped with a new time. Without `ts` it has a reason of its own.
   const replay = msg.retain === true && opts.missingTs === 'stamp';
-  const decoded = decodeMessage(msg.payload, { wellId: where.wellId, site: where.site, receivedAtMs: msg.receivedAtMs }, replay ? { ...opts, missingTs: 'reject' } : opts);
+  const decoded = decodeMessage(
+    msg.payload,
+    { wellId: where.wellId, site: where.site, receivedAtMs: msg.receivedAtMs },
+    replay ? { ...opts, missingTs: 'reject' } : opts,
+  );
   const rejections = msg.retain ? decoded.rejections.map(asRetainedWithoutTs) : decoded.rejections;
   const rejects = rejections.length === 0 ? NO_REJECTS : rejections.map((r) => rejectRow(msg, wellId, r));
   return { work: messageWork(msg, wellId, decoded.readings, rejects), droppedFields: decoded.droppedFields, coercedValues: decoded.coercedValues };
@@ -41,7 +45,9 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
 const NO_REJECTS: RejectRow[] = [];
 
 function messageWork(msg: Received, wellId: string | null, readings: Reading[], rejects: RejectRow[]): MessageWork {
-  return msg.retain ? { topic: msg.topic, payload: msg.payload, wellId, readings, rejects, retain: true } : { topic: msg.topic, payload: msg.payload, wellId, readings, rejects };
+  return msg.retain
+    ? { topic: msg.topic, payload: msg.payload, wellId, readings, rejects, retain: true }
+    : { topic: msg.topic, payload: msg.payload, wellId, readings, rejects };
 }
 
 function rejectRow(msg: Received, wellId: string | null, r: Rejection): RejectRow {
@@ -74,9 +80,15 @@ const TOPIC_CACHE_MAX = 10_000;
 
 function resolveTopic(template: TopicTemplate, chars: string | undefined, topic: string): ResolvedTopic {
   let byChars = topicCache.get(template);
-  if (!byChars) topicCache.set(template, (byChars = new Map()));
+  if (!byChars) {
+    byChars = new Map();
+    topicCache.set(template, byChars);
+  }
   let cache = byChars.get(chars);
-  if (!cache) byChars.set(chars, (cache = new Map()));
+  if (!cache) {
+    cache = new Map();
+    byChars.set(chars, cache);
+  }
   let resolved = cache.get(topic);
   if (resolved) return resolved;
   const matched = template.match(topic);

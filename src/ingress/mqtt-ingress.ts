@@ -81,6 +81,9 @@ export interface BrokerEndpoint {
   readonly protocolVersion: 4 | 5;
 }
 
+/** MQTT.js's packet trace, off (see `log` in start). */
+const noTrace = (): void => undefined;
+
 /** First reconnect delay, ms; it doubles per failed attempt up to retryMaxDelayMs. */
 const RECONNECT_FIRST_MS = 1_000;
 
@@ -142,6 +145,10 @@ export class MqttIngress {
       resubscribe: false,
       // A refused CONNACK would otherwise stop MQTT.js reconnecting for good (MQTT.js #1947).
       reconnectOnConnackError: true,
+      // MQTT.js traces every packet through the `debug` package, whose disabled logger still
+      // builds an argument array per call (a dozen calls per PUBLISH and its PUBACK): 13 % of the
+      // service's allocations at full speed. Our own log says what an operator needs.
+      log: noTrace,
       ...(c.username !== undefined ? { username: c.username } : {}),
       ...(c.password !== undefined ? { password: c.password } : {}),
       ...(endpoint.protocolVersion === 5 ? { properties: { sessionExpiryInterval: c.sessionExpiryS, receiveMaximum: c.receiveMaximum } } : {}),

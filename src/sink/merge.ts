@@ -20,7 +20,10 @@ export function mergeByKey(readings: readonly Reading[]): Merged {
   let conflicts = 0;
   for (const r of readings) {
     let byTs = byWell.get(r.wellId);
-    if (!byTs) byWell.set(r.wellId, (byTs = new Map()));
+    if (!byTs) {
+      byTs = new Map();
+      byWell.set(r.wellId, byTs);
+    }
     const at = byTs.get(r.tsUs);
     if (at === undefined) {
       byTs.set(r.tsUs, rows.length);
