@@ -173,7 +173,10 @@ describe('copyTimestampUs against Date.prototype.toISOString', () => {
       expect(copyTimestampUs(us)).toBe(iso(us));
     }
     let seed = 7;
-    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     for (let i = 0; i < 20_000; i++) {
       const us = Math.floor((random() * 2 - 1) * Number.MAX_SAFE_INTEGER);
       expect(copyTimestampUs(us)).toBe(iso(us));
