@@ -146,6 +146,8 @@ export function parseTimestamp(ts: string | number, unit: EpochUnit = 'ms'): TsR
     if (!Number.isInteger(ts)) return { ok: false, reason: 'invalid_ts', detail: `ts: ${ts} is not an integer count of epoch ${UNIT_NAME[unit]}` };
     return { ok: true, us: ts * US_PER_UNIT[unit] };
   }
+  const fast = utcIsoUs(ts);
+  if (fast !== undefined) return { ok: true, us: fast };
   const m = ISO_RE.exec(ts);
   if (!m)
     return { ok: false, reason: 'invalid_ts', detail: `ts: ${JSON.stringify(ts).slice(0, 64)} is not an ISO-8601 date-time with a zone, nor an epoch number` };
@@ -175,6 +177,49 @@ export function parseTimestamp(ts: string | number, unit: EpochUnit = 'ms'): TsR
   const ms = (year >= 100 ? Date.UTC(year, month - 1, day, hour, minute, second) : utcMs(year, month - 1, day, hour, minute, second)) - offsetMin * 60_000;
   const us = Number(frac.padEnd(6, '0').slice(0, 6));
   return { ok: true, us: ms * 1000 + us };
+}
+
+/**
+ * The common form, `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (what devices and toISOString write), read
+ * by character codes: once per reading, and several times cheaper than the regular expression.
+ * @returns µs since the epoch, or undefined for any other form and for any date-time that is not
+ *   a calendar one (parseTimestamp's general path then says what is wrong).
+ */
+function utcIsoUs(ts: string): number | undefined {
+  const n = ts.length;
+  if (n < 20 || n > 30 || ts.charCodeAt(n - 1) !== 0x5a) return undefined;
+  if (ts.charCodeAt(4) !== 0x2d || ts.charCodeAt(7) !== 0x2d || ts.charCodeAt(10) !== 0x54 || ts.charCodeAt(13) !== 0x3a || ts.charCodeAt(16) !== 0x3a)
+    return undefined;
+  const year = digits(ts, 0, 4);
+  const month = digits(ts, 5, 2);
+  const day = digits(ts, 8, 2);
+  const hour = digits(ts, 11, 2);
+  const minute = digits(ts, 14, 2);
+  const second = digits(ts, 17, 2);
+  let us = 0;
+  if (n > 20) {
+    // A fraction of 1 to 9 digits; below a microsecond truncated.
+    if (ts.charCodeAt(19) !== 0x2e || n === 21) return undefined;
+    const fractionDigits = n - 21;
+    const micro = digits(ts, 20, Math.min(fractionDigits, 6));
+    if (fractionDigits > 6 && Number.isNaN(digits(ts, 26, fractionDigits - 6))) return undefined;
+    us = micro * 10 ** (6 - Math.min(fractionDigits, 6));
+  }
+  if (!(year >= 100 && month >= 1 && month <= 12 && day >= 1 && hour <= 23 && minute <= 59 && second <= 59) || Number.isNaN(us)) return undefined;
+  const dim = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : DAYS_IN_MONTH[month - 1]!;
+  if (day > dim) return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second) * 1000 + us;
+}
+
+/** The decimal number in `count` characters of `s` from `at`; NaN when one is not a digit. */
+function digits(s: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return Number.NaN;
+    value = value * 10 + d;
+  }
+  return value;
 }
 
 /** Date.UTC without its mapping of years 0-99 to 1900-1999. */

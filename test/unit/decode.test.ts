@@ -230,6 +230,41 @@ describe('decodeMessage: ts', () => {
 });
 
 describe('parseTimestamp', () => {
+  it('reads the common form (YYYY-MM-DDTHH:MM:SS[.f]Z) to the microsecond, with 0 to 9 fraction digits', () => {
+    let seed = 11;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let i = 0; i < 5_000; i++) {
+      const ms = Math.floor(random() * Date.UTC(2200, 0, 1));
+      const micro = Math.floor(random() * 1_000_000);
+      const base = new Date(ms).toISOString().slice(0, 19);
+      const nine = `${String(micro).padStart(6, '0')}${Math.floor(random() * 1000)
+        .toString()
+        .padStart(3, '0')}`;
+      const digits = i % 10;
+      const text = digits === 0 ? `${base}Z` : `${base}.${nine.slice(0, digits)}Z`;
+      const us = Math.floor(ms / 1000) * 1_000_000 + Number(nine.slice(0, Math.min(digits, 6)).padEnd(6, '0'));
+      expect(parseTimestamp(text)).toEqual({ ok: true, us });
+    }
+  });
+
+  it.each([
+    ['2023-02-29T00:00:00Z', 'invalid_ts'],
+    ['2024-13-01T00:00:00Z', 'invalid_ts'],
+    ['2024-01-01T24:00:00Z', 'invalid_ts'],
+    ['2024-01-01T00:00:60Z', 'invalid_ts'],
+    ['2024-01-01T00:00:00.Z', 'invalid_ts'],
+    ['2024-01-01T00:00:00.1234567890Z', 'invalid_ts'],
+    ['2024-01-0xT00:00:00Z', 'invalid_ts'],
+    ['2024-01-01T00:00:00.12a4Z', 'invalid_ts'],
+  ] as const)('refuses %s in the common form as the general reading does', (ts, reason) => {
+    const r = parseTimestamp(ts);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe(reason);
+  });
+
   it.each([
     ['Infinity', Number.POSITIVE_INFINITY, 'non_finite_number'],
     ['-Infinity', Number.NEGATIVE_INFINITY, 'non_finite_number'],
