@@ -26,14 +26,17 @@ const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessag
  * it sent (esp_ingest_messages_acknowledged_total) or dropped with its connection
  * (esp_ingest_pubacks_dropped_total), then sets esp_ingest_unacknowledged_messages to `held()`.
  */
-export function countedAck(release: (() => boolean) | undefined, metrics: Metrics, held: () => number): () => void {
-  if (!release) return () => undefined;
+export function countedAck(release: (() => boolean) | undefined, metrics: Metrics, gate: { readonly held: number }): () => void {
+  if (!release) return noAck;
   return () => {
     if (release()) metrics.messagesAcked.inc();
     else metrics.acksDropped.inc();
-    metrics.unackedMessages.set(held());
+    metrics.unackedMessages.set(gate.held);
   };
 }
+
+/** The ack of a QoS 0 message: nothing to send. */
+const noAck = (): void => undefined;
 
 /** One received PUBLISH. */
 export interface InboundMessage {
@@ -198,7 +201,7 @@ export class MqttIngress {
         qos,
         retain: packet.retain === true,
         receivedAtMs: this.#deps.clock(),
-        ack: countedAck(release, metrics, () => gate.held),
+        ack: countedAck(release, metrics, gate),
       };
       const wait = onMessage(msg);
       if (wait)
