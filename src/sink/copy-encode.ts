@@ -30,34 +30,90 @@ export function copyInt(value: number | null): string {
 
 /**
  * A timestamptz from microseconds since the epoch, as ISO-8601 UTC with six fraction digits.
- * Runs once per stored reading: the calendar date is computed (Hinnant's civil_from_days,
- * http://howardhinnant.github.io/date_algorithms.html) rather than through a Date and its
- * toISOString, which cost an object and a longer string per reading. Years outside 0–9999 go
- * through toISOString (its expanded-year form).
+ * Runs once per stored reading: the calendar date is computed (civilFields) rather than through
+ * a Date and its toISOString, which cost an object and a longer string per reading. Years
+ * outside 0–9999 go through toISOString (its expanded-year form).
  */
 export function copyTimestampUs(us: number): string {
+  const f = civilFields(us);
+  if (f === undefined) return expandedYear(us);
+  return `${pad4(f[0]!)}-${TWO_DIGITS[f[1]!]}-${TWO_DIGITS[f[2]!]}T${TWO_DIGITS[f[3]!]}:${TWO_DIGITS[f[4]!]}:${TWO_DIGITS[f[5]!]}.${pad6(f[6]!)}Z`;
+}
+
+/**
+ * copyTimestampUs's text written as bytes into `buf` at `pos` (27 bytes for years 0–9999, at
+ * most 30 otherwise), with no string made. @returns the position after it.
+ */
+export function writeTimestampUs(buf: Buffer, pos: number, us: number): number {
+  const f = civilFields(us);
+  if (f === undefined) return pos + buf.write(expandedYear(us), pos, 'latin1');
+  pos = writeDigits(buf, pos, f[0]!, 4);
+  buf[pos++] = 0x2d;
+  pos = writeDigits(buf, pos, f[1]!, 2);
+  buf[pos++] = 0x2d;
+  pos = writeDigits(buf, pos, f[2]!, 2);
+  buf[pos++] = 0x54;
+  pos = writeDigits(buf, pos, f[3]!, 2);
+  buf[pos++] = 0x3a;
+  pos = writeDigits(buf, pos, f[4]!, 2);
+  buf[pos++] = 0x3a;
+  pos = writeDigits(buf, pos, f[5]!, 2);
+  buf[pos++] = 0x2e;
+  pos = writeDigits(buf, pos, f[6]!, 6);
+  buf[pos++] = 0x5a;
+  return pos;
+}
+
+/** Longest text writeTimestampUs writes, in bytes. */
+export const TIMESTAMP_MAX_BYTES = 30;
+
+/** civilFields' output: year, month, day, hour, minute, second, microsecond (reused, never kept). */
+const FIELDS = new Int32Array(7);
+
+/**
+ * The UTC calendar fields of an instant, by Hinnant's civil_from_days
+ * (http://howardhinnant.github.io/date_algorithms.html), into a shared array read at once.
+ * @returns undefined for years outside 0–9999.
+ */
+function civilFields(us: number): Int32Array | undefined {
   const s = Math.floor(us / 1_000_000);
-  const fraction = us - s * 1_000_000;
   const days = Math.floor(s / 86_400);
   const secondOfDay = s - days * 86_400;
-  // civil_from_days: days since 1970-01-01 → proleptic Gregorian year, month, day.
   const z = days + 719_468;
   const era = Math.floor(z / 146_097);
   const doe = z - era * 146_097;
   const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
   const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
   const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
   const month = mp < 10 ? mp + 3 : mp - 9;
   const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  if (year < 0 || year > 9999) {
-    const ms = Math.floor(us / 1000);
-    return `${new Date(ms).toISOString().slice(0, -5)}.${String(fraction).padStart(6, '0')}Z`;
-  }
+  if (year < 0 || year > 9999) return undefined;
   const hour = Math.floor(secondOfDay / 3600);
   const minute = Math.floor((secondOfDay - hour * 3600) / 60);
-  const second = secondOfDay - hour * 3600 - minute * 60;
-  return `${pad4(year)}-${TWO_DIGITS[month]}-${TWO_DIGITS[day]}T${TWO_DIGITS[hour]}:${TWO_DIGITS[minute]}:${TWO_DIGITS[second]}.${pad6(fraction)}Z`;
+  FIELDS[0] = year;
+  FIELDS[1] = month;
+  FIELDS[2] = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  FIELDS[3] = hour;
+  FIELDS[4] = minute;
+  FIELDS[5] = secondOfDay - hour * 3600 - minute * 60;
+  FIELDS[6] = us - s * 1_000_000;
+  return FIELDS;
+}
+
+/** The toISOString form with six fraction digits, for years outside 0–9999 (`+010000-…`, `-000001-…`). */
+function expandedYear(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const micro = us - Math.floor(us / 1_000_000) * 1_000_000;
+  return `${new Date(ms).toISOString().slice(0, -5)}.${String(micro).padStart(6, '0')}Z`;
+}
+
+/** Writes `value` as exactly `width` decimal digits. @returns the position after them. */
+function writeDigits(buf: Buffer, pos: number, value: number, width: number): number {
+  for (let i = pos + width - 1; i >= pos; i--) {
+    buf[i] = 0x30 + (value % 10);
+    value = Math.floor(value / 10);
+  }
+  return pos + width;
 }
 
 /** "00" … "99". */

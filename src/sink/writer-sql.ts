@@ -4,7 +4,7 @@
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import type { RejectRow } from '../decode/work.ts';
-import { COPY_NULL, copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from './copy-encode.ts';
+import { COPY_NULL, copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs, TIMESTAMP_MAX_BYTES, writeTimestampUs } from './copy-encode.ts';
 
 /**
  * TimescaleDB's bound on tuples one DML statement may decompress (default 100000; past it SQLSTATE
@@ -141,38 +141,72 @@ export function usedChannels(rows: readonly Reading[], channelCount: number): nu
 
 /**
  * COPY text of readings in `columns` order (or, given `channels`, in copyTarget's order for
- * them), in pieces of about 64 KiB.
- * @param channels the catalog length (every channel), or the catalog indices to write.
+ * them), as strings of about 64 KiB (readingChunks decoded; for tests and the benchmark).
  * @throws RangeError from the encoders (U+0000 in text, a non-finite number).
  */
 export function* readingLines(rows: readonly Reading[], channels: number | readonly number[]): Generator<string> {
+  for (const chunk of readingChunks(rows, channels)) yield chunk.toString('utf8');
+}
+
+/** Bytes per COPY chunk the encoder fills before it yields. */
+const CHUNK_BYTES = 64 * 1024;
+/** Longest text of a float8 String() writes (`-1.2345678901234567e-308`), with its tab. */
+const FLOAT_MAX_BYTES = 25;
+
+/**
+ * COPY text of readings, encoded straight into Buffers of about 64 KiB, each a whole number of
+ * lines and each new (pg-copy-streams keeps a chunk until it is sent). The timestamp's digits
+ * are written as bytes and a well's encoded id and site once per run of its rows: a value's
+ * text is the only string made per field. Same text as copyText / copyFloat / copyJson give.
+ * @param channels the catalog length (every channel, `columns` order), or the catalog indices
+ *   to write (copyTarget's order for them).
+ * @throws RangeError from the encoders (U+0000 in text, a non-finite number).
+ */
+export function* readingChunks(rows: readonly Reading[], channels: number | readonly number[]): Generator<Buffer> {
   const columns = typeof channels === 'number' ? Array.from({ length: channels }, (_, i) => i) : channels;
   const n = columns.length;
-  let chunk = '';
-  // A batch holds a few wells: their encoded ids are reused row after row.
+  let buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  let pos = 0;
   let wellId: string | undefined;
   let site: string | null | undefined;
-  let prefix = '';
+  let prefix = Buffer.alloc(0);
   for (const r of rows) {
     if (r.wellId !== wellId || r.site !== site) {
       wellId = r.wellId;
       site = r.site;
-      prefix = `\t${copyText(wellId)}\t${copyText(site)}\t`;
+      prefix = Buffer.from(`\t${copyText(wellId)}\t${copyText(site)}\t`, 'utf8');
     }
-    let line = copyTimestampUs(r.tsUs) + prefix + copyInt(r.seq);
-    line += r.extra === null ? `\t${COPY_NULL}` : `\t${copyJson(r.extra)}`;
+    const extra = r.extra === null ? undefined : copyJson(r.extra);
+    // An upper bound of the line's bytes: a line is never split across chunks.
+    const bound = TIMESTAMP_MAX_BYTES + prefix.length + 20 + (extra === undefined ? 3 : 1 + Buffer.byteLength(extra)) + n * FLOAT_MAX_BYTES + 1;
+    if (pos + bound > buf.length) {
+      if (pos > 0) yield buf.subarray(0, pos);
+      buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, bound));
+      pos = 0;
+    }
+    pos = writeTimestampUs(buf, pos, r.tsUs);
+    pos += prefix.copy(buf, pos);
+    pos = writeAscii(buf, pos, r.seq === null ? COPY_NULL : String(r.seq));
+    buf[pos++] = TAB;
+    pos = extra === undefined ? writeAscii(buf, pos, COPY_NULL) : pos + buf.write(extra, pos, 'utf8');
     const values = r.values;
     for (let c = 0; c < n; c++) {
       const v = values[columns[c]!];
-      line += v === null || v === undefined ? `\t${COPY_NULL}` : `\t${copyFloat(v)}`;
+      buf[pos++] = TAB;
+      pos = writeAscii(buf, pos, v === null || v === undefined ? COPY_NULL : copyFloat(v));
     }
-    chunk += `${line}\n`;
-    if (chunk.length > 64 * 1024) {
-      yield chunk;
-      chunk = '';
-    }
+    buf[pos++] = NEWLINE;
   }
-  if (chunk) yield chunk;
+  if (pos > 0) yield buf.subarray(0, pos);
+}
+
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+
+/** Writes an ASCII string (digits, `-`, `.`, `e`, `+`, `\N`) byte by byte. @returns the position after it. */
+function writeAscii(buf: Buffer, pos: number, text: string): number {
+  for (let i = 0; i < text.length; i++) buf[pos++] = text.charCodeAt(i);
+  return pos;
 }
 
 /** COPY text of rejections, one line each, in `rejectCopyTarget` column order. */

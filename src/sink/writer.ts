@@ -16,7 +16,7 @@ import { AbortedError } from '../errors.ts';
 import { destroyConnection } from './connections.ts';
 import { copyTimestampUs } from './copy-encode.ts';
 import { isTransientWriteConflict } from './sqlstate.ts';
-import { keyBounds, LIFT_DECOMPRESSION_LIMIT, readingLines, rejectLines, usedChannels, type WriterSql, writerSql } from './writer-sql.ts';
+import { keyBounds, LIFT_DECOMPRESSION_LIMIT, readingChunks, rejectLines, usedChannels, type WriterSql, writerSql } from './writer-sql.ts';
 
 const { from: copyFrom } = copyStreams;
 
@@ -45,8 +45,8 @@ export interface WriteOptions {
  */
 export interface SqlSession {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
-  /** `COPY <target> FROM STDIN` fed with COPY text. */
-  copyIn(target: string, text: Iterable<string>): Promise<void>;
+  /** `COPY <target> FROM STDIN` fed with COPY text (strings, or UTF-8 bytes in whole lines). */
+  copyIn(target: string, text: Iterable<string | Uint8Array>): Promise<void>;
 }
 
 /** Writes batches; stateless apart from which pooled connections already have the temp table. */
@@ -208,7 +208,7 @@ async function fastPath(
   await begin(session, options);
   try {
     const channels = usedChannels(rows, channelCount);
-    await session.copyIn(sql.copyTarget('esp_telemetry', channels), readingLines(rows, channels));
+    await session.copyIn(sql.copyTarget('esp_telemetry', channels), readingChunks(rows, channels));
   } catch (err) {
     if ((err as { code?: string }).code !== '23505') throw err;
     await session.query('ROLLBACK');
@@ -240,7 +240,7 @@ async function stagedPath(
     const bounds = keyBounds(rows);
     await session.query(sql.truncateStage);
     const channels = usedChannels(rows, channelCount);
-    await session.copyIn(sql.copyTarget('esp_stage', channels), readingLines(rows, channels));
+    await session.copyIn(sql.copyTarget('esp_stage', channels), readingChunks(rows, channels));
     const inserted = (await session.query(sql.insertFromStage, bounds)).rowCount ?? 0;
     result = { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
     if (inserted < rows.length) {

@@ -35,7 +35,7 @@ function pgliteSession(db: LicensedDb): SqlSession {
   return {
     query: async <R>(text: string, params?: unknown[]) => db.query<R>(text, params),
     copyIn: async (target, text) => {
-      await db.copyFrom(target, [...text].join(''));
+      await db.copyFrom(target, [...text].map((t) => (typeof t === 'string' ? t : Buffer.from(t).toString('utf8'))).join(''));
     },
   };
 }

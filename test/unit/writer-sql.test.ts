@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { Reading } from '../../src/decode/decode.ts';
-import { keyBounds, readingLines, rejectLines, usedChannels, writerSql } from '../../src/sink/writer-sql.ts';
+import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../../src/sink/copy-encode.ts';
+import { keyBounds, readingChunks, readingLines, rejectLines, usedChannels, writerSql } from '../../src/sink/writer-sql.ts';
 
 const r = (wellId: string, tsUs: number, values: (number | null)[] = []): Reading => ({ wellId, site: null, tsUs, seq: null, values, extra: null });
 
@@ -62,6 +63,25 @@ describe('readingLines / rejectLines', () => {
     );
   });
 
+  it('writes the bytes the per-field encoders give, for text that needs escaping, non-ASCII ids and a line longer than a chunk', () => {
+    const reference = (x: Reading, channels: number[]) =>
+      `${[copyTimestampUs(x.tsUs), copyText(x.wellId), copyText(x.site), copyInt(x.seq), copyJson(x.extra), ...channels.map((i) => copyFloat(x.values[i] ?? null))].join('\t')}\n`;
+    const rows: Reading[] = [
+      { wellId: 'Poço-7', site: 'Campo\\Sul', tsUs: -1, seq: 0, values: [1e-308, null, -0.5], extra: { note: 'tab\there, línea\nnueva', n: [1, 2] } },
+      { wellId: 'Poço-7', site: 'Campo\\Sul', tsUs: 1_714_521_600_123_456, seq: 9_007_199_254_740_991, values: [null, 7, null], extra: null },
+      { wellId: 'W2', site: null, tsUs: Date.UTC(10_000, 0, 1) * 1000, seq: null, values: [1, 2, 3], extra: { long: 'x'.repeat(200_000) } },
+      { wellId: 'W2', site: null, tsUs: 0, seq: 1, values: [-Number.MIN_VALUE * 3, 0, -1 / 3e300], extra: null },
+    ];
+    const channels = [0, 1, 2];
+    const chunks = [...readingChunks(rows, channels)];
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(rows.map((x) => reference(x, channels)).join(''));
+    expect(chunks.every((c) => c.at(-1) === 0x0a)).toBe(true);
+  });
+
+  it('refuses a non-finite value as the per-field encoder does (RangeError)', () => {
+    expect(() => [...readingChunks([r('W1', 0, [Number.POSITIVE_INFINITY])], 1)]).toThrow(RangeError);
+  });
+
   it('finds no channel in readings that carry none, and every channel once all are used', () => {
     expect(usedChannels([r('W1', 0, [])], 3)).toEqual([]);
     expect(usedChannels([r('W1', 0, [1, null, null]), r('W1', 1, [null, 2, 3])], 3)).toEqual([0, 1, 2]);
@@ -71,7 +91,7 @@ describe('readingLines / rejectLines', () => {
     const rows = Array.from({ length: 5000 }, (_, i) => r('ESP-006', 1_714_521_600_000_000 + i * 1_000_000, [i]));
     const pieces = [...readingLines(rows, DEFAULT_CATALOG.length)];
     expect(pieces.length).toBeGreaterThan(1);
-    expect(pieces.slice(0, -1).every((p) => p.length > 64 * 1024 && p.length < 70 * 1024)).toBe(true);
+    expect(pieces.slice(0, -1).every((p) => p.length > 60 * 1024 && p.length <= 64 * 1024 && p.endsWith('\n'))).toBe(true);
     expect(pieces.join('').split('\n')).toHaveLength(5001);
   });
 
