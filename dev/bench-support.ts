@@ -1,6 +1,7 @@
 // Shared by the benchmarks (`npm run bench`, `npm run bench:scale`): the load (the real wells,
 // N times over under distinct well ids, as messages of N readings) and a QoS 1 publisher with a
-// bounded in-flight window.
+// bounded in-flight window, at full speed or paced.
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { brokerAddress } from '../src/ingress/broker-url.ts';
 import type { Progress } from '../src/tools/progress.ts';
@@ -39,17 +40,25 @@ export interface PublishOptions {
   readonly protocolVersion?: 4 | 5;
   /** Counts the PUBACKs. */
   readonly progress?: Progress;
+  /**
+   * Paced instead of as fast as the window allows: the j-th message of a connection is due
+   * j / messagesPerS seconds after its first; everything due is published, then a timer waits.
+   */
+  readonly messagesPerS?: number;
+  /** Filled with the wall-clock time (Date.now(), ms) each message went to the client, by its index in `msgs`. */
+  readonly sentAtMs?: number[];
 }
 
 /** Publishes every message at QoS 1; resolves when all were PUBACKed. */
 export async function publishAll(url: string, msgs: readonly BenchMessage[], o: PublishOptions = {}): Promise<void> {
   const window = o.window ?? 1000;
-  const groups = new Map<string, BenchMessage[]>();
-  for (const m of msgs) {
+  // Message indexes by connection.
+  const groups = new Map<string, number[]>();
+  for (const [i, m] of msgs.entries()) {
     const key = o.connectionPerTopic ? m.topic : '';
     const g = groups.get(key);
-    if (g) g.push(m);
-    else groups.set(key, [m]);
+    if (g) g.push(i);
+    else groups.set(key, [i]);
   }
   let acked = 0;
   await Promise.all(
@@ -62,9 +71,16 @@ export async function publishAll(url: string, msgs: readonly BenchMessage[], o: 
       });
       let inFlight = 0;
       let wake: (() => void) | undefined;
-      for (const m of group) {
+      const started = performance.now();
+      for (const [j, i] of group.entries()) {
         while (inFlight >= window) await new Promise<void>((r) => (wake = r));
+        if (o.messagesPerS) {
+          const early = started + (j * 1000) / o.messagesPerS - performance.now();
+          if (early > 0) await sleep(early);
+        }
+        const m = msgs[i]!;
         inFlight++;
+        if (o.sentAtMs) o.sentAtMs[i] = Date.now();
         client.publish(m.topic, m.payload, { qos: 1 }, () => {
           inFlight--;
           o.progress?.update(++acked);

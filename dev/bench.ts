@@ -1,9 +1,12 @@
-// `npm run bench`: end-to-end readings/s through a real broker into TimescaleDB, side by side
-// in one run with (a) the COPY ceiling: the same rows copied straight into the same table, and
-// (b) the broker ceiling: the same messages published and received with no database.
-// Two loads: 10 readings per message (vs the COPY ceiling) and 1 per message (vs the broker
-// ceiling). Last line: one JSON object with every figure and the ratios.
-//   npm run bench -- [--copies 2] [--rounds 3]   (figures are medians over the rounds; --help)
+// `npm run bench`: the service against its yardsticks, in one run on one machine. Throughput
+// (readings/s from the first publish to the last commit) side by side with (a) the COPY ceiling:
+// the same rows copied straight into the same table; (b) the broker ceiling: the same messages
+// published and received with no database; (c) the pipe ceiling (dev/bench-pipe.ts): the leanest
+// MQTT → JSON.parse → COPY pipeline with none of the service's guarantees, the fair yardstick.
+// For the service and the pipe also CPU seconds per 100,000 readings and peak RSS of the process,
+// and the publish→commit latency (p50, p99) at half the pipe ceiling's rate. Loads of 10 and of 1
+// readings per message. Last line: one JSON object with every figure, the ratios and the targets.
+//   npm run bench -- [--copies 3] [--rounds 3]   (figures are medians over the rounds; --help)
 // On a terminal each load shows progress on stderr (done/total, rate, ETA); none when piped.
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
@@ -18,29 +21,40 @@ import { readingLines, writerSql } from '../src/sink/writer-sql.ts';
 import { parseCliOrExit } from '../src/tools/cli.ts';
 import { Progress } from '../src/tools/progress.ts';
 import { adopt } from '../test/support/children.ts';
-import { createDatabase, localTimescaleUrl } from '../test/support/database.ts';
+import { createDatabase, localTimescaleUrl, query } from '../test/support/database.ts';
 import { PrivateMosquitto } from '../test/support/mosquitto.ts';
-import { ServiceProcess } from '../test/support/service-process.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { type BenchMessage, benchMessages, benchWells, publishAll as publishTo } from './bench-support.ts';
+import { type Ingester, type LoadContext, type LoadResult, measureLoad } from './bench-load.ts';
+import { benchMessages, benchWells, publishAll } from './bench-support.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
   name: 'bench',
   usage: `usage: npm run bench -- [--copies N] [--rounds N] [--log FILE]
-  --copies N   the six wells N times over under distinct well ids, an integer ≥ 1 (default 2)
+  --copies N   the six wells N times over under distinct well ids, an integer ≥ 1 (default 3)
   --rounds N   rounds; figures are medians over them, an integer ≥ 1 (default 3)
   --log FILE   the service's JSON log (default /tmp/esp-ingest-bench.log)
-DATABASE_URL: a server where the bench may drop and create esp_bench_* databases; unset = the
-local TimescaleDB that scripts/timescaledb.sh provisions. Needs mosquitto on the PATH.`,
+DATABASE_URL: a server where the bench may create and drop esp_bench_* databases; unset = the
+local TimescaleDB that scripts/timescaledb.sh provisions. End times and latencies come from
+commit timestamps where the server has track_commit_timestamp on (the local one does).
+BATCH_FLUSH_INTERVAL_MS and the service's other settings are taken from the environment.
+Needs mosquitto on the PATH.`,
   options: {
-    copies: { type: 'string', default: '2' },
+    copies: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
     log: { type: 'string', default: '/tmp/esp-ingest-bench.log' },
   },
   numbers: { copies: { min: 1, integer: true }, rounds: { min: 1, integer: true } },
 });
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+const n = (x: number) => Math.round(x).toLocaleString('en-US');
+const r = (x: number) => Math.round(x);
+const mb = (bytes: number) => Math.round(bytes / 1e6);
+const per = (k: number) => (k === 1 ? '1 reading/message' : `${k} readings/message`);
 const copies = numbers.copies;
+
+/** Each round's figures under their JSON names: readings/s, MB and ms whole, CPU seconds to 0.001. */
+const runs = new Map<string, number[]>();
+const add = (name: string, x: number) => runs.set(name, [...(runs.get(name) ?? []), name.includes('_cpu_s_') ? Number(x.toFixed(3)) : r(x)]);
 
 // The load: the real wells, `copies` times over under distinct well ids.
 const wells = benchWells(copies);
@@ -53,13 +67,21 @@ const mosquitto = new PrivateMosquitto({ endWithScript: true });
 await mosquitto.start();
 const mqttUrl = mosquitto.url;
 say(`${totalReadings} readings (${copies}× the six wells); Mosquitto on ${mqttUrl}; service log ${values.log}`);
-
-/** Publishes every message QoS 1 with up to 1000 awaiting PUBACK; `progress` counts the PUBACKs. */
-const publishAll = (msgs: BenchMessage[], progress?: Progress) => publishTo(mqttUrl, msgs, progress ? { progress } : {});
+const [setting] = await query<{ track_commit_timestamp: string }>(server, 'SHOW track_commit_timestamp');
+const commitTimes = setting?.track_commit_timestamp === 'on';
+if (!commitTimes) {
+  say('track_commit_timestamp is off on this server: loads end when the bench sees the last commit (the service polled every 100 ms), no latency figures');
+}
+// Database names unique to this run, each dropped after its measurement: two benches on one server (two
+// engineers, two worktrees) would otherwise drop each other's databases mid-load.
+const databasePrefix = `esp_bench_${process.pid}`;
+const ctx: LoadContext = { mqttUrl, server, databasePrefix, logFile: values.log, commitTimes };
+/** The service's flush interval, ms (its default, config.ts, unless the environment it inherits sets one): the latency target is it + 100. */
+const flushIntervalMs = Number(process.env.BATCH_FLUSH_INTERVAL_MS ?? 200);
 
 /** (a) COPY ceiling: the decoded rows, COPY'd straight into esp_telemetry in one transaction. */
 async function copyCeiling(): Promise<number> {
-  const url = await createDatabase(server, 'esp_bench_copy');
+  const url = await createDatabase(server, `${databasePrefix}_copy`);
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
   const opts = { catalog: DEFAULT_CATALOG, unknownFields: 'keep' as const, messageMaxBytes: 1 << 24, tsMinMs: 0, tsMaxFutureMs: 8.64e15 };
@@ -79,6 +101,7 @@ async function copyCeiling(): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   client.release();
   await pool.end();
+  await query(server, `DROP DATABASE ${databasePrefix}_copy WITH (FORCE)`);
   return rows.length / seconds;
 }
 
@@ -98,7 +121,7 @@ async function brokerCeiling(perMessage: number): Promise<number> {
   await waitFor('the ceiling subscriber to subscribe', () => out.includes('ready'), 30_000);
   const started = performance.now();
   const progress = new Progress({ label: `  broker ceiling, ${perMessage}/message, published`, unit: 'messages', total: msgs.length });
-  await publishAll(msgs, progress);
+  await publishAll(mqttUrl, msgs, { progress });
   progress.end();
   await waitFor(
     `the ceiling subscriber to receive ${totalReadings} readings (it printed ${JSON.stringify(out)}, exit ${exit})`,
@@ -111,78 +134,100 @@ async function brokerCeiling(perMessage: number): Promise<number> {
   return totalReadings / seconds;
 }
 
-/** End to end: the service (child process, defaults) from the first publish to the last commit. */
-async function endToEnd(perMessage: number): Promise<{ rate: number; peakRssBytes: number }> {
-  const prefix = `e2e${perMessage}`;
-  const url = await createDatabase(server, `esp_bench_e2e${perMessage}`);
-  const svc = new ServiceProcess(
-    { DATABASE_URL: url, MQTT_URL: mqttUrl, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, MQTT_CLIENT_ID: `esp-bench-${perMessage}`, LOG_LEVEL: 'warn' },
-    { logFile: values.log, inheritEnv: true, endWithScript: true },
-  );
-  await svc.start();
-  const msgs = messages(perMessage, prefix);
-  let peakRssBytes = 0;
-  const started = performance.now();
-  const progress = new Progress({ label: `  end to end, ${perMessage}/message, committed`, unit: 'readings', total: totalReadings });
-  const publishing = publishAll(msgs);
-  for (;;) {
-    const [committed, rss] = await Promise.all([svc.metric('esp_ingest_readings_committed_total'), svc.metric('esp_ingest_process_resident_memory_bytes')]);
-    peakRssBytes = Math.max(peakRssBytes, rss);
-    progress.update(committed);
-    if (committed >= totalReadings) break;
-    await new Promise((r) => setTimeout(r, 10));
+/** A load through the service (`end to end`) or the pipe ceiling; figures under their JSON names. */
+async function load(kind: Ingester, k: number, readingsPerS?: number): Promise<LoadResult> {
+  const prefix = `${kind === 'service' ? 'e2e' : 'pipe'}${k}${readingsPerS ? 'half' : ''}`;
+  const res = await measureLoad(ctx, kind, prefix, messages(k, prefix), totalReadings, readingsPerS);
+  const name = kind === 'service' ? 'end to end' : 'pipe ceiling';
+  const usage = `CPU ${res.cpuSPer100k.toFixed(2)} s/100k readings, peak RSS ${mb(res.peakRssBytes)} MB`;
+  add(`${kind}_peak_rss_mb_${k}_per_message`, mb(res.peakRssBytes));
+  if (readingsPerS) {
+    const lat = res.latency ? `latency p50 ${r(res.latency.p50)} ms, p99 ${r(res.latency.p99)} ms` : 'latency unknown';
+    say(`  ${name}, ${per(k)}, half load (${n(readingsPerS)} readings/s, published at ${n(res.publishedRate)}): ${lat}, ${usage}`);
+    if (res.latency) {
+      add(`${kind}_latency_p50_ms_${k}_per_message`, res.latency.p50);
+      add(`${kind}_latency_p99_ms_${k}_per_message`, res.latency.p99);
+    }
+  } else {
+    say(`  ${name}, ${per(k)}: ${n(res.rate)} readings/s, ${usage}${res.note ? `; ${res.note}` : ''}`);
+    add(kind === 'service' ? `end_to_end_${k}_per_message_readings_per_s` : `pipe_ceiling_${k}_per_message_readings_per_s`, res.rate);
+    add(`${kind}_cpu_s_per_100k_${k}_per_message`, res.cpuSPer100k);
   }
-  progress.end();
-  const seconds = (performance.now() - started) / 1000;
-  const [batches, flushSeconds] = await Promise.all([svc.metric('esp_ingest_batch_rows_count'), svc.metric('esp_ingest_flush_duration_seconds_sum')]);
-  say(
-    `  ${batches} batches, mean ${Math.round(totalReadings / batches)} readings, mean commit ${((flushSeconds / batches) * 1000).toFixed(1)} ms, database busy ${((flushSeconds / seconds) * 100).toFixed(0)}% of the run`,
-  );
-  await publishing;
-  await svc.stop();
-  return { rate: totalReadings / seconds, peakRssBytes };
+  return res;
 }
 
-// Rounds interleave the five measurements so that machine noise hits each alike; medians.
+// Rounds interleave the measurements so that machine noise hits each alike. Per round: the COPY
+// ceiling, then for 10 and for 1 readings per message the broker ceiling, the pipe ceiling, the
+// service, and both again paced at half this round's pipe ceiling.
 const rounds = numbers.rounds;
-const runs = { copy: [] as number[], broker10: [] as number[], e2e10: [] as number[], broker1: [] as number[], e2e1: [] as number[], rss: [] as number[] };
 for (let round = 1; round <= rounds; round++) {
   say(`round ${round}/${rounds}`);
-  runs.copy.push(await copyCeiling());
-  say(`  COPY ceiling: ${Math.round(runs.copy.at(-1)!)} readings/s`);
-  runs.broker10.push(await brokerCeiling(10));
-  say(`  broker ceiling, 10 readings/message: ${Math.round(runs.broker10.at(-1)!)} readings/s`);
-  const e10 = await endToEnd(10);
-  runs.e2e10.push(e10.rate);
-  say(`  end to end, 10 readings/message: ${Math.round(e10.rate)} readings/s (peak RSS ${(e10.peakRssBytes / 2 ** 20).toFixed(0)} MiB)`);
-  runs.broker1.push(await brokerCeiling(1));
-  say(`  broker ceiling, 1 reading/message: ${Math.round(runs.broker1.at(-1)!)} readings/s`);
-  const e1 = await endToEnd(1);
-  runs.e2e1.push(e1.rate);
-  say(`  end to end, 1 reading/message: ${Math.round(e1.rate)} readings/s (peak RSS ${(e1.peakRssBytes / 2 ** 20).toFixed(0)} MiB)`);
-  runs.rss.push(e10.peakRssBytes, e1.peakRssBytes);
+  const copy = await copyCeiling();
+  add('copy_ceiling_readings_per_s', copy);
+  say(`  COPY ceiling: ${n(copy)} readings/s`);
+  for (const k of [10, 1]) {
+    const broker = await brokerCeiling(k);
+    add(`broker_ceiling_${k}_per_message_readings_per_s`, broker);
+    say(`  broker ceiling, ${per(k)}: ${n(broker)} readings/s`);
+    const half = (await load('pipe', k)).rate / 2;
+    add(`half_load_${k}_per_message_readings_per_s`, half);
+    await load('service', k);
+    await load('pipe', k, half);
+    await load('service', k, half);
+  }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const copyRate = median(runs.copy);
-const broker10 = median(runs.broker10);
-const broker1 = median(runs.broker1);
-const e2e10 = { rate: median(runs.e2e10) };
-const e2e1 = { rate: median(runs.e2e1) };
 await mosquitto.destroy();
 
-const r = (x: number) => Math.round(x);
-const result = {
-  readings: totalReadings,
-  copy_ceiling_readings_per_s: r(copyRate),
-  broker_ceiling_10_per_message_readings_per_s: r(broker10),
-  broker_ceiling_1_per_message_readings_per_s: r(broker1),
-  end_to_end_10_per_message_readings_per_s: r(e2e10.rate),
-  end_to_end_1_per_message_readings_per_s: r(e2e1.rate),
-  ratio_e2e_10_to_copy_ceiling: Number((e2e10.rate / copyRate).toFixed(3)),
-  ratio_e2e_1_to_broker_ceiling: Number((e2e1.rate / broker1).toFixed(3)),
-  rounds,
-  peak_rss_mib: r(Math.max(...runs.rss) / 2 ** 20),
-  targets_met: e2e10.rate >= 0.5 * copyRate && e2e1.rate >= 0.5 * broker1,
+// Medians over the rounds (peak RSS: the maximum), null for a figure not measured.
+const fig = (name: string): number | null => {
+  const xs = [...(runs.get(name) ?? [])].sort((a, b) => a - b);
+  if (xs.length === 0) return null;
+  return name.includes('peak_rss') ? xs.at(-1)! : xs[Math.floor(xs.length / 2)]!;
 };
+const ratio = (a: number | null, b: number | null) => (a === null || b === null ? null : Number((a / b).toFixed(3)));
+const result: Record<string, unknown> = {
+  readings: totalReadings,
+  rounds,
+  copy_ceiling_readings_per_s: fig('copy_ceiling_readings_per_s'),
+  broker_ceiling_10_per_message_readings_per_s: fig('broker_ceiling_10_per_message_readings_per_s'),
+  broker_ceiling_1_per_message_readings_per_s: fig('broker_ceiling_1_per_message_readings_per_s'),
+  end_to_end_10_per_message_readings_per_s: fig('end_to_end_10_per_message_readings_per_s'),
+  end_to_end_1_per_message_readings_per_s: fig('end_to_end_1_per_message_readings_per_s'),
+  ratio_e2e_10_to_copy_ceiling: ratio(fig('end_to_end_10_per_message_readings_per_s'), fig('copy_ceiling_readings_per_s')),
+  ratio_e2e_1_to_broker_ceiling: ratio(fig('end_to_end_1_per_message_readings_per_s'), fig('broker_ceiling_1_per_message_readings_per_s')),
+  end_time: commitTimes ? 'commit_timestamp' : 'seen_by_polling',
+  batch_flush_interval_ms: flushIntervalMs,
+};
+const checks: Record<string, (boolean | null)[]> = { e2e_ge_0_9_pipe: [], cpu_le_1_5x_pipe: [], peak_rss_le_200_mb: [], p99_le_flush_plus_100_ms: [] };
+for (const k of [1, 10]) {
+  const e2e = fig(`end_to_end_${k}_per_message_readings_per_s`);
+  const pipe = fig(`pipe_ceiling_${k}_per_message_readings_per_s`);
+  const cpu = { service: fig(`service_cpu_s_per_100k_${k}_per_message`), pipe: fig(`pipe_cpu_s_per_100k_${k}_per_message`) };
+  const rss = fig(`service_peak_rss_mb_${k}_per_message`);
+  const p99 = fig(`service_latency_p99_ms_${k}_per_message`);
+  Object.assign(result, {
+    [`pipe_ceiling_${k}_per_message_readings_per_s`]: pipe,
+    [`ratio_e2e_${k}_to_pipe`]: ratio(e2e, pipe),
+    [`service_cpu_s_per_100k_${k}_per_message`]: cpu.service,
+    [`pipe_cpu_s_per_100k_${k}_per_message`]: cpu.pipe,
+    [`ratio_cpu_service_to_pipe_${k}`]: ratio(cpu.service, cpu.pipe),
+    [`service_peak_rss_mb_${k}_per_message`]: rss,
+    [`pipe_peak_rss_mb_${k}_per_message`]: fig(`pipe_peak_rss_mb_${k}_per_message`),
+    [`half_load_${k}_per_message_readings_per_s`]: fig(`half_load_${k}_per_message_readings_per_s`),
+    [`service_latency_p50_ms_${k}_per_message`]: fig(`service_latency_p50_ms_${k}_per_message`),
+    [`service_latency_p99_ms_${k}_per_message`]: p99,
+    [`pipe_latency_p50_ms_${k}_per_message`]: fig(`pipe_latency_p50_ms_${k}_per_message`),
+    [`pipe_latency_p99_ms_${k}_per_message`]: fig(`pipe_latency_p99_ms_${k}_per_message`),
+  });
+  const at = (ok: boolean, ...xs: (number | null)[]) => (xs.includes(null) ? null : ok);
+  checks.e2e_ge_0_9_pipe!.push(at(e2e! >= 0.9 * pipe!, e2e, pipe));
+  checks.cpu_le_1_5x_pipe!.push(at(cpu.service! <= 1.5 * cpu.pipe!, cpu.service, cpu.pipe));
+  checks.peak_rss_le_200_mb!.push(at(rss! <= 200, rss));
+  checks.p99_le_flush_plus_100_ms!.push(at(p99! <= flushIntervalMs + 100, p99));
+}
+// Each target at both 1 and 10 readings per message; null when a figure is missing (no commit times).
+const targets = Object.fromEntries(Object.entries(checks).map(([name, at]) => [name, at.includes(null) ? null : at.every(Boolean)]));
+result.targets = targets;
+result.targets_met = Object.values(targets).every((v) => v === true);
 process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

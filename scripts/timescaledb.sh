@@ -3,9 +3,11 @@
 # for esp-ingest, without touching the machine's own PostgreSQL server (5432).
 #
 #   scripts/timescaledb.sh [start]   build/install TimescaleDB if needed, initdb if
-#                                    needed, start if not running, ensure role
-#                                    `root`, database `esp` and the extension;
-#                                    the last stdout line is the connection URL
+#                                    needed, start if not running (restart if
+#                                    running without track_commit_timestamp),
+#                                    ensure role `root`, database `esp` and the
+#                                    extension; the last stdout line is the
+#                                    connection URL
 #   scripts/timescaledb.sh stop      pg_ctl stop -m fast (no-op if not running)
 #   scripts/timescaledb.sh status    exit 0 if the private cluster is running
 #   scripts/timescaledb.sh url       print the connection URL
@@ -327,6 +329,9 @@ shared_preload_libraries = 'timescaledb'
 timescaledb.telemetry_level = off
 timescaledb.max_background_workers = 8
 max_worker_processes = 16
+# Commit times of rows (pg_xact_commit_timestamp(xmin)): npm run bench's end
+# time and publish-to-commit latency. Needs a restart (cmd_start does it).
+track_commit_timestamp = on
 # Durability stays on: esp-ingest tests crash safety.
 fsync = on
 synchronous_commit = on
@@ -402,15 +407,22 @@ lock() {
 	flock -w 900 9 || die "another scripts/timescaledb.sh holds $LOCK_FILE"
 }
 
+restart_cluster() {
+	say "restarting the running cluster $1"
+	as_owner "$PG_BIN/pg_ctl" stop -m fast -w -D "$PGDATA_DIR" >/dev/null
+	prepare_dirs
+	start_cluster
+}
+
 cmd_start() {
 	lock
 	build_extension
 	if cluster_running; then
+		# Settings that only a restart applies: a cluster started before them is restarted once.
 		if ((REBUILT)); then
-			say "restarting the running cluster to load the new TimescaleDB"
-			as_owner "$PG_BIN/pg_ctl" stop -m fast -w -D "$PGDATA_DIR" >/dev/null
-			prepare_dirs
-			start_cluster
+			restart_cluster "to load the new TimescaleDB"
+		elif [[ "$(psql_q postgres -c 'SHOW track_commit_timestamp')" != on ]]; then
+			restart_cluster "to turn track_commit_timestamp on"
 		fi
 	else
 		prepare_dirs
@@ -443,6 +455,6 @@ status)
 	fi
 	;;
 url) url ;;
--h | --help | help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
 *) die "unknown command '$1' (use: start | stop | status | url)" ;;
 esac
