@@ -110,9 +110,9 @@ async function startService(ctx: LoadContext, prefix: string, url: string, readi
   return {
     pid: svc.proc.pid!,
     async committed() {
-      // Every 100 ms, so that scraping costs the service little: the end time is the commit's own.
+      // Every 250 ms, so that scraping costs the service little (Prometheus scrapes every 15 s or so): the end time is the commit's own.
       const all = async () => (await svc.metric('esp_ingest_readings_committed_total')) >= readings;
-      await waitFor(`the service to commit ${readings} readings (log: ${ctx.logFile})`, all, 180_000, 100);
+      await waitFor(`the service to commit ${readings} readings (log: ${ctx.logFile})`, all, 180_000, 250);
     },
     async finish(seconds) {
       const [batches, flushS] = await Promise.all([svc.metric('esp_ingest_batch_rows_count'), svc.metric('esp_ingest_flush_duration_seconds_sum')]);

@@ -4,28 +4,9 @@
 // a public key (CVE-2022-23540), since only asymmetric algorithms are accepted.
 import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, errors, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify, type KeyObject } from 'jose';
+import type { JwtSettings } from './jwt-settings.ts';
 
-/** Algorithms a token may be signed with; anything else is refused before any key is used. */
-export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
-export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
-
-export interface JwtSettings {
-  /** A JWKS document (`{"keys":[…]}`); keys are picked by `kid`/`alg`. Exactly one of this and pemFile. */
-  readonly jwksFile: string | undefined;
-  /** A PEM public key (SPKI). */
-  readonly pemFile: string | undefined;
-  readonly algorithms: readonly JwtAlgorithm[];
-  /** Required `iss`, when set. */
-  readonly issuer: string | undefined;
-  /** Required `aud` (one of), when set. */
-  readonly audience: string | undefined;
-  /** Leeway for `nbf`, `iat` and `exp` against this machine's clock, s (field RTCs drift). */
-  readonly clockToleranceS: number;
-  /** Claim holding the well id (default `sub`). */
-  readonly wellClaim: string;
-  /** Claim holding the site, when the token has one (default `site`). */
-  readonly siteClaim: string;
-}
+export { JWT_ALGORITHMS, type JwtAlgorithm, type JwtSettings } from './jwt-settings.ts';
 
 /** A verified token. */
 export interface JwtIdentity {

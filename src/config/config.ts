@@ -1,7 +1,7 @@
 // Configuration: one zod schema over the environment, parsed once at start into a frozen object.
 // Every problem is reported at once; nothing here touches the network.
 import { z } from 'zod';
-import { JWT_ALGORITHMS, type JwtAlgorithm, type JwtSettings } from '../broker/jwt-auth.ts';
+import { JWT_ALGORITHMS, type JwtAlgorithm, type JwtSettings } from '../broker/jwt-settings.ts';
 import { DEFAULT_ID_CHARS, idCharsProblem, parseTopicTemplate } from '../decode/topic.ts';
 import { ConfigError } from '../errors.ts';
 import { formatInterval, parseDurationS, parseRollups, type StorageSettings } from '../schema/settings.ts';
