@@ -121,13 +121,14 @@ const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 // The reserved keys of a reading, checked by hand: this runs once per reading, up to
 // MESSAGE_MAX_READINGS times per message, and a zod parse per reading tripled the decode time
-// of a full-size array payload (worst-case budget: 50 ms, test/unit/decode.test.ts).
-function envelope(ts: unknown, seq: unknown): { ts: string | number; seq: number | null } | { reason: RejectReason; key: 'ts' | 'seq' } {
+// of a full-size array payload (worst-case budget: 50 ms, test/unit/decode.test.ts). Returns why
+// the reading is refused, or undefined.
+function envelope(ts: unknown, seq: unknown): { reason: RejectReason; key: 'ts' | 'seq' } | undefined {
   if ((typeof ts !== 'string' && typeof ts !== 'number') || ts === Infinity || ts === -Infinity)
     return { reason: ts === undefined ? 'missing_ts' : 'invalid_ts', key: 'ts' };
-  if (seq === undefined || seq === null) return { ts, seq: null };
+  if (seq === undefined || seq === null) return undefined;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return { reason: 'invalid_seq', key: 'seq' };
-  return { ts, seq };
+  return undefined;
 }
 
 type TsResult = { ok: true; us: number } | { ok: false; reason: RejectReason; detail: string };
@@ -327,20 +328,27 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions, tally
   const fields = item as Record<string, unknown>;
   const stamp = fields.ts === undefined && opts.missingTs === 'stamp';
   const env = envelope(stamp ? source.receivedAtMs : fields.ts, fields.seq);
-  if ('reason' in env) {
+  if (env !== undefined) {
     const value = fields[env.key];
     return { reason: env.reason, detail: value === undefined ? `${env.key}: missing` : `${env.key}: ${show(value)} is not valid` };
   }
+  const rawTs = fields.ts as string | number;
+  const seq = (fields.seq ?? null) as number | null;
   const unit = opts.tsEpochUnit ?? 'ms';
-  const ts = stamp ? { ok: true as const, us: source.receivedAtMs * 1000 } : parseTimestamp(env.ts, unit);
-  if (!ts.ok) return ts;
+  // The common form read at once, with no result object; anything else through parseTimestamp.
+  let tsUs = stamp ? source.receivedAtMs * 1000 : typeof rawTs === 'string' ? utcIsoUs(rawTs) : undefined;
+  if (tsUs === undefined) {
+    const ts = parseTimestamp(rawTs, unit);
+    if (!ts.ok) return ts;
+    tsUs = ts.us;
+  }
   if (fields.well_id !== undefined && fields.well_id !== source.wellId) {
     return { reason: 'well_id_mismatch', detail: `well_id: ${show(fields.well_id)} disagrees with the topic's well id ${show(source.wellId)}` };
   }
-  const tsMs = ts.us / 1000;
+  const tsMs = tsUs / 1000;
   if (tsMs < opts.tsMinMs || tsMs > source.receivedAtMs + opts.tsMaxFutureMs) {
-    const hint = typeof env.ts === 'number' ? epochHint(env.ts, unit) : '';
-    const shown = Math.abs(tsMs) <= 8.64e15 ? new Date(tsMs).toISOString() : String(env.ts);
+    const hint = !stamp && typeof rawTs === 'number' ? epochHint(rawTs, unit) : '';
+    const shown = Math.abs(tsMs) <= 8.64e15 ? new Date(tsMs).toISOString() : String(rawTs);
     return {
       reason: 'ts_out_of_range',
       detail: `ts: ${shown} is outside [${new Date(opts.tsMinMs).toISOString()}, receive time + ${opts.tsMaxFutureMs / 1000} s]${hint}`,
@@ -349,10 +357,11 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions, tally
   const catalog = opts.catalog;
   const cols = columnIndex(catalog);
   const values: (number | null)[] = new Array<number | null>(catalog.length).fill(null);
-  // Unknown fields to keep, as entries: Object.fromEntries defines each as an own property, so a
-  // "__proto__" key stays a field (assignment would set the prototype), and is several times
-  // faster than defineProperty per key on a reading with thousands of fields.
-  let kept: [string, unknown][] | null = stamp ? [['ts_source', 'receive_time']] : null;
+  // Unknown fields to keep, assigned to a plain object; a "__proto__" key is defined as an own
+  // property (assignment would set the prototype). defineProperty for every key would be several
+  // times slower on a reading with thousands of fields.
+  let extra: Record<string, unknown> | null = stamp ? { ts_source: 'receive_time' } : null;
+  let kept = 0;
   let droppedFields = 0;
   let coercedValues = 0;
   let channels = 0;
@@ -371,8 +380,10 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions, tally
       const text = textProblem(key, value);
       if (text === 'nul') return { reason: 'invalid_text', detail: `${key.slice(0, 64)}: contains U+0000, which PostgreSQL jsonb cannot store` };
       if (text === 'deep') return { reason: 'invalid_json', detail: `${key.slice(0, 64)}: nested deeper than ${MAX_EXTRA_DEPTH} levels` };
-      kept ??= [];
-      kept.push([key, value]);
+      extra ??= {};
+      if (key === '__proto__') Object.defineProperty(extra, key, { value, enumerable: true, writable: true, configurable: true });
+      else extra[key] = value;
+      kept++;
       continue;
     }
     if (value === null) continue;
@@ -394,11 +405,10 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions, tally
     values[ci] = n;
     channels++;
   }
-  if (channels === 0 && (kept === null || (stamp && kept.length === 1))) return { reason: 'no_channels', detail: 'the reading carries no channel value' };
-  const extra = kept && Object.fromEntries(kept);
+  if (channels === 0 && kept === 0) return { reason: 'no_channels', detail: 'the reading carries no channel value' };
   tally.droppedFields += droppedFields;
   tally.coercedValues += coercedValues;
-  return { wellId: source.wellId, site: source.site, tsUs: ts.us, seq: env.seq ?? null, values, extra };
+  return { wellId: source.wellId, site: source.site, tsUs, seq, values, extra };
 }
 
 /** Says which unit an out-of-window epoch number looks like, when it is not the configured one. */

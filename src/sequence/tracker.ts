@@ -63,7 +63,14 @@ export function trackSequence(
   readings: readonly { readonly seq: number | null; readonly tsUs: number }[],
   width: SeqWidth,
 ): SeqOutcome {
-  const ordered = readings.filter((r): r is { seq: number; tsUs: number } => r.seq !== null).sort((a, b) => a.tsUs - b.tsUs);
+  const ordered = readings.filter((r): r is { seq: number; tsUs: number } => r.seq !== null);
+  // A well's readings mostly arrive in device-time order: sorted only when they did not.
+  for (let i = 1; i < ordered.length; i++) {
+    if (ordered[i]!.tsUs < ordered[i - 1]!.tsUs) {
+      ordered.sort((a, b) => a.tsUs - b.tsUs);
+      break;
+    }
+  }
   const gaps: SeqGap[] = [];
   let wraps = 0;
   let reboots = 0;
