@@ -3,7 +3,7 @@
 // first publish to the last commit, the process's CPU time and peak RSS (proc-usage.ts), and for a
 // paced load the publish→commit latency of every message. Commit times come from
 // pg_xact_commit_timestamp(xmin) when the server tracks them, so no figure depends on polling.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -12,12 +12,39 @@ import { migrate } from '../src/schema/migrate.ts';
 import { Progress } from '../src/tools/progress.ts';
 import { adopt, stopChild } from '../test/support/children.ts';
 import { createDatabase, query } from '../test/support/database.ts';
-import { ServiceProcess } from '../test/support/service-process.ts';
+import { ROOT } from '../test/support/root.ts';
+import { buildBundle, ServiceProcess } from '../test/support/service-process.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { type BenchMessage, publishAll } from './bench-support.ts';
 import { cpuSeconds, peakRssBytes } from './proc-usage.ts';
 
 export type Ingester = 'service' | 'pipe';
+
+/** dev/bench-pipe.ts bundled as the service is (buildIngesters), so both run as plain JavaScript. */
+const PIPE_BUNDLE = 'dist/bench/bench-pipe.js';
+
+/**
+ * Builds what the loads run: the service's bundle (`npm run build`, what the image runs) and the
+ * pipe ceiling's, with the same esbuild settings, so that neither pays for tsx at run time.
+ */
+export function buildIngesters(): void {
+  buildBundle();
+  execFileSync(
+    'npx',
+    [
+      'esbuild',
+      'dev/bench-pipe.ts',
+      '--bundle',
+      '--format=esm',
+      '--platform=node',
+      '--target=node20',
+      '--packages=external',
+      `--outfile=${PIPE_BUNDLE}`,
+      '--log-level=warning',
+    ],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
+}
 
 export interface LoadContext {
   readonly mqttUrl: string;
@@ -51,7 +78,7 @@ export interface LoadResult {
 
 /** An ingester process, subscribed to its prefix and writing to its database. */
 interface Running {
-  /** The node process itself (both are spawned as `node --import tsx <file>`), for /proc. */
+  /** The node process itself (both are spawned as `node <bundle>`), for /proc. */
   readonly pid: number;
   /** Resolves once it has committed every reading of the load. */
   committed(): Promise<void>;
@@ -104,7 +131,8 @@ export async function measureLoad(
 async function startService(ctx: LoadContext, prefix: string, url: string, readings: number): Promise<Running> {
   const svc = new ServiceProcess(
     { DATABASE_URL: url, MQTT_URL: ctx.mqttUrl, MQTT_TOPIC: `${prefix}/{site}/{well_id}/telemetry`, MQTT_CLIENT_ID: `esp-bench-${prefix}`, LOG_LEVEL: 'warn' },
-    { logFile: ctx.logFile, inheritEnv: true, endWithScript: true },
+    // What the image runs: the bundle (npm run build), which the bench builds first.
+    { logFile: ctx.logFile, inheritEnv: true, endWithScript: true, entry: 'bundle' },
   );
   await svc.start();
   return {
@@ -128,7 +156,7 @@ async function startPipe(ctx: LoadContext, prefix: string, url: string, readings
   await migrate(pool, DEFAULT_CATALOG, pino({ level: 'silent' }));
   await pool.end();
   const proc = adopt(
-    spawn(process.execPath, ['--import', 'tsx', 'dev/bench-pipe.ts', ctx.mqttUrl, `${prefix}/+/+/telemetry`, url, String(readings)], {
+    spawn(process.execPath, [`${ROOT}${PIPE_BUNDLE}`, ctx.mqttUrl, `${prefix}/+/+/telemetry`, url, String(readings)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     }),
   );

@@ -24,7 +24,7 @@ import { adopt } from '../test/support/children.ts';
 import { createDatabase, localTimescaleUrl, query } from '../test/support/database.ts';
 import { PrivateMosquitto } from '../test/support/mosquitto.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { type Ingester, type LoadContext, type LoadResult, measureLoad } from './bench-load.ts';
+import { buildIngesters, type Ingester, type LoadContext, type LoadResult, measureLoad } from './bench-load.ts';
 import { benchMessages, benchWells, publishAll } from './bench-support.ts';
 
 const { values, numbers } = parseCliOrExit(process.argv.slice(2), {
@@ -60,6 +60,9 @@ const add = (name: string, x: number) => runs.set(name, [...(runs.get(name) ?? [
 const wells = benchWells(copies);
 const totalReadings = wells.reduce((n, w) => n + w.readings.length, 0);
 const messages = (perMessage: number, prefix: string) => benchMessages(wells, perMessage, prefix);
+
+// The service as the image runs it (its bundle) and the pipe ceiling bundled alike.
+buildIngesters();
 
 // Infrastructure: TimescaleDB and a private Mosquitto with the project's mosquitto.conf.
 const server = process.env.DATABASE_URL ?? localTimescaleUrl();

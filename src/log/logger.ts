@@ -49,13 +49,18 @@ export const LIFECYCLE_EVENTS = [
  */
 export function createLogger(level: string, format: 'auto' | 'json' | 'pretty'): Logger {
   const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY);
-  return pino({
+  const options = {
     level,
     base: { service: 'esp-ingest' },
     redact: { paths: REDACT, censor: '[redacted]' },
     serializers: { err: serializeError, error: serializeError },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
-  });
+  };
+  if (pretty) return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  // Written synchronously, line by line: a few lines a minute, and each is out before the next.
+  // pino's default asynchronous stdout let `process.exit` flush the last line ("stopped") while
+  // an earlier one ("stopping") was still being written, so the two came out swapped
+  // (sonic-boom flushSync skips the write in flight).
+  return pino(options, pino.destination({ dest: 1, sync: true }));
 }
 
 /**

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 import { parseYaml, readYaml } from '../support/dashboards.ts';
-import { freePort, freshDatabase, migratedDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
+import { BUNDLE_ARGS, freePort, freshDatabase, migratedDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
 import { ROOT } from '../support/root.ts';
 
 interface Service {
@@ -65,13 +65,16 @@ function dockerfileInstructions(): { op: string; args: string }[] {
 const instructions = dockerfileInstructions();
 /** The final stage: what the image holds and runs. */
 const finalStage = instructions.slice(instructions.map((i) => i.op).lastIndexOf('FROM'));
+/** The first stage: the production dependencies and the service's bundle. */
+const depsStage = instructions.slice(0, instructions.length - finalStage.length);
 /** The first stage's `npm ci` (up to any `&&`): how the image's node_modules are installed. */
 const depsInstall =
-  instructions
-    .slice(0, instructions.length - finalStage.length)
+  depsStage
     .find((i) => i.op === 'RUN' && i.args.startsWith('npm ci'))
     ?.args.split('&&')[0]
     ?.trim() ?? '';
+/** What the first stage does after its `npm ci`: COPY from the context and RUN (the build). */
+const depsSteps = depsStage.slice(depsStage.findIndex((i) => i.op === 'RUN' && i.args.startsWith('npm ci')) + 1);
 
 const compose = composeConfig();
 const svc = (name: string): Service => {
@@ -254,7 +257,9 @@ describe('Dockerfile', () => {
   it('runs node on src/main.ts as a non-root user, stops with SIGTERM, has a health check', () => {
     expect(finalStage[0]?.args).toMatch(/^node:20-(bookworm-)?slim$/);
     expect(depsInstall).toMatch(/^npm ci --omit=dev\b/);
-    expect(cmd).toEqual(['node', '--import', 'tsx', 'src/main.ts']);
+    // What the bench runs as "the service" (test/support/service-process.ts BUNDLE_ARGS).
+    expect(cmd).toEqual(['node', ...BUNDLE_ARGS]);
+    expect(depsSteps.map((i) => `${i.op} ${i.args}`)).toEqual(['COPY src/ src/', 'RUN npm run build']);
     expect(one('USER')).toEqual(['node']);
     expect(one('STOPSIGNAL')).toEqual(['SIGTERM']);
     expect(healthcheckCmd[0]).toBe('node');
@@ -288,11 +293,19 @@ describe('Dockerfile', () => {
       // the image's files hold the production dependencies only.
       for (const f of ['package.json', 'package-lock.json']) cpSync(path.join(ROOT, f), path.join(deps, f));
       execFileSync('sh', ['-c', `${depsInstall} --prefer-offline`], { cwd: deps, stdio: 'ignore', timeout: 120_000 });
-      // What the final stage copies from the build context, and the deps stage's node_modules.
+      // Then the rest of that stage: the sources copied in, the bundle built.
+      for (const step of depsSteps) {
+        const parts = step.args.split(/\s+/);
+        if (step.op === 'COPY') cpSync(path.join(ROOT, parts[0]!), path.join(deps, parts[1]!), { recursive: true });
+        else if (step.op === 'RUN') execFileSync('sh', ['-c', step.args], { cwd: deps, stdio: 'ignore', timeout: 120_000 });
+      }
+      // What the final stage copies from the deps stage (/app/…) and from the build context.
       for (const args of one('COPY')) {
         const parts = args.split(/\s+/);
         if (parts[0]?.startsWith('--from')) {
-          renameSync(path.join(deps, 'node_modules'), path.join(dir, 'node_modules'));
+          const [from, to] = [parts[1]!.replace(/^\/app\//, ''), parts[2]!];
+          if (from.replace(/\/$/, '') === 'node_modules') renameSync(path.join(deps, 'node_modules'), path.join(dir, 'node_modules'));
+          else cpSync(path.join(deps, from), path.join(dir, to), { recursive: true });
           continue;
         }
         const dest = parts.at(-1)!;

@@ -1,7 +1,7 @@
 // The service (the `npm start` entry point) as a child process, for integration tests, the demo
 // and the benchmark: start on a free HTTP port, wait until /readyz is 200, read its metrics and
 // output, stop with a signal. Dev tools have it end with them (children.ts), also on Ctrl-C.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { adopt, stopChild } from './children.ts';
 import { freePort } from './net.ts';
@@ -37,6 +37,19 @@ export interface ServiceProcessOptions {
   readonly inheritEnv?: boolean;
   /** Stop the service when this process ends or gets SIGINT/SIGTERM (children.ts): for dev tools. */
   readonly endWithScript?: boolean;
+  /**
+   * `sources` (default): src/main.ts through tsx, as `npm start` runs it. `bundle`: what the image
+   * runs, `npm run build`'s dist/service/main.js (built by the caller; see buildBundle).
+   */
+  readonly entry?: 'sources' | 'bundle';
+}
+
+/** The image's command after `node` (the Dockerfile's CMD), relative to the project root. */
+export const BUNDLE_ARGS = ['--enable-source-maps', 'dist/service/main.js'];
+
+/** Runs `npm run build` (esbuild, under a second), so that `entry: 'bundle'` runs the current sources. */
+export function buildBundle(): void {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
 }
 
 /**
@@ -80,7 +93,8 @@ export class ServiceProcess {
     this.httpPort = await freePort();
     const extra = (process.env.ESP_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const base = this.opts.inheritEnv ? process.env : { PATH: process.env.PATH ?? '' };
-    const proc = spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
+    const entry = this.opts.entry === 'bundle' ? BUNDLE_ARGS : ['--import', 'tsx', 'src/main.ts'];
+    const proc = spawn(process.execPath, [...extra, ...entry], {
       cwd: ROOT,
       env: { LOG_LEVEL: 'info', ...base, LOG_FORMAT: 'json', HTTP_HOST: '127.0.0.1', ...this.env, HTTP_PORT: String(this.httpPort) },
       stdio: ['ignore', 'pipe', 'pipe'],
