@@ -42,8 +42,7 @@ export const BOOT_SEQ_MAX = 1;
  */
 export function modulus(width: SeqWidth, maxSeq: number): number {
   if (width !== 'auto' && maxSeq < 2 ** width) return 2 ** width;
-  for (const bits of [8, 16, 32]) if (maxSeq < 2 ** bits) return 2 ** bits;
-  return Number.MAX_SAFE_INTEGER;
+  return maxSeq < 2 ** 8 ? 2 ** 8 : maxSeq < 2 ** 16 ? 2 ** 16 : maxSeq < 2 ** 32 ? 2 ** 32 : Number.MAX_SAFE_INTEGER;
 }
 
 /**
@@ -74,26 +73,38 @@ export function trackSequence(
   const gaps: SeqGap[] = [];
   let wraps = 0;
   let reboots = 0;
-  let s = state;
+  // The state in locals, one object at the end (and `state` itself when nothing advanced it).
+  let known = state !== undefined;
+  let lastSeq = state?.lastSeq ?? 0;
+  let lastTsUs = state?.lastTsUs ?? 0;
+  let maxSeq = state?.maxSeq ?? 0;
+  let advanced = false;
   for (const r of ordered) {
-    if (!s) {
-      s = { lastSeq: r.seq, lastTsUs: r.tsUs, maxSeq: r.seq };
+    if (!known) {
+      known = true;
+      advanced = true;
+      lastSeq = r.seq;
+      lastTsUs = r.tsUs;
+      maxSeq = r.seq;
       continue;
     }
-    if (r.tsUs <= s.lastTsUs) continue;
-    const m = modulus(width, Math.max(s.maxSeq, r.seq));
-    const step = (((r.seq - s.lastSeq) % m) + m) % m;
+    if (r.tsUs <= lastTsUs) continue;
+    const m = modulus(width, Math.max(maxSeq, r.seq));
+    const step = (((r.seq - lastSeq) % m) + m) % m;
     if (step === 0) {
       // Same seq, later time: a device re-sending its last reading; nothing missing.
     } else if (step === 1) {
-      if (r.seq < s.lastSeq) wraps++;
+      if (r.seq < lastSeq) wraps++;
     } else if (r.seq <= BOOT_SEQ_MAX || step >= m / 2) {
       reboots++;
     } else {
-      if (r.seq < s.lastSeq) wraps++;
-      gaps.push({ afterSeq: s.lastSeq, beforeSeq: r.seq, afterTsUs: s.lastTsUs, beforeTsUs: r.tsUs, missing: step - 1 });
+      if (r.seq < lastSeq) wraps++;
+      gaps.push({ afterSeq: lastSeq, beforeSeq: r.seq, afterTsUs: lastTsUs, beforeTsUs: r.tsUs, missing: step - 1 });
     }
-    s = { lastSeq: r.seq, lastTsUs: r.tsUs, maxSeq: Math.max(s.maxSeq, r.seq) };
+    lastSeq = r.seq;
+    lastTsUs = r.tsUs;
+    maxSeq = Math.max(maxSeq, r.seq);
+    advanced = true;
   }
-  return { state: s, gaps, wraps, reboots };
+  return { state: advanced ? { lastSeq, lastTsUs, maxSeq } : state, gaps, wraps, reboots };
 }

@@ -13,6 +13,30 @@ export interface Merged {
 
 /** @param readings in arrival order. Input objects are not mutated. */
 export function mergeByKey(readings: readonly Reading[]): Merged {
+  // The usual batch: each well's readings in rising device time, so no key can repeat. Checked
+  // with one lookup per reading; only otherwise is every key indexed.
+  if (risingPerWell(readings)) return { rows: readings.slice(), duplicates: 0, conflicts: 0 };
+  return mergeIndexed(readings);
+}
+
+/** True when every well's readings have strictly rising device times (then no key repeats). */
+function risingPerWell(readings: readonly Reading[]): boolean {
+  const last = new Map<string, number>();
+  let well: string | undefined;
+  let lastTs = 0;
+  for (const r of readings) {
+    if (r.wellId !== well) {
+      if (well !== undefined) last.set(well, lastTs);
+      well = r.wellId;
+      const seen = last.get(well);
+      if (seen !== undefined && r.tsUs <= seen) return false;
+    } else if (r.tsUs <= lastTs) return false;
+    lastTs = r.tsUs;
+  }
+  return true;
+}
+
+function mergeIndexed(readings: readonly Reading[]): Merged {
   // Keyed per well, then by device time (a number): no key string built per reading.
   const byWell = new Map<string, Map<number, number>>();
   const rows: Reading[] = [];

@@ -4,7 +4,7 @@
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import type { RejectRow } from '../decode/work.ts';
-import { COPY_NULL, copyBytea, copyFloat, copyInt, copyJson, copyText, copyTimestampUs, TIMESTAMP_MAX_BYTES, writeTimestampUs } from './copy-encode.ts';
+import { COPY_NULL, copyBytea, copyFloat, copyInt, copyText, copyTimestampUs, TIMESTAMP_MAX_BYTES, writeTimestampUs } from './copy-encode.ts';
 
 /**
  * TimescaleDB's bound on tuples one DML statement may decompress (default 100000; past it SQLSTATE
@@ -176,9 +176,10 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
       site = r.site;
       prefix = Buffer.from(`\t${copyText(wellId)}\t${copyText(site)}\t`, 'utf8');
     }
-    const extra = r.extra === null ? undefined : copyJson(r.extra);
-    // An upper bound of the line's bytes: a line is never split across chunks.
-    const bound = TIMESTAMP_MAX_BYTES + prefix.length + 20 + (extra === undefined ? 3 : 1 + Buffer.byteLength(extra)) + n * FLOAT_MAX_BYTES + 1;
+    const extra = r.extra === null ? undefined : jsonText(r.extra);
+    // An upper bound of the line's bytes (UTF-8 takes at most 3 bytes per UTF-16 unit): a line is
+    // never split across chunks.
+    const bound = TIMESTAMP_MAX_BYTES + prefix.length + 20 + (extra === undefined ? 3 : 1 + 3 * extra.length) + n * FLOAT_MAX_BYTES + 1;
     if (pos + bound > buf.length) {
       if (pos > 0) yield buf.subarray(0, pos);
       buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, bound));
@@ -188,7 +189,7 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
     pos += prefix.copy(buf, pos);
     pos = writeAscii(buf, pos, r.seq === null ? COPY_NULL : String(r.seq));
     buf[pos++] = TAB;
-    pos = extra === undefined ? writeAscii(buf, pos, COPY_NULL) : pos + buf.write(extra, pos, 'utf8');
+    pos = extra === undefined ? writeAscii(buf, pos, COPY_NULL) : writeText(buf, pos, extra);
     const values = r.values;
     for (let c = 0; c < n; c++) {
       const v = values[columns[c]!];
@@ -202,6 +203,25 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
 
 const TAB = 0x09;
 const NEWLINE = 0x0a;
+
+/**
+ * copyJson's text of a jsonb value: JSON.stringify escapes every control character (with a
+ * backslash), so a backslash is all the COPY text format needs escaped, and mostly there is none.
+ */
+function jsonText(value: unknown): string {
+  const json = JSON.stringify(value);
+  return json.includes('\\') ? copyText(json) : json;
+}
+
+/** Writes a string as UTF-8: byte by byte while it is ASCII, the rest through Buffer#write. @returns the position after it. */
+function writeText(buf: Buffer, pos: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return pos + buf.write(text.slice(i), pos, 'utf8');
+    buf[pos++] = c;
+  }
+  return pos;
+}
 
 /** Writes an ASCII string (digits, `-`, `.`, `e`, `+`, `\N`) byte by byte. @returns the position after it. */
 function writeAscii(buf: Buffer, pos: number, text: string): number {

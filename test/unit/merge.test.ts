@@ -138,4 +138,28 @@ describe('mergeByKey', () => {
     mergeByKey([a, b]);
     expect([a, b]).toEqual(snapshot);
   });
+
+  it("finds a repeated key behind another well's readings, and agrees with a key-by-key merge on random batches", () => {
+    const m = mergeByKey([reading('W-1', 1, [1]), reading('W-2', 1, [2]), reading('W-1', 2, [3]), reading('W-2', 1, [4])]);
+    expect(m).toMatchObject({ duplicates: 1, conflicts: 1 });
+    expect(m.rows.map((r) => [r.wellId, r.tsUs])).toEqual([
+      ['W-1', 1],
+      ['W-2', 1],
+      ['W-1', 2],
+    ]);
+    let seed = 3;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let batch = 0; batch < 500; batch++) {
+      const readings = Array.from({ length: 1 + random(40) }, () => reading(`W-${random(3)}`, random(30), [random(2) === 0 ? null : random(3)]));
+      const keys = new Map<string, number>();
+      for (const r of readings) keys.set(`${r.wellId} ${r.tsUs}`, (keys.get(`${r.wellId} ${r.tsUs}`) ?? 0) + 1);
+      const merged = mergeByKey(readings);
+      expect(merged.rows).toHaveLength(keys.size);
+      expect(merged.duplicates).toBe(readings.length - keys.size);
+      expect(new Set(merged.rows.map((r) => `${r.wellId} ${r.tsUs}`)).size).toBe(keys.size);
+    }
+  });
 });
