@@ -136,3 +136,13 @@ export function copyJson(value: unknown): string {
 export function copyBytea(bytes: Uint8Array): string {
   return `\\\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
 }
+
+/** Writes a string as UTF-8: byte by byte while it is ASCII, the rest through Buffer#write. @returns the position after it. */
+export function writeUtf8(buf: Buffer, pos: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) return pos + buf.write(text.slice(i), pos, 'utf8');
+    buf[pos++] = c;
+  }
+  return pos;
+}

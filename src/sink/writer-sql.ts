@@ -4,7 +4,7 @@
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import type { RejectRow } from '../decode/work.ts';
-import { COPY_NULL, copyBytea, copyFloat, copyInt, copyText, copyTimestampUs, TIMESTAMP_MAX_BYTES, writeTimestampUs } from './copy-encode.ts';
+import { COPY_NULL, copyBytea, copyFloat, copyInt, copyText, copyTimestampUs, TIMESTAMP_MAX_BYTES, writeTimestampUs, writeUtf8 } from './copy-encode.ts';
 
 /**
  * TimescaleDB's bound on tuples one DML statement may decompress (default 100000; past it SQLSTATE
@@ -189,7 +189,7 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
     pos += prefix.copy(buf, pos);
     pos = writeAscii(buf, pos, r.seq === null ? COPY_NULL : String(r.seq));
     buf[pos++] = TAB;
-    pos = extra === undefined ? writeAscii(buf, pos, COPY_NULL) : writeText(buf, pos, extra);
+    pos = extra === undefined ? writeAscii(buf, pos, COPY_NULL) : writeUtf8(buf, pos, extra);
     const values = r.values;
     for (let c = 0; c < n; c++) {
       const v = values[columns[c]!];
@@ -211,16 +211,6 @@ const NEWLINE = 0x0a;
 function jsonText(value: unknown): string {
   const json = JSON.stringify(value);
   return json.includes('\\') ? copyText(json) : json;
-}
-
-/** Writes a string as UTF-8: byte by byte while it is ASCII, the rest through Buffer#write. @returns the position after it. */
-function writeText(buf: Buffer, pos: number, text: string): number {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0x80) return pos + buf.write(text.slice(i), pos, 'utf8');
-    buf[pos++] = c;
-  }
-  return pos;
 }
 
 /** Writes an ASCII string (digits, `-`, `.`, `e`, `+`, `\N`) byte by byte. @returns the position after it. */

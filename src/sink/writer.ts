@@ -14,6 +14,7 @@ import type { Reading } from '../decode/decode.ts';
 import type { RejectRow } from '../decode/work.ts';
 import { AbortedError } from '../errors.ts';
 import { destroyConnection } from './connections.ts';
+import { binaryReadingChunks } from './copy-binary.ts';
 import { copyTimestampUs } from './copy-encode.ts';
 import { isTransientWriteConflict } from './sqlstate.ts';
 import { keyBounds, LIFT_DECOMPRESSION_LIMIT, readingChunks, rejectLines, usedChannels, type WriterSql, writerSql } from './writer-sql.ts';
@@ -45,8 +46,13 @@ export interface WriteOptions {
  */
 export interface SqlSession {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
-  /** `COPY <target> FROM STDIN` fed with COPY text (strings, or UTF-8 bytes in whole lines). */
-  copyIn(target: string, text: Iterable<string | Uint8Array>): Promise<void>;
+  /**
+   * `COPY <target> FROM STDIN` fed with COPY text (strings, or UTF-8 bytes in whole lines), or
+   * with `binary` the binary format (copy-binary.ts).
+   */
+  copyIn(target: string, data: Iterable<string | Uint8Array>, binary?: boolean): Promise<void>;
+  /** The readings may be copied in the binary format (the session supports it and the columns' types match). */
+  readonly binaryCopy?: boolean;
 }
 
 /** Writes batches; stateless apart from which pooled connections already have the temp table. */
@@ -57,6 +63,8 @@ export class TelemetryWriter {
   readonly #staged = new WeakSet<PoolClient>();
   readonly #deadlineMs: number;
   readonly #statementDeadlineMs: number;
+  /** Readings copied in the binary format: esp_telemetry's column types are its own (checked on the first write, and after a failed one). */
+  #binary: boolean | undefined;
 
   /**
    * @param deadlineMs whole-transaction bound; past it the connection is destroyed and the
@@ -114,13 +122,18 @@ export class TelemetryWriter {
       return Promise.race([work, silent]).finally(() => clearTimeout(timer));
     };
     try {
-      const session = pgSession(client, bounded);
+      this.#binary ??= binaryCopyProblem(await columnTypes(client), this.#catalog) === undefined;
+      const session = pgSession(client, bounded, this.#binary);
       if (!this.#staged.has(client)) {
         await session.query(this.#sql.createStage);
         this.#staged.add(client);
       }
       return await commitBatch(session, this.#sql, this.#catalog.length, rows, rejects, options);
     } catch (err) {
+      // The column types are checked again before the next write: a type ALTERed while running
+      // makes the server refuse binary data (22P03, or 08P01 when too few bytes for the type), and
+      // the retry (or the committer's isolation) then writes the text format.
+      this.#binary = undefined;
       failure ??= err as Error;
       throw failure === err ? err : Object.assign(failure, { cause: err });
     } finally {
@@ -135,20 +148,53 @@ export class TelemetryWriter {
 }
 
 /**
+ * Why esp_telemetry cannot take the binary COPY of copy-binary.ts, or undefined when it can: each
+ * column it writes must have the type whose binary form it sends.
+ * @param types column name → information_schema.columns.data_type.
+ */
+export function binaryCopyProblem(types: ReadonlyMap<string, string>, catalog: readonly Channel[]): string | undefined {
+  const expected: [string, string][] = [
+    ['ts', 'timestamp with time zone'],
+    ['well_id', 'text'],
+    ['site', 'text'],
+    ['seq', 'bigint'],
+    ['extra', 'jsonb'],
+    ...catalog.map((c): [string, string] => [c.column, 'double precision']),
+  ];
+  const wrong = expected.filter(([column, type]) => types.get(column) !== type);
+  return wrong.length === 0 ? undefined : wrong.map(([column, type]) => `${column} is ${types.get(column) ?? 'missing'}, not ${type}`).join('; ');
+}
+
+/** esp_telemetry's column types (in the schema COPY resolves it in). */
+async function columnTypes(client: PoolClient): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ column_name: string; data_type: string }>(
+    `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'esp_telemetry'`,
+  );
+  return new Map(rows.map((r) => [r.column_name, r.data_type]));
+}
+
+/**
  * Past statement_timeout, the server answers with 57014 within milliseconds on a live connection;
  * this much more without any answer means the connection (or server) is gone.
  */
 export const STATEMENT_GRACE_MS = 3_000;
 
 /** node-postgres as a SqlSession; COPY through pg-copy-streams; each statement `bounded`. */
-function pgSession(client: PoolClient, bounded: <R>(work: Promise<R>) => Promise<R>): SqlSession {
+function pgSession(client: PoolClient, bounded: <R>(work: Promise<R>) => Promise<R>, binaryCopy: boolean): SqlSession {
   return {
+    binaryCopy,
     query: async <R>(text: string, params?: unknown[]) => {
       const res = await bounded(client.query(text, params));
       return { rows: res.rows as R[], rowCount: res.rowCount };
     },
-    copyIn: (target, text) => bounded(pipeline(Readable.from(text), client.query(copyFrom(`COPY ${target} FROM STDIN`)))),
+    copyIn: (target, data, binary) =>
+      bounded(pipeline(Readable.from(data), client.query(copyFrom(`COPY ${target} FROM STDIN${binary ? ' (FORMAT binary)' : ''}`)))),
   };
+}
+
+/** The readings' COPY data and whether it is the binary format, as the session takes them. */
+function readingData(session: SqlSession, rows: readonly Reading[], channels: readonly number[]): [Iterable<Uint8Array>, boolean] {
+  return session.binaryCopy ? [binaryReadingChunks(rows, channels), true] : [readingChunks(rows, channels), false];
 }
 
 /**
@@ -208,7 +254,7 @@ async function fastPath(
   await begin(session, options);
   try {
     const channels = usedChannels(rows, channelCount);
-    await session.copyIn(sql.copyTarget('esp_telemetry', channels), readingChunks(rows, channels));
+    await session.copyIn(sql.copyTarget('esp_telemetry', channels), ...readingData(session, rows, channels));
   } catch (err) {
     if ((err as { code?: string }).code !== '23505') throw err;
     await session.query('ROLLBACK');
@@ -240,7 +286,7 @@ async function stagedPath(
     const bounds = keyBounds(rows);
     await session.query(sql.truncateStage);
     const channels = usedChannels(rows, channelCount);
-    await session.copyIn(sql.copyTarget('esp_stage', channels), readingChunks(rows, channels));
+    await session.copyIn(sql.copyTarget('esp_stage', channels), ...readingData(session, rows, channels));
     const inserted = (await session.query(sql.insertFromStage, bounds)).rowCount ?? 0;
     result = { inserted, duplicates: rows.length - inserted, conflicts: 0, filled: 0 };
     if (inserted < rows.length) {

@@ -94,6 +94,49 @@ describe('TelemetryWriter', () => {
     expect(rows).toEqual([{ well_id: 'W\t2\\N', us: '123456', note: 'line1\nline2 \\ ünï 🛢' }]);
   });
 
+  it('stores the same rows through the binary and the text COPY format, to the bit', async () => {
+    // Both encoders on one batch of awkward values: before 2000 and after 2038, µs, negative and
+    // subnormal floats, the largest seq, text needing escapes, non-ASCII, a NULL site, jsonb.
+    const rows = [
+      reading('Poço-7', -1, { vsd_frequency_hz: 5e-324, motor_current_a: -0.1 }, { site: 'Campo\\Sul', seq: Number.MAX_SAFE_INTEGER }),
+      reading(
+        'Poço-7',
+        MAY_1_US + 1,
+        { intake_pressure_kpa: 1 / 3, gas_lift_flow_sm3_s: 1e-300 },
+        { seq: 0, extra: { note: 'tab\there ✓', n: [1, { x: null }] } },
+      ),
+      reading('W\t2', Date.parse('2100-02-28T23:59:59.999Z') * 1000 + 999, { downhole_gauge_pressure_pa: 2e8 }, { site: null, extra: { ünï: '🛢' } }),
+    ];
+    const stored = async (url: string) =>
+      query<{ r: string }>(
+        url,
+        `SELECT concat_ws('|', ts, well_id, site, seq, extra, float8send(vsd_frequency_hz), float8send(motor_current_a), float8send(intake_pressure_kpa), float8send(gas_lift_flow_sm3_s), float8send(downhole_gauge_pressure_pa)) AS r FROM esp_telemetry ORDER BY well_id, ts`,
+      );
+    const binary = await setup();
+    await binary.writer.write(rows, []);
+    const text = await setup();
+    // A catalog column of another type makes the writer use the text format.
+    await query(text.url, 'ALTER TABLE esp_telemetry ADD COLUMN probe_only_text_pa double precision');
+    await query(text.url, 'ALTER TABLE esp_telemetry ALTER COLUMN vibration_mm_s TYPE real');
+    await text.writer.write(rows, []);
+    const [a, b] = [await stored(binary.url), await stored(text.url)];
+    expect(a).toHaveLength(3);
+    expect(a).toEqual(b);
+  });
+
+  it('a channel column ALTERed to another type while running: the next attempt writes the batch in the text format', async () => {
+    const { url, writer } = await setup();
+    await writer.write([reading('W-1', MAY_1_US, { vibration_mm_s: 1.5 })], []);
+    await query(url, 'ALTER TABLE esp_telemetry ALTER COLUMN vibration_mm_s TYPE numeric');
+    // The server refuses the binary data (numeric_recv finds too few bytes); the next attempt (the
+    // committer's retry) checks the types again and writes text.
+    const first = await writer.write([reading('W-1', MAY_1_US + 1, { vibration_mm_s: 2.5 })], []).catch((err: unknown) => err);
+    expect(first).toBeInstanceOf(Error);
+    await writer.write([reading('W-1', MAY_1_US + 1, { vibration_mm_s: 2.5 })], []);
+    const rows = await query<{ v: string }>(url, 'SELECT vibration_mm_s::text AS v FROM esp_telemetry ORDER BY ts');
+    expect(rows.map((r) => r.v)).toEqual(['1.5', '2.5']);
+  });
+
   it('stores rejects with the raw bytes, topic, reason and time received', async () => {
     const { url, writer } = await setup();
     const payload = Buffer.from([0x7b, 0xff, 0x00, 0x0a, 0x5c]);
