@@ -87,8 +87,14 @@ export class Committer {
    */
   async #writeInParts(works: readonly MessageWork[], rejectsOnly: boolean, tally: { splits: number; lifted: number }): Promise<'ok' | { err: unknown }> {
     const { metrics } = this.#deps;
-    const merged = mergeByKey(works.flatMap((w) => w.readings));
-    const rejects = works.flatMap((w) => w.rejects);
+    // Loops, not flatMap: a batch is up to BATCH_MAX_ROWS messages of one reading each.
+    const readings: Reading[] = [];
+    const rejects: RejectRow[] = [];
+    for (const w of works) {
+      for (const r of w.readings) readings.push(r);
+      for (const r of w.rejects) rejects.push(r);
+    }
+    const merged = mergeByKey(readings);
     let outcome = await this.#attempt(merged.rows, rejects, rejectsOnly, false);
     if (outcome === 'split') {
       if (works.length > 1) {
