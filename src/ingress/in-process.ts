@@ -78,7 +78,7 @@ export class InProcessIngress {
         // A live PUBLISH, never a replay of a retained one: subscribers get it with retain 0 [MQTT-3.3.1-9].
         retain: false,
         receivedAtMs: clock(),
-        ack: countedAck(release, metrics, gate),
+        ack: countedAck(release && { release }, metrics, gate),
       };
       // A promise means the buffer is full: this device's next packets wait (aedes reads its
       // socket again only when this callback ran), the others go on until they publish too.

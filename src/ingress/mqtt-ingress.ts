@@ -10,7 +10,7 @@ import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { connackRefusal, type FreshConnectOptions, readConnectFiles } from './connect-options.ts';
-import { PubackGate } from './puback-gate.ts';
+import { PubackGate, type Releasable } from './puback-gate.ts';
 import { SessionMarker } from './session-marker.ts';
 import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS } from './takeover.ts';
@@ -22,14 +22,14 @@ const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessag
 };
 
 /**
- * The `ack` of a message whose PUBACK `release` sends (undefined: QoS 0, nothing to send): counts
+ * The `ack` of a message whose PUBACK `held.release()` sends (undefined: QoS 0, nothing to send): counts
  * it sent (esp_ingest_messages_acknowledged_total) or dropped with its connection
  * (esp_ingest_pubacks_dropped_total), then sets esp_ingest_unacknowledged_messages to `held()`.
  */
-export function countedAck(release: (() => boolean) | undefined, metrics: Metrics, gate: { readonly held: number }): () => void {
-  if (!release) return noAck;
+export function countedAck(held: Releasable | undefined, metrics: Metrics, gate: { readonly held: number }): () => void {
+  if (!held) return noAck;
   return () => {
-    if (release()) metrics.messagesAcked.inc();
+    if (held.release()) metrics.messagesAcked.inc();
     else metrics.acksDropped.inc();
     metrics.unackedMessages.set(gate.held);
   };
@@ -188,8 +188,8 @@ export class MqttIngress {
       }
       received[qos]?.inc();
       if (packet.retain) metrics.retainedReceived.inc();
-      const release = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
-      if (release) unacknowledged.set(gate.held);
+      const held = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
+      if (held) unacknowledged.set(gate.held);
       if (!this.#accepting) {
         // Intake stopped: never PUBACK; the broker redelivers it to the next session.
         callback();
@@ -201,7 +201,7 @@ export class MqttIngress {
         qos,
         retain: packet.retain === true,
         receivedAtMs: this.#deps.clock(),
-        ack: countedAck(release, metrics, gate),
+        ack: countedAck(held, metrics, gate),
       };
       const wait = onMessage(msg);
       if (wait)

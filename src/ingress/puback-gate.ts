@@ -17,11 +17,25 @@ import { MqttClient } from 'mqtt';
 
 type SendPacket = (packet: { cmd: string; messageId?: number }, cb?: (err?: Error) => void, ...rest: unknown[]) => void;
 
-interface Held {
-  readonly epoch: number;
+/** A PUBACK to release; `release()` sends it (see PubackGate.hold). */
+export interface Releasable {
+  release(): boolean;
+}
+
+/** One held PUBACK: a single object per in-flight message (no closure besides it). */
+class Held implements Releasable {
   /** The PUBACK packet once MQTT.js produced it. */
-  packet?: { cmd: string; messageId?: number };
-  released: boolean;
+  packet: { cmd: string; messageId?: number } | undefined;
+  released = false;
+  constructor(
+    private readonly gate: { release(entry: Held): boolean },
+    readonly epoch: number,
+    readonly messageId: number,
+  ) {}
+
+  release(): boolean {
+    return this.gate.release(this);
+  }
 }
 
 export interface GateStats {
@@ -64,24 +78,28 @@ export class PubackGate {
 
   /**
    * Holds the PUBACK of `messageId` on the current connection.
-   * @returns release(): sends the PUBACK if the connection is still the one the message came
+   * @returns its release(): sends the PUBACK if the connection is still the one the message came
    *   on; returns false when it was dropped instead (the broker will redeliver).
    */
-  hold(messageId: number): () => boolean {
-    const entry: Held = { epoch: this.#epoch, released: false };
+  hold(messageId: number): Releasable {
+    const entry = new Held(this.#releaser, this.#epoch, messageId);
     this.#held.set(messageId, entry);
-    return () => {
-      if (entry.epoch !== this.#epoch || this.#held.get(messageId) !== entry) return false;
+    return entry;
+  }
+
+  readonly #releaser = {
+    release: (entry: Held): boolean => {
+      if (entry.epoch !== this.#epoch || this.#held.get(entry.messageId) !== entry) return false;
       if (!entry.packet) {
         entry.released = true;
         return true;
       }
-      this.#held.delete(messageId);
+      this.#held.delete(entry.messageId);
       if (!this.#client.connected) return false;
       this.#send(entry.packet);
       return true;
-    };
-  }
+    },
+  };
 
   /** PUBACKs held now. */
   get held(): number {
@@ -130,7 +148,7 @@ export function pubackGateProblem(handlePublish: PublishHandler | string = insta
     cb?.();
   };
   const gate = new PubackGate(client);
-  const release = gate.hold(1);
+  const held = gate.hold(1);
   let handled = false;
   handlePublish(
     client,
@@ -141,6 +159,6 @@ export function pubackGateProblem(handlePublish: PublishHandler | string = insta
   if (sent.some((p) => p.cmd === 'puback')) return 'a PUBACK left through _sendPacket while the gate held it';
   // Released on an unconnected client: false when the gate had caught the PUBACK (and drops it),
   // true when nothing was caught (it would go out whenever MQTT.js sends it).
-  if (release()) return 'the PUBACK never reached _sendPacket';
+  if (held.release()) return 'the PUBACK never reached _sendPacket';
   return undefined;
 }
