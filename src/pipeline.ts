@@ -31,7 +31,7 @@ export interface SequenceTracking {
 }
 
 export interface PipelineDeps {
-  /** BATCH_* and BUFFER_MAX_ROWS. */
+  /** BATCH_*, BUFFER_MAX_ROWS and BUFFER_MAX_BYTES. */
   readonly batch: Config['batch'];
   /** Messages held undecoded before intake pauses (MQTT_RECEIVE_MAXIMUM; see batch/admission.ts). */
   readonly maxWaiting: number;
@@ -60,6 +60,7 @@ export class Pipeline {
       maxRows: batch.maxRows,
       flushIntervalMs: batch.flushIntervalMs,
       bufferMaxRows: batch.bufferMaxRows,
+      bufferMaxBytes: batch.bufferMaxBytes,
       maxConcurrentFlushes: batch.flushConcurrency,
       flush: (items) => this.#commit(items),
       afterCommit: async (items) => void (await deps.sequence?.record(items.map((i) => i.data))),
@@ -116,7 +117,9 @@ export class Pipeline {
       this.#deps.log.error({ err, topic: msg.topic, bytes: msg.payload.byteLength }, 'payload could not be decoded; rejected');
       work = undecodable(msg, err);
     }
-    return this.#batcher.add({ rows: work.readings.length + work.rejects.length, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });
+    // A message weighs its payload's bytes against BUFFER_MAX_BYTES (its decoded readings take a
+    // small multiple of that on the heap).
+    return this.#batcher.add({ rows: work.readings.length + work.rejects.length, bytes: msg.payload.byteLength, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });
   }
 
   /** Commits a batch, then records each well's freshness (the batcher acknowledges after this). */

@@ -1,8 +1,8 @@
 // Batcher: bounded buffering between decode and sink. Flushes at `maxRows` readings or
 // `flushIntervalMs` after the first pending one, whichever comes first; up to
 // `maxConcurrentFlushes` batches commit at once, and acknowledgements go out in arrival order
-// [MQTT-4.6.0-2]. Holds at most `bufferMaxRows` (pending plus batches being flushed): past that,
-// `add` returns a promise that settles when there is room (see admission.ts).
+// [MQTT-4.6.0-2]. Holds at most `bufferMaxRows` and `bufferMaxBytes` (pending plus batches being
+// flushed): past either, `add` returns a promise that settles when there is room (see admission.ts).
 // Two lanes keep live data ahead of backfill: items `lanes.isBackfill` says are old (a well
 // sending its buffer after an outage) go in their own batches, with at most
 // `maxConcurrentFlushes - 1` of them committing at once and at most `lanes.backfillMaxRows`
@@ -12,6 +12,8 @@
 /** One message's worth of work; `rows` counts readings plus rejections. */
 export interface BatchItem<T = unknown> {
   readonly rows: number;
+  /** What the item weighs in memory for bufferMaxBytes (the message's payload bytes); default 0. */
+  readonly bytes?: number;
   readonly receivedAtMs: number;
   readonly data: T;
   /** Called once, after `flush` committed the batch holding this item. */
@@ -22,6 +24,8 @@ export interface BatcherOptions<T> {
   readonly maxRows: number;
   readonly flushIntervalMs: number;
   readonly bufferMaxRows: number;
+  /** Most bytes (items' `bytes`) held at once; default no bound. */
+  readonly bufferMaxBytes?: number;
   /** Commits the items (retrying as it sees fit); rejects only when giving up (shutdown). */
   readonly flush: (items: readonly BatchItem<T>[]) => Promise<void>;
   /**
@@ -76,6 +80,7 @@ export class Batcher<T> {
   /** When the last live item was added (performance.now()); -Infinity before any. */
   #liveSeenAt = -Infinity;
   #bufferedRows = 0;
+  #bufferedBytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #due = false;
   /** Batches taken and not yet acknowledged (committing, or committed and waiting their turn). */
@@ -142,6 +147,7 @@ export class Batcher<T> {
     if (lane === 'live') this.#liveSeenAt = performance.now();
     q.items.push(item);
     q.rows += item.rows;
+    this.#bufferedBytes += item.bytes ?? 0;
     this.#setBuffered(this.#bufferedRows + item.rows);
     if (this.#pendingCount() === 1 && this.#timer === undefined) {
       this.#timer = setTimeout(() => {
@@ -151,7 +157,7 @@ export class Batcher<T> {
       }, this.#options.flushIntervalMs);
     }
     this.#kick();
-    if (this.#bufferedRows < this.#options.bufferMaxRows) return undefined;
+    if (!this.#full()) return undefined;
     return new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
   }
 
@@ -235,6 +241,7 @@ export class Batcher<T> {
         let rows = 0;
         for (const it of batch) {
           rows += it.rows;
+          this.#bufferedBytes -= it.bytes ?? 0;
           it.ack();
         }
         if (lane === 'backfill') this.#backfillDone(batch, rows);
@@ -294,6 +301,11 @@ export class Batcher<T> {
     this.#timer = undefined;
   }
 
+  /** At the cap of rows or of bytes. */
+  #full(): boolean {
+    return this.#bufferedRows >= this.#options.bufferMaxRows || this.#bufferedBytes >= (this.#options.bufferMaxBytes ?? Infinity);
+  }
+
   #setBuffered(rows: number): void {
     this.#bufferedRows = rows;
     this.#options.onBuffered?.(rows);
@@ -305,7 +317,7 @@ export class Batcher<T> {
       this.#laneWaiters = [];
       for (const w of lane) w();
     }
-    if (this.#bufferedRows >= this.#options.bufferMaxRows && !this.#failure) return;
+    if (this.#full() && !this.#failure) return;
     const waiters = this.#spaceWaiters;
     this.#spaceWaiters = [];
     for (const w of waiters) w();

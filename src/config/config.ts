@@ -126,6 +126,7 @@ const EnvSchema = z.object({
   BATCH_MAX_ROWS: int(1, 1_000_000).default(5_000),
   BATCH_FLUSH_INTERVAL_MS: int(1, 600_000).default(200),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(50_000),
+  BUFFER_MAX_BYTES: int(64 * 1024, 4 * 1024 ** 3).default(16 * 1024 * 1024),
   FLUSH_CONCURRENCY: int(1, 8).default(2),
   BACKFILL_AFTER: durationOrOff('1 hour', 60, 100 * 366 * 86_400),
   MESSAGE_MAX_BYTES: int(64, 16 * 1024 * 1024).default(256 * 1024),
@@ -235,6 +236,8 @@ export interface Config {
     readonly maxRows: number;
     readonly flushIntervalMs: number;
     readonly bufferMaxRows: number;
+    /** BUFFER_MAX_BYTES: payload bytes of the messages held decoded. */
+    readonly bufferMaxBytes: number;
     /** Batches committing at once, each on its own connection; PUBACKs keep arrival order. */
     readonly flushConcurrency: number;
     /** Messages with a reading older than this go in the backfill lane (seconds); null: one lane. */
@@ -304,6 +307,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const bufferMax = EnvSchema.shape.BUFFER_MAX_ROWS.safeParse(clean.BUFFER_MAX_ROWS);
   if (batchMax.success && bufferMax.success && bufferMax.data < batchMax.data) {
     problems.push(`BUFFER_MAX_ROWS (${bufferMax.data}) must be >= BATCH_MAX_ROWS (${batchMax.data})`);
+  }
+  const bufferBytes = EnvSchema.shape.BUFFER_MAX_BYTES.safeParse(clean.BUFFER_MAX_BYTES);
+  const messageBytes = EnvSchema.shape.MESSAGE_MAX_BYTES.safeParse(clean.MESSAGE_MAX_BYTES);
+  if (bufferBytes.success && messageBytes.success && bufferBytes.data < messageBytes.data) {
+    problems.push(`BUFFER_MAX_BYTES (${bufferBytes.data}) must be >= MESSAGE_MAX_BYTES (${messageBytes.data})`);
   }
   const concurrency = EnvSchema.shape.FLUSH_CONCURRENCY.safeParse(clean.FLUSH_CONCURRENCY);
   const poolMax = EnvSchema.shape.DB_POOL_MAX.safeParse(clean.DB_POOL_MAX);
@@ -385,6 +393,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       maxRows: e.BATCH_MAX_ROWS,
       flushIntervalMs: e.BATCH_FLUSH_INTERVAL_MS,
       bufferMaxRows: e.BUFFER_MAX_ROWS,
+      bufferMaxBytes: e.BUFFER_MAX_BYTES,
       flushConcurrency: e.FLUSH_CONCURRENCY,
       backfillAfterS: e.BACKFILL_AFTER,
     },

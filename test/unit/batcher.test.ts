@@ -47,11 +47,13 @@ function harness(opts: Partial<Omit<BatcherOptions<string>, 'flush'>> & { manual
     maxRows: opts.maxRows ?? 5,
     flushIntervalMs: opts.flushIntervalMs ?? 200,
     bufferMaxRows: opts.bufferMaxRows ?? 100,
+    ...(opts.bufferMaxBytes === undefined ? {} : { bufferMaxBytes: opts.bufferMaxBytes }),
     flush,
     onBuffered: (rows) => buffered.push(rows),
   });
-  const item = (name: string, rows = 1, receivedAtMs = 0): BatchItem<string> => ({
+  const item = (name: string, rows = 1, receivedAtMs = 0, bytes = 0): BatchItem<string> => ({
     rows,
+    bytes,
     receivedAtMs,
     data: name,
     ack: () => events.push(`ack:${name}`),
@@ -203,6 +205,23 @@ describe('Batcher: full buffer (backpressure)', () => {
     expect(h.acks()).toEqual(['a']);
     expect(h.batcher.bufferedRows).toBe(2);
     expect(h.buffered).toEqual([2, 4, 2]);
+  });
+
+  it('pauses at the byte cap as at the row cap: fat messages are bounded by their size, not their count', async () => {
+    const h = harness({ maxRows: 100, bufferMaxRows: 100, bufferMaxBytes: 1_000, manual: true, flushIntervalMs: 10 });
+    expect(h.batcher.add(h.item('a', 1, 0, 600))).toBeUndefined();
+    const wait = h.batcher.add(h.item('b', 1, 0, 600));
+    expect(wait).toBeInstanceOf(Promise);
+    let roomy = false;
+    void wait?.then(() => (roomy = true));
+    await vi.advanceTimersByTimeAsync(20);
+    expect(h.batcher.bufferedRows).toBe(2);
+    expect(roomy).toBe(false);
+    h.pending[0]!.resolve();
+    await settle();
+    expect(roomy).toBe(true);
+    expect(h.acks()).toEqual(['a', 'b']);
+    expect(h.batcher.add(h.item('c', 1, 0, 999))).toBeUndefined();
   });
 
   it('accepts an item larger than the cap alone and releases its caller after its flush', async () => {

@@ -43,7 +43,7 @@ describe('loadConfig: defaults', () => {
       http: { port: 9464, host: '0.0.0.0' },
       metrics: { wellsMax: 1_000 },
       backup: { infoFile: undefined },
-      batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, flushConcurrency: 2, backfillAfterS: 3_600 },
+      batch: { maxRows: 5_000, flushIntervalMs: 200, bufferMaxRows: 50_000, bufferMaxBytes: 16 * 1024 * 1024, flushConcurrency: 2, backfillAfterS: 3_600 },
       decode: {
         messageMaxBytes: 262_144,
         unknownFields: 'keep',
