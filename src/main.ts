@@ -1,9 +1,11 @@
 // Production entry point (`npm start`): config from the environment, start, stop on
 // SIGTERM/SIGINT. Exit codes: 0 clean stop; 1 shutdown deadline passed or fatal error;
 // 2 invalid configuration.
+import { getHeapStatistics } from 'node:v8';
 import { type App, startApp } from './app.ts';
 import { type Config, loadConfig } from './config/config.ts';
 import { unreadableFiles } from './config/files.ts';
+import { heapShortfall } from './config/heap.ts';
 import { ConfigError, EspError } from './errors.ts';
 import { embeddedBrokerUrl } from './ingress/broker-url.ts';
 import { createLogger, redactConfig, redactUrl } from './log/logger.ts';
@@ -39,6 +41,8 @@ log.info(
   'starting esp-ingest',
 );
 log.info({ event: 'config_loaded', config: redactConfig(config) }, 'configuration loaded');
+const heap = heapShortfall(getHeapStatistics().heap_size_limit, config.batch.bufferMaxBytes);
+if (heap) log.warn({ heapLimitBytes: getHeapStatistics().heap_size_limit, bufferMaxBytes: config.batch.bufferMaxBytes }, heap);
 
 // Signals are handled from the start: while start-up still waits for the database, SIGTERM
 // aborts the start (nothing has been received yet, so nothing can be lost); what had started is

@@ -119,7 +119,13 @@ export class Pipeline {
     }
     // A message weighs its payload's bytes against BUFFER_MAX_BYTES (its decoded readings take a
     // small multiple of that on the heap).
-    return this.#batcher.add({ rows: work.readings.length + work.rejects.length, bytes: msg.payload.byteLength, receivedAtMs: msg.receivedAtMs, data: work, ack: msg.ack });
+    return this.#batcher.add({
+      rows: work.readings.length + work.rejects.length,
+      bytes: msg.payload.byteLength,
+      receivedAtMs: msg.receivedAtMs,
+      data: work,
+      ack: msg.ack,
+    });
   }
 
   /** Commits a batch, then records each well's freshness (the batcher acknowledges after this). */

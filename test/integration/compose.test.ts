@@ -12,7 +12,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 import { parseYaml, readYaml } from '../support/dashboards.ts';
-import { BUNDLE_ARGS, freePort, freshDatabase, migratedDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
+import {
+  BUNDLE_ARGS,
+  freePort,
+  freshDatabase,
+  IMAGE_NODE_OPTIONS,
+  migratedDatabase,
+  PrivateMosquitto,
+  query,
+  readyz,
+  Teardown,
+  waitFor,
+} from '../support/harness.ts';
 import { ROOT } from '../support/root.ts';
 
 interface Service {
@@ -259,6 +270,8 @@ describe('Dockerfile', () => {
     expect(depsInstall).toMatch(/^npm ci --omit=dev\b/);
     // What the bench runs as "the service" (test/support/service-process.ts BUNDLE_ARGS).
     expect(cmd).toEqual(['node', ...BUNDLE_ARGS]);
+    // And with the heap cap the bench measures it with.
+    expect(one('ENV')).toContain(`NODE_OPTIONS="${IMAGE_NODE_OPTIONS}"`);
     expect(depsSteps.map((i) => `${i.op} ${i.args}`)).toEqual(['COPY src/ src/', 'RUN npm run build']);
     expect(one('USER')).toEqual(['node']);
     expect(one('STOPSIGNAL')).toEqual(['SIGTERM']);
@@ -326,6 +339,7 @@ describe('Dockerfile', () => {
         env: {
           PATH: process.env.PATH ?? '',
           NODE_ENV: 'production',
+          NODE_OPTIONS: IMAGE_NODE_OPTIONS,
           ...ingestEnv,
           DATABASE_URL: databaseUrl,
           MQTT_URL: mosquitto.url,
@@ -364,7 +378,15 @@ describe('Dockerfile', () => {
         "INSERT INTO rejected_messages (received_at, topic, reason, detail, payload) VALUES ('2024-05-01T00:00:00Z', 'esp/north/W-1/telemetry', 'invalid_json', 'x', '\\x7b')",
       );
       // The container's environment (compose's variables), as `docker compose exec` gives it.
-      const env = { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...ingestEnv, DATABASE_URL: databaseUrl, MQTT_URL: mosquitto.url };
+      const env = {
+        PATH: process.env.PATH ?? '',
+        HOME: dir,
+        NODE_ENV: 'production',
+        NODE_OPTIONS: IMAGE_NODE_OPTIONS,
+        ...ingestEnv,
+        DATABASE_URL: databaseUrl,
+        MQTT_URL: mosquitto.url,
+      };
       const npm = (args: string[]) => spawnSync('npm', ['run', '--silent', 'rejects', '--', ...args], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 });
       const list = npm(['list']);
       expect(list.stderr).toBe('');

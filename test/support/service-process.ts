@@ -39,13 +39,17 @@ export interface ServiceProcessOptions {
   readonly endWithScript?: boolean;
   /**
    * `sources` (default): src/main.ts through tsx, as `npm start` runs it. `bundle`: what the image
-   * runs, `npm run build`'s dist/service/main.js (built by the caller; see buildBundle).
+   * runs, `npm run build`'s dist/service/main.js (built by the caller; see buildBundle), with the
+   * image's NODE_OPTIONS.
    */
   readonly entry?: 'sources' | 'bundle';
 }
 
 /** The image's command after `node` (the Dockerfile's CMD), relative to the project root. */
 export const BUNDLE_ARGS = ['--enable-source-maps', 'dist/service/main.js'];
+
+/** The image's NODE_OPTIONS (the Dockerfile's ENV): its heap cap. */
+export const IMAGE_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=16';
 
 /** Runs `npm run build` (esbuild, under a second), so that `entry: 'bundle'` runs the current sources. */
 export function buildBundle(): void {
@@ -96,7 +100,15 @@ export class ServiceProcess {
     const entry = this.opts.entry === 'bundle' ? BUNDLE_ARGS : ['--import', 'tsx', 'src/main.ts'];
     const proc = spawn(process.execPath, [...extra, ...entry], {
       cwd: ROOT,
-      env: { LOG_LEVEL: 'info', ...base, LOG_FORMAT: 'json', HTTP_HOST: '127.0.0.1', ...this.env, HTTP_PORT: String(this.httpPort) },
+      env: {
+        LOG_LEVEL: 'info',
+        ...base,
+        ...(this.opts.entry === 'bundle' ? { NODE_OPTIONS: IMAGE_NODE_OPTIONS } : {}),
+        LOG_FORMAT: 'json',
+        HTTP_HOST: '127.0.0.1',
+        ...this.env,
+        HTTP_PORT: String(this.httpPort),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     if (this.opts.endWithScript) adopt(proc);
