@@ -14,13 +14,6 @@ RUN npm run build
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
-# V8's heap, capped: left alone it sizes itself by the machine's memory and lets garbage grow to
-# several times the live data before collecting it (about 40 MB live at full speed; 250-280 MB
-# resident with one reading per message without the cap, about 185 MB with it, for ~5 % more
-# CPU: README "Performance"). The young generation keeps its default 16 MiB semi-spaces (a cap
-# alone shrinks them, and collection then costs half as much CPU again). Enough for the default
-# buffers; the service warns at start when BUFFER_MAX_BYTES needs more, with the value to set here.
-ENV NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=16"
 WORKDIR /app
 
 # Only what runs: production node_modules, the service's bundle, the sources (npm run broker and

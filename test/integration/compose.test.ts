@@ -12,18 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV_VARIABLE_NAMES, loadConfig } from '../../src/config/config.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 import { parseYaml, readYaml } from '../support/dashboards.ts';
-import {
-  BUNDLE_ARGS,
-  freePort,
-  freshDatabase,
-  IMAGE_NODE_OPTIONS,
-  migratedDatabase,
-  PrivateMosquitto,
-  query,
-  readyz,
-  Teardown,
-  waitFor,
-} from '../support/harness.ts';
+import { BUNDLE_ARGS, freePort, freshDatabase, migratedDatabase, PrivateMosquitto, query, readyz, Teardown, waitFor } from '../support/harness.ts';
 import { ROOT } from '../support/root.ts';
 
 interface Service {
@@ -270,8 +259,6 @@ describe('Dockerfile', () => {
     expect(depsInstall).toMatch(/^npm ci --omit=dev\b/);
     // What the bench runs as "the service" (test/support/service-process.ts BUNDLE_ARGS).
     expect(cmd).toEqual(['node', ...BUNDLE_ARGS]);
-    // And with the heap cap the bench measures it with.
-    expect(one('ENV')).toContain(`NODE_OPTIONS="${IMAGE_NODE_OPTIONS}"`);
     expect(depsSteps.map((i) => `${i.op} ${i.args}`)).toEqual(['COPY src/ src/', 'RUN npm run build']);
     expect(one('USER')).toEqual(['node']);
     expect(one('STOPSIGNAL')).toEqual(['SIGTERM']);
@@ -339,7 +326,6 @@ describe('Dockerfile', () => {
         env: {
           PATH: process.env.PATH ?? '',
           NODE_ENV: 'production',
-          NODE_OPTIONS: IMAGE_NODE_OPTIONS,
           ...ingestEnv,
           DATABASE_URL: databaseUrl,
           MQTT_URL: mosquitto.url,
@@ -382,7 +368,6 @@ describe('Dockerfile', () => {
         PATH: process.env.PATH ?? '',
         HOME: dir,
         NODE_ENV: 'production',
-        NODE_OPTIONS: IMAGE_NODE_OPTIONS,
         ...ingestEnv,
         DATABASE_URL: databaseUrl,
         MQTT_URL: mosquitto.url,

@@ -15,7 +15,7 @@ export { freshDatabase, lockTelemetryTable, migratedDatabase, PLAIN_PG_URL, quer
 export { PrivateMosquitto, privateMosquitto } from './mosquitto.ts';
 export { freePort } from './net.ts';
 export { ROOT } from './root.ts';
-export { BUNDLE_ARGS, IMAGE_NODE_OPTIONS, readyz, ServiceProcess } from './service-process.ts';
+export { BUNDLE_ARGS, readyz, ServiceProcess } from './service-process.ts';
 export { Teardown } from './teardown.ts';
 export { waitFor } from './wait.ts';
 

@@ -39,17 +39,13 @@ export interface ServiceProcessOptions {
   readonly endWithScript?: boolean;
   /**
    * `sources` (default): src/main.ts through tsx, as `npm start` runs it. `bundle`: what the image
-   * runs, `npm run build`'s dist/service/main.js (built by the caller; see buildBundle), with the
-   * image's NODE_OPTIONS.
+   * runs, `npm run build`'s dist/service/main.js (built by the caller; see buildBundle).
    */
   readonly entry?: 'sources' | 'bundle';
 }
 
 /** The image's command after `node` (the Dockerfile's CMD), relative to the project root. */
 export const BUNDLE_ARGS = ['--enable-source-maps', 'dist/service/main.js'];
-
-/** The image's NODE_OPTIONS (the Dockerfile's ENV): its heap cap. */
-export const IMAGE_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=16';
 
 /** Runs `npm run build` (esbuild, under a second), so that `entry: 'bundle'` runs the current sources. */
 export function buildBundle(): void {
@@ -103,7 +99,6 @@ export class ServiceProcess {
       env: {
         LOG_LEVEL: 'info',
         ...base,
-        ...(this.opts.entry === 'bundle' ? { NODE_OPTIONS: IMAGE_NODE_OPTIONS } : {}),
         LOG_FORMAT: 'json',
         HTTP_HOST: '127.0.0.1',
         ...this.env,

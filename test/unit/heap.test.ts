@@ -6,7 +6,7 @@ import { heapShortfall } from '../../src/config/heap.ts';
 const MiB = 2 ** 20;
 
 describe('heapShortfall', () => {
-  it("accepts the image's heap (--max-old-space-size=128 --max-semi-space-size=16: 176 MiB) with the default 16 MiB buffer", () => {
+  it('accepts the documented cap (--max-old-space-size=128 --max-semi-space-size=16: 176 MiB) with the default 16 MiB buffer', () => {
     expect(heapShortfall(176 * MiB, 16 * MiB)).toBeUndefined();
   });
 
