@@ -121,9 +121,10 @@ export class TelemetryWriter {
       });
       return Promise.race([work, silent]).finally(() => clearTimeout(timer));
     };
+    let binary = false;
     try {
-      this.#binary ??= binaryCopyProblem(await columnTypes(client), this.#catalog) === undefined;
-      const session = pgSession(client, bounded, this.#binary);
+      binary = this.#binary ??= binaryCopyProblem(await columnTypes(client), this.#catalog) === undefined;
+      const session = pgSession(client, bounded, binary);
       if (!this.#staged.has(client)) {
         await session.query(this.#sql.createStage);
         this.#staged.add(client);
@@ -133,9 +134,15 @@ export class TelemetryWriter {
       // The column types are checked again before the next write: a type ALTERed while running
       // makes the server refuse binary data (22P03, or 08P01 when too few bytes for the type), and
       // the retry (or the committer's isolation) then writes the text format.
-      this.#binary = undefined;
+      // 22P03 (class 22, which the committer would take for refused data and move a lone message
+      // to rejected_messages) says the binary data did not fit a column's type: the format's fault,
+      // not the data's. It is retried, in the text format from then on (types that still match
+      // would only refuse the binary data again).
+      const binaryRefused = binary && (err as { code?: unknown }).code === '22P03';
+      this.#binary = binaryRefused ? false : undefined;
       failure ??= err as Error;
-      throw failure === err ? err : Object.assign(failure, { cause: err });
+      if (failure === err) throw binaryRefused ? new RetryableWriteError(err) : err;
+      throw Object.assign(failure, { cause: err });
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { RejectRow } from '../../src/decode/work.ts';
 import { migrate } from '../../src/schema/migrate.ts';
-import { TelemetryWriter } from '../../src/sink/writer.ts';
+import { RetryableWriteError, TelemetryWriter } from '../../src/sink/writer.ts';
 import { reading } from '../support/fixtures.ts';
 import { freshDatabase, PLAIN_PG_URL, query, Teardown, waitFor } from '../support/harness.ts';
 
@@ -132,6 +132,19 @@ describe('TelemetryWriter', () => {
     // committer's retry) checks the types again and writes text.
     const first = await writer.write([reading('W-1', MAY_1_US + 1, { vibration_mm_s: 2.5 })], []).catch((err: unknown) => err);
     expect(first).toBeInstanceOf(Error);
+    await writer.write([reading('W-1', MAY_1_US + 1, { vibration_mm_s: 2.5 })], []);
+    const rows = await query<{ v: string }>(url, 'SELECT vibration_mm_s::text AS v FROM esp_telemetry ORDER BY ts');
+    expect(rows.map((r) => r.v)).toEqual(['1.5', '2.5']);
+  });
+
+  it('a column ALTERed to real: the binary refusal (22P03) is retried, not taken for refused data, and the retry writes text', async () => {
+    const { url, writer } = await setup();
+    await writer.write([reading('W-1', MAY_1_US, { vibration_mm_s: 1.5 })], []);
+    await query(url, 'ALTER TABLE esp_telemetry ALTER COLUMN vibration_mm_s TYPE real');
+    // Class 22 unwrapped, the committer would move a batch of one message to rejected_messages.
+    const first = await writer.write([reading('W-1', MAY_1_US + 1, { vibration_mm_s: 2.5 })], []).catch((err: unknown) => err);
+    expect(first).toBeInstanceOf(RetryableWriteError);
+    expect((first as RetryableWriteError).code).toBe('22P03');
     await writer.write([reading('W-1', MAY_1_US + 1, { vibration_mm_s: 2.5 })], []);
     const rows = await query<{ v: string }>(url, 'SELECT vibration_mm_s::text AS v FROM esp_telemetry ORDER BY ts');
     expect(rows.map((r) => r.v)).toEqual(['1.5', '2.5']);
