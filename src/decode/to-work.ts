@@ -77,6 +77,18 @@ interface ResolvedTopic {
 const topicCache = new WeakMap<TopicTemplate, Map<string | undefined, Map<string, ResolvedTopic>>>();
 /** Topics remembered per template; past it the cache starts afresh (a client inventing topics gains nothing). */
 const TOPIC_CACHE_MAX = 10_000;
+/**
+ * Longest topic remembered, in UTF-16 units: a well's topic is its template's text and ids of at
+ * most MAX_ID_CHARS. MQTT allows 65,535-byte topics; 10,000 of them kept would hold over 600 MB.
+ */
+const TOPIC_CACHE_KEY_MAX = 1_024;
+
+/** Topics remembered for `template` (under every WELL_ID_CHARS); for tests. */
+export function cachedTopics(template: TopicTemplate): number {
+  let n = 0;
+  for (const cache of topicCache.get(template)?.values() ?? []) n += cache.size;
+  return n;
+}
 
 function resolveTopic(template: TopicTemplate, chars: string | undefined, topic: string): ResolvedTopic {
   let byChars = topicCache.get(template);
@@ -95,6 +107,7 @@ function resolveTopic(template: TopicTemplate, chars: string | undefined, topic:
   const wellProblem = matched && idProblem(matched.wellId, chars);
   const problem = matched ? (wellProblem ?? (matched.site === null ? undefined : idProblem(matched.site, chars))) : undefined;
   resolved = { where: problem ? undefined : matched, problem, wellProblem: wellProblem !== undefined };
+  if (topic.length > TOPIC_CACHE_KEY_MAX) return resolved;
   if (cache.size >= TOPIC_CACHE_MAX) cache.clear();
   cache.set(topic, resolved);
   return resolved;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
 import type { DecodeOptions } from '../../src/decode/decode.ts';
-import { type Received, toWork } from '../../src/decode/to-work.ts';
+import { cachedTopics, type Received, toWork } from '../../src/decode/to-work.ts';
 import { parseTopicTemplate } from '../../src/decode/topic.ts';
 
 const TOPIC = parseTopicTemplate('esp/{site}/{well_id}/telemetry');
@@ -84,5 +84,17 @@ describe('toWork: retained replays', () => {
     const { work } = toWork(msg('esp/north/W-1/telemetry', '{"motor_current_a":3}'), TOPIC, { ...OPTS, missingTs: 'stamp' });
     expect(work.retain).toBeUndefined();
     expect(work.readings.map((r) => r.tsUs)).toEqual([RECEIVED_AT_MS * 1000]);
+  });
+});
+
+describe('toWork topic cache', () => {
+  it("remembers a well's topic but not an overlong one (MQTT allows 65,535 bytes: 10,000 of them would hold over 600 MB)", () => {
+    const template = parseTopicTemplate('cache/{well_id}/telemetry');
+    const payload = '{"ts":"2024-05-01T12:00:00Z","motor_current_a":3}';
+    toWork(msg('cache/W-1/telemetry', payload), template, OPTS);
+    expect(cachedTopics(template)).toBe(1);
+    const long = toWork(msg(`cache/${'x'.repeat(60_000)}/telemetry`, payload), template, OPTS);
+    expect(long.work.rejects[0]?.reason).toBe('invalid_well_id');
+    expect(cachedTopics(template)).toBe(1);
   });
 });
