@@ -69,7 +69,8 @@ export function* binaryReadingChunks(rows: readonly Reading[], channels: readonl
       else {
         if (!Number.isFinite(v)) throw new RangeError(`non-finite number ${v} cannot be stored`);
         pos = buf.writeInt32BE(8, pos);
-        pos = buf.writeDoubleBE(v, pos);
+        // -0 as 0, as the text format writes it (String(-0) is "0").
+        pos = buf.writeDoubleBE(v === 0 ? 0 : v, pos);
       }
     }
   }

@@ -53,6 +53,11 @@ export interface SqlSession {
   copyIn(target: string, data: Iterable<string | Uint8Array>, binary?: boolean): Promise<void>;
   /** The readings may be copied in the binary format (the session supports it and the columns' types match). */
   readonly binaryCopy?: boolean;
+  /**
+   * With binaryCopy: in the open transaction, takes the lock COPY takes on esp_telemetry and
+   * says why its column types no longer fit the binary data (binaryCopyProblem), if they do not.
+   */
+  binaryColumnsProblem?(): Promise<string | undefined>;
 }
 
 /** Writes batches; stateless apart from which pooled connections already have the temp table. */
@@ -123,8 +128,8 @@ export class TelemetryWriter {
     };
     let binary = false;
     try {
-      binary = this.#binary ??= binaryCopyProblem(await columnTypes(client), this.#catalog) === undefined;
-      const session = pgSession(client, bounded, binary);
+      binary = this.#binary ??= binaryCopyProblem(await columnTypes((text) => client.query(text)), this.#catalog) === undefined;
+      const session = pgSession(client, bounded, binary ? this.#catalog : undefined);
       if (!this.#staged.has(client)) {
         await session.query(this.#sql.createStage);
         this.#staged.add(client);
@@ -134,11 +139,11 @@ export class TelemetryWriter {
       // The column types are checked again before the next write: a type ALTERed while running
       // makes the server refuse binary data (22P03, or 08P01 when too few bytes for the type), and
       // the retry (or the committer's isolation) then writes the text format.
-      // 22P03 (class 22, which the committer would take for refused data and move a lone message
-      // to rejected_messages) says the binary data did not fit a column's type: the format's fault,
-      // not the data's. It is retried, in the text format from then on (types that still match
-      // would only refuse the binary data again).
-      const binaryRefused = binary && (err as { code?: unknown }).code === '22P03';
+      // A column whose type changed (found in the transaction, or 22P03 from the server: class 22,
+      // which the committer would take for refused data and move a lone message to
+      // rejected_messages) is the format's fault, not the data's. The batch is retried, in the
+      // text format from then on.
+      const binaryRefused = binary && (err instanceof BinaryColumnsChanged || (err as { code?: unknown }).code === '22P03');
       this.#binary = binaryRefused ? false : undefined;
       failure ??= err as Error;
       if (failure === err) throw binaryRefused ? new RetryableWriteError(err) : err;
@@ -172,12 +177,25 @@ export function binaryCopyProblem(types: ReadonlyMap<string, string>, catalog: r
   return wrong.length === 0 ? undefined : wrong.map(([column, type]) => `${column} is ${types.get(column) ?? 'missing'}, not ${type}`).join('; ');
 }
 
-/** esp_telemetry's column types (in the schema COPY resolves it in). */
-async function columnTypes(client: PoolClient): Promise<Map<string, string>> {
-  const { rows } = await client.query<{ column_name: string; data_type: string }>(
-    `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'esp_telemetry'`,
+/** esp_telemetry's column types (the table COPY resolves), named as information_schema names them. */
+async function columnTypes(query: (text: string) => Promise<{ rows: unknown[] }>): Promise<Map<string, string>> {
+  const { rows } = await query(
+    `SELECT attname AS column_name, format_type(atttypid, NULL) AS data_type FROM pg_attribute WHERE attrelid = 'esp_telemetry'::regclass AND attnum > 0 AND NOT attisdropped`,
   );
-  return new Map(rows.map((r) => [r.column_name, r.data_type]));
+  return new Map((rows as { column_name: string; data_type: string }[]).map((r) => [r.column_name, r.data_type]));
+}
+
+/**
+ * esp_telemetry's column types changed since the binary format was chosen (an ALTER TABLE while
+ * running): a float's bytes would be read as another 8-byte type and stored wrong, not refused.
+ * SQLSTATE 42804 (datatype_mismatch) as its label; the writer retries it in the text format.
+ */
+export class BinaryColumnsChanged extends Error {
+  readonly code = '42804';
+  constructor(problem: string) {
+    super(`esp_telemetry's column types changed: ${problem}; written in the text format from now on`);
+    this.name = 'BinaryColumnsChanged';
+  }
 }
 
 /**
@@ -187,9 +205,14 @@ async function columnTypes(client: PoolClient): Promise<Map<string, string>> {
 export const STATEMENT_GRACE_MS = 3_000;
 
 /** node-postgres as a SqlSession; COPY through pg-copy-streams; each statement `bounded`. */
-function pgSession(client: PoolClient, bounded: <R>(work: Promise<R>) => Promise<R>, binaryCopy: boolean): SqlSession {
+function pgSession(client: PoolClient, bounded: <R>(work: Promise<R>) => Promise<R>, binaryCatalog: readonly Channel[] | undefined): SqlSession {
   return {
-    binaryCopy,
+    binaryCopy: binaryCatalog !== undefined,
+    binaryColumnsProblem: async () => {
+      if (!binaryCatalog) return undefined;
+      await bounded(client.query('LOCK TABLE esp_telemetry IN ROW EXCLUSIVE MODE'));
+      return binaryCopyProblem(await columnTypes((text) => bounded(client.query(text))), binaryCatalog);
+    },
     query: async <R>(text: string, params?: unknown[]) => {
       const res = await bounded(client.query(text, params));
       return { rows: res.rows as R[], rowCount: res.rowCount };
@@ -247,6 +270,10 @@ export class RetryableWriteError extends Error {
 async function begin(session: SqlSession, options: WriteOptions): Promise<void> {
   await session.query('BEGIN');
   if (options.liftDecompressionLimit) await session.query(LIFT_DECOMPRESSION_LIMIT);
+  // Binary data is right only for the column types it was written for: checked in the
+  // transaction, under the lock COPY takes anyway, so no ALTER TABLE comes in between.
+  const problem = session.binaryCopy ? await session.binaryColumnsProblem?.() : undefined;
+  if (problem) throw new BinaryColumnsChanged(problem);
 }
 
 /** COPY straight into esp_telemetry; undefined (rolled back) when a key is already stored. */
