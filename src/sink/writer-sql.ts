@@ -187,14 +187,14 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
     }
     pos = writeTimestampUs(buf, pos, r.tsUs);
     pos += prefix.copy(buf, pos);
-    pos = writeAscii(buf, pos, r.seq === null ? COPY_NULL : String(r.seq));
+    pos = writeUtf8(buf, pos, r.seq === null ? COPY_NULL : String(r.seq));
     buf[pos++] = TAB;
-    pos = extra === undefined ? writeAscii(buf, pos, COPY_NULL) : writeUtf8(buf, pos, extra);
+    pos = extra === undefined ? writeUtf8(buf, pos, COPY_NULL) : writeUtf8(buf, pos, extra);
     const values = r.values;
     for (let c = 0; c < n; c++) {
       const v = values[columns[c]!];
       buf[pos++] = TAB;
-      pos = writeAscii(buf, pos, v === null || v === undefined ? COPY_NULL : copyFloat(v));
+      pos = writeUtf8(buf, pos, v === null || v === undefined ? COPY_NULL : copyFloat(v));
     }
     buf[pos++] = NEWLINE;
   }
@@ -211,12 +211,6 @@ const NEWLINE = 0x0a;
 function jsonText(value: unknown): string {
   const json = JSON.stringify(value);
   return json.includes('\\') ? copyText(json) : json;
-}
-
-/** Writes an ASCII string (digits, `-`, `.`, `e`, `+`, `\N`) byte by byte. @returns the position after it. */
-function writeAscii(buf: Buffer, pos: number, text: string): number {
-  for (let i = 0; i < text.length; i++) buf[pos++] = text.charCodeAt(i);
-  return pos;
 }
 
 /** COPY text of rejections, one line each, in `rejectCopyTarget` column order. */

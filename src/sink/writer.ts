@@ -68,7 +68,7 @@ export class TelemetryWriter {
   readonly #staged = new WeakSet<PoolClient>();
   readonly #deadlineMs: number;
   readonly #statementDeadlineMs: number;
-  /** Readings copied in the binary format: esp_telemetry's column types are its own (checked on the first write, and after a failed one). */
+  /** Readings copied in the binary format: esp_telemetry's column types are its own (checked on the first write, then in each transaction). */
   #binary: boolean | undefined;
 
   /**
@@ -136,15 +136,13 @@ export class TelemetryWriter {
       }
       return await commitBatch(session, this.#sql, this.#catalog.length, rows, rejects, options);
     } catch (err) {
-      // The column types are checked again before the next write: a type ALTERed while running
-      // makes the server refuse binary data (22P03, or 08P01 when too few bytes for the type), and
-      // the retry (or the committer's isolation) then writes the text format.
       // A column whose type changed (found in the transaction, or 22P03 from the server: class 22,
       // which the committer would take for refused data and move a lone message to
       // rejected_messages) is the format's fault, not the data's. The batch is retried, in the
-      // text format from then on.
+      // text format from then on. Any other failure keeps the format: each transaction checks the
+      // types again anyway.
       const binaryRefused = binary && (err instanceof BinaryColumnsChanged || (err as { code?: unknown }).code === '22P03');
-      this.#binary = binaryRefused ? false : undefined;
+      if (binaryRefused) this.#binary = false;
       failure ??= err as Error;
       if (failure === err) throw binaryRefused ? new RetryableWriteError(err) : err;
       throw Object.assign(failure, { cause: err });
