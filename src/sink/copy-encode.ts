@@ -129,7 +129,11 @@ function pad6(n: number): string {
 
 /** A jsonb value; null → NULL. */
 export function copyJson(value: unknown): string {
-  return value === null || value === undefined ? COPY_NULL : copyText(JSON.stringify(value));
+  if (value === null || value === undefined) return COPY_NULL;
+  // JSON.stringify escapes every control character with a backslash: a backslash is all the text
+  // format needs escaped, and mostly there is none.
+  const json = JSON.stringify(value);
+  return json.includes('\\') ? copyText(json) : json;
 }
 
 /** A bytea value in hex form (`\x…`), its backslash escaped for the text format. */

@@ -4,7 +4,18 @@
 import type { Channel } from '../decode/catalog.ts';
 import type { Reading } from '../decode/decode.ts';
 import type { RejectRow } from '../decode/work.ts';
-import { COPY_NULL, copyBytea, copyFloat, copyInt, copyText, copyTimestampUs, TIMESTAMP_MAX_BYTES, writeTimestampUs, writeUtf8 } from './copy-encode.ts';
+import {
+  COPY_NULL,
+  copyBytea,
+  copyFloat,
+  copyInt,
+  copyJson,
+  copyText,
+  copyTimestampUs,
+  TIMESTAMP_MAX_BYTES,
+  writeTimestampUs,
+  writeUtf8,
+} from './copy-encode.ts';
 
 /**
  * TimescaleDB's bound on tuples one DML statement may decompress (default 100000; past it SQLSTATE
@@ -176,7 +187,7 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
       site = r.site;
       prefix = Buffer.from(`\t${copyText(wellId)}\t${copyText(site)}\t`, 'utf8');
     }
-    const extra = r.extra === null ? undefined : jsonText(r.extra);
+    const extra = r.extra === null ? undefined : copyJson(r.extra);
     // An upper bound of the line's bytes (UTF-8 takes at most 3 bytes per UTF-16 unit): a line is
     // never split across chunks.
     const bound = TIMESTAMP_MAX_BYTES + prefix.length + 20 + (extra === undefined ? 3 : 1 + 3 * extra.length) + n * FLOAT_MAX_BYTES + 1;
@@ -203,15 +214,6 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
 
 const TAB = 0x09;
 const NEWLINE = 0x0a;
-
-/**
- * copyJson's text of a jsonb value: JSON.stringify escapes every control character (with a
- * backslash), so a backslash is all the COPY text format needs escaped, and mostly there is none.
- */
-function jsonText(value: unknown): string {
-  const json = JSON.stringify(value);
-  return json.includes('\\') ? copyText(json) : json;
-}
 
 /** COPY text of rejections, one line each, in `rejectCopyTarget` column order. */
 export function* rejectLines(rejects: readonly RejectRow[]): Generator<string> {
