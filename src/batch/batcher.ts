@@ -16,8 +16,8 @@ export interface BatchItem<T = unknown> {
   readonly bytes?: number;
   readonly receivedAtMs: number;
   readonly data: T;
-  /** Called once, after `flush` committed the batch holding this item. */
-  readonly ack: () => void;
+  /** Acknowledged once, after `flush` committed the batch holding this item (e.g. its PUBACK sent). */
+  readonly ack: { acknowledge(): void };
 }
 
 export interface BatcherOptions<T> {
@@ -242,7 +242,7 @@ export class Batcher<T> {
         for (const it of batch) {
           rows += it.rows;
           this.#bufferedBytes -= it.bytes ?? 0;
-          it.ack();
+          it.ack.acknowledge();
         }
         if (lane === 'backfill') this.#backfillDone(batch, rows);
         this.#setBuffered(this.#bufferedRows - rows);

@@ -18,7 +18,7 @@ export interface Received {
  *   coerced from numeric strings.
  */
 export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions): { work: MessageWork; droppedFields: number; coercedValues: number } {
-  const { where, problem, wellProblem } = resolveTopic(topic, opts.wellIdChars, msg.topic);
+  const { where, problem, wellProblem, topic: seenTopic } = resolveTopic(topic, opts.wellIdChars, msg.topic);
   const wellId = where?.wellId ?? null;
   if (!where) {
     const detail = problem
@@ -26,7 +26,7 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
       : `topic "${msg.topic.slice(0, 200)}" does not match MQTT_TOPIC; no well id`;
     const reason = problem ? 'invalid_well_id' : 'topic_mismatch';
     const rejects = [rejectRow(msg, wellId, { reason, detail, index: null })];
-    return { work: messageWork(msg, wellId, [], rejects), droppedFields: 0, coercedValues: 0 };
+    return { work: messageWork(msg, seenTopic, wellId, [], rejects), droppedFields: 0, coercedValues: 0 };
   }
   // A retained replay is never stamped with the receive time: each replay would store another row
   // of the same old reading, stamped with a new time. Without `ts` it has a reason of its own.
@@ -38,16 +38,15 @@ export function toWork(msg: Received, topic: TopicTemplate, opts: DecodeOptions)
   );
   const rejections = msg.retain ? decoded.rejections.map(asRetainedWithoutTs) : decoded.rejections;
   const rejects = rejections.length === 0 ? NO_REJECTS : rejections.map((r) => rejectRow(msg, wellId, r));
-  return { work: messageWork(msg, wellId, decoded.readings, rejects), droppedFields: decoded.droppedFields, coercedValues: decoded.coercedValues };
+  return { work: messageWork(msg, seenTopic, wellId, decoded.readings, rejects), droppedFields: decoded.droppedFields, coercedValues: decoded.coercedValues };
 }
 
 /** Shared by every message without a rejection (never written to: the sink only reads it). */
 const NO_REJECTS: RejectRow[] = [];
 
-function messageWork(msg: Received, wellId: string | null, readings: Reading[], rejects: RejectRow[]): MessageWork {
-  return msg.retain
-    ? { topic: msg.topic, payload: msg.payload, wellId, readings, rejects, retain: true }
-    : { topic: msg.topic, payload: msg.payload, wellId, readings, rejects };
+/** @param topic the message's topic as first seen (one string per topic held, not one per message). */
+function messageWork(msg: Received, topic: string, wellId: string | null, readings: Reading[], rejects: RejectRow[]): MessageWork {
+  return msg.retain ? { topic, wellId, readings, rejects, retain: true } : { topic, wellId, readings, rejects };
 }
 
 function rejectRow(msg: Received, wellId: string | null, r: Rejection): RejectRow {
@@ -71,6 +70,8 @@ interface ResolvedTopic {
   readonly problem: string | undefined;
   /** The refused id is the well id (else the site). */
   readonly wellProblem: boolean;
+  /** The topic, the string first seen: messages held share it instead of each keeping its own. */
+  readonly topic: string;
 }
 
 /** Topics resolved, per template and WELL_ID_CHARS: a well publishes on one topic, again and again. */
@@ -106,7 +107,7 @@ function resolveTopic(template: TopicTemplate, chars: string | undefined, topic:
   const matched = template.match(topic);
   const wellProblem = matched && idProblem(matched.wellId, chars);
   const problem = matched ? (wellProblem ?? (matched.site === null ? undefined : idProblem(matched.site, chars))) : undefined;
-  resolved = { where: problem ? undefined : matched, problem, wellProblem: wellProblem !== undefined };
+  resolved = { where: problem ? undefined : matched, problem, wellProblem: wellProblem !== undefined, topic };
   if (topic.length > TOPIC_CACHE_KEY_MAX) return resolved;
   if (cache.size >= TOPIC_CACHE_MAX) cache.clear();
   cache.set(topic, resolved);
@@ -138,5 +139,5 @@ export function undecodable(msg: Received, err: unknown): MessageWork {
   const detail = `payload could not be decoded: ${(err as Error).message}`.slice(0, 500);
   const topic = pgText(msg.topic);
   const reject: RejectRow = { receivedAtMs: msg.receivedAtMs, topic, wellId: null, reason: 'invalid_json', detail, index: null, payload: msg.payload };
-  return { readings: [], rejects: [reject], topic, payload: msg.payload, wellId: null };
+  return { readings: [], rejects: [reject], topic, wellId: null };
 }

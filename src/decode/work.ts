@@ -19,13 +19,16 @@ export interface RejectRow {
   readonly payload: Uint8Array;
 }
 
-/** What one message carries to the sink. */
+/**
+ * What one message carries to the sink. Not its payload: a message held until commit keeps only
+ * its decoded readings (and the raw bytes of what the decoder refused, in `rejects`), so that a
+ * buffer of small messages does not also hold their bytes and the socket reads those came in.
+ */
 export interface MessageWork {
   readonly readings: Reading[];
   readonly rejects: RejectRow[];
-  /** The raw message, for a rejection the database makes (poison message). */
+  /** The message's topic, for a rejection the database makes (poison message). */
   readonly topic: string;
-  readonly payload: Uint8Array;
   readonly wellId: string | null;
   /**
    * The broker sent it with the retain flag: a replay of the topic's retained message (on a new

@@ -10,7 +10,7 @@ import { ErrorLogThrottle, warnThrottled } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { brokerAddress } from './broker-url.ts';
 import { connackRefusal, type FreshConnectOptions, readConnectFiles } from './connect-options.ts';
-import { PubackGate, type Releasable } from './puback-gate.ts';
+import { type Acknowledgement, PubackGate, type Releasable } from './puback-gate.ts';
 import { SessionMarker } from './session-marker.ts';
 import { END_SESSION, unsubscribeShared } from './shared-stop.ts';
 import { TAKEOVER_SILENT_CLOSES, TAKEOVER_WINDOW_MS } from './takeover.ts';
@@ -22,21 +22,36 @@ const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessag
 };
 
 /**
- * The `ack` of a message whose PUBACK `held.release()` sends (undefined: QoS 0, nothing to send): counts
- * it sent (esp_ingest_messages_acknowledged_total) or dropped with its connection
- * (esp_ingest_pubacks_dropped_total), then sets esp_ingest_unacknowledged_messages to `held()`.
+ * Counts a PUBACK released after commit: sent (esp_ingest_messages_acknowledged_total) or dropped
+ * with its connection (esp_ingest_pubacks_dropped_total); then sets
+ * esp_ingest_unacknowledged_messages to `gate.held`.
  */
-export function countedAck(held: Releasable | undefined, metrics: Metrics, gate: { readonly held: number }): () => void {
-  if (!held) return noAck;
-  return () => {
-    if (held.release()) metrics.messagesAcked.inc();
-    else metrics.acksDropped.inc();
-    metrics.unackedMessages.set(gate.held);
-  };
+export function countRelease(sent: boolean, metrics: Metrics, gate: { readonly held: number }): void {
+  if (sent) metrics.messagesAcked.inc();
+  else metrics.acksDropped.inc();
+  metrics.unackedMessages.set(gate.held);
 }
 
-/** The ack of a QoS 0 message: nothing to send. */
-const noAck = (): void => undefined;
+/** The acknowledgement of a message whose PUBACK `held.release()` sends; see countRelease. */
+class CountedAck implements Acknowledgement {
+  constructor(
+    private readonly held: Releasable,
+    private readonly metrics: Metrics,
+    private readonly gate: { readonly held: number },
+  ) {}
+
+  acknowledge(): void {
+    countRelease(this.held.release(), this.metrics, this.gate);
+  }
+}
+
+/** The acknowledgement of `held` (undefined: QoS 0, nothing to send); see countRelease. */
+export function countedAck(held: Releasable | undefined, metrics: Metrics, gate: { readonly held: number }): Acknowledgement {
+  return held ? new CountedAck(held, metrics, gate) : NO_ACK;
+}
+
+/** The acknowledgement of a QoS 0 message: nothing to send. */
+const NO_ACK: Acknowledgement = { acknowledge: () => undefined };
 
 /** One received PUBLISH. */
 export interface InboundMessage {
@@ -46,8 +61,8 @@ export interface InboundMessage {
   /** Retain flag as delivered: set only on a replay of a retained message [MQTT-3.3.1-9]. */
   readonly retain: boolean;
   readonly receivedAtMs: number;
-  /** Sends the PUBACK (QoS 1); call once, after everything the message carries is committed. */
-  readonly ack: () => void;
+  /** Sends the PUBACK (QoS 1); once, after everything the message carries is committed. */
+  readonly ack: Acknowledgement;
 }
 
 /**
@@ -162,7 +177,7 @@ export class MqttIngress {
     const client = this.#deps.connect(options);
     this.#client = client;
     this.#deps.canary?.attach(client);
-    const gate = new PubackGate(client);
+    const gate: PubackGate = new PubackGate(client, (sent) => countRelease(sent, metrics, gate));
     this.#gate = gate;
     const unacknowledged = metrics.unackedMessages;
 
@@ -201,7 +216,8 @@ export class MqttIngress {
         qos,
         retain: packet.retain === true,
         receivedAtMs: this.#deps.clock(),
-        ack: countedAck(held, metrics, gate),
+        // The held PUBACK is the acknowledgement itself: one object per message until commit.
+        ack: held ?? NO_ACK,
       };
       const wait = onMessage(msg);
       if (wait)

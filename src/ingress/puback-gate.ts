@@ -15,26 +15,59 @@
 import { createRequire } from 'node:module';
 import { MqttClient } from 'mqtt';
 
-type SendPacket = (packet: { cmd: string; messageId?: number }, cb?: (err?: Error) => void, ...rest: unknown[]) => void;
+interface Packet {
+  cmd: string;
+  messageId?: number;
+  reasonCode?: number;
+  properties?: unknown;
+}
+type SendPacket = (packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void;
 
 /** A PUBACK to release; `release()` sends it (see PubackGate.hold). */
 export interface Releasable {
   release(): boolean;
 }
 
-/** One held PUBACK: a single object per in-flight message (no closure besides it). */
-class Held implements Releasable {
-  /** The PUBACK packet once MQTT.js produced it. */
-  packet: { cmd: string; messageId?: number } | undefined;
+/**
+ * A message's acknowledgement, its PUBACK for QoS 1. An object, not a closure: one is held per
+ * message until commit, and a closure with its context weighs about twice a small object.
+ */
+export interface Acknowledgement {
+  acknowledge(): void;
+}
+
+/**
+ * MQTT.js's PUBACK was `{ cmd: 'puback', messageId, reasonCode: 0 }` and nothing more (mqtt
+ * lib/handlers/publish, for a message its default customHandleAcks accepted): rebuilt when
+ * released, so that no packet object is held per message.
+ */
+const PLAIN_PUBACK = Symbol('plain PUBACK');
+
+/** `{ cmd, messageId, reasonCode: 0 }` and no other field (for…in: no array built). */
+function isPlainPuback(packet: Packet): boolean {
+  if (packet.reasonCode !== 0) return false;
+  for (const key in packet) if (key !== 'cmd' && key !== 'messageId' && key !== 'reasonCode') return false;
+  return true;
+}
+
+/** One held PUBACK: a single object per in-flight message, also its acknowledgement. */
+class Held implements Releasable, Acknowledgement {
+  /** The PUBACK once MQTT.js produced it. */
+  packet: Packet | typeof PLAIN_PUBACK | undefined;
   released = false;
   constructor(
-    private readonly gate: { release(entry: Held): boolean },
+    private readonly gate: { release(entry: Held): boolean; acknowledge(entry: Held): void },
     readonly epoch: number,
     readonly messageId: number,
   ) {}
 
   release(): boolean {
     return this.gate.release(this);
+  }
+
+  /** Releases the PUBACK and tells the gate's `onRelease` whether it was sent. */
+  acknowledge(): void {
+    this.gate.acknowledge(this);
   }
 }
 
@@ -48,12 +81,18 @@ export class PubackGate {
   readonly #held = new Map<number, Held>();
   readonly #send: SendPacket;
   readonly #client: MqttClient;
+  readonly #onRelease: ((sent: boolean) => void) | undefined;
   #epoch = 0;
   #dropped = 0;
 
-  constructor(client: MqttClient) {
+  /**
+   * @param onRelease told of each PUBACK an `acknowledge()` released: sent, or dropped with the
+   *   connection it belonged to (the broker redelivers the message).
+   */
+  constructor(client: MqttClient, onRelease?: (sent: boolean) => void) {
     const internal = client as unknown as { _sendPacket: SendPacket };
     this.#client = client;
+    this.#onRelease = onRelease;
     this.#send = internal._sendPacket.bind(client);
     internal._sendPacket = (packet, cb, ...rest) => {
       const entry = packet.cmd === 'puback' && packet.messageId !== undefined ? this.#held.get(packet.messageId) : undefined;
@@ -66,7 +105,7 @@ export class PubackGate {
         this.#send(packet, cb, ...rest);
         return;
       }
-      entry.packet = packet;
+      entry.packet = isPlainPuback(packet) ? PLAIN_PUBACK : packet;
       cb?.(); // let the MQTT.js work loop go on to the next packet
     };
     client.on('close', () => {
@@ -81,7 +120,7 @@ export class PubackGate {
    * @returns its release(): sends the PUBACK if the connection is still the one the message came
    *   on; returns false when it was dropped instead (the broker will redeliver).
    */
-  hold(messageId: number): Releasable {
+  hold(messageId: number): Releasable & Acknowledgement {
     const entry = new Held(this.#releaser, this.#epoch, messageId);
     this.#held.set(messageId, entry);
     return entry;
@@ -96,8 +135,12 @@ export class PubackGate {
       }
       this.#held.delete(entry.messageId);
       if (!this.#client.connected) return false;
-      this.#send(entry.packet);
+      this.#send(entry.packet === PLAIN_PUBACK ? { cmd: 'puback', messageId: entry.messageId, reasonCode: 0 } : entry.packet);
       return true;
+    },
+    acknowledge: (entry: Held): void => {
+      const sent = this.#releaser.release(entry);
+      this.#onRelease?.(sent);
     },
   };
 

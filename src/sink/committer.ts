@@ -213,20 +213,31 @@ function asDbRejection(w: MessageWork, err: unknown, catalog: readonly Channel[]
   const topic = pgText(w.topic);
   const wellId = w.wellId === null ? null : pgText(w.wellId);
   const row = (payload: Uint8Array): RejectRow => ({ receivedAtMs, topic, wellId, reason: 'db_rejected', detail, index: null, payload });
-  // One row per refused reading. A message of one reading keeps its raw bytes; the readings of
-  // an array keep their own JSON, so the rows stay as large as the message, not its square.
-  const rows = w.readings.length <= 1 ? [row(w.payload)] : w.readings.map((r) => row(Buffer.from(JSON.stringify(readingJson(r, catalog)))));
+  // One row per refused reading, holding the reading as decoded (what the server refused), in
+  // payload form: a message held until commit no longer has its raw bytes (see MessageWork). A
+  // message with no reading, whose rejections the server refused, keeps the first one's bytes.
+  const first = w.rejects[0];
+  const asDecoded = (r: Reading) => row(Buffer.from(JSON.stringify(readingJson(r, catalog))));
+  const rows = w.readings.length > 0 ? w.readings.map(asDecoded) : first ? [row(first.payload)] : [];
   // Readings the decoder had already rejected keep their own rows and reasons.
   return { ...w, readings: [], rejects: [...w.rejects.map((r) => ({ ...r, topic, wellId, detail: pgText(r.detail) })), ...rows] };
 }
 
-/** A decoded reading back in payload form: `ts` (ISO-8601 Z), `seq`, channels, extra fields. */
+/** A decoded reading back in payload form: `ts` (ISO-8601 Z, to the microsecond), `seq`, channels, extra fields. */
 function readingJson(r: Reading, catalog: readonly Channel[]): Record<string, unknown> {
-  const out: Record<string, unknown> = { ts: new Date(Math.floor(r.tsUs / 1000)).toISOString() };
+  const out: Record<string, unknown> = { ts: isoUs(r.tsUs) };
   if (r.seq !== null) out.seq = r.seq;
   catalog.forEach((c, i) => {
     const v = r.values[i];
     if (v !== null && v !== undefined) out[c.column] = v;
   });
   return { ...out, ...r.extra };
+}
+
+/** µs since the epoch as ISO-8601 in UTC: milliseconds as Date prints them, then any further microseconds. */
+function isoUs(tsUs: number): string {
+  const ms = Math.floor(tsUs / 1000);
+  const iso = new Date(ms).toISOString();
+  const us = tsUs - ms * 1000;
+  return us === 0 ? iso : `${iso.slice(0, -1)}${String(us).padStart(3, '0')}Z`;
 }

@@ -2,8 +2,8 @@
 // telegraf #13476; a failed COPY left the connection in an aborted transaction: porsager/postgres
 // #1173). A message the decoder accepts but the database always refuses (here a value that violates
 // a CHECK constraint added after migration), arriving between good messages while wells publish. It
-// must land in rejected_messages (reason db_rejected, the server's error in detail, the raw
-// payload), be PUBACKed like any message, and not hold up the ones behind it; the failed batch
+// must land in rejected_messages (reason db_rejected, the server's error in detail, the reading as
+// decoded), be PUBACKed like any message, and not hold up the ones behind it; the failed batch
 // leaves no connection in an aborted transaction.
 import mqtt from 'mqtt';
 import { afterAll, expect, it } from 'vitest';
@@ -29,12 +29,12 @@ it('moves a message the database refuses to rejected_messages, PUBACKs it, and s
   t.add(() => pub.endAsync());
   const topic = 'esp/fault/W-POISON/telemetry';
   const T0 = Date.parse('2024-05-01T00:00:00Z');
-  const poisons: string[] = [];
+  const poisons: unknown[] = [];
   const started = performance.now();
   for (let i = 0; i < POISONS; i++) {
     const s = i * 3;
     const poison = JSON.stringify({ ts: T0 + (s + 1) * 1000, seq: s + 1, motor_current_a: POISON_A });
-    poisons.push(poison);
+    poisons.push({ ts: new Date(T0 + (s + 1) * 1000).toISOString(), seq: s + 1, motor_current_a: POISON_A });
     await pub.publishAsync(topic, JSON.stringify({ ts: T0 + s * 1000, seq: s, motor_current_a: 40 }), { qos: 1 });
     await pub.publishAsync(topic, poison, { qos: 1 });
     await pub.publishAsync(topic, JSON.stringify({ ts: T0 + (s + 2) * 1000, seq: s + 2, motor_current_a: 41 }), { qos: 1 });
@@ -54,7 +54,7 @@ it('moves a message the database refuses to rejected_messages, PUBACKs it, and s
     databaseUrl,
     'SELECT reason, detail, well_id, topic, payload FROM rejected_messages ORDER BY id',
   );
-  expect(rejected.map((r) => r.payload.toString())).toEqual(poisons);
+  expect(rejected.map((r) => JSON.parse(r.payload.toString()))).toEqual(poisons);
   for (const r of rejected) {
     expect(r).toMatchObject({ reason: 'db_rejected', well_id: 'W-POISON', topic });
     expect(r.detail).toContain('23514');

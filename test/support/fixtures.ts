@@ -34,8 +34,8 @@ export function message(readings: Reading[], rejects: RejectRow[] = []): BatchIt
   return {
     rows: readings.length,
     receivedAtMs: 0,
-    ack: () => undefined,
-    data: { readings, rejects, topic: `wells/${wellId}/telemetry`, payload: Buffer.from('{}'), wellId },
+    ack: { acknowledge: () => undefined },
+    data: { readings, rejects, topic: `wells/${wellId}/telemetry`, wellId },
   };
 }
 

@@ -15,7 +15,7 @@ describe('Batcher with maxConcurrentFlushes 2', () => {
     const { calls, flush } = controlled();
     const acks: number[] = [];
     const b = new Batcher<number>({ maxRows: 2, flushIntervalMs: 60_000, bufferMaxRows: 100, flush, maxConcurrentFlushes: 2 });
-    for (let i = 1; i <= 6; i++) b.add({ rows: 1, receivedAtMs: i, data: i, ack: () => acks.push(i) });
+    for (let i = 1; i <= 6; i++) b.add({ rows: 1, receivedAtMs: i, data: i, ack: { acknowledge: () => acks.push(i) } });
     expect(calls.map((c) => c.items.map((it) => it.data))).toEqual([
       [1, 2],
       [3, 4],
@@ -38,8 +38,8 @@ describe('Batcher with maxConcurrentFlushes 2', () => {
     const { calls, flush } = controlled();
     const acks: number[] = [];
     const b = new Batcher<number>({ maxRows: 1, flushIntervalMs: 60_000, bufferMaxRows: 100, flush, maxConcurrentFlushes: 2 });
-    b.add({ rows: 1, receivedAtMs: 1, data: 1, ack: () => acks.push(1) });
-    b.add({ rows: 1, receivedAtMs: 2, data: 2, ack: () => acks.push(2) });
+    b.add({ rows: 1, receivedAtMs: 1, data: 1, ack: { acknowledge: () => acks.push(1) } });
+    b.add({ rows: 1, receivedAtMs: 2, data: 2, ack: { acknowledge: () => acks.push(2) } });
     calls[1]!.resolve();
     calls[0]!.reject(new Error('aborted by shutdown'));
     await expect(b.drain()).rejects.toThrow('aborted by shutdown');

@@ -35,7 +35,7 @@ function harness(backfillMaxRows = 100) {
     rows,
     receivedAtMs: 0,
     data: { name, well, old },
-    ack: () => acked.push(name),
+    ack: { acknowledge: () => acked.push(name) },
   });
   return { batcher, started, finish, acked, item };
 }

@@ -56,7 +56,7 @@ function harness(opts: Partial<Omit<BatcherOptions<string>, 'flush'>> & { manual
     bytes,
     receivedAtMs,
     data: name,
-    ack: () => events.push(`ack:${name}`),
+    ack: { acknowledge: () => events.push(`ack:${name}`) },
   });
   const acks = () => events.filter((e) => e.startsWith('ack:')).map((e) => e.slice(4));
   return { batcher, flush, batches, events, pending, buffered, item, acks };

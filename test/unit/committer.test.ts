@@ -222,6 +222,20 @@ describe('Committer: 53400 (decompression limit) splits the batch into whole mes
     expect(store.rejects.map((r) => r.reason).sort()).toEqual(['db_rejected', 'out_of_range']);
   });
 
+  it('a refused reading is kept as decoded: ts to the microsecond, seq, channels and extra fields', async () => {
+    const poison = reading('ESP-006', Date.parse('2024-05-01T00:00:01Z') * 1000 + 250, { motor_current_a: 13.13 }, { seq: 7, extra: { firmware: 'v2' } });
+    const store = new KeyedStore((rows) => (rows.includes(poison) ? pgError('23514', 'new row violates check constraint') : undefined));
+    const { c } = committer(store);
+    await c.commit([message([poison])]);
+    expect(store.rejects.map((r) => r.reason)).toEqual(['db_rejected']);
+    expect(JSON.parse(Buffer.from(store.rejects[0]!.payload).toString())).toEqual({
+      ts: '2024-05-01T00:00:01.000250Z',
+      seq: 7,
+      motor_current_a: 13.13,
+      firmware: 'v2',
+    });
+  });
+
   it('a message the server refuses is never also partly stored: none of its readings reach esp_telemetry', async () => {
     // One message of 4 readings, one of them refused (22003), in a batch over the limit: it is
     // written whole (lifted), refused whole, and moved to rejected_messages whole.
