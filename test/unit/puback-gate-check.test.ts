@@ -74,7 +74,7 @@ describe('PubackGate', () => {
     for (const p of built) send(p);
     for (const h of held) h.acknowledge();
     expect(written).toHaveLength(3);
-    built.forEach((p, i) => expect(written[i]).toBe(p));
+    for (const [i, p] of built.entries()) expect(written[i]).toBe(p);
   });
 
   it('passes other packets on at once', () => {
