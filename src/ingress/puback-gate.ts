@@ -78,7 +78,12 @@ export interface GateStats {
 
 /** Installs itself on one MqttClient; `hold()` before the message's handleMessage returns. */
 export class PubackGate {
-  readonly #held = new Map<number, Held>();
+  /**
+   * Held PUBACKs by packet id (1-65,535 [MQTT-2.2.1]): one array for the connection's life, not a
+   * Map entry per message nor the Map's rehashes as thousands come and go.
+   */
+  readonly #held: (Held | undefined)[] = new Array<Held | undefined>(65_536).fill(undefined);
+  #heldCount = 0;
   readonly #send: SendPacket;
   readonly #client: MqttClient;
   readonly #onRelease: ((sent: boolean) => void) | undefined;
@@ -95,13 +100,13 @@ export class PubackGate {
     this.#onRelease = onRelease;
     this.#send = internal._sendPacket.bind(client);
     internal._sendPacket = (packet, cb, ...rest) => {
-      const entry = packet.cmd === 'puback' && packet.messageId !== undefined ? this.#held.get(packet.messageId) : undefined;
+      const entry = packet.cmd === 'puback' && packet.messageId !== undefined ? this.#held[packet.messageId] : undefined;
       if (!entry || entry.epoch !== this.#epoch) {
         this.#send(packet, cb, ...rest);
         return;
       }
       if (entry.released) {
-        this.#held.delete(packet.messageId!);
+        this.#forget(entry);
         this.#send(packet, cb, ...rest);
         return;
       }
@@ -109,10 +114,16 @@ export class PubackGate {
       cb?.(); // let the MQTT.js work loop go on to the next packet
     };
     client.on('close', () => {
-      this.#dropped += this.#held.size;
-      this.#held.clear();
+      this.#dropped += this.#heldCount;
+      this.#held.fill(undefined);
+      this.#heldCount = 0;
       this.#epoch++;
     });
+  }
+
+  #forget(entry: Held): void {
+    this.#held[entry.messageId] = undefined;
+    this.#heldCount--;
   }
 
   /**
@@ -122,18 +133,19 @@ export class PubackGate {
    */
   hold(messageId: number): Releasable & Acknowledgement {
     const entry = new Held(this.#releaser, this.#epoch, messageId);
-    this.#held.set(messageId, entry);
+    if (this.#held[messageId] === undefined) this.#heldCount++;
+    this.#held[messageId] = entry;
     return entry;
   }
 
   readonly #releaser = {
     release: (entry: Held): boolean => {
-      if (entry.epoch !== this.#epoch || this.#held.get(entry.messageId) !== entry) return false;
+      if (entry.epoch !== this.#epoch || this.#held[entry.messageId] !== entry) return false;
       if (!entry.packet) {
         entry.released = true;
         return true;
       }
-      this.#held.delete(entry.messageId);
+      this.#forget(entry);
       if (!this.#client.connected) return false;
       this.#send(entry.packet === PLAIN_PUBACK ? { cmd: 'puback', messageId: entry.messageId, reasonCode: 0 } : entry.packet);
       return true;
@@ -146,11 +158,11 @@ export class PubackGate {
 
   /** PUBACKs held now. */
   get held(): number {
-    return this.#held.size;
+    return this.#heldCount;
   }
 
   stats(): GateStats {
-    return { held: this.#held.size, droppedOnClose: this.#dropped };
+    return { held: this.#heldCount, droppedOnClose: this.#dropped };
   }
 }
 
