@@ -3,6 +3,7 @@
 // either in `readings` or in `rejections`; nothing is dropped without a count.
 import { isUtf8 } from 'node:buffer';
 import type { Channel } from './catalog.ts';
+import { type ChannelLayout, channelLayout } from './channels.ts';
 
 /** Why a reading or message was refused; stored in `rejected_messages.reason`. */
 export type RejectReason =
@@ -62,8 +63,10 @@ export interface Reading {
   /** Device time, microseconds since the Unix epoch (UTC). */
   readonly tsUs: number;
   readonly seq: number | null;
-  /** Channel values aligned with the catalog (index i ↔ catalog[i]); null = not reported. */
-  readonly values: (number | null)[];
+  /** Which catalog channels it carries (shared by every reading with the same set; see channels.ts). */
+  readonly layout: ChannelLayout;
+  /** Their values, in `layout.indexes` order: finite numbers (channelValue gives one by catalog index). */
+  readonly values: number[];
   /** Fields not in the catalog (policy `keep`), or null when there were none. */
   readonly extra: Record<string, unknown> | null;
 }
@@ -295,6 +298,22 @@ function columnIndex(catalog: readonly Channel[]): Map<string, number> {
   return idx;
 }
 
+/**
+ * Decoding's scratch space, reused from reading to reading (decoding is synchronous): the catalog
+ * indices a reading carries, and its values by catalog index (undefined between readings).
+ */
+const scratch = { carried: [] as number[], byIndex: [] as (number | undefined)[] };
+
+function scratchValues(channelCount: number): (number | undefined)[] {
+  if (scratch.byIndex.length !== channelCount) {
+    scratch.byIndex = new Array<number | undefined>(channelCount).fill(undefined);
+    scratch.carried.length = 0;
+  }
+  return scratch.byIndex;
+}
+
+const ascending = (a: number, b: number): number => a - b;
+
 /** Unknown fields dropped and channel values coerced in readings kept; decodeReading adds to it. */
 interface Tally {
   droppedFields: number;
@@ -356,7 +375,12 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions, tally
   }
   const catalog = opts.catalog;
   const cols = columnIndex(catalog);
-  const values: (number | null)[] = new Array<number | null>(catalog.length).fill(null);
+  // The channels carried, in the payload's order, and their values by catalog index; what the
+  // previous reading left (it may have returned half way) cleared first.
+  const byIndex = scratchValues(catalog.length);
+  const carried = scratch.carried;
+  for (const ci of carried) byIndex[ci] = undefined;
+  carried.length = 0;
   // Unknown fields to keep, assigned to a plain object; a "__proto__" key is defined as an own
   // property (assignment would set the prototype). defineProperty for every key would be several
   // times slower on a reading with thousands of fields.
@@ -402,13 +426,17 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions, tally
     if (n < ch.min || n > ch.max) {
       return { reason: 'out_of_range', detail: `${key}: ${n} ${ch.unit} is outside the plausible range [${ch.min}, ${ch.max}]` };
     }
-    values[ci] = n;
+    if (byIndex[ci] === undefined) carried.push(ci);
+    byIndex[ci] = n;
     channels++;
   }
+  if (carried.length > 1) carried.sort(ascending);
+  const values = new Array<number>(carried.length);
+  for (let k = 0; k < carried.length; k++) values[k] = byIndex[carried[k]!]!;
   if (channels === 0 && kept === 0) return { reason: 'no_channels', detail: 'the reading carries no channel value' };
   tally.droppedFields += droppedFields;
   tally.coercedValues += coercedValues;
-  return { wellId: source.wellId, site: source.site, tsUs, seq, values, extra };
+  return { wellId: source.wellId, site: source.site, tsUs, seq, layout: channelLayout(catalog.length, carried), values, extra };
 }
 
 /** Says which unit an out-of-window epoch number looks like, when it is not the configured one. */

@@ -227,10 +227,10 @@ function asDbRejection(w: MessageWork, err: unknown, catalog: readonly Channel[]
 function readingJson(r: Reading, catalog: readonly Channel[]): Record<string, unknown> {
   const out: Record<string, unknown> = { ts: isoUs(r.tsUs) };
   if (r.seq !== null) out.seq = r.seq;
-  catalog.forEach((c, i) => {
-    const v = r.values[i];
-    if (v !== null && v !== undefined) out[c.column] = v;
-  });
+  for (const [k, ci] of r.layout.indexes.entries()) {
+    const channel = catalog[ci];
+    if (channel) out[channel.column] = r.values[k];
+  }
   return { ...out, ...r.extra };
 }
 

@@ -62,11 +62,13 @@ export function* binaryReadingChunks(rows: readonly Reading[], channels: readonl
       buf.writeInt32BE(end - lengthAt - 4, lengthAt);
       pos = end;
     }
+    const positions = r.layout.positions;
     const values = r.values;
     for (let c = 0; c < channels.length; c++) {
-      const v = values[channels[c]!];
-      if (v === null || v === undefined) pos = buf.writeInt32BE(-1, pos);
+      const at = positions[channels[c]!];
+      if (at === undefined || at < 0) pos = buf.writeInt32BE(-1, pos);
       else {
+        const v = values[at]!;
         if (!Number.isFinite(v)) throw new RangeError(`non-finite number ${v} cannot be stored`);
         pos = buf.writeInt32BE(8, pos);
         // -0 as 0, as the text format writes it (String(-0) is "0").

@@ -1,5 +1,6 @@
 // Merges readings that share a (well_id, ts) key inside one batch, so the staged rows are unique.
 // First arrival wins per channel; later readings only fill channels still empty. Pure.
+import { packChannels, unpackChannels } from '../decode/channels.ts';
 import type { Reading } from '../decode/decode.ts';
 
 export interface Merged {
@@ -56,15 +57,15 @@ function mergeIndexed(readings: readonly Reading[]): Merged {
     }
     duplicates++;
     const first = rows[at]!;
-    const values = first.values.slice();
-    r.values.forEach((v, i) => {
-      if (v === null) return;
-      const kept = values[i];
-      if (kept === null || kept === undefined) values[i] = v;
+    const values = unpackChannels(first);
+    for (const [k, ci] of r.layout.indexes.entries()) {
+      const v = r.values[k]!;
+      const kept = values[ci];
+      if (kept === null || kept === undefined) values[ci] = v;
       else if (kept !== v) conflicts++;
-    });
+    }
     const extra = r.extra === null ? first.extra : { ...r.extra, ...first.extra };
-    rows[at] = { ...first, seq: first.seq ?? r.seq, values, extra };
+    rows[at] = { ...first, seq: first.seq ?? r.seq, ...packChannels(values), extra };
   }
   return { rows, duplicates, conflicts };
 }

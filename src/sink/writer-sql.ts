@@ -136,10 +136,13 @@ export function keyBounds(rows: readonly Pick<Reading, 'wellId' | 'tsUs'>[]): Ke
 export function usedChannels(rows: readonly Reading[], channelCount: number): number[] {
   const used = new Uint8Array(channelCount);
   let count = 0;
+  // Readings of one channel set share a layout: each layout looked at once per run of it.
+  let last: Reading['layout'] | undefined;
   for (const r of rows) {
-    const values = r.values;
-    for (let i = 0; i < channelCount; i++) {
-      if (used[i] === 0 && values[i] !== null && values[i] !== undefined) {
+    if (r.layout === last) continue;
+    last = r.layout;
+    for (const i of last.indexes) {
+      if (i < channelCount && used[i] === 0) {
         used[i] = 1;
         if (++count === channelCount) return Array.from(used.keys());
       }
@@ -201,11 +204,12 @@ export function* readingChunks(rows: readonly Reading[], channels: number | read
     pos = writeUtf8(buf, pos, r.seq === null ? COPY_NULL : String(r.seq));
     buf[pos++] = TAB;
     pos = extra === undefined ? writeUtf8(buf, pos, COPY_NULL) : writeUtf8(buf, pos, extra);
+    const positions = r.layout.positions;
     const values = r.values;
     for (let c = 0; c < n; c++) {
-      const v = values[columns[c]!];
+      const at = positions[columns[c]!];
       buf[pos++] = TAB;
-      pos = writeUtf8(buf, pos, v === null || v === undefined ? COPY_NULL : copyFloat(v));
+      pos = writeUtf8(buf, pos, at === undefined || at < 0 ? COPY_NULL : copyFloat(values[at]!));
     }
     buf[pos++] = NEWLINE;
   }

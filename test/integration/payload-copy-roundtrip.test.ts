@@ -10,6 +10,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { packChannels } from '../../src/decode/channels.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
@@ -73,7 +74,7 @@ const hex = (s: string) => Buffer.from(s, 'utf8').toString('hex');
 function row(s: string, tsUs: number, i: number): Reading {
   const values: (number | null)[] = DEFAULT_CATALOG.map(() => null);
   values[CURRENT] = i % 1000;
-  return { wellId: s, site: s, tsUs, seq: i, values, extra: { v: s, keys: { [s]: true }, list: [s, s] } };
+  return { wellId: s, site: s, tsUs, seq: i, ...packChannels(values), extra: { v: s, keys: { [s]: true }, list: [s, s] } };
 }
 
 /** Writes `strings` as one batch (ts = base + offset + i µs) and asserts each reads back byte-identical. */

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { packChannels } from '../../src/decode/channels.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { migrate } from '../../src/schema/migrate.ts';
 import { TelemetryWriter } from '../../src/sink/writer.ts';
@@ -23,7 +24,7 @@ const reading = (i: number): Reading => ({
   site: null,
   tsUs: T0_US + i * 1_000_000,
   seq: i,
-  values: DEFAULT_CATALOG.map((_, c) => (c === 0 ? 1 : null)),
+  ...packChannels(DEFAULT_CATALOG.map((_, c) => (c === 0 ? 1 : null))),
   extra: null,
 });
 

@@ -7,6 +7,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Channel, DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { packChannels } from '../../src/decode/channels.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import type { SqlClient } from '../../src/schema/apply.ts';
 import { migrateWith } from '../../src/schema/migrate.ts';
@@ -156,7 +157,7 @@ describe('licensed TimescaleDB: compression and rollups on the real well data', 
         tsUs: startUs + (m * 60 + s) * 1e6,
         seq: null,
         extra: null,
-        values: catalog.map((c) => (c === SAND ? 10 * (m + 1) + s / 30 : c.column === 'tree_pressure_pa' ? 1.5e7 : null)),
+        ...packChannels(catalog.map((c) => (c === SAND ? 10 * (m + 1) + s / 30 : c.column === 'tree_pressure_pa' ? 1.5e7 : null))),
       })),
     );
     const { target, text } = copyOf(catalog, fresh);

@@ -3,18 +3,20 @@
 // it (a SQLSTATE in `code`).
 import type { BatchItem } from '../../src/batch/batcher.ts';
 import { type Channel, DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { packChannels } from '../../src/decode/channels.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import type { MessageWork, RejectRow } from '../../src/decode/work.ts';
 
 /**
  * Channel values: by DEFAULT_CATALOG column name (the others null; an unknown name throws), or
- * as the `values` array itself (index i ↔ catalog[i], for tests of a catalog of their own).
+ * aligned with the catalog (index i ↔ catalog[i], null: not carried; for tests of a catalog of
+ * their own).
  */
 export type ChannelValues = Readonly<Record<string, number>> | readonly (number | null)[];
 
 /** A decoded reading of `wellId` at `tsUs` (µs since the epoch); site, seq and extra null unless `more` sets them. */
 export function reading(wellId: string, tsUs: number, values: ChannelValues = {}, more: Partial<Pick<Reading, 'site' | 'seq' | 'extra'>> = {}): Reading {
-  return { wellId, site: null, tsUs, seq: null, extra: null, ...more, values: channelValues(values) };
+  return { wellId, site: null, tsUs, seq: null, extra: null, ...more, ...packChannels(channelValues(values)) };
 }
 
 function channelValues(values: ChannelValues): (number | null)[] {

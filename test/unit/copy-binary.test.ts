@@ -4,6 +4,7 @@
 // test/integration/sink.test.ts.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { packChannels } from '../../src/decode/channels.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { binaryReadingChunks } from '../../src/sink/copy-binary.ts';
 import { binaryCopyProblem } from '../../src/sink/writer.ts';
@@ -32,14 +33,23 @@ function parse(data: Buffer): (Buffer | null)[][] {
   return rows;
 }
 
-const r = (over: Partial<Reading>): Reading => ({ wellId: 'W-1', site: null, tsUs: 0, seq: null, values: [1.5, null, -2], extra: null, ...over });
+/** A reading; `channels` aligned with a 3-channel catalog (null: not carried). */
+const r = ({ channels = [1.5, null, -2], ...over }: Partial<Omit<Reading, 'layout' | 'values'>> & { channels?: (number | null)[] }): Reading => ({
+  wellId: 'W-1',
+  site: null,
+  tsUs: 0,
+  seq: null,
+  extra: null,
+  ...over,
+  ...packChannels(channels),
+});
 
 describe('binaryReadingChunks', () => {
   it('writes ts as µs since 2000-01-01, text as UTF-8, seq as int8, jsonb with its version byte, float8 as IEEE 754', () => {
     const rows = parse(
       Buffer.concat([
         ...binaryReadingChunks(
-          [r({ tsUs: 946_684_800_000_001, site: 'Sül', seq: 2 ** 40 + 3, extra: { a: 'ü' } }), r({ tsUs: -1, values: [null, null, 5e-324] })],
+          [r({ tsUs: 946_684_800_000_001, site: 'Sül', seq: 2 ** 40 + 3, extra: { a: 'ü' } }), r({ tsUs: -1, channels: [null, null, 5e-324] })],
           [0, 2],
         ),
       ]),
@@ -69,7 +79,7 @@ describe('binaryReadingChunks', () => {
   });
 
   it('refuses a non-finite value as the text encoder does (RangeError)', () => {
-    expect(() => [...binaryReadingChunks([r({ values: [Number.NaN] })], [0])]).toThrow(RangeError);
+    expect(() => [...binaryReadingChunks([r({ channels: [Number.NaN] })], [0])]).toThrow(RangeError);
   });
 });
 

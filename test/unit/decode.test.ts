@@ -1,7 +1,8 @@
 // Unit tests for decode: payload bytes → readings and rejections, and device timestamp parsing.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
-import { type Decoded, type DecodeOptions, decodeMessage, parseTimestamp, type Source } from '../../src/decode/decode.ts';
+import { channelValue, unpackChannels } from '../../src/decode/channels.ts';
+import { type Decoded, type DecodeOptions, decodeMessage, parseTimestamp, type Reading, type Source } from '../../src/decode/decode.ts';
 
 const RECEIVED_AT_MS = Date.parse('2024-06-01T00:00:00Z');
 const SOURCE: Source = { wellId: 'well-7', site: 'north', receivedAtMs: RECEIVED_AT_MS };
@@ -34,6 +35,9 @@ function onlyRejection(d: Decoded) {
   return d.rejections[0]!;
 }
 
+/** The value of catalog channel `ci` in `r` (null: not carried); undefined without a reading. */
+const channelOf = (r: Reading | undefined, ci: number) => (r === undefined ? undefined : channelValue(r, ci));
+
 describe('decodeMessage: payload shapes', () => {
   it('decodes a single object into one reading aligned with the catalog', () => {
     const d = decode(objectPayload({ motor_current_a: 41.5, vsd_frequency_hz: 55 }));
@@ -42,10 +46,12 @@ describe('decodeMessage: payload shapes', () => {
     expect(d.readings).toHaveLength(1);
     const r = d.readings[0]!;
     expect(r).toMatchObject({ wellId: 'well-7', site: 'north', tsUs: TS_US, seq: null, extra: null });
-    expect(r.values).toHaveLength(DEFAULT_CATALOG.length);
-    expect(r.values[CURRENT]).toBe(41.5);
-    expect(r.values[FREQ]).toBe(55);
-    expect(r.values.filter((v) => v !== null)).toHaveLength(2);
+    expect(unpackChannels(r)).toHaveLength(DEFAULT_CATALOG.length);
+    expect(channelOf(r, CURRENT)).toBe(41.5);
+    expect(channelOf(r, FREQ)).toBe(55);
+    // Only the channels carried, in catalog order.
+    expect(r.layout.indexes).toEqual([CURRENT, FREQ].sort((a, b) => a - b));
+    expect(r.values).toHaveLength(2);
   });
 
   it('decodes an array payload into one reading per element, in order', () => {
@@ -56,7 +62,7 @@ describe('decodeMessage: payload shapes', () => {
       ]),
     );
     expect(d.rejections).toEqual([]);
-    expect(d.readings.map((r) => [r.seq, r.tsUs, r.values[CURRENT]])).toEqual([
+    expect(d.readings.map((r) => [r.seq, r.tsUs, channelOf(r, CURRENT)])).toEqual([
       [1, TS_US, 1],
       [2, TS_US + 1_000_000, 2],
     ]);
@@ -114,7 +120,7 @@ describe('decodeMessage: payload shapes', () => {
         { ts: '2024-05-01T12:00:06Z', motor_current_a: 6 },
       ]),
     );
-    expect(d.readings.map((r) => r.values[CURRENT])).toEqual([1, 3, 6]);
+    expect(d.readings.map((r) => channelOf(r, CURRENT))).toEqual([1, 3, 6]);
     expect(d.rejections.map((r) => [r.index, r.reason])).toEqual([
       [1, 'type_mismatch'],
       [3, 'missing_ts'],
@@ -139,7 +145,7 @@ describe('decodeMessage: payload shapes', () => {
     const text = objectPayload({ motor_current_a: 7 });
     const big = new Uint8Array(bytes(`xxxx${text}yyyy`).buffer);
     const view = big.subarray(4, 4 + bytes(text).byteLength);
-    expect(decodeMessage(view, SOURCE, OPTS).readings[0]?.values[CURRENT]).toBe(7);
+    expect(channelOf(decodeMessage(view, SOURCE, OPTS).readings[0], CURRENT)).toBe(7);
   });
 });
 
@@ -367,7 +373,7 @@ describe('decodeMessage: channel values', () => {
   ])('accepts the numeric string %s as %d and counts it as coerced', (valueJson, expected) => {
     const d = decode(`{"ts":"${TS}","intake_temperature_degc":${valueJson}}`);
     expect(d.rejections).toEqual([]);
-    expect(d.readings[0]?.values[col('intake_temperature_degc')]).toBe(expected);
+    expect(channelOf(d.readings[0], col('intake_temperature_degc'))).toBe(expected);
     expect(d.coercedValues).toBe(1);
   });
 
@@ -389,14 +395,14 @@ describe('decodeMessage: channel values', () => {
     ['a fraction', 0.001],
     ['exponent notation', 1e2],
   ])('accepts a value at %s', (_what, v) => {
-    expect(decode(objectPayload({ motor_current_a: v })).readings[0]?.values[CURRENT]).toBe(v);
+    expect(channelOf(decode(objectPayload({ motor_current_a: v })).readings[0], CURRENT)).toBe(v);
   });
 
   it('treats null as not reported: the column stays null, never 0', () => {
     const d = decode(objectPayload({ motor_current_a: null, vsd_frequency_hz: 50 }));
     expect(d.rejections).toEqual([]);
-    expect(d.readings[0]?.values[CURRENT]).toBeNull();
-    expect(d.readings[0]?.values[FREQ]).toBe(50);
+    expect(channelOf(d.readings[0], CURRENT)).toBeNull();
+    expect(channelOf(d.readings[0], FREQ)).toBe(50);
   });
 
   it('never fabricates a 0 from "" or null', () => {
@@ -404,7 +410,7 @@ describe('decodeMessage: channel values', () => {
     expect(fromEmpty.readings).toEqual([]);
     expect(fromEmpty.rejections[0]?.reason).toBe('type_mismatch');
     const fromNull = decode(objectPayload({ motor_current_a: null, vsd_frequency_hz: 50 }));
-    expect(fromNull.readings[0]?.values.filter((v) => v === 0)).toEqual([]);
+    expect(fromNull.readings[0]?.values).toEqual([50]);
   });
 
   it.each([
@@ -418,7 +424,7 @@ describe('decodeMessage: channel values', () => {
   it('uses a catalog passed in options, not only the default one', () => {
     const catalog = [{ column: 'x_a', unit: 'A', min: -5, max: 5, description: 'test' }];
     const d = decode(objectPayload({ x_a: -5 }), { catalog, unknownFields: 'reject' });
-    expect(d.readings[0]?.values).toEqual([-5]);
+    expect(unpackChannels(d.readings[0]!)).toEqual([-5]);
     expect(decode(objectPayload({ x_a: 6 }), { catalog }).rejections[0]?.reason).toBe('out_of_range');
     expect(decode(objectPayload({ motor_current_a: 1 }), { catalog, unknownFields: 'reject' }).rejections[0]?.reason).toBe('unknown_field');
   });
@@ -431,13 +437,13 @@ describe('decodeMessage: unknown fields', () => {
     const d = decode(objectPayload(fields), { unknownFields: 'keep' });
     expect(d.droppedFields).toBe(0);
     expect(d.readings[0]?.extra).toEqual({ firmware: 'v2.1', pump: { stage: 3 }, flags: [1, 'a'] });
-    expect(d.readings[0]?.values[CURRENT]).toBe(1);
+    expect(channelOf(d.readings[0], CURRENT)).toBe(1);
   });
 
   it('keep: a reading with only unknown fields is accepted with every channel null', () => {
     const d = decode(objectPayload({ firmware: 'v2.1' }), { unknownFields: 'keep' });
     expect(d.readings[0]?.extra).toEqual({ firmware: 'v2.1' });
-    expect(d.readings[0]?.values.every((v) => v === null)).toBe(true);
+    expect(unpackChannels(d.readings[0]!).every((v) => v === null)).toBe(true);
   });
 
   it('keep: a "__proto__" field is kept as an own field, not turned into a prototype', () => {
@@ -458,7 +464,7 @@ describe('decodeMessage: unknown fields', () => {
     const d = decode(objectPayload(fields), { unknownFields: 'drop' });
     expect(d.droppedFields).toBe(3);
     expect(d.readings[0]?.extra).toBeNull();
-    expect(d.readings[0]?.values[CURRENT]).toBe(1);
+    expect(channelOf(d.readings[0], CURRENT)).toBe(1);
   });
 
   it('drop: counts are summed over an array and exclude rejected readings', () => {

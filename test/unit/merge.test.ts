@@ -1,5 +1,6 @@
 // Unit tests for merging readings that share a (well_id, ts) key within one batch.
 import { describe, expect, it } from 'vitest';
+import { unpackChannels } from '../../src/decode/channels.ts';
 import { mergeByKey } from '../../src/sink/merge.ts';
 import { reading } from '../support/fixtures.ts';
 
@@ -22,7 +23,7 @@ describe('mergeByKey', () => {
 
   it('does not merge different wells at the same ts', () => {
     const m = mergeByKey([reading('W-1', T, [1]), reading('W-2', T, [2])]);
-    expect(m.rows.map((r) => [r.wellId, r.values])).toEqual([
+    expect(m.rows.map((r) => [r.wellId, unpackChannels(r)])).toEqual([
       ['W-1', [1]],
       ['W-2', [2]],
     ]);
@@ -98,7 +99,7 @@ describe('mergeByKey', () => {
   ])('%s', (_what, valuesList, merged, duplicates, conflicts) => {
     const m = mergeByKey(valuesList.map((values) => reading(W, T, values)));
     expect(m.rows).toHaveLength(1);
-    expect(m.rows[0]?.values).toEqual(merged);
+    expect(unpackChannels(m.rows[0]!)).toEqual(merged);
     expect(m.duplicates).toBe(duplicates);
     expect(m.conflicts).toBe(conflicts);
   });
@@ -120,7 +121,7 @@ describe('mergeByKey', () => {
 
   it('keeps the merged row at the position of the first arrival', () => {
     const m = mergeByKey([reading(W, 1, [1, null]), reading(W, 2, [2, null]), reading(W, 1, [null, 3])]);
-    expect(m.rows.map((r) => [r.tsUs, r.values])).toEqual([
+    expect(m.rows.map((r) => [r.tsUs, unpackChannels(r)])).toEqual([
       [1, [1, 3]],
       [2, [2, null]],
     ]);

@@ -2,11 +2,20 @@
 // let TimescaleDB decompress only what a statement touches, and the COPY lines' shape.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CATALOG } from '../../src/decode/catalog.ts';
+import { channelValue, packChannels } from '../../src/decode/channels.ts';
 import type { Reading } from '../../src/decode/decode.ts';
 import { copyFloat, copyInt, copyJson, copyText, copyTimestampUs } from '../../src/sink/copy-encode.ts';
 import { keyBounds, readingChunks, readingLines, rejectLines, usedChannels, writerSql } from '../../src/sink/writer-sql.ts';
 
-const r = (wellId: string, tsUs: number, values: (number | null)[] = []): Reading => ({ wellId, site: null, tsUs, seq: null, values, extra: null });
+/** A reading; `values` aligned with the catalog (null: not carried). */
+const r = (wellId: string, tsUs: number, values: (number | null)[] = []): Reading => ({
+  wellId,
+  site: null,
+  tsUs,
+  seq: null,
+  extra: null,
+  ...packChannels(values),
+});
 
 describe('keyBounds', () => {
   it('gives the distinct wells (sorted) and the inclusive time range to the microsecond', () => {
@@ -65,12 +74,12 @@ describe('readingLines / rejectLines', () => {
 
   it('writes the bytes the per-field encoders give, for text that needs escaping, non-ASCII ids and a line longer than a chunk', () => {
     const reference = (x: Reading, channels: number[]) =>
-      `${[copyTimestampUs(x.tsUs), copyText(x.wellId), copyText(x.site), copyInt(x.seq), copyJson(x.extra), ...channels.map((i) => copyFloat(x.values[i] ?? null))].join('\t')}\n`;
+      `${[copyTimestampUs(x.tsUs), copyText(x.wellId), copyText(x.site), copyInt(x.seq), copyJson(x.extra), ...channels.map((i) => copyFloat(channelValue(x, i)))].join('\t')}\n`;
     const rows: Reading[] = [
-      { wellId: 'Poço-7', site: 'Campo\\Sul', tsUs: -1, seq: 0, values: [1e-308, null, -0.5], extra: { note: 'tab\there, línea\nnueva', n: [1, 2] } },
-      { wellId: 'Poço-7', site: 'Campo\\Sul', tsUs: 1_714_521_600_123_456, seq: 9_007_199_254_740_991, values: [null, 7, null], extra: null },
-      { wellId: 'W2', site: null, tsUs: Date.UTC(10_000, 0, 1) * 1000, seq: null, values: [1, 2, 3], extra: { long: 'x'.repeat(200_000) } },
-      { wellId: 'W2', site: null, tsUs: 0, seq: 1, values: [-Number.MIN_VALUE * 3, 0, -1 / 3e300], extra: null },
+      { wellId: 'Poço-7', site: 'Campo\\Sul', tsUs: -1, seq: 0, ...packChannels([1e-308, null, -0.5]), extra: { note: 'tab\there, línea\nnueva', n: [1, 2] } },
+      { wellId: 'Poço-7', site: 'Campo\\Sul', tsUs: 1_714_521_600_123_456, seq: 9_007_199_254_740_991, ...packChannels([null, 7, null]), extra: null },
+      { wellId: 'W2', site: null, tsUs: Date.UTC(10_000, 0, 1) * 1000, seq: null, ...packChannels([1, 2, 3]), extra: { long: 'x'.repeat(200_000) } },
+      { wellId: 'W2', site: null, tsUs: 0, seq: 1, ...packChannels([-Number.MIN_VALUE * 3, 0, -1 / 3e300]), extra: null },
     ];
     const channels = [0, 1, 2];
     const chunks = [...readingChunks(rows, channels)];
