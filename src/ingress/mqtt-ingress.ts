@@ -255,8 +255,12 @@ export class MqttIngress {
     // While the broker is unreachable MQTT.js retries (and fails) every reconnectPeriod: the first
     // error with its stack, then a line a minute, then the recovery.
     const outage = new ErrorLogThrottle(undefined, this.#deps.clock);
+    // The first refusal of an outage gets its line even when a socket error opened the outage (a
+    // broker reloading its password file may reset the connection first): the reason is the news.
+    let refusalLogged = false;
     client.on('connect', (connack) => {
       accepted = true;
+      refusalLogged = false;
       this.#connects++;
       this.#failures = 0;
       this.#lastFailure = undefined;
@@ -294,14 +298,22 @@ export class MqttIngress {
         this.#lastFailure = `broker refused the connection: ${refusal.text}`;
         this.#report();
         this.#backoff(client);
-        warnThrottled(
-          log,
-          outage,
-          { message: this.#lastFailure, code: refusal.label },
-          { event: 'mqtt_refused', reason: refusal.label },
-          `mqtt broker refused our connection: ${refusal.text}; retrying with backoff`,
-          (n) => `mqtt broker still refuses our connection: ${refusal.text} (${n} refusals since the last line)`,
-        );
+        const err = { message: this.#lastFailure, code: refusal.label };
+        const first = `mqtt broker refused our connection: ${refusal.text}; retrying with backoff`;
+        if (!refusalLogged) {
+          refusalLogged = true;
+          outage.error();
+          log.warn({ event: 'mqtt_refused', reason: refusal.label, err }, first);
+        } else {
+          warnThrottled(
+            log,
+            outage,
+            err,
+            { event: 'mqtt_refused', reason: refusal.label },
+            first,
+            (n) => `mqtt broker still refuses our connection: ${refusal.text} (${n} refusals since the last line)`,
+          );
+        }
         return;
       }
       // Socket and TLS errors by code only: their messages carry internal addresses.

@@ -44,6 +44,9 @@ export interface ServiceProcessOptions {
   readonly entry?: 'sources' | 'bundle';
 }
 
+/** Characters of the service's output a ServiceProcess keeps (see output()). */
+const OUTPUT_KEPT_CHARS = 4_000_000;
+
 /** The image's command after `node` (the Dockerfile's CMD), relative to the project root. */
 export const BUNDLE_ARGS = ['--max-semi-space-size=8', '--enable-source-maps', 'dist/service/main.js'];
 
@@ -61,7 +64,9 @@ export class ServiceProcess {
   httpPort = 0;
   #proc: ChildProcess | undefined;
   #exited: Promise<number | null> = Promise.resolve(null);
-  #out = '';
+  /** What the service wrote, in chunks, the oldest dropped past OUTPUT_KEPT_CHARS. */
+  readonly #out: string[] = [];
+  #outChars = 0;
 
   constructor(
     private readonly env: Record<string, string>,
@@ -79,9 +84,12 @@ export class ServiceProcess {
     return this.#exited;
   }
 
-  /** The last 200,000 characters the service wrote to stdout and stderr, over all its starts. */
+  /**
+   * What the service wrote to stdout and stderr, over all its starts: the last 4,000,000
+   * characters or so (whole chunks), enough for every line of a test's run at info level.
+   */
   output(): string {
-    return this.#out;
+    return this.#out.join('');
   }
 
   /**
@@ -109,7 +117,10 @@ export class ServiceProcess {
     if (this.opts.endWithScript) adopt(proc);
     const file = this.opts.logFile ? createWriteStream(this.opts.logFile, { flags: 'a' }) : undefined;
     const keep = (d: Buffer) => {
-      this.#out = (this.#out + d.toString()).slice(-200_000);
+      const text = d.toString();
+      this.#out.push(text);
+      this.#outChars += text.length;
+      while (this.#out.length > 1 && this.#outChars - this.#out[0]!.length >= OUTPUT_KEPT_CHARS) this.#outChars -= this.#out.shift()!.length;
       file?.write(d);
     };
     proc.stdout!.on('data', keep);
@@ -122,12 +133,12 @@ export class ServiceProcess {
     const end = Date.now() + timeoutMs;
     for (;;) {
       if (proc.exitCode !== null || proc.signalCode !== null) {
-        throw new Error(`esp-ingest exited with ${proc.exitCode ?? proc.signalCode} during start-up${seeLog}: ${this.#out.slice(-2000)}`);
+        throw new Error(`esp-ingest exited with ${proc.exitCode ?? proc.signalCode} during start-up${seeLog}: ${this.output().slice(-2000)}`);
       }
       if ((await readyz(this.httpPort).catch(() => undefined))?.status === 200) return;
       if (Date.now() > end) {
         await stopChild(proc);
-        throw new Error(`esp-ingest not ready after ${timeoutMs} ms${seeLog}: ${this.#out.slice(-2000)}`);
+        throw new Error(`esp-ingest not ready after ${timeoutMs} ms${seeLog}: ${this.output().slice(-2000)}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
