@@ -53,6 +53,13 @@ export function countedAck(held: Releasable | undefined, metrics: Metrics, gate:
 /** The acknowledgement of a QoS 0 message: nothing to send. */
 const NO_ACK: Acknowledgement = { acknowledge: () => undefined };
 
+/**
+ * What handleMessage calls back with for a message whose connection closed while it waited for
+ * room: MQTT.js then makes no PUBACK (mqtt lib/handlers/publish) and goes on (its work loop drops
+ * the error).
+ */
+const CONNECTION_CLOSED = new Error('the connection this message came on has closed: not acknowledged (the broker redelivers it)');
+
 /** One received PUBLISH. */
 export interface InboundMessage {
   readonly topic: string;
@@ -187,12 +194,19 @@ export class MqttIngress {
 
     client.handleMessage = (packet, callback) => {
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-      // The canary's probe: PUBACKed at once, neither counted nor passed on.
-      if (this.#deps.canary?.take(packet.topic, payload)) return callback();
       const qos = packet.qos;
+      // Every QoS 1 PUBACK goes through the gate, also those released at once below: one of a
+      // message from a connection that has closed is then never sent (see PubackGate.hold).
+      const held = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
+      // The canary's probe: PUBACKed at once, neither counted nor passed on.
+      if (this.#deps.canary?.take(packet.topic, payload)) {
+        held?.release();
+        return callback();
+      }
       // The broker's own statistics, not telemetry: exported, never decoded or stored.
       if (packet.topic.startsWith('$SYS/')) {
         this.#brokerStat(packet.topic, packet.payload);
+        held?.release();
         callback();
         return;
       }
@@ -202,12 +216,12 @@ export class MqttIngress {
             client,
             `another instance wrote its session marker on ${packet.topic} after the broker closed our connection without a reason ${TAKEOVER_SILENT_CLOSES} times within ${TAKEOVER_WINDOW_MS / 1000} s`,
           );
+        held?.release();
         callback();
         return;
       }
       received[qos]?.inc();
       if (packet.retain) metrics.retainedReceived.inc();
-      const held = qos === 1 && packet.messageId !== undefined ? gate.hold(packet.messageId) : undefined;
       if (held) unacknowledged.set(gate.held);
       if (!this.#accepting) {
         // Intake stopped: never PUBACK; the broker redelivers it to the next session.
@@ -226,7 +240,9 @@ export class MqttIngress {
       const wait = onMessage(msg);
       if (wait)
         wait.then(
-          () => callback(),
+          // The buffer had room again; if the connection closed meanwhile, MQTT.js must not make
+          // this message's PUBACK at all (it would queue it for the next connection).
+          () => (held === undefined || gate.onCurrentConnection(held) ? callback() : callback(CONNECTION_CLOSED)),
           (err: Error) => callback(err),
         );
       else callback();

@@ -50,6 +50,9 @@ function isPlainPuback(packet: Packet): boolean {
   return true;
 }
 
+/** The epoch of a message handled after its connection closed: never the gate's. */
+const CLOSED_EPOCH = -1;
+
 /** One held PUBACK: a single object per in-flight message, also its acknowledgement. */
 class Held implements Releasable, Acknowledgement {
   /** The PUBACK once MQTT.js produced it. */
@@ -101,8 +104,17 @@ export class PubackGate {
     this.#send = internal._sendPacket.bind(client);
     internal._sendPacket = (packet, cb, ...rest) => {
       const entry = packet.cmd === 'puback' && packet.messageId !== undefined ? this.#held[packet.messageId] : undefined;
-      if (!entry || entry.epoch !== this.#epoch) {
+      if (!entry) {
         this.#send(packet, cb, ...rest);
+        return;
+      }
+      if (entry.epoch !== this.#epoch) {
+        // Its message came on a connection that has closed, and MQTT.js made the PUBACK only now
+        // (a message handled after the close, or whose handleMessage called back after it). Never
+        // sent: MQTT.js would send it on the next connection, where the same packet id may name
+        // a message not committed. The broker redelivers this one [MQTT-4.4.0-1].
+        this.#held[entry.messageId] = undefined;
+        cb?.();
         return;
       }
       if (entry.released) {
@@ -113,9 +125,10 @@ export class PubackGate {
       entry.packet = isPlainPuback(packet) ? PLAIN_PUBACK : packet;
       cb?.(); // let the MQTT.js work loop go on to the next packet
     };
+    // The entries stay, under a past epoch, until their id is held again: a PUBACK MQTT.js still
+    // makes for one of them is dropped (above).
     client.on('close', () => {
       this.#dropped += this.#heldCount;
-      this.#held.fill(undefined);
       this.#heldCount = 0;
       this.#epoch++;
     });
@@ -127,15 +140,26 @@ export class PubackGate {
   }
 
   /**
-   * Holds the PUBACK of `messageId` on the current connection.
+   * Holds the PUBACK of `messageId`, a QoS 1 message MQTT.js is handling: every one, whatever
+   * becomes of the message (release one that needs no commit at once). A message handled once its
+   * connection has closed is held as of that closed connection: its PUBACK is never sent.
    * @returns its release(): sends the PUBACK if the connection is still the one the message came
    *   on; returns false when it was dropped instead (the broker will redeliver).
    */
   hold(messageId: number): Releasable & Acknowledgement {
-    const entry = new Held(this.#releaser, this.#epoch, messageId);
-    if (this.#held[messageId] === undefined) this.#heldCount++;
+    const live = this.#client.connected;
+    const entry = new Held(this.#releaser, live ? this.#epoch : CLOSED_EPOCH, messageId);
+    const previous = this.#held[messageId];
+    const counted = previous !== undefined && previous.epoch === this.#epoch;
+    if (live && !counted) this.#heldCount++;
+    else if (!live && counted) this.#heldCount--;
     this.#held[messageId] = entry;
     return entry;
+  }
+
+  /** The message `held` came on the connection that is open now (false once it closed). */
+  onCurrentConnection(held: Releasable & Acknowledgement): boolean {
+    return (held as Held).epoch === this.#epoch;
   }
 
   readonly #releaser = {
@@ -195,13 +219,15 @@ export function pubackGateProblem(handlePublish: PublishHandler | string = insta
     },
     { manualConnect: true, protocolVersion: 4 },
   );
-  const internal = client as unknown as { _sendPacket?: unknown };
+  const internal = client as unknown as { _sendPacket?: unknown; connected: boolean };
   if (typeof internal._sendPacket !== 'function') return 'MqttClient has no _sendPacket method';
   const sent: { cmd: string }[] = [];
   internal._sendPacket = (packet: { cmd: string }, cb?: () => void) => {
     sent.push(packet);
     cb?.();
   };
+  // As if connected: what it sends only reaches `sent`.
+  internal.connected = true;
   const gate = new PubackGate(client);
   const held = gate.hold(1);
   let handled = false;
@@ -212,8 +238,9 @@ export function pubackGateProblem(handlePublish: PublishHandler | string = insta
   );
   if (!handled) return 'the QoS 1 PUBLISH handler did not complete synchronously';
   if (sent.some((p) => p.cmd === 'puback')) return 'a PUBACK left through _sendPacket while the gate held it';
-  // Released on an unconnected client: false when the gate had caught the PUBACK (and drops it),
-  // true when nothing was caught (it would go out whenever MQTT.js sends it).
-  if (held.release()) return 'the PUBACK never reached _sendPacket';
+  // Released, a PUBACK the gate caught goes out; none goes out when nothing was caught (MQTT.js
+  // would send it whenever it likes).
+  held.release();
+  if (!sent.some((p) => p.cmd === 'puback')) return 'the PUBACK never reached _sendPacket';
   return undefined;
 }

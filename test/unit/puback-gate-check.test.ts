@@ -37,7 +37,7 @@ describe('PubackGate', () => {
       () => {
         throw new Error('never connected');
       },
-      { manualConnect: true, protocolVersion: 5 },
+      { manualConnect: true, protocolVersion: 5, reconnectPeriod: 0 },
     );
     const written: object[] = [];
     const internal = client as unknown as { _sendPacket: (p: object, cb?: () => void) => void; connected: boolean };
@@ -48,8 +48,61 @@ describe('PubackGate', () => {
     internal.connected = true;
     const released: boolean[] = [];
     const gate = new PubackGate(client, (sent) => released.push(sent));
-    return { gate, written, released, send: (p: object) => internal._sendPacket(p) };
+    return {
+      gate,
+      written,
+      released,
+      send: (p: object) => internal._sendPacket(p),
+      /** The connection closes (MQTT.js emits 'close'), then, with `reconnect`, a new one is up. */
+      close: (reconnect: boolean) => {
+        internal.connected = false;
+        client.emit('close');
+        internal.connected = reconnect;
+      },
+    };
   }
+
+  const puback = (messageId: number) => ({ cmd: 'puback', messageId, reasonCode: 0 });
+
+  it('never sends a PUBACK MQTT.js makes after the connection closed, not on the next connection either', () => {
+    const { gate, written, released, send, close } = gated();
+    const held = gate.hold(5);
+    close(true);
+    expect(gate.onCurrentConnection(held)).toBe(false);
+    // The message's handleMessage called back late (it waited for room in the buffer).
+    send(puback(5));
+    held.acknowledge();
+    expect(written).toEqual([]);
+    expect(released).toEqual([false]);
+    expect(gate.stats()).toEqual({ held: 0, droppedOnClose: 1 });
+  });
+
+  it('gives the id held again on the next connection its own PUBACK, sent once after its acknowledge()', () => {
+    const { gate, written, send, close } = gated();
+    gate.hold(5);
+    close(true);
+    // The broker redelivers under the same id on the resumed session; the old message's late
+    // PUBACK comes after that.
+    const again = gate.hold(5);
+    send(puback(5));
+    send(puback(5));
+    expect(written).toEqual([]);
+    again.acknowledge();
+    expect(written).toEqual([puback(5)]);
+  });
+
+  it('never PUBACKs a message MQTT.js handles after its connection closed, and counts it nowhere', () => {
+    const { gate, written, released, send, close } = gated();
+    close(false);
+    // Packets parsed before the close are still handled, one per tick.
+    const late = gate.hold(9);
+    expect(gate.held).toBe(0);
+    expect(late.release()).toBe(false);
+    send(puback(9));
+    late.acknowledge();
+    expect(written).toEqual([]);
+    expect(released).toEqual([false]);
+  });
 
   it('holds a PUBACK until acknowledge(), then sends it and reports it sent', () => {
     const { gate, written, released, send } = gated();
