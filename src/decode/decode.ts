@@ -430,10 +430,10 @@ function decodeReading(item: unknown, source: Source, opts: DecodeOptions, tally
     byIndex[ci] = n;
     channels++;
   }
+  if (channels === 0 && kept === 0) return { reason: 'no_channels', detail: 'the reading carries no channel value' };
   if (carried.length > 1) carried.sort(ascending);
   const values = new Array<number>(carried.length);
   for (let k = 0; k < carried.length; k++) values[k] = byIndex[carried[k]!]!;
-  if (channels === 0 && kept === 0) return { reason: 'no_channels', detail: 'the reading carries no channel value' };
   tally.droppedFields += droppedFields;
   tally.coercedValues += coercedValues;
   return { wellId: source.wellId, site: source.site, tsUs, seq, layout: channelLayout(catalog.length, carried), values, extra };

@@ -26,7 +26,7 @@ const BROKER_STATS: Record<string, 'brokerDroppedMessages' | 'brokerStoredMessag
  * with its connection (esp_ingest_pubacks_dropped_total); then sets
  * esp_ingest_unacknowledged_messages to `gate.held`.
  */
-export function countRelease(sent: boolean, metrics: Metrics, gate: { readonly held: number }): void {
+function countRelease(sent: boolean, metrics: Metrics, gate: { readonly held: number }): void {
   if (sent) metrics.messagesAcked.inc();
   else metrics.acksDropped.inc();
   metrics.unackedMessages.set(gate.held);
