@@ -4,15 +4,12 @@
 // cap is safe only while the buffers fit in it, which this checks at start.
 
 /**
- * V8 heap (v8.getHeapStatistics().heap_size_limit: old space plus three semi-spaces, 24 MiB with
- * the image's --max-semi-space-size=8) the service needs besides its buffers: code, modules,
- * MQTT.js's and pg's state, the messages waiting undecoded (measured: a heap snapshot with 11,000
- * messages held until commit is 27 MB, 20 MB of it the process's own), with room to spare.
+ * V8 heap (v8.getHeapStatistics().heap_size_limit: old space plus three semi-spaces) the service
+ * needs besides its buffers: code, modules, MQTT.js's and pg's state, the messages in flight
+ * (measured: a heap snapshot with 11,000 messages held until commit is 27 MB, 20 MB of it the
+ * process's own), with the young generation and room to spare.
  */
-export const HEAP_BASE_BYTES = 88 * 2 ** 20;
-
-/** The young generation's share of heap_size_limit: three semi-spaces of the image's 8 MiB. */
-const YOUNG_BYTES = 3 * 8 * 2 ** 20;
+export const HEAP_BASE_BYTES = 112 * 2 ** 20;
 
 /** Heap a payload byte may take once decoded (JSON text → objects, numbers, strings), at most. */
 export const DECODED_BYTES_PER_PAYLOAD_BYTE = 4;
@@ -26,6 +23,6 @@ export function heapShortfall(heapLimitBytes: number, bufferMaxBytes: number): s
   const need = HEAP_BASE_BYTES + DECODED_BYTES_PER_PAYLOAD_BYTE * bufferMaxBytes;
   if (heapLimitBytes >= need) return undefined;
   const mib = (b: number) => Math.ceil(b / 2 ** 20);
-  // heap_size_limit is the old space plus the young generation (README "Bounded memory").
-  return `V8's heap limit (${mib(heapLimitBytes)} MiB) is below the ${mib(need)} MiB that BUFFER_MAX_BYTES (${mib(bufferMaxBytes)} MiB) may need decoded: a full buffer could end the process (JavaScript heap out of memory); set NODE_OPTIONS="--max-old-space-size=${mib(need - YOUNG_BYTES)}", or lower BUFFER_MAX_BYTES`;
+  // heap_size_limit is the old space plus three 16 MiB semi-spaces (--max-semi-space-size=16, README "Bounded memory").
+  return `V8's heap limit (${mib(heapLimitBytes)} MiB) is below the ${mib(need)} MiB that BUFFER_MAX_BYTES (${mib(bufferMaxBytes)} MiB) may need decoded: a full buffer could end the process (JavaScript heap out of memory); set NODE_OPTIONS="--max-old-space-size=${mib(need) - 48} --max-semi-space-size=16", or lower BUFFER_MAX_BYTES`;
 }

@@ -48,7 +48,7 @@ export interface ServiceProcessOptions {
 const OUTPUT_KEPT_CHARS = 4_000_000;
 
 /** The image's command after `node` (the Dockerfile's CMD), relative to the project root. */
-export const BUNDLE_ARGS = ['--max-semi-space-size=8', '--enable-source-maps', 'dist/service/main.js'];
+export const BUNDLE_ARGS = ['--enable-source-maps', 'dist/service/main.js'];
 
 /** Runs `npm run build` (esbuild, under a second), so that `entry: 'bundle'` runs the current sources. */
 export function buildBundle(): void {

@@ -6,16 +6,16 @@ import { heapShortfall } from '../../src/config/heap.ts';
 const MiB = 2 ** 20;
 
 describe('heapShortfall', () => {
-  it("accepts the documented cap (--max-old-space-size=128 with the image's --max-semi-space-size=8: 152 MiB) with the default 16 MiB buffer", () => {
-    expect(heapShortfall(152 * MiB, 16 * MiB)).toBeUndefined();
+  it('accepts the documented cap (--max-old-space-size=128 --max-semi-space-size=16: 176 MiB) with the default 16 MiB buffer', () => {
+    expect(heapShortfall(176 * MiB, 16 * MiB)).toBeUndefined();
   });
 
   it('names the limit, the need and the NODE_OPTIONS that fits a larger buffer', () => {
-    expect(heapShortfall(152 * MiB, 64 * MiB)).toBe(
-      `V8's heap limit (152 MiB) is below the 344 MiB that BUFFER_MAX_BYTES (64 MiB) may need decoded: a full buffer could end the process (JavaScript heap out of memory); set NODE_OPTIONS="--max-old-space-size=320", or lower BUFFER_MAX_BYTES`,
+    expect(heapShortfall(176 * MiB, 64 * MiB)).toBe(
+      `V8's heap limit (176 MiB) is below the 368 MiB that BUFFER_MAX_BYTES (64 MiB) may need decoded: a full buffer could end the process (JavaScript heap out of memory); set NODE_OPTIONS="--max-old-space-size=320 --max-semi-space-size=16", or lower BUFFER_MAX_BYTES`,
     );
-    // The advice fits: that old space plus three 8 MiB semi-spaces is the need.
-    expect(heapShortfall((320 + 24) * MiB, 64 * MiB)).toBeUndefined();
+    // The advice fits: that old space plus three 16 MiB semi-spaces is the need.
+    expect(heapShortfall((320 + 48) * MiB, 64 * MiB)).toBeUndefined();
   });
 
   it('finds no shortfall with V8 left to size its heap by the machine (this process)', () => {
